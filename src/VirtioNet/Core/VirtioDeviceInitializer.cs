@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using VirtioNet.Transports;
+
+namespace VirtioNet.Core;
+
+/// <summary>
+/// The device initialization sequence, written once above every transport. Ref: virtio v1.2 §3.1.1 (Driver Requirements:
+/// Device Initialization) and §3.1.2 (Legacy Interface: Device Initialization).
+/// </summary>
+public static class VirtioDeviceInitializer
+{
+    /// <summary>How long a reset may take before the device is declared stuck. QEMU completes it synchronously.</summary>
+    public static readonly TimeSpan ResetTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Steps 1 to 6 of §3.1.1: checks the device type, resets, sets ACKNOWLEDGE and DRIVER, negotiates features,
+    /// and (on modern transports) sets FEATURES_OK and re-reads it. Returns the negotiated feature set.
+    /// The caller then sets up its queues (step 7) and calls <see cref="SetDriverOk"/> (step 8).
+    /// </summary>
+    /// <param name="transport">The device.</param>
+    /// <param name="expectedDeviceId">The device type the caller drives (1 for network).</param>
+    /// <param name="supported">Every feature bit the driver understands and wants.</param>
+    /// <param name="required">Bits without which the driver cannot work; missing ones fail with <see cref="VirtioErrorReason.RequiredFeatureMissing"/>.</param>
+    public static ulong Negotiate(IVirtioTransport transport, uint expectedDeviceId, ulong supported, ulong required = 0)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        uint deviceId = transport.DeviceId;
+        if (deviceId == 0)
+        {
+            throw new VirtioException(VirtioErrorReason.NoDevice, $"{transport.Description}: the slot is empty (device id 0).");
+        }
+
+        if (deviceId != expectedDeviceId)
+        {
+            throw new VirtioException(
+                VirtioErrorReason.WrongDeviceType,
+                $"{transport.Description}: expected virtio device id {expectedDeviceId}, found {deviceId} ({VirtioDeviceTypes.NameOf(deviceId)}).");
+        }
+
+        // §3.1.1 step 1: reset the device.
+        Reset(transport);
+
+        // Steps 2 and 3: the guest has noticed the device, and knows how to drive it.
+        transport.WriteStatus(VirtioDeviceStatus.Acknowledge);
+        transport.WriteStatus(VirtioDeviceStatus.Acknowledge | VirtioDeviceStatus.Driver);
+
+        // Step 4: read the device's features and write the subset the driver understands.
+        ulong offered = transport.ReadDeviceFeatures();
+        ulong wanted = supported;
+        if (transport.IsLegacy)
+        {
+            // §3.1.2 and §6.3: a legacy interface has 32 feature bits and no VERSION_1.
+            wanted &= 0xFFFF_FFFFUL & ~VirtioFeatures.Version1;
+        }
+        else if ((offered & VirtioFeatures.Version1) == 0)
+        {
+            Fail(transport);
+            throw new VirtioException(
+                VirtioErrorReason.UnsupportedVersion,
+                $"{transport.Description}: a modern transport whose device does not offer VIRTIO_F_VERSION_1 (offered 0x{offered:x16}).");
+        }
+        else
+        {
+            wanted |= VirtioFeatures.Version1;
+        }
+
+        // §6.3: a device offering the legacy UNUSED bit (30) is broken; the driver never accepts it.
+        ulong accepted = offered & wanted & ~VirtioFeatures.BadFeature;
+        ulong missing = required & ~accepted;
+        if (missing != 0)
+        {
+            Fail(transport);
+            throw new VirtioException(
+                VirtioErrorReason.RequiredFeatureMissing,
+                $"{transport.Description}: the device does not offer required features 0x{missing:x16} (offered 0x{offered:x16}).");
+        }
+
+        transport.WriteDriverFeatures(accepted);
+
+        if (!transport.IsLegacy)
+        {
+            // Steps 5 and 6: FEATURES_OK, then re-read it; a device that clears it refuses this subset.
+            transport.WriteStatus(VirtioDeviceStatus.Acknowledge | VirtioDeviceStatus.Driver | VirtioDeviceStatus.FeaturesOk);
+            VirtioDeviceStatus status = transport.ReadStatus();
+            if ((status & VirtioDeviceStatus.FeaturesOk) == 0)
+            {
+                Fail(transport);
+                throw new VirtioException(
+                    VirtioErrorReason.FeaturesRefused,
+                    $"{transport.Description}: the device refused the features 0x{accepted:x16} (FEATURES_OK did not stay set; status 0x{(byte)status:x2}).");
+            }
+        }
+
+        return accepted;
+    }
+
+    /// <summary>§3.1.1 step 8: the driver is ready; the device may now use its queues.</summary>
+    public static void SetDriverOk(IVirtioTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        VirtioDeviceStatus status = transport.ReadStatus();
+        transport.WriteStatus(status | VirtioDeviceStatus.DriverOk);
+        CheckHealthy(transport);
+    }
+
+    /// <summary>Sets FAILED: the driver has given up on the device (§2.1.1). Never throws.</summary>
+    public static void Fail(IVirtioTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        try
+        {
+            transport.WriteStatus(transport.ReadStatus() | VirtioDeviceStatus.Failed);
+        }
+        catch (VirtioException)
+        {
+            // The platform under the device is gone; there is nobody left to tell.
+        }
+    }
+
+    /// <summary>Writes 0 to the status and waits until the device reads back 0 (§4.2.3.1, §4.1.4.3.2).</summary>
+    public static void Reset(IVirtioTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        transport.WriteStatus(VirtioDeviceStatus.Reset);
+        var clock = Stopwatch.StartNew();
+        while (transport.ReadStatus() != VirtioDeviceStatus.Reset)
+        {
+            if (clock.Elapsed > ResetTimeout)
+            {
+                throw new VirtioException(VirtioErrorReason.Timeout, $"{transport.Description}: the device did not complete a reset within {ResetTimeout.TotalSeconds} s.");
+            }
+
+            Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>Throws <see cref="VirtioErrorReason.DeviceNeedsReset"/> when the device has set DEVICE_NEEDS_RESET (§2.1.2).</summary>
+    public static void CheckHealthy(IVirtioTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        VirtioDeviceStatus status = transport.ReadStatus();
+        if ((status & VirtioDeviceStatus.DeviceNeedsReset) != 0)
+        {
+            throw new VirtioException(VirtioErrorReason.DeviceNeedsReset, $"{transport.Description}: the device set DEVICE_NEEDS_RESET (status 0x{(byte)status:x2}).");
+        }
+    }
+}

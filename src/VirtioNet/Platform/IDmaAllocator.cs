@@ -1,0 +1,29 @@
+namespace VirtioNet.Platform;
+
+/// <summary>
+/// Hands out memory the device can reach. Called at setup time (rings, buffer pools), never per packet.
+/// </summary>
+public interface IDmaAllocator
+{
+    /// <summary>
+    /// Allocates <paramref name="length"/> zeroed bytes whose device address is a multiple of
+    /// <paramref name="alignment"/> (a power of two).
+    /// </summary>
+    /// <exception cref="Core.VirtioException">With <see cref="Core.VirtioErrorReason.OutOfDmaMemory"/> when no block fits.</exception>
+    DmaRegion Allocate(int length, int alignment);
+
+    /// <summary>Returns a region obtained from <see cref="Allocate"/>. The device must no longer use it.</summary>
+    void Free(DmaRegion region);
+
+    /// <summary>
+    /// Makes CPU writes in the range visible to the device. A no-op on cache-coherent platforms
+    /// (x86, QEMU's shared guest RAM); platforms with non-coherent caches clean the range here.
+    /// </summary>
+    void SyncForDevice(DmaRegion region) { }
+
+    /// <summary>
+    /// Makes device writes in the range visible to the CPU. A no-op on cache-coherent platforms;
+    /// platforms with non-coherent caches invalidate the range here.
+    /// </summary>
+    void SyncForCpu(DmaRegion region) { }
+}

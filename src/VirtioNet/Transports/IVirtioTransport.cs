@@ -1,0 +1,82 @@
+using VirtioNet.Core;
+using VirtioNet.Platform;
+
+namespace VirtioNet.Transports;
+
+/// <summary>
+/// The primitives a virtio transport (virtio-mmio, virtio-pci, vhost-user) offers. The initialization sequence,
+/// feature negotiation and queues are written once above this interface (<see cref="VirtioDeviceInitializer"/>),
+/// so a device driver never knows which transport it drives. Ref: virtio v1.2 §4.
+/// </summary>
+public interface IVirtioTransport : IDisposable
+{
+    /// <summary>A short description for logs and dumps, e.g. "virtio-mmio v1 @ 0x10008000".</summary>
+    string Description { get; }
+
+    /// <summary>True when the transport uses a legacy (pre-1.0) interface: no FEATURES_OK, 32 feature bits, page-aligned contiguous rings.</summary>
+    bool IsLegacy { get; }
+
+    /// <summary>The virtio device id (1 = network). 0 means an empty slot. Ref: virtio v1.2 §5.</summary>
+    uint DeviceId { get; }
+
+    /// <summary>The subsystem vendor id the device reports.</summary>
+    uint VendorId { get; }
+
+    /// <summary>
+    /// The alignment of the used ring inside a queue's contiguous block, for legacy transports (4096);
+    /// 0 for transports that take the three ring addresses separately.
+    /// </summary>
+    int LegacyQueueAlign { get; }
+
+    /// <summary>The interrupt line this device raises, or null where the platform offers none (poll only).</summary>
+    IInterruptLine? Interrupt { get; }
+
+    /// <summary>Reads the device status field.</summary>
+    VirtioDeviceStatus ReadStatus();
+
+    /// <summary>Writes the device status field.</summary>
+    void WriteStatus(VirtioDeviceStatus status);
+
+    /// <summary>Reads all 64 bits the device offers (the high word reads 0 on legacy transports).</summary>
+    ulong ReadDeviceFeatures();
+
+    /// <summary>Writes the feature bits the driver accepts.</summary>
+    void WriteDriverFeatures(ulong features);
+
+    /// <summary>The largest size of queue <paramref name="queueIndex"/>; 0 when the queue does not exist.</summary>
+    int GetQueueSizeMax(int queueIndex);
+
+    /// <summary>True when queue <paramref name="queueIndex"/> is already live (QueueReady, or a non-zero QueuePFN).</summary>
+    bool IsQueueActive(int queueIndex);
+
+    /// <summary>
+    /// Tells the device where queue <paramref name="queueIndex"/> lives and makes it live.
+    /// For legacy transports the three areas must form one block laid out as §2.7.2 (legacy) requires,
+    /// with <paramref name="descriptorArea"/> aligned to a page.
+    /// </summary>
+    void ActivateQueue(int queueIndex, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea);
+
+    /// <summary>Takes queue <paramref name="queueIndex"/> out of use (modern: QueueReady = 0 where allowed; legacy: PFN = 0).</summary>
+    void DeactivateQueue(int queueIndex);
+
+    /// <summary>Sends an available buffer notification for queue <paramref name="queueIndex"/>. Ref: virtio v1.2 §2.9.</summary>
+    void Notify(int queueIndex);
+
+    /// <summary>Reads and acknowledges the pending interrupt causes, which lowers a level-triggered line.</summary>
+    InterruptCause ReadAndAcknowledgeInterrupt();
+
+    /// <summary>The configuration generation counter (constant on legacy transports). Ref: virtio v1.2 §2.5.1.</summary>
+    uint ReadConfigGeneration();
+
+    /// <summary>Reads a byte of device-specific configuration space.</summary>
+    byte ReadConfig8(int offset);
+
+    /// <summary>Reads a 16-bit field of device-specific configuration space (little-endian on modern devices).</summary>
+    ushort ReadConfig16(int offset);
+
+    /// <summary>Reads a 32-bit field of device-specific configuration space.</summary>
+    uint ReadConfig32(int offset);
+
+    /// <summary>Writes a byte of device-specific configuration space (legacy MAC writes).</summary>
+    void WriteConfig8(int offset, byte value);
+}

@@ -1,0 +1,72 @@
+namespace VirtioNet.Virtqueues;
+
+/// <summary>
+/// The driver side of one virtqueue, split or packed. Not thread-safe: one worker owns a queue at a time.
+/// </summary>
+/// <remarks>
+/// A chain is added with <see cref="TryAdd"/> (back-pressure: false when the ring is full), exposed to the device with
+/// <see cref="KickPrepare"/> (which also says whether the device wants a notification), and comes back through
+/// <see cref="TryTakeUsed"/>. Everything the device writes is validated; a device that writes something impossible
+/// latches the queue broken and every later call throws <see cref="Core.VirtioException"/>
+/// with <see cref="Core.VirtioErrorReason.DeviceMisbehaved"/>.
+/// </remarks>
+public interface IVirtqueue : IDisposable
+{
+    /// <summary>The queue's index on the device.</summary>
+    int QueueIndex { get; }
+
+    /// <summary>Number of entries in the ring.</summary>
+    int Size { get; }
+
+    /// <summary>Descriptors currently free.</summary>
+    int FreeDescriptors { get; }
+
+    /// <summary>Chains added and not yet taken back.</summary>
+    int Outstanding { get; }
+
+    /// <summary>True once the device has made a mess of this queue.</summary>
+    bool IsBroken { get; }
+
+    /// <summary>Device address of the descriptor area (table or packed ring).</summary>
+    ulong DescriptorArea { get; }
+
+    /// <summary>Device address of the driver area (available ring or driver event suppression).</summary>
+    ulong DriverArea { get; }
+
+    /// <summary>Device address of the device area (used ring or device event suppression).</summary>
+    ulong DeviceArea { get; }
+
+    /// <summary>
+    /// Adds a chain: device-readable buffers first, then device-writable ones (§2.7.4.2). <paramref name="token"/>
+    /// comes back with the chain in <see cref="TryTakeUsed"/>. Returns false when there is no room.
+    /// The chain is not visible to the device until <see cref="KickPrepare"/>.
+    /// </summary>
+    bool TryAdd(ReadOnlySpan<VirtqBuffer> chain, int token);
+
+    /// <summary>
+    /// Publishes every chain added since the last call and returns true when the device must be notified
+    /// (per VIRTIO_F_EVENT_IDX or the device's flags).
+    /// </summary>
+    bool KickPrepare();
+
+    /// <summary>Takes one used chain back, or returns false when the device has returned none.</summary>
+    bool TryTakeUsed(out UsedBuffer used);
+
+    /// <summary>True when the device has returned chains the driver has not taken yet.</summary>
+    bool HasUsed { get; }
+
+    /// <summary>Asks the device not to send used-buffer notifications for this queue (a hint the device may ignore).</summary>
+    void DisableInterrupts();
+
+    /// <summary>
+    /// Asks for a notification on the next used buffer. Returns false when used buffers are already pending,
+    /// in which case the caller must process them instead of waiting (the race of §2.7.10).
+    /// </summary>
+    bool EnableInterrupts();
+
+    /// <summary>Takes back the tokens of every chain still outstanding, for teardown after the device was reset.</summary>
+    int DetachAll(Span<int> tokens);
+
+    /// <summary>A snapshot for dumps.</summary>
+    VirtqueueState GetState();
+}
