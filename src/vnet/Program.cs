@@ -1,1 +1,18 @@
-return 0;
+using System.CommandLine;
+using VirtioNet.Cli;
+using VirtioNet.Cli.Commands;
+
+var root = new RootCommand("vnet: the VirtioNet driver against the virtio-net device of QEMU's riscv64 virt machine.");
+root.Subcommands.Add(ProbeCommand.Create());
+root.Subcommands.Add(PingCommand.Create());
+root.Subcommands.Add(DumpCommand.Create());
+
+ParseResult parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // One clear line instead of the parser's error list and full help text.
+    Log.Error($"{parsed.Errors[0].Message} (see 'vnet --help')");
+    return CommandRunner.Usage;
+}
+
+return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);

@@ -1,0 +1,73 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using PacketDotNet;
+
+namespace VirtioNet.Diagnostics;
+
+/// <summary>
+/// Resolves IPv4 addresses to MAC addresses with ARP requests (RFC 826), through the link's cache. While it waits,
+/// the link answers requests for our own address: slirp asks for the guest's MAC before it forwards anything.
+/// </summary>
+public sealed class ArpResolver
+{
+    /// <summary>The all-zero hardware address a request carries as its target (RFC 826: "don't care").</summary>
+    private static readonly PhysicalAddress UnknownMac = new(new byte[6]);
+
+    private readonly DiagnosticLink _link;
+
+    /// <summary>Creates a resolver over <paramref name="link"/>.</summary>
+    public ArpResolver(DiagnosticLink link, ArpResolverOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(link);
+        _link = link;
+        Options = options ?? new ArpResolverOptions();
+    }
+
+    /// <summary>How requests are retried.</summary>
+    public ArpResolverOptions Options { get; }
+
+    /// <summary>Returns the MAC address of <paramref name="address"/>, from the cache or by asking.</summary>
+    /// <exception cref="DiagnosticsException">Unconfigured link, or no reply after every attempt.</exception>
+    public PhysicalAddress Resolve(IPAddress address, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (TryResolve(address, cancellationToken, out var macAddress))
+            return macAddress;
+        throw new DiagnosticsException(
+            DiagnosticsErrorReason.ArpUnresolved,
+            $"No ARP reply from {address} after {Options.Attempts} request(s), {Options.Timeout.TotalMilliseconds:0} ms each.");
+    }
+
+    /// <summary>Like <see cref="Resolve"/>, but returns false instead of throwing when nobody answers.</summary>
+    /// <exception cref="DiagnosticsException">The link has no IPv4 address to ask from.</exception>
+    public bool TryResolve(IPAddress address, CancellationToken cancellationToken, out PhysicalAddress macAddress)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        var (local, _) = _link.RequireConfiguration();
+        if (_link.ArpCache.TryGet(address, out macAddress))
+            return true;
+
+        for (var attempt = 0; attempt < Options.Attempts; attempt++)
+        {
+            var request = new ArpPacket(ArpOperation.Request, UnknownMac, address, _link.MacAddress, local);
+            _link.Send(
+                new EthernetPacket(_link.MacAddress, DiagnosticLink.BroadcastMac, EthernetType.Arp) { PayloadPacket = request },
+                cancellationToken);
+
+            // The link has already cached the sender of any ARP packet for us by the time match runs, so a
+            // request from the address we want (it resolving us first) answers our question too.
+            var found = _link.WaitFor(
+                Options.Timeout,
+                frame => frame.PayloadPacket is ArpPacket && _link.ArpCache.TryGet(address, out var learned) ? learned : null,
+                cancellationToken);
+            if (found is not null)
+            {
+                macAddress = found;
+                return true;
+            }
+        }
+
+        macAddress = PhysicalAddress.None;
+        return false;
+    }
+}

@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.NetworkInformation;
+
+namespace VirtioNet.Diagnostics;
+
+/// <summary>
+/// The diagnostic client in one object: a link over a port, DHCP to configure it, ARP, and pingers. Synchronous,
+/// for a CLI that runs it on a thread; every wait takes a cancellation token and ends at a timeout. Malformed
+/// frames are dropped and counted in <see cref="Counters"/>, never thrown.
+/// </summary>
+/// <example>
+/// <code>
+/// var session = new NetworkSession(port);
+/// var lease = session.AcquireLease(token);
+/// var pinger = session.CreatePinger(lease.Router!);
+/// foreach (var reply in pinger.Run(4, token)) Console.WriteLine(reply);
+/// Console.WriteLine(pinger.Statistics);
+/// </code>
+/// </example>
+public sealed class NetworkSession
+{
+    /// <summary>Creates a session over <paramref name="port"/>, unconfigured until <see cref="AcquireLease"/> or <see cref="Configure"/>.</summary>
+    public NetworkSession(IFramePort port, NetworkSessionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(port);
+        var chosen = options ?? new NetworkSessionOptions();
+        Link = new DiagnosticLink(port, chosen.ArpCache, chosen.TransmitTimeout);
+        Arp = new ArpResolver(Link, chosen.Arp);
+        Dhcp = new DhcpClient(Link, chosen.Dhcp);
+    }
+
+    /// <summary>The link all parts share.</summary>
+    public DiagnosticLink Link { get; }
+
+    /// <summary>The ARP resolver.</summary>
+    public ArpResolver Arp { get; }
+
+    /// <summary>The DHCP client.</summary>
+    public DhcpClient Dhcp { get; }
+
+    /// <summary>The lease in use, or null before <see cref="AcquireLease"/> (or after <see cref="Configure"/>).</summary>
+    public DhcpLease? Lease { get; private set; }
+
+    /// <summary>Our MAC address.</summary>
+    public PhysicalAddress MacAddress => Link.MacAddress;
+
+    /// <summary>Our IPv4 address, or null when unconfigured.</summary>
+    public IPAddress? Address => Link.LocalAddress;
+
+    /// <summary>What the link sent, received and dropped.</summary>
+    public DiagnosticsCounters Counters => Link.Counters;
+
+    /// <summary>Acquires a lease by DHCP and configures the link with it.</summary>
+    /// <exception cref="DiagnosticsException">No offer, a NAK, or no ACK after the retries.</exception>
+    public DhcpLease AcquireLease(CancellationToken cancellationToken = default)
+    {
+        var lease = Dhcp.Acquire(cancellationToken);
+        Link.Configure(lease.Address, lease.SubnetMask, lease.Router);
+        Lease = lease;
+        return lease;
+    }
+
+    /// <summary>Configures the link statically, without DHCP.</summary>
+    public void Configure(IPAddress address, IPAddress subnetMask, IPAddress? router)
+    {
+        Link.Configure(address, subnetMask, router);
+        Lease = null;
+    }
+
+    /// <summary>Resolves <paramref name="address"/> by ARP.</summary>
+    /// <exception cref="DiagnosticsException">Unconfigured, or no reply after the retries.</exception>
+    public PhysicalAddress Resolve(IPAddress address, CancellationToken cancellationToken = default) =>
+        Arp.Resolve(address, cancellationToken);
+
+    /// <summary>Creates a pinger for <paramref name="target"/> sharing this session's link and ARP cache.</summary>
+    public Pinger CreatePinger(IPAddress target, PingOptions? options = null) => new(Link, Arp, target, options);
+}

@@ -1,0 +1,138 @@
+using VirtioNet.Core;
+using VirtioNet.Transports;
+
+namespace VirtioNet.Net;
+
+/// <summary>
+/// A consistent snapshot of <c>struct virtio_net_config</c>. Ref: virtio v1.2 §5.1.4 (Device configuration layout).
+/// Fields whose feature was not negotiated hold their defaults.
+/// </summary>
+public sealed record VirtioNetConfig
+{
+    /// <summary>mac (offset 0, 6 bytes), valid with VIRTIO_NET_F_MAC.</summary>
+    public const int MacOffset = 0;
+
+    /// <summary>status (le16, offset 6), valid with VIRTIO_NET_F_STATUS.</summary>
+    public const int StatusOffset = 6;
+
+    /// <summary>max_virtqueue_pairs (le16, offset 8), valid with VIRTIO_NET_F_MQ or RSS.</summary>
+    public const int MaxVirtqueuePairsOffset = 8;
+
+    /// <summary>mtu (le16, offset 10), valid with VIRTIO_NET_F_MTU.</summary>
+    public const int MtuOffset = 10;
+
+    /// <summary>speed (le32, offset 12), valid with VIRTIO_NET_F_SPEED_DUPLEX; in Mbit/s, 0xffffffff unknown.</summary>
+    public const int SpeedOffset = 12;
+
+    /// <summary>duplex (u8, offset 16), valid with VIRTIO_NET_F_SPEED_DUPLEX: 0 half, 1 full, 0xff unknown.</summary>
+    public const int DuplexOffset = 16;
+
+    /// <summary>VIRTIO_NET_S_LINK_UP (1) in status.</summary>
+    public const ushort StatusLinkUp = 1;
+
+    /// <summary>VIRTIO_NET_S_ANNOUNCE (2) in status.</summary>
+    public const ushort StatusAnnounce = 2;
+
+    /// <summary>The device's MAC address, or null when VIRTIO_NET_F_MAC was not negotiated.</summary>
+    public byte[]? Mac { get; init; }
+
+    /// <summary>The status field; LINK_UP is assumed when VIRTIO_NET_F_STATUS was not negotiated (§5.1.4.2).</summary>
+    public ushort Status { get; init; } = StatusLinkUp;
+
+    /// <summary>max_virtqueue_pairs; 1 without MQ.</summary>
+    public int MaxVirtqueuePairs { get; init; } = 1;
+
+    /// <summary>The device's maximum MTU, or null without VIRTIO_NET_F_MTU.</summary>
+    public int? Mtu { get; init; }
+
+    /// <summary>Speed in Mbit/s, or null when unknown or not negotiated.</summary>
+    public uint? SpeedMbps { get; init; }
+
+    /// <summary>True for full duplex, false for half, null when unknown or not negotiated.</summary>
+    public bool? FullDuplex { get; init; }
+
+    /// <summary>True when the link is up.</summary>
+    public bool IsLinkUp => (Status & StatusLinkUp) != 0;
+
+    /// <summary>
+    /// Reads the fields the negotiated features make valid, retrying until the configuration generation is stable
+    /// (§2.5.1: a multi-field read is consistent only if the generation did not change across it).
+    /// </summary>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.InvalidConfiguration"/> for values the spec forbids.</exception>
+    public static VirtioNetConfig Read(IVirtioTransport transport, ulong negotiated)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        for (int attempt = 0; ; attempt++)
+        {
+            uint before = transport.ReadConfigGeneration();
+            VirtioNetConfig config = ReadOnce(transport, negotiated);
+            if (transport.ReadConfigGeneration() == before)
+            {
+                return config.Validate(transport, negotiated);
+            }
+
+            if (attempt == 100)
+            {
+                throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{transport.Description}: the configuration generation kept changing over 100 reads.");
+            }
+        }
+    }
+
+    /// <summary>Reads only the status field (cheap enough for polling the link).</summary>
+    public static ushort ReadStatus(IVirtioTransport transport, ulong negotiated)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        return (negotiated & VirtioNetFeatures.Status) != 0 ? transport.ReadConfig16(StatusOffset) : StatusLinkUp;
+    }
+
+    private static VirtioNetConfig ReadOnce(IVirtioTransport t, ulong f)
+    {
+        byte[]? mac = null;
+        if ((f & VirtioNetFeatures.Mac) != 0)
+        {
+            mac = new byte[EthernetFrame.AddressLength];
+            for (int i = 0; i < mac.Length; i++)
+            {
+                mac[i] = t.ReadConfig8(MacOffset + i);
+            }
+        }
+
+        uint? speed = null;
+        bool? duplex = null;
+        if ((f & VirtioNetFeatures.SpeedDuplex) != 0)
+        {
+            uint s = t.ReadConfig32(SpeedOffset);
+            speed = s == uint.MaxValue ? null : s;
+            byte d = t.ReadConfig8(DuplexOffset);
+            duplex = d switch { 0 => false, 1 => true, _ => null };
+        }
+
+        return new VirtioNetConfig
+        {
+            Mac = mac,
+            Status = ReadStatus(t, f),
+            MaxVirtqueuePairs = (f & (VirtioNetFeatures.Mq | VirtioNetFeatures.Rss)) != 0 ? t.ReadConfig16(MaxVirtqueuePairsOffset) : 1,
+            Mtu = (f & VirtioNetFeatures.Mtu) != 0 ? t.ReadConfig16(MtuOffset) : null,
+            SpeedMbps = speed,
+            FullDuplex = duplex,
+        };
+    }
+
+    private VirtioNetConfig Validate(IVirtioTransport t, ulong f)
+    {
+        // §5.1.4.1: max_virtqueue_pairs is 1 to 0x8000 when MQ or RSS is offered.
+        if (MaxVirtqueuePairs is < 1 or > 0x8000)
+        {
+            throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{t.Description}: max_virtqueue_pairs is {MaxVirtqueuePairs}; the spec allows 1 to 32768.");
+        }
+
+        // §5.1.4.1: the device MUST set mtu to between 68 and 65535 when VIRTIO_NET_F_MTU is offered.
+        if (Mtu is { } mtu && mtu < EthernetFrame.MinimumMtu)
+        {
+            throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{t.Description}: the device reports an MTU of {mtu}; the spec requires 68 to 65535.");
+        }
+
+        _ = f;
+        return this;
+    }
+}

@@ -1,0 +1,386 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using VirtioNet.Core;
+using VirtioNet.Platform;
+using VirtioNet.Transports;
+using VirtioNet.Virtqueues;
+
+namespace VirtioNet.Net;
+
+/// <summary>
+/// The virtio-net device driver: one receive queue and one transmit queue (receiveq1 = 0, transmitq1 = 1, §5.1.2),
+/// feature negotiation, MAC and link state, the three receive modes, transmit with completion reclaim, statistics,
+/// and interrupt-driven or busy-poll operation. Ref: virtio v1.2 §5.1.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: one worker owns the device's queues at a time (the packet path takes no lock). Statistics and
+/// <see cref="IsLinkUp"/> may be read from any thread.
+/// </remarks>
+public sealed partial class VirtioNetDevice : IDisposable
+{
+    /// <summary>receiveq1's index. Queue numbering: 0:rx0 1:tx0 2:rx1 3:tx1 ... 2N:controlq (§5.1.2).</summary>
+    public const int ReceiveQueueIndex = 0;
+
+    /// <summary>transmitq1's index.</summary>
+    public const int TransmitQueueIndex = 1;
+
+    // The transport the device sits behind; the driver never knows which kind it is.
+    private readonly IVirtioTransport _transport;
+
+    // Where rings and packet buffers come from; only used at setup and teardown.
+    private readonly IDmaAllocator _dma;
+
+    // The caller's choices, validated.
+    private readonly VirtioNetOptions _options;
+
+    // Measures the link poll interval in poll mode.
+    private readonly Stopwatch _linkPollClock = Stopwatch.StartNew();
+
+    // Last link status seen, to raise LinkStateChanged only on a change.
+    private ushort _lastStatus;
+
+    // Set once Dispose has started; every public operation checks it.
+    private bool _disposed;
+
+    private VirtioNetDevice(IVirtioTransport transport, IDmaAllocator dma, VirtioNetOptions options)
+    {
+        _transport = transport;
+        _dma = dma;
+        _options = options;
+        ReceiveStatistics = new VirtioNetQueueStatistics("receiveq1");
+        TransmitStatistics = new VirtioNetQueueStatistics("transmitq1");
+    }
+
+    /// <summary>Raised on the worker's thread when the link status changes (configuration change interrupt, or the link poll).</summary>
+    public event EventHandler<LinkStateChangedEventArgs>? LinkStateChanged;
+
+    /// <summary>The transport's description, e.g. "virtio-mmio v1 @ 0x10008000".</summary>
+    public string TransportDescription => _transport.Description;
+
+    /// <summary>The features the device offered.</summary>
+    public ulong OfferedFeatures { get; private set; }
+
+    /// <summary>The features both sides agreed on.</summary>
+    public ulong NegotiatedFeatures { get; private set; }
+
+    /// <summary>The MAC address in use: the device's (VIRTIO_NET_F_MAC) or a random locally administered one.</summary>
+    public ReadOnlyMemory<byte> MacAddress { get; private set; }
+
+    /// <summary>True when the MAC came from the device's configuration space.</summary>
+    public bool MacFromDevice { get; private set; }
+
+    /// <summary>The configuration read at start-up (MTU, speed, duplex, queue pairs).</summary>
+    public VirtioNetConfig Config { get; private set; } = new();
+
+    /// <summary>The MTU in use: the device's (VIRTIO_NET_F_MTU) or 1500.</summary>
+    public int Mtu { get; private set; } = EthernetFrame.DefaultMtu;
+
+    /// <summary>The receive mode chosen from the negotiated features.</summary>
+    public ReceiveMode ReceiveMode { get; private set; }
+
+    /// <summary>The virtio_net_hdr length in use (10, 12 or 20 bytes).</summary>
+    public int HeaderLength { get; private set; }
+
+    /// <summary>Interrupt or poll.</summary>
+    public OperationMode Mode => _options.Mode;
+
+    /// <summary>True while the link is up (always, without VIRTIO_NET_F_STATUS).</summary>
+    public bool IsLinkUp => (Volatile.Read(ref _lastStatus) & VirtioNetConfig.StatusLinkUp) != 0;
+
+    /// <summary>Counters of receiveq1.</summary>
+    public VirtioNetQueueStatistics ReceiveStatistics { get; }
+
+    /// <summary>Counters of transmitq1.</summary>
+    public VirtioNetQueueStatistics TransmitStatistics { get; }
+
+    /// <summary>Configuration change interrupts taken.</summary>
+    public long ConfigurationInterrupts { get; private set; }
+
+    /// <summary>The largest frame <see cref="TryReceive"/> can deliver; destinations must be at least this long.</summary>
+    public int MaxReceiveFrameLength { get; private set; }
+
+    /// <summary>The largest frame <see cref="TrySend"/> accepts: the MTU plus the Ethernet header and one VLAN tag.</summary>
+    public int MaxTransmitFrameLength { get; private set; }
+
+    /// <summary>
+    /// Brings the device up: §3.1.1 initialization, configuration read, queues set up, receive buffers posted, DRIVER_OK.
+    /// On failure the device is marked FAILED, reset, and everything allocated is released before the exception leaves.
+    /// </summary>
+    public static VirtioNetDevice Open(IVirtioTransport transport, IDmaAllocator dma, VirtioNetOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(dma);
+        options ??= new VirtioNetOptions();
+        options.Validate();
+        if (options.Mode == OperationMode.Interrupt && transport.Interrupt is null)
+        {
+            throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{transport.Description}: interrupt mode was asked for, but the platform gives this device no interrupt line.");
+        }
+
+        var device = new VirtioNetDevice(transport, dma, options);
+        try
+        {
+            device.Initialize();
+            return device;
+        }
+        catch
+        {
+            VirtioDeviceInitializer.Fail(transport);
+            device.Dispose();
+            throw;
+        }
+    }
+
+    private void Initialize()
+    {
+        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, _options.SupportedFeatures);
+        OfferedFeatures = _transport.ReadDeviceFeatures();
+        HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);
+
+        Config = VirtioNetConfig.Read(_transport, NegotiatedFeatures);
+        _lastStatus = Config.Status;
+        Mtu = Config.Mtu ?? EthernetFrame.DefaultMtu;
+        if (Config.Mac is { } mac)
+        {
+            MacAddress = mac;
+            MacFromDevice = true;
+        }
+        else
+        {
+            MacAddress = _options.FallbackMac ?? RandomLocalMac();
+        }
+
+        ReceiveMode = ReceiveModeSelector.Choose(NegotiatedFeatures, Mtu);
+        MaxReceiveFrameLength = ReceiveModeSelector.MaxReceiveFrameLength(NegotiatedFeatures, Mtu);
+        MaxTransmitFrameLength = Mtu + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength;
+
+        // §5.1.6.2 and §5.1.6.3.2 (legacy): without ANY_LAYOUT a legacy device expects the header in a descriptor of its own.
+        _headerInOwnDescriptor = _transport.IsLegacy && (NegotiatedFeatures & VirtioFeatures.AnyLayout) == 0;
+
+        SetUpReceiveQueue();
+        SetUpTransmitQueue();
+
+        // §5.1.5: fill the receive queue before DRIVER_OK so the device never sees it empty; notify after.
+        Refill();
+        VirtioDeviceInitializer.SetDriverOk(_transport);
+        if (_rxq!.KickPrepare())
+        {
+            Notify(ReceiveQueueIndex, ReceiveStatistics);
+        }
+
+        // Transmit completions are reclaimed when sending; their interrupts would only wake the worker for nothing.
+        _txq!.DisableInterrupts();
+        if (Mode == OperationMode.Poll)
+        {
+            _rxq.DisableInterrupts();
+        }
+    }
+
+    private int QueueSizeFor(int queueIndex, string name)
+    {
+        if (_transport.IsQueueActive(queueIndex))
+        {
+            throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{_transport.Description}: {name} (queue {queueIndex}) is already live after a reset.");
+        }
+
+        int max = _transport.GetQueueSizeMax(queueIndex);
+        if (max == 0)
+        {
+            throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{_transport.Description}: {name} (queue {queueIndex}) does not exist (QueueNumMax is 0).");
+        }
+
+        // The split ring's size must be a power of two (§2.7); take the largest one the device and the options allow.
+        int size = Math.Min(max, _options.MaxQueueSize);
+        return 1 << (31 - int.LeadingZeroCount(size));
+    }
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Queues are held as IVirtqueue so the packed ring can take the split ring's place.")]
+    private IVirtqueue CreateQueue(int index, int size, int maxChain)
+    {
+        var queue = new SplitVirtqueue(index, size, _dma, new VirtqueueOptions
+        {
+            EventIdx = (NegotiatedFeatures & VirtioFeatures.EventIdx) != 0,
+            IndirectDesc = (NegotiatedFeatures & VirtioFeatures.IndirectDesc) != 0,
+            LegacyQueueAlign = _transport.LegacyQueueAlign,
+            MaxIndirectChain = Math.Max(maxChain, 2),
+        });
+        try
+        {
+            _transport.ActivateQueue(index, size, queue.DescriptorArea, queue.DriverArea, queue.DeviceArea);
+        }
+        catch
+        {
+            queue.Dispose();
+            throw;
+        }
+
+        return queue;
+    }
+
+    private void Notify(int queueIndex, VirtioNetQueueStatistics statistics)
+    {
+        _transport.Notify(queueIndex);
+        statistics.AddNotification();
+    }
+
+    /// <summary>
+    /// Waits until a received frame is ready (true) or <paramref name="timeout"/> passes (false). In interrupt mode it
+    /// enables receive notifications and sleeps on the interrupt line; in poll mode it spins on the used ring. Link
+    /// changes seen meanwhile raise <see cref="LinkStateChanged"/>.
+    /// </summary>
+    public bool WaitForReceive(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_rxq!.HasUsed)
+            {
+                return true;
+            }
+
+            TimeSpan remaining = timeout - clock.Elapsed;
+            if (Mode == OperationMode.Poll)
+            {
+                PollLink();
+                if (remaining <= TimeSpan.Zero)
+                {
+                    return false;
+                }
+
+                Thread.SpinWait(64);
+                continue;
+            }
+
+            // §2.7.10: re-enable, then re-check; a buffer used in between would otherwise never interrupt.
+            if (!_rxq.EnableInterrupts())
+            {
+                _rxq.DisableInterrupts();
+                return true;
+            }
+
+            IInterruptLine line = _transport.Interrupt!;
+            bool raised = line.IsRaised || (remaining > TimeSpan.Zero && line.Wait(remaining, cancellationToken));
+            if (raised)
+            {
+                HandleInterrupt();
+                continue;
+            }
+
+            _rxq.DisableInterrupts();
+            return _rxq.HasUsed;
+        }
+    }
+
+    /// <summary>
+    /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode, a due link check in poll mode.
+    /// </summary>
+    public void ProcessEvents()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Mode == OperationMode.Poll)
+        {
+            PollLink();
+        }
+        else if (_transport.Interrupt!.IsRaised)
+        {
+            HandleInterrupt();
+        }
+    }
+
+    private void HandleInterrupt()
+    {
+        InterruptCause cause = _transport.ReadAndAcknowledgeInterrupt();
+        if ((cause & InterruptCause.UsedBuffer) != 0)
+        {
+            ReceiveStatistics.AddInterrupt();
+        }
+
+        if ((cause & InterruptCause.ConfigurationChange) != 0)
+        {
+            ConfigurationInterrupts++;
+            VirtioDeviceInitializer.CheckHealthy(_transport);
+            CheckLink();
+        }
+    }
+
+    private void PollLink()
+    {
+        if (_linkPollClock.Elapsed >= _options.LinkPollInterval)
+        {
+            _linkPollClock.Restart();
+            CheckLink();
+        }
+    }
+
+    /// <summary>Re-reads the link status now and raises <see cref="LinkStateChanged"/> if it changed. Returns whether the link is up.</summary>
+    public bool CheckLink()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ushort status = VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures);
+        ushort previous = _lastStatus;
+        Volatile.Write(ref _lastStatus, status);
+        if (((status ^ previous) & VirtioNetConfig.StatusLinkUp) != 0 || (status & VirtioNetConfig.StatusAnnounce) != 0)
+        {
+            LinkStateChanged?.Invoke(this, new LinkStateChangedEventArgs(
+                (status & VirtioNetConfig.StatusLinkUp) != 0,
+                (status & VirtioNetConfig.StatusAnnounce) != 0));
+        }
+
+        return (status & VirtioNetConfig.StatusLinkUp) != 0;
+    }
+
+    /// <summary>Snapshots of the queues, for dumps.</summary>
+    public IReadOnlyList<VirtqueueState> GetQueueStates()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return [_rxq!.GetState(), _txq!.GetState()];
+    }
+
+    /// <summary>The transport's registers, when it can list them (for dumps); empty otherwise.</summary>
+    public IReadOnlyList<RegisterValue> ReadRegisters() =>
+        _transport is IRegisterDump dump ? dump.ReadRegisters(2) : [];
+
+    /// <summary>Resets the device (so it stops touching driver memory), then releases the queues and buffers.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        try
+        {
+            // §3.3.1: reset first, so the device no longer reads or writes memory that is about to be freed.
+            VirtioDeviceInitializer.Reset(_transport);
+        }
+        catch (VirtioException)
+        {
+            // The platform is gone (QEMU exited): nothing can use the memory any more.
+        }
+
+        _rxq?.Dispose();
+        _txq?.Dispose();
+        if (!_rxPool.IsEmpty)
+        {
+            _dma.Free(_rxPool);
+        }
+
+        if (!_txPool.IsEmpty)
+        {
+            _dma.Free(_txPool);
+        }
+    }
+
+    private static byte[] RandomLocalMac()
+    {
+        byte[] mac = new byte[EthernetFrame.AddressLength];
+        RandomNumberGenerator.Fill(mac);
+
+        // Locally administered (bit 1 set), unicast (bit 0 clear): IEEE 802 §8.2.
+        mac[0] = (byte)((mac[0] | 0x02) & ~0x01);
+        return mac;
+    }
+}

@@ -1,0 +1,53 @@
+namespace VirtioNet.Net;
+
+/// <summary>
+/// Counters of one queue. Written only by the worker that owns the queue, readable from any thread at any time
+/// (64-bit reads and writes are atomic on the 64-bit platforms .NET supports; values may be a moment stale).
+/// </summary>
+public sealed class VirtioNetQueueStatistics
+{
+    private long _packets;
+    private long _bytes;
+    private long _drops;
+    private long _errors;
+    private long _notifications;
+    private long _interrupts;
+
+    /// <summary>Creates counters for a queue.</summary>
+    public VirtioNetQueueStatistics(string name) => Name = name;
+
+    /// <summary>The queue's spec name, e.g. "receiveq1".</summary>
+    public string Name { get; }
+
+    /// <summary>Frames delivered (receive) or handed to the device (transmit).</summary>
+    public long Packets => Volatile.Read(ref _packets);
+
+    /// <summary>Bytes of those frames, without the virtio_net_hdr.</summary>
+    public long Bytes => Volatile.Read(ref _bytes);
+
+    /// <summary>Frames dropped by the driver: no buffer, or a frame longer than the caller can take.</summary>
+    public long Drops => Volatile.Read(ref _drops);
+
+    /// <summary>Frames the device returned malformed (lengths below the header, bad num_buffers, runts); dropped and counted here.</summary>
+    public long Errors => Volatile.Read(ref _errors);
+
+    /// <summary>Available-buffer notifications sent to the device (kicks).</summary>
+    public long Notifications => Volatile.Read(ref _notifications);
+
+    /// <summary>Used-buffer interrupts taken for this queue.</summary>
+    public long Interrupts => Volatile.Read(ref _interrupts);
+
+    internal void AddPacket(int bytes)
+    {
+        Volatile.Write(ref _packets, _packets + 1);
+        Volatile.Write(ref _bytes, _bytes + bytes);
+    }
+
+    internal void AddDrop() => Volatile.Write(ref _drops, _drops + 1);
+
+    internal void AddError() => Volatile.Write(ref _errors, _errors + 1);
+
+    internal void AddNotification() => Volatile.Write(ref _notifications, _notifications + 1);
+
+    internal void AddInterrupt() => Volatile.Write(ref _interrupts, _interrupts + 1);
+}

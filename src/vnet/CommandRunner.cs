@@ -1,0 +1,64 @@
+using System.CommandLine;
+using VirtioNet.Core;
+using VirtioNet.Diagnostics;
+
+namespace VirtioNet.Cli;
+
+/// <summary>
+/// Runs a command's body and turns every failure into one line on stderr and an exit code:
+/// 1 for a device, platform or network failure, 2 for a usage error, 130 for Ctrl-C. No stack traces
+/// (set VNET_DEBUG=1 to see them).
+/// </summary>
+internal static class CommandRunner
+{
+    public const int Failure = 1;
+    public const int Usage = 2;
+    public const int Interrupted = 130;
+
+    public static void SetAction(Command command, Func<MachineSettings, ParseResult, CancellationToken, int> body)
+    {
+        command.SetAction((result, cancellationToken) => Task.FromResult(Run(result, cancellationToken, body)));
+    }
+
+    private static int Run(ParseResult result, CancellationToken cancellationToken, Func<MachineSettings, ParseResult, CancellationToken, int> body)
+    {
+        try
+        {
+            MachineSettings settings = CommonOptions.Read(result);
+            return body(settings, result, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Log.Error("interrupted");
+            return Interrupted;
+        }
+        catch (CliException e)
+        {
+            Log.Error(e.Message);
+            return Usage;
+        }
+        catch (ArgumentException e)
+        {
+            Log.Error(e.Message);
+            return Usage;
+        }
+        catch (VirtioException e)
+        {
+            Log.Error(e.Message);
+            Log.Debug(e);
+            return Failure;
+        }
+        catch (DiagnosticsException e)
+        {
+            Log.Error(e.Message);
+            Log.Debug(e);
+            return Failure;
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or TimeoutException or UnauthorizedAccessException)
+        {
+            Log.Error($"{e.GetType().Name}: {e.Message}");
+            Log.Debug(e);
+            return Failure;
+        }
+    }
+}

@@ -1,0 +1,158 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using VirtioNet.Net;
+using VirtioNet.Qemu;
+using VirtioNet.Transports;
+using VirtioNet.Virtqueues;
+
+namespace VirtioNet.Cli.Commands;
+
+/// <summary><c>vnet dump</c>: registers, queue state and statistics of the net device (the seed driver's debug dump).</summary>
+internal static class DumpCommand
+{
+    private static readonly Option<int> Frames = new("--frames")
+    {
+        Description = "Broadcast this many ARP requests for 10.0.2.2 first, so the rings have moved when they are dumped.",
+        DefaultValueFactory = _ => 0,
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("dump", "Bring up the net device and dump its registers, queues and statistics.");
+        CommonOptions.AddTo(command);
+        command.Options.Add(Frames);
+        CommandRunner.SetAction(command, Execute);
+        return command;
+    }
+
+    private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
+    {
+        int frames = result.GetValue(Frames);
+        if (frames is < 0 or > 100_000)
+        {
+            throw new CliException($"--frames must be 0 to 100000; got {frames}.");
+        }
+
+        using RiscvVirtBoard board = Boards.Start(settings, cancellationToken);
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = settings.Mode });
+        Exercise(net, frames, cancellationToken);
+
+        IReadOnlyList<RegisterValue> registers = net.ReadRegisters();
+        IReadOnlyList<VirtqueueState> queues = net.GetQueueStates();
+        if (settings.Json)
+        {
+            Console.Out.WriteLine(ToJson(net, registers, queues).ToJsonString(Json.Options));
+            return 0;
+        }
+
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(net.TransportDescription)}[/]  MAC {Json.FormatMac(net.MacAddress.Span)}  link {(net.IsLinkUp ? "up" : "down")}  " +
+            $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  header {net.HeaderLength} bytes  {net.Mode}");
+        AnsiConsole.MarkupLine($"negotiated: {Markup.Escape(string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatures)))}");
+
+        var regs = new Table().AddColumns("Register", "Offset", "Scope", "Value");
+        foreach (RegisterValue r in registers)
+        {
+            regs.AddRow(r.Name, $"0x{r.Offset:x3}", r.Scope, $"0x{r.Value:x}");
+        }
+
+        AnsiConsole.Write(regs);
+
+        var table = new Table().AddColumns("Queue", "Size", "avail.idx", "used.idx", "last used", "free desc", "outstanding", "irq off", "no notify", "used_event", "avail_event", "desc / driver / device");
+        foreach (VirtqueueState q in queues)
+        {
+            table.AddRow(
+                q.QueueIndex.ToString(CultureInfo.InvariantCulture), q.Size.ToString(CultureInfo.InvariantCulture),
+                q.AvailableIndex.ToString(CultureInfo.InvariantCulture), q.DeviceUsedIndex.ToString(CultureInfo.InvariantCulture),
+                q.LastUsedIndex.ToString(CultureInfo.InvariantCulture), q.FreeDescriptors.ToString(CultureInfo.InvariantCulture),
+                q.Outstanding.ToString(CultureInfo.InvariantCulture), q.InterruptsSuppressed ? "yes" : "no", q.NotificationsSuppressed ? "yes" : "no",
+                q.UsedEvent?.ToString(CultureInfo.InvariantCulture) ?? "-", q.AvailEvent?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                $"0x{q.DescriptorArea:x} / 0x{q.DriverArea:x} / 0x{q.DeviceArea:x}");
+        }
+
+        AnsiConsole.Write(table);
+
+        var stats = new Table().AddColumns("Queue", "Packets", "Bytes", "Drops", "Errors", "Notifications", "Interrupts");
+        foreach (VirtioNetQueueStatistics s in new[] { net.ReceiveStatistics, net.TransmitStatistics })
+        {
+            stats.AddRow(s.Name, N(s.Packets), N(s.Bytes), N(s.Drops), N(s.Errors), N(s.Notifications), N(s.Interrupts));
+        }
+
+        AnsiConsole.Write(stats);
+        return 0;
+    }
+
+    private static string N(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    // Sends ARP who-has 10.0.2.2 broadcasts and takes whatever comes back, so indexes and statistics are not all zero.
+    private static void Exercise(VirtioNetDevice net, int frames, CancellationToken cancellationToken)
+    {
+        if (frames == 0)
+        {
+            return;
+        }
+
+        byte[] request = ArpFrames.WhoHas(net.MacAddress.Span, [10, 0, 2, 15], [10, 0, 2, 2]);
+        byte[] buffer = new byte[net.MaxReceiveFrameLength];
+        for (int i = 0; i < frames; i++)
+        {
+            while (!net.TrySend(request))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Thread.Yield();
+            }
+
+            if (net.WaitForReceive(TimeSpan.FromSeconds(1), cancellationToken))
+            {
+                while (net.TryReceive(buffer, out _))
+                {
+                }
+            }
+        }
+    }
+
+    private static JsonObject ToJson(VirtioNetDevice net, IReadOnlyList<RegisterValue> registers, IReadOnlyList<VirtqueueState> queues) => new()
+    {
+        ["transport"] = net.TransportDescription,
+        ["mac"] = Json.FormatMac(net.MacAddress.Span),
+        ["linkUp"] = net.IsLinkUp,
+        ["mtu"] = net.Mtu,
+        ["receiveMode"] = net.ReceiveMode.ToString().ToLowerInvariant(),
+        ["headerLength"] = net.HeaderLength,
+        ["mode"] = net.Mode.ToString().ToLowerInvariant(),
+        ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatures).Select(f => (JsonNode)f)]),
+        ["registers"] = new JsonArray([.. registers.Select(r => (JsonNode)new JsonObject
+        {
+            ["name"] = r.Name,
+            ["offset"] = $"0x{r.Offset:x3}",
+            ["scope"] = r.Scope,
+            ["value"] = $"0x{r.Value:x}",
+        })]),
+        ["queues"] = new JsonArray([.. queues.Select(q => (JsonNode)new JsonObject
+        {
+            ["index"] = q.QueueIndex,
+            ["layout"] = q.Layout,
+            ["size"] = q.Size,
+            ["availIdx"] = q.AvailableIndex,
+            ["usedIdx"] = q.DeviceUsedIndex,
+            ["lastUsedIdx"] = q.LastUsedIndex,
+            ["freeDescriptors"] = q.FreeDescriptors,
+            ["outstanding"] = q.Outstanding,
+            ["interruptsSuppressed"] = q.InterruptsSuppressed,
+            ["notificationsSuppressed"] = q.NotificationsSuppressed,
+            ["usedEvent"] = q.UsedEvent,
+            ["availEvent"] = q.AvailEvent,
+        })]),
+        ["statistics"] = new JsonArray([.. new[] { net.ReceiveStatistics, net.TransmitStatistics }.Select(s => (JsonNode)new JsonObject
+        {
+            ["queue"] = s.Name,
+            ["packets"] = s.Packets,
+            ["bytes"] = s.Bytes,
+            ["drops"] = s.Drops,
+            ["errors"] = s.Errors,
+            ["notifications"] = s.Notifications,
+            ["interrupts"] = s.Interrupts,
+        })]),
+    };
+}

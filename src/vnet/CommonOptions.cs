@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.Globalization;
+using VirtioNet.Net;
+
+namespace VirtioNet.Cli;
+
+/// <summary>The options every command takes, declared once and added to each command.</summary>
+internal static class CommonOptions
+{
+    public static readonly Option<string> Transport = new("--transport")
+    {
+        Description = "Register layout of the virtio-mmio devices: mmio (version 2, modern) or mmio-legacy (version 1, QEMU's default).",
+        DefaultValueFactory = _ => "mmio",
+    };
+
+    public static readonly Option<string> DeviceOpts = new("--device-opts")
+    {
+        Description = "Extra QEMU -device properties for the net device, e.g. mrg_rxbuf=off,event_idx=off.",
+        DefaultValueFactory = _ => string.Empty,
+    };
+
+    public static readonly Option<string> Mode = new("--mode")
+    {
+        Description = "How the driver learns of used buffers: interrupt (PLIC line over qtest) or poll.",
+        DefaultValueFactory = _ => "interrupt",
+    };
+
+    public static readonly Option<bool> Json = new("--json")
+    {
+        Description = "Write machine-readable JSON to stdout instead of text.",
+    };
+
+    public static readonly Option<string> Qemu = new("--qemu")
+    {
+        Description = "The qemu-system-riscv64 binary to run.",
+        DefaultValueFactory = _ => "qemu-system-riscv64",
+    };
+
+    public static readonly Option<int> Slot = new("--slot")
+    {
+        Description = "The virtio-mmio slot (0-7, 0 at 0x10001000) QEMU places the net device in; lower slots get virtio-rng devices in front.",
+        DefaultValueFactory = _ => 7,
+    };
+
+    public static readonly Option<string?> Base = new("--base")
+    {
+        Description = "Drive the virtio-mmio device at this base address (hex) instead of the first net device found.",
+    };
+
+    public static void AddTo(Command command)
+    {
+        Transport.AcceptOnlyFromAmong("mmio", "mmio-legacy");
+        Mode.AcceptOnlyFromAmong("interrupt", "poll");
+        foreach (Option option in new Option[] { Transport, DeviceOpts, Mode, Json, Qemu, Slot, Base })
+        {
+            command.Options.Add(option);
+        }
+    }
+
+    public static MachineSettings Read(ParseResult result)
+    {
+        int slot = result.GetValue(Slot);
+        if (slot is < 0 or > 7)
+        {
+            throw new CliException($"--slot must be 0 to 7 (riscv64 virt has eight virtio-mmio slots); got {slot}.");
+        }
+
+        ulong? baseAddress = null;
+        if (result.GetValue(Base) is { Length: > 0 } text)
+        {
+            string digits = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text[2..] : text;
+            if (!ulong.TryParse(digits, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong value))
+            {
+                throw new CliException($"--base must be a hexadecimal address such as 0x10008000; got '{text}'.");
+            }
+
+            baseAddress = value;
+        }
+
+        return new MachineSettings
+        {
+            ModernMmio = result.GetValue(Transport) == "mmio",
+            DeviceOptions = result.GetValue(DeviceOpts) ?? string.Empty,
+            Mode = result.GetValue(Mode) == "poll" ? OperationMode.Poll : OperationMode.Interrupt,
+            Json = result.GetValue(Json),
+            QemuPath = result.GetValue(Qemu) ?? "qemu-system-riscv64",
+            NetSlot = slot,
+            BaseAddress = baseAddress,
+        };
+    }
+}

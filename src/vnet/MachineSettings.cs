@@ -1,0 +1,23 @@
+using VirtioNet.Net;
+
+namespace VirtioNet.Cli;
+
+/// <summary>The common options, parsed and checked.</summary>
+internal sealed record MachineSettings
+{
+    public required bool ModernMmio { get; init; }
+
+    public required string DeviceOptions { get; init; }
+
+    public required OperationMode Mode { get; init; }
+
+    public required bool Json { get; init; }
+
+    public required string QemuPath { get; init; }
+
+    public required int NetSlot { get; init; }
+
+    public ulong? BaseAddress { get; init; }
+
+    public string TransportName => ModernMmio ? "mmio" : "mmio-legacy";
+}
