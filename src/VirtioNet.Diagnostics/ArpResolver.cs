@@ -54,11 +54,14 @@ public sealed class ArpResolver
                 new EthernetPacket(_link.MacAddress, DiagnosticLink.BroadcastMac, EthernetType.Arp) { PayloadPacket = request },
                 cancellationToken);
 
-            // The link has already cached the sender of any ARP packet for us by the time match runs, so a
-            // request from the address we want (it resolving us first) answers our question too.
+            // A reply to us, or a request for us from the address we want (it resolving us first), both tell
+            // its MAC; the link has cached it too, but the cache may be configured to forget at once.
             var found = _link.WaitFor(
                 Options.Timeout,
-                frame => frame.PayloadPacket is ArpPacket && _link.ArpCache.TryGet(address, out var learned) ? learned : null,
+                frame => frame.PayloadPacket is ArpPacket arp
+                    && arp.SenderProtocolAddress.Equals(address) && arp.TargetProtocolAddress.Equals(local)
+                    ? arp.SenderHardwareAddress
+                    : null,
                 cancellationToken);
             if (found is not null)
             {

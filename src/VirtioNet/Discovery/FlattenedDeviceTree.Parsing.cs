@@ -247,7 +247,7 @@ public sealed partial class FlattenedDeviceTree
 
                         if (!siblingNames.Add((current, name)))
                         {
-                            DeviceTreeErrors.Throw($"the node at offset 0x{tokenOffset:x} duplicates the name {current.Path}/{name}.");
+                            DeviceTreeErrors.Throw($"the node at offset 0x{tokenOffset:x} duplicates the name {(current.Parent is null ? string.Empty : current.Path)}/{name}.");
                         }
                     }
 

@@ -338,6 +338,12 @@ public sealed partial class VirtioNetDevice : IDisposable
         return [_rxq!.GetState(), _txq!.GetState()];
     }
 
+    /// <summary>receiveq1, for tests that play the device side of the ring.</summary>
+    internal IVirtqueue ReceiveQueue => _rxq!;
+
+    /// <summary>transmitq1, for tests that play the device side of the ring.</summary>
+    internal IVirtqueue TransmitQueue => _txq!;
+
     /// <summary>The transport's registers, when it can list them (for dumps); empty otherwise.</summary>
     public IReadOnlyList<RegisterValue> ReadRegisters() =>
         _transport is IRegisterDump dump ? dump.ReadRegisters(2) : [];

@@ -106,7 +106,7 @@ public class DeviceTreeNodeTests
         byte[] blob = new FdtBuilder()
             .BeginNode(string.Empty)
                 .BeginNode("plain").EndNode()
-                .BeginNode("ragged").Cells("reg", 0, 0x1000, 0).EndNode()
+                .BeginNode("ragged").Cells("reg", 0, 0x1000, 0, 1).EndNode() // four cells against the default 2 + 1
                 .BeginNode("pci").Cells("#address-cells", 3).Cells("#size-cells", 2)
                     .BeginNode("dev@0").Cells("reg", 0, 0, 0, 0, 0).EndNode()
                 .EndNode()

@@ -133,8 +133,8 @@ public sealed class VirtioMmioTransportTests
     public void LegacyQueueActivationRejectsAreasTheDeviceWouldNotFind()
     {
         var transport = new VirtioMmioTransport(new SoftwareMmioDevice { Version = 1 }, 0x10008000, null);
-        Assert.Throws<ArgumentException>(() => transport.ActivateQueue(0, 256, 0x8100_0000, 0x8100_1000, 0x8100_2000));
-        Assert.Throws<ArgumentException>(() => transport.ActivateQueue(0, 256, 0x8100_0800, 0x8100_1800, 0x8100_3000));
+        Assert.Throws<ArgumentException>(() => transport.ActivateQueue(0, 256, 0x8100_0000, 0x8100_1100, 0x8100_2000));
+        Assert.Throws<ArgumentException>(() => transport.ActivateQueue(0, 256, 0x8100_0800, 0x8100_1800, 0x8100_2000));
     }
 
     [Fact]

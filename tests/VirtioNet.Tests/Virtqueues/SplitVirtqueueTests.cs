@@ -231,7 +231,8 @@ public class SplitVirtqueueTests
     [InlineData(true, true)]
     public void IndexesWrapPast65535(bool eventIdx, bool indirect)
     {
-        using var h = new SplitQueueHarness(4, eventIdx: eventIdx, indirect: indirect);
+        // Up to three chains of two buffers in flight: 6 descriptors direct, 3 with indirect tables.
+        using var h = new SplitQueueHarness(8, eventIdx: eventIdx, indirect: indirect);
         VirtqBuffer[][] chains = new VirtqBuffer[3][];
         DmaRegion[] inputs = new DmaRegion[3];
         DmaRegion[] outputs = new DmaRegion[3];
@@ -278,7 +279,7 @@ public class SplitVirtqueueTests
         Assert.Equal((ushort)added, state.LastUsedIndex);
         Assert.Equal((ushort)added, h.Device.AvailIdx);
         Assert.Equal((ushort)added, h.Device.UsedIdx);
-        Assert.Equal(4, h.Queue.FreeDescriptors);
+        Assert.Equal(8, h.Queue.FreeDescriptors);
         Assert.True(h.Memory.AllGuardsIntact());
     }
 
@@ -489,7 +490,7 @@ public class SplitVirtqueueTests
         Assert.Equal(h.Queue.DeviceArea, state.DeviceArea);
     }
 
-    internal static int[] TakeAllTokens(IVirtqueue queue)
+    internal static int[] TakeAllTokens(SplitVirtqueue queue)
     {
         var tokens = new List<int>();
         while (queue.TryTakeUsed(out UsedBuffer used))

@@ -1,0 +1,33 @@
+using Xunit;
+using VirtioNet.Diagnostics;
+
+namespace VirtioNet.Tests.Diagnostics;
+
+/// <summary>Short timeouts so that tests that wait for nothing finish quickly; the simulation answers at once.</summary>
+internal static class DiagnosticsTestOptions
+{
+    public static NetworkSessionOptions Session(int dhcpAttempts = 2, int arpAttempts = 2) => new()
+    {
+        Dhcp = new DhcpClientOptions
+        {
+            Attempts = dhcpAttempts,
+            InitialTimeout = TimeSpan.FromMilliseconds(40),
+            MaximumTimeout = TimeSpan.FromMilliseconds(80),
+        },
+        Arp = new ArpResolverOptions { Attempts = arpAttempts, Timeout = TimeSpan.FromMilliseconds(40) },
+    };
+
+    public static PingOptions Ping(int payloadSize = 56) => new()
+    {
+        Timeout = TimeSpan.FromMilliseconds(100),
+        Interval = TimeSpan.Zero,
+        PayloadSize = payloadSize,
+    };
+
+    public static NetworkSession LeasedSession(SimulatedGateway gateway)
+    {
+        var session = new NetworkSession(gateway, Session());
+        session.AcquireLease(TestContext.Current.CancellationToken);
+        return session;
+    }
+}

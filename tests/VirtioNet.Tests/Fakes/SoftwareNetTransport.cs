@@ -1,0 +1,107 @@
+using System.Buffers.Binary;
+using VirtioNet.Core;
+using VirtioNet.Platform;
+using VirtioNet.Transports;
+
+namespace VirtioNet.Tests.Fakes;
+
+/// <summary>
+/// A fault-injecting software transport for a virtio-net device (not a real device): feature words, status with an
+/// optional FEATURES_OK refusal, a configuration space the test writes, queue sizes the test chooses (0 included).
+/// The rings themselves are served by <see cref="SoftwareSplitDevice"/> attached to the driver's queues.
+/// </summary>
+internal sealed class SoftwareNetTransport : IVirtioTransport
+{
+    public SoftwareNetTransport(ulong offered, bool legacy = false)
+    {
+        OfferedFeatures = offered;
+        IsLegacy = legacy;
+        BinaryPrimitives.WriteUInt16LittleEndian(Config.AsSpan(6), 1); // VIRTIO_NET_S_LINK_UP
+        new byte[] { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }.CopyTo(Config, 0);
+    }
+
+    public ulong OfferedFeatures { get; set; }
+
+    public ulong DriverFeatures { get; private set; }
+
+    public bool RefuseFeatures { get; set; }
+
+    public byte[] Config { get; } = new byte[64];
+
+    public Dictionary<int, int> QueueSizeMax { get; } = new() { [0] = 256, [1] = 256, [2] = 64 };
+
+    public Dictionary<int, (int Size, ulong Desc, ulong Driver, ulong Device)> ActiveQueues { get; } = [];
+
+    public List<int> Notifications { get; } = [];
+
+    public List<VirtioDeviceStatus> StatusHistory { get; } = [];
+
+    public VirtioDeviceStatus Status { get; private set; }
+
+    public InterruptCause PendingCause { get; set; }
+
+    public string Description => "software virtio-net (test)";
+
+    public bool IsLegacy { get; }
+
+    public uint DeviceId { get; set; } = 1;
+
+    public uint VendorId => 0;
+
+    public int LegacyQueueAlign => IsLegacy ? 4096 : 0;
+
+    public IInterruptLine? Interrupt { get; set; }
+
+    public VirtioDeviceStatus ReadStatus() => Status;
+
+    public void WriteStatus(VirtioDeviceStatus status)
+    {
+        if (RefuseFeatures)
+        {
+            status &= ~VirtioDeviceStatus.FeaturesOk;
+        }
+
+        Status = status;
+        StatusHistory.Add(status);
+        if (status == VirtioDeviceStatus.Reset)
+        {
+            ActiveQueues.Clear();
+        }
+    }
+
+    public ulong ReadDeviceFeatures() => IsLegacy ? OfferedFeatures & 0xFFFF_FFFF : OfferedFeatures;
+
+    public void WriteDriverFeatures(ulong features) => DriverFeatures = features;
+
+    public int GetQueueSizeMax(int queueIndex) => QueueSizeMax.GetValueOrDefault(queueIndex);
+
+    public bool IsQueueActive(int queueIndex) => ActiveQueues.ContainsKey(queueIndex);
+
+    public void ActivateQueue(int queueIndex, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea) =>
+        ActiveQueues[queueIndex] = (size, descriptorArea, driverArea, deviceArea);
+
+    public void DeactivateQueue(int queueIndex) => ActiveQueues.Remove(queueIndex);
+
+    public void Notify(int queueIndex) => Notifications.Add(queueIndex);
+
+    public InterruptCause ReadAndAcknowledgeInterrupt()
+    {
+        InterruptCause cause = PendingCause;
+        PendingCause = InterruptCause.None;
+        return cause;
+    }
+
+    public uint ReadConfigGeneration() => 0;
+
+    public byte ReadConfig8(int offset) => Config[offset];
+
+    public ushort ReadConfig16(int offset) => BinaryPrimitives.ReadUInt16LittleEndian(Config.AsSpan(offset));
+
+    public uint ReadConfig32(int offset) => BinaryPrimitives.ReadUInt32LittleEndian(Config.AsSpan(offset));
+
+    public void WriteConfig8(int offset, byte value) => Config[offset] = value;
+
+    public void Dispose()
+    {
+    }
+}
