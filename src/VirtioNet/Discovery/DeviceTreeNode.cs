@@ -9,9 +9,11 @@ namespace VirtioNet.Discovery;
 /// Ref: devicetree v0.4 §2.2 and §2.3.
 /// </summary>
 /// <remarks>
-/// Nodes are immutable once <see cref="FlattenedDeviceTree.Parse"/> returns. Helpers that decode a property throw
-/// <see cref="Core.VirtioException"/> with <see cref="Core.VirtioErrorReason.MalformedDescription"/> when it is
-/// present but has the wrong shape; <c>TryX</c> helpers return false only when the property is absent.
+/// Nodes are immutable once <see cref="FlattenedDeviceTree.Parse"/> returns. Parsing checks the blob's structure, not
+/// the values of standard properties: those are decoded on use. Every member that decodes a property (including
+/// <see cref="Compatible"/>, <see cref="IsEnabled"/>, <see cref="AddressCells"/> and <see cref="SizeCells"/>) throws
+/// <see cref="Core.VirtioException"/> with <see cref="Core.VirtioErrorReason.MalformedDescription"/> when the property
+/// is present but has the wrong shape; <c>TryX</c> helpers return false only when the property is absent.
 /// </remarks>
 public sealed partial class DeviceTreeNode
 {

@@ -205,64 +205,64 @@ public sealed partial class FlattenedDeviceTree
             switch (token)
             {
                 case FdtBeginNode:
-                {
-                    if (rootClosed)
                     {
-                        DeviceTreeErrors.Throw($"a second root node at offset 0x{tokenOffset:x}.");
-                    }
-
-                    int depth = current is null ? 0 : current.Depth + 1;
-                    if (depth > MaxDepth)
-                    {
-                        DeviceTreeErrors.Throw($"node at offset 0x{tokenOffset:x} nests deeper than {MaxDepth} levels.");
-                    }
-
-                    int nameLength = data.AsSpan(position, end - position).IndexOf((byte)0);
-                    if (nameLength < 0)
-                    {
-                        DeviceTreeErrors.Throw($"the node name at offset 0x{position:x} is not terminated within the structure block.");
-                    }
-
-                    if (nameLength > MaxNameLength)
-                    {
-                        DeviceTreeErrors.Throw($"the node name at offset 0x{position:x} is {nameLength} bytes, longer than {MaxNameLength}.");
-                    }
-
-                    string name = Encoding.UTF8.GetString(data, position, nameLength);
-                    position = AlignUp(position + nameLength + 1);
-                    if (current is null)
-                    {
-                        // §2.2.1 and §5.4.1: the root node's name is empty.
-                        if (nameLength != 0)
+                        if (rootClosed)
                         {
-                            DeviceTreeErrors.Throw($"the root node at offset 0x{tokenOffset:x} has the name '{name}'; the root's name must be empty.");
-                        }
-                    }
-                    else
-                    {
-                        if (nameLength == 0 || name.Contains('/'))
-                        {
-                            DeviceTreeErrors.Throw($"the node at offset 0x{tokenOffset:x} under {current.Path} has the invalid name '{name}' (empty or containing '/').");
+                            DeviceTreeErrors.Throw($"a second root node at offset 0x{tokenOffset:x}.");
                         }
 
-                        if (!siblingNames.Add((current, name)))
+                        int depth = current is null ? 0 : current.Depth + 1;
+                        if (depth > MaxDepth)
                         {
-                            DeviceTreeErrors.Throw($"the node at offset 0x{tokenOffset:x} duplicates the name {(current.Parent is null ? string.Empty : current.Path)}/{name}.");
+                            DeviceTreeErrors.Throw($"node at offset 0x{tokenOffset:x} nests deeper than {MaxDepth} levels.");
                         }
-                    }
 
-                    if (_nodes.Count == MaxNodes)
-                    {
-                        DeviceTreeErrors.Throw($"more than {MaxNodes} nodes (at offset 0x{tokenOffset:x}).");
-                    }
+                        int nameLength = data.AsSpan(position, end - position).IndexOf((byte)0);
+                        if (nameLength < 0)
+                        {
+                            DeviceTreeErrors.Throw($"the node name at offset 0x{position:x} is not terminated within the structure block.");
+                        }
 
-                    var node = new DeviceTreeNode(this, current, name, tokenOffset);
-                    current?.AddChild(node);
-                    _root ??= node;
-                    _nodes.Add(node);
-                    current = node;
-                    break;
-                }
+                        if (nameLength > MaxNameLength)
+                        {
+                            DeviceTreeErrors.Throw($"the node name at offset 0x{position:x} is {nameLength} bytes, longer than {MaxNameLength}.");
+                        }
+
+                        string name = Encoding.UTF8.GetString(data, position, nameLength);
+                        position = AlignUp(position + nameLength + 1);
+                        if (current is null)
+                        {
+                            // §2.2.1 and §5.4.1: the root node's name is empty.
+                            if (nameLength != 0)
+                            {
+                                DeviceTreeErrors.Throw($"the root node at offset 0x{tokenOffset:x} has the name '{name}'; the root's name must be empty.");
+                            }
+                        }
+                        else
+                        {
+                            if (nameLength == 0 || name.Contains('/'))
+                            {
+                                DeviceTreeErrors.Throw($"the node at offset 0x{tokenOffset:x} under {current.Path} has the invalid name '{name}' (empty or containing '/').");
+                            }
+
+                            if (!siblingNames.Add((current, name)))
+                            {
+                                DeviceTreeErrors.Throw($"the node at offset 0x{tokenOffset:x} duplicates the name {(current.Parent is null ? string.Empty : current.Path)}/{name}.");
+                            }
+                        }
+
+                        if (_nodes.Count == MaxNodes)
+                        {
+                            DeviceTreeErrors.Throw($"more than {MaxNodes} nodes (at offset 0x{tokenOffset:x}).");
+                        }
+
+                        var node = new DeviceTreeNode(this, current, name, tokenOffset);
+                        current?.AddChild(node);
+                        _root ??= node;
+                        _nodes.Add(node);
+                        current = node;
+                        break;
+                    }
 
                 case FdtEndNode:
                     if (current is null)
@@ -275,50 +275,50 @@ public sealed partial class FlattenedDeviceTree
                     break;
 
                 case FdtProp:
-                {
-                    if (current is null)
                     {
-                        DeviceTreeErrors.Throw($"FDT_PROP at offset 0x{tokenOffset:x} lies outside any node.");
-                    }
+                        if (current is null)
+                        {
+                            DeviceTreeErrors.Throw($"FDT_PROP at offset 0x{tokenOffset:x} lies outside any node.");
+                        }
 
-                    if (current.HasChildren)
-                    {
-                        DeviceTreeErrors.Throw($"FDT_PROP at offset 0x{tokenOffset:x} follows a child node of {current.Path}; properties must precede children.");
-                    }
+                        if (current.HasChildren)
+                        {
+                            DeviceTreeErrors.Throw($"FDT_PROP at offset 0x{tokenOffset:x} follows a child node of {current.Path}; properties must precede children.");
+                        }
 
-                    if (end - position < 2 * sizeof(uint))
-                    {
-                        DeviceTreeErrors.Throw($"the property header at offset 0x{position:x} runs past the end of the structure block at 0x{end:x}.");
-                    }
+                        if (end - position < 2 * sizeof(uint))
+                        {
+                            DeviceTreeErrors.Throw($"the property header at offset 0x{position:x} runs past the end of the structure block at 0x{end:x}.");
+                        }
 
-                    uint length = ReadUInt32(data, position);
-                    uint nameOffset = ReadUInt32(data, position + sizeof(uint));
-                    position += 2 * sizeof(uint);
-                    if (length > (uint)(end - position))
-                    {
-                        DeviceTreeErrors.Throw($"the {length}-byte value of the property at offset 0x{tokenOffset:x} runs past the end of the structure block at 0x{end:x}.");
-                    }
+                        uint length = ReadUInt32(data, position);
+                        uint nameOffset = ReadUInt32(data, position + sizeof(uint));
+                        position += 2 * sizeof(uint);
+                        if (length > (uint)(end - position))
+                        {
+                            DeviceTreeErrors.Throw($"the {length}-byte value of the property at offset 0x{tokenOffset:x} runs past the end of the structure block at 0x{end:x}.");
+                        }
 
-                    string name = ReadPropertyName(strings, stringsOffset, nameOffset, tokenOffset, names);
-                    if (++propertyCount > MaxProperties)
-                    {
-                        DeviceTreeErrors.Throw($"more than {MaxProperties} properties (at offset 0x{tokenOffset:x}).");
-                    }
+                        string name = ReadPropertyName(strings, stringsOffset, nameOffset, tokenOffset, names);
+                        if (++propertyCount > MaxProperties)
+                        {
+                            DeviceTreeErrors.Throw($"more than {MaxProperties} properties (at offset 0x{tokenOffset:x}).");
+                        }
 
-                    var property = new DeviceTreeProperty(current, name, new ReadOnlyMemory<byte>(data, position, (int)length), position);
-                    if (!current.TryAddProperty(property))
-                    {
-                        DeviceTreeErrors.Throw($"the property at offset 0x{tokenOffset:x} duplicates '{name}' of {current.Path}.");
-                    }
+                        var property = new DeviceTreeProperty(current, name, new ReadOnlyMemory<byte>(data, position, (int)length), position);
+                        if (!current.TryAddProperty(property))
+                        {
+                            DeviceTreeErrors.Throw($"the property at offset 0x{tokenOffset:x} duplicates '{name}' of {current.Path}.");
+                        }
 
-                    if (name is "phandle" or "linux,phandle")
-                    {
-                        RegisterPhandle(current, property);
-                    }
+                        if (name is "phandle" or "linux,phandle")
+                        {
+                            RegisterPhandle(current, property);
+                        }
 
-                    position = AlignUp(position + (int)length);
-                    break;
-                }
+                        position = AlignUp(position + (int)length);
+                        break;
+                    }
 
                 case FdtNop:
                     break;
