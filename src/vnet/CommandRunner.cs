@@ -17,10 +17,10 @@ internal static class CommandRunner
 
     public static void SetAction(Command command, Func<MachineSettings, ParseResult, CancellationToken, int> body)
     {
-        command.SetAction((result, cancellationToken) => Task.FromResult(Run(result, cancellationToken, body)));
+        command.SetAction((result, cancellationToken) => Task.FromResult(Run(result, body, cancellationToken)));
     }
 
-    private static int Run(ParseResult result, CancellationToken cancellationToken, Func<MachineSettings, ParseResult, CancellationToken, int> body)
+    private static int Run(ParseResult result, Func<MachineSettings, ParseResult, CancellationToken, int> body, CancellationToken cancellationToken)
     {
         try
         {

@@ -50,4 +50,16 @@ public sealed record VirtqueueState
 
     /// <summary>Why the queue is broken, or null.</summary>
     public string? BrokenReason { get; init; }
+
+    /// <summary>Packed only (else null): the Driver Ring Wrap Counter, flipped each time the driver passes the end of the ring. Ref: virtio v1.2 §2.8.1.</summary>
+    public bool? AvailWrapCounter { get; init; }
+
+    /// <summary>Packed only (else null): the wrap counter the driver expects in the next used descriptor. Ref: virtio v1.2 §2.8.1.</summary>
+    public bool? UsedWrapCounter { get; init; }
+
+    /// <summary>Packed only (else null): desc_event_flags of the Driver Event Suppression structure, as the driver wrote it. Ref: virtio v1.2 §2.8.10.</summary>
+    public ushort? DriverEventFlags { get; init; }
+
+    /// <summary>Packed only (else null): desc_event_flags of the Device Event Suppression structure, as the device wrote it. Ref: virtio v1.2 §2.8.10.</summary>
+    public ushort? DeviceEventFlags { get; init; }
 }

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Net;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using VirtioNet.Diagnostics;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
 using VirtioNet.Transports;
@@ -14,7 +16,7 @@ internal static class DumpCommand
 {
     private static readonly Option<int> Frames = new("--frames")
     {
-        Description = "Broadcast this many ARP requests for 10.0.2.2 first, so the rings have moved when they are dumped.",
+        Description = "Resolve the gateway 10.0.2.2 by ARP this many times first, so the rings have moved when they are dumped.",
         DefaultValueFactory = _ => 0,
     };
 
@@ -85,7 +87,7 @@ internal static class DumpCommand
 
     private static string N(long value) => value.ToString(CultureInfo.InvariantCulture);
 
-    // Sends ARP who-has 10.0.2.2 broadcasts and takes whatever comes back, so indexes and statistics are not all zero.
+    // Resolves the gateway by ARP this many times (the diagnostic client builds the frames), so indexes and statistics move.
     private static void Exercise(VirtioNetDevice net, int frames, CancellationToken cancellationToken)
     {
         if (frames == 0)
@@ -93,22 +95,12 @@ internal static class DumpCommand
             return;
         }
 
-        byte[] request = ArpFrames.WhoHas(net.MacAddress.Span, [10, 0, 2, 15], [10, 0, 2, 2]);
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
+        var session = new NetworkSession(new VirtioNetFramePort(net));
+        session.Configure(IPAddress.Parse("10.0.2.15"), IPAddress.Parse("255.255.255.0"), IPAddress.Parse("10.0.2.2"));
         for (int i = 0; i < frames; i++)
         {
-            while (!net.TrySend(request))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                Thread.Yield();
-            }
-
-            if (net.WaitForReceive(TimeSpan.FromSeconds(1), cancellationToken))
-            {
-                while (net.TryReceive(buffer, out _))
-                {
-                }
-            }
+            session.Link.ArpCache.Clear();
+            session.Resolve(IPAddress.Parse("10.0.2.2"), cancellationToken);
         }
     }
 

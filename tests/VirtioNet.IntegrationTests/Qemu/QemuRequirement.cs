@@ -1,0 +1,38 @@
+using Xunit;
+
+namespace VirtioNet.IntegrationTests.Qemu;
+
+/// <summary>
+/// The one place that decides what a missing QEMU means for a test: skipped on a developer machine, failed on CI
+/// (environment variable CI=true), where a missing peer would otherwise turn the whole suite silently green.
+/// </summary>
+public static class QemuRequirement
+{
+    /// <summary>The binary the QEMU tests run.</summary>
+    public const string QemuBinary = "qemu-system-riscv64";
+
+    /// <summary>Returns when QEMU (and setpriv, which it runs under) can be started; skips or fails the test otherwise.</summary>
+    public static void EnsureAvailable()
+    {
+        string? missing = !IsOnPath(QemuBinary) ? $"{QemuBinary} is not on PATH (apt-get install qemu-system-misc)"
+            : !IsOnPath("setpriv") ? "setpriv is not on PATH (apt-get install util-linux)"
+            : !Directory.Exists("/dev/shm") ? "/dev/shm does not exist"
+            : null;
+        if (missing is null)
+        {
+            return;
+        }
+
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
+        {
+            Assert.Fail($"QEMU tests cannot run on CI: {missing}.");
+        }
+
+        Assert.Skip($"QEMU tests skipped: {missing}.");
+    }
+
+    private static bool IsOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
+            .Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(directory => File.Exists(Path.Combine(directory, name)));
+}
