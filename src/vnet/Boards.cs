@@ -7,13 +7,22 @@ internal static class Boards
 {
     public static RiscvVirtBoard Start(MachineSettings settings, CancellationToken cancellationToken)
     {
-        var options = new QemuMachineOptions
+        QemuMachineOptions options;
+        try
         {
-            QemuPath = settings.QemuPath,
-            ModernMmio = settings.ModernMmio,
-            NetDeviceProperties = settings.DeviceOptions,
-            DevicesBeforeNet = 7 - settings.NetSlot,
-        };
+            options = new QemuMachineOptions
+            {
+                QemuPath = settings.QemuPath,
+                ModernMmio = settings.ModernMmio,
+                NetDeviceProperties = settings.DeviceOptions,
+                DevicesBeforeNet = 7 - settings.NetSlot,
+            };
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException($"--device-opts or --qemu: {e.Message}", e);
+        }
+
         Log.Info($"starting QEMU riscv64 virt ({settings.TransportName}{(settings.DeviceOptions.Length > 0 ? ", " + settings.DeviceOptions : "")})");
         RiscvVirtBoard board = RiscvVirtBoard.Start(options, cancellationToken);
         Log.Info($"QEMU running (pid {board.Machine.ProcessId}); device tree lists {board.Slots.Count} virtio-mmio slots");
