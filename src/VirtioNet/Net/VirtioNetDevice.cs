@@ -42,13 +42,17 @@ public sealed partial class VirtioNetDevice : IDisposable
     // Set once Dispose has started; every public operation checks it.
     private bool _disposed;
 
+    // receiveq1..N; index k is queue 2k.
+    private VirtioNetReceiveQueue[] _receiveQueues = [];
+
+    // transmitq1..N; index k is queue 2k + 1.
+    private VirtioNetTransmitQueue[] _transmitQueues = [];
+
     private VirtioNetDevice(IVirtioTransport transport, IDmaAllocator dma, VirtioNetOptions options)
     {
         _transport = transport;
         _dma = dma;
         _options = options;
-        ReceiveStatistics = new VirtioNetQueueStatistics("receiveq1");
-        TransmitStatistics = new VirtioNetQueueStatistics("transmitq1");
     }
 
     /// <summary>Raised on the worker's thread when the link status changes (configuration change interrupt, or the link poll).</summary>
@@ -87,11 +91,17 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// <summary>True while the link is up (always, without VIRTIO_NET_F_STATUS).</summary>
     public bool IsLinkUp => (Volatile.Read(ref _lastStatus) & VirtioNetConfig.StatusLinkUp) != 0;
 
+    /// <summary>The receive queues (receiveq1 ... receiveqN).</summary>
+    public IReadOnlyList<VirtioNetReceiveQueue> ReceiveQueues => _receiveQueues;
+
+    /// <summary>The transmit queues (transmitq1 ... transmitqN).</summary>
+    public IReadOnlyList<VirtioNetTransmitQueue> TransmitQueues => _transmitQueues;
+
     /// <summary>Counters of receiveq1.</summary>
-    public VirtioNetQueueStatistics ReceiveStatistics { get; }
+    public VirtioNetQueueStatistics ReceiveStatistics => _receiveQueues[0].Statistics;
 
     /// <summary>Counters of transmitq1.</summary>
-    public VirtioNetQueueStatistics TransmitStatistics { get; }
+    public VirtioNetQueueStatistics TransmitStatistics => _transmitQueues[0].Statistics;
 
     /// <summary>Configuration change interrupts taken.</summary>
     public long ConfigurationInterrupts { get; private set; }
@@ -155,24 +165,42 @@ public sealed partial class VirtioNetDevice : IDisposable
         MaxTransmitFrameLength = Mtu + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength;
 
         // §5.1.6.2 and §5.1.6.3.2 (legacy): without ANY_LAYOUT a legacy device expects the header in a descriptor of its own.
-        _headerInOwnDescriptor = _transport.IsLegacy && (NegotiatedFeatures & VirtioFeatures.AnyLayout) == 0;
+        bool headerInOwnDescriptor = _transport.IsLegacy && (NegotiatedFeatures & VirtioFeatures.AnyLayout) == 0;
+        bool indirect = (NegotiatedFeatures & VirtioFeatures.IndirectDesc) != 0;
 
-        SetUpReceiveQueue();
-        SetUpTransmitQueue();
+        _receiveQueues =
+        [
+            new VirtioNetReceiveQueue(
+                ReceiveQueueIndex, QueueSizeFor(ReceiveQueueIndex, "receiveq1"), ReceiveMode, HeaderLength, MaxReceiveFrameLength,
+                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify),
+        ];
+        _transmitQueues =
+        [
+            new VirtioNetTransmitQueue(
+                TransmitQueueIndex, QueueSizeFor(TransmitQueueIndex, "transmitq1"), HeaderLength, MaxTransmitFrameLength,
+                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify),
+        ];
 
-        // §5.1.5: fill the receive queue before DRIVER_OK so the device never sees it empty; notify after.
-        Refill();
-        VirtioDeviceInitializer.SetDriverOk(_transport);
-        if (_rxq!.KickPrepare())
+        // §5.1.5: fill the receive queues before DRIVER_OK so the device never sees them empty; notify after.
+        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
         {
-            Notify(ReceiveQueueIndex, ReceiveStatistics);
+            rx.Refill();
+        }
+
+        VirtioDeviceInitializer.SetDriverOk(_transport);
+        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
+        {
+            rx.RefillAndKick();
+            if (Mode == OperationMode.Poll)
+            {
+                rx.Queue.DisableInterrupts();
+            }
         }
 
         // Transmit completions are reclaimed when sending; their interrupts would only wake the worker for nothing.
-        _txq!.DisableInterrupts();
-        if (Mode == OperationMode.Poll)
+        foreach (VirtioNetTransmitQueue tx in _transmitQueues)
         {
-            _rxq.DisableInterrupts();
+            tx.Queue.DisableInterrupts();
         }
     }
 
@@ -217,12 +245,6 @@ public sealed partial class VirtioNetDevice : IDisposable
         return queue;
     }
 
-    private void Notify(int queueIndex, VirtioNetQueueStatistics statistics)
-    {
-        _transport.Notify(queueIndex);
-        statistics.AddNotification();
-    }
-
     /// <summary>
     /// Waits until a received frame is ready (true) or <paramref name="timeout"/> passes (false). In interrupt mode it
     /// enables receive notifications and sleeps on the interrupt line; in poll mode it spins on the used ring. Link
@@ -235,7 +257,8 @@ public sealed partial class VirtioNetDevice : IDisposable
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (_rxq!.HasUsed)
+            IVirtqueue rxq = _receiveQueues[0].Queue;
+            if (rxq.HasUsed)
             {
                 return true;
             }
@@ -254,9 +277,9 @@ public sealed partial class VirtioNetDevice : IDisposable
             }
 
             // §2.7.10: re-enable, then re-check; a buffer used in between would otherwise never interrupt.
-            if (!_rxq.EnableInterrupts())
+            if (!rxq.EnableInterrupts())
             {
-                _rxq.DisableInterrupts();
+                rxq.DisableInterrupts();
                 return true;
             }
 
@@ -268,8 +291,8 @@ public sealed partial class VirtioNetDevice : IDisposable
                 continue;
             }
 
-            _rxq.DisableInterrupts();
-            return _rxq.HasUsed;
+            rxq.DisableInterrupts();
+            return rxq.HasUsed;
         }
     }
 
@@ -335,14 +358,21 @@ public sealed partial class VirtioNetDevice : IDisposable
     public IReadOnlyList<VirtqueueState> GetQueueStates()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return [_rxq!.GetState(), _txq!.GetState()];
+        var states = new List<VirtqueueState>();
+        for (int i = 0; i < _receiveQueues.Length; i++)
+        {
+            states.Add(_receiveQueues[i].Queue.GetState());
+            states.Add(_transmitQueues[i].Queue.GetState());
+        }
+
+        return states;
     }
 
     /// <summary>receiveq1, for tests that play the device side of the ring.</summary>
-    internal IVirtqueue ReceiveQueue => _rxq!;
+    internal IVirtqueue ReceiveQueue => _receiveQueues[0].Queue;
 
     /// <summary>transmitq1, for tests that play the device side of the ring.</summary>
-    internal IVirtqueue TransmitQueue => _txq!;
+    internal IVirtqueue TransmitQueue => _transmitQueues[0].Queue;
 
     /// <summary>The transport's registers, when it can list them (for dumps); empty otherwise.</summary>
     public IReadOnlyList<RegisterValue> ReadRegisters() =>
@@ -367,18 +397,40 @@ public sealed partial class VirtioNetDevice : IDisposable
             // The platform is gone (QEMU exited): nothing can use the memory any more.
         }
 
-        _rxq?.Dispose();
-        _txq?.Dispose();
-        if (!_rxPool.IsEmpty)
+        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
         {
-            _dma.Free(_rxPool);
+            rx.Dispose();
         }
 
-        if (!_txPool.IsEmpty)
+        foreach (VirtioNetTransmitQueue tx in _transmitQueues)
         {
-            _dma.Free(_txPool);
+            tx.Dispose();
         }
     }
+
+    /// <summary>Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive"/>.</summary>
+    public bool TryReceive(Span<byte> destination, out int length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _receiveQueues[0].TryReceive(destination, out length);
+    }
+
+    /// <summary>Sends a frame on transmitq1; see <see cref="VirtioNetTransmitQueue.TrySend"/>.</summary>
+    public bool TrySend(ReadOnlySpan<byte> frame)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _transmitQueues[0].TrySend(frame);
+    }
+
+    /// <summary>Takes back completed transmit buffers of transmitq1. Returns how many.</summary>
+    public int ReclaimTransmitted()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _transmitQueues[0].Reclaim();
+    }
+
+    /// <summary>Transmit slots of transmitq1 free right now.</summary>
+    public int TransmitSlotsFree => _transmitQueues[0].SlotsFree;
 
     private static byte[] RandomLocalMac()
     {

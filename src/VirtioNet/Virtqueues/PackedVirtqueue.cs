@@ -478,7 +478,7 @@ public sealed class PackedVirtqueue : IVirtqueue
 
         // The device wrote one used descriptor for the whole list and skipped its other slots; so does the driver,
         // by the count it recorded, never by anything the device wrote. §2.8.6.
-        _nextUsed += 1;
+        _nextUsed += descriptors;
         if (_nextUsed >= _layout.Size)
         {
             _nextUsed -= _layout.Size;

@@ -1,0 +1,300 @@
+using VirtioNet.Core;
+using VirtioNet.Platform;
+using VirtioNet.Virtqueues;
+
+namespace VirtioNet.Net;
+
+/// <summary>
+/// One receive queue (receiveqN): its buffers in DMA memory, refill, and frame delivery. The receive mode is dispatched
+/// in exactly two places: <see cref="PostBuffer"/> (refill) and <see cref="TryReceive"/> (receive).
+/// Not thread-safe: one worker owns a queue at a time. Ref: virtio v1.2 §5.1.6.3, §5.1.6.4.
+/// </summary>
+public sealed class VirtioNetReceiveQueue : IDisposable
+{
+    // A page, the unit a big-mode chain is built of (Linux builds it of pages too, so the device sees the same shape).
+    private const int BigModePageLength = 4096;
+
+    // The ring itself.
+    private readonly IVirtqueue _queue;
+
+    // Where _pool came from, to give it back.
+    private readonly IDmaAllocator _dma;
+
+    // Sends the available-buffer notification (the transport's, counted in the statistics).
+    private readonly Action<int> _notify;
+
+    // All receive buffers in one DMA block: slot i at i * _slotLength; the slot index is the queue token.
+    private readonly DmaRegion _pool;
+
+    // Bytes per slot: the header plus what the mode lets the device write after it.
+    private readonly int _slotLength;
+
+    // Number of slots.
+    private readonly int _slotCount;
+
+    // The virtio_net_hdr length in use.
+    private readonly int _headerLength;
+
+    // True when a legacy device without ANY_LAYOUT needs the header in its own descriptor.
+    private readonly bool _headerInOwnDescriptor;
+
+    // Slots not posted to the device; reposted by the next refill.
+    private readonly int[] _freeSlots;
+
+    // How many entries of _freeSlots are valid.
+    private int _freeCount;
+
+    // Scratch chain, sized for the longest chain the mode builds, so refill never allocates.
+    private readonly VirtqBuffer[] _chain;
+
+    // Set once disposed.
+    private bool _disposed;
+
+    internal VirtioNetReceiveQueue(
+        int queueIndex, int size, ReceiveMode mode, int headerLength, int maxFrameLength, bool headerInOwnDescriptor,
+        bool indirect, IDmaAllocator dma, Func<int, int, int, IVirtqueue> createQueue, Action<int> notify)
+    {
+        Mode = mode;
+        MaxFrameLength = maxFrameLength;
+        _headerLength = headerLength;
+        _headerInOwnDescriptor = headerInOwnDescriptor;
+        _dma = dma;
+        _notify = notify;
+        Statistics = new VirtioNetQueueStatistics($"receiveq{(queueIndex / 2) + 1}");
+
+        int descriptorsPerBuffer;
+        switch (mode)
+        {
+            case ReceiveMode.Mergeable:
+                // §5.1.6.3.1: each mergeable buffer is one descriptor, at least the header long; a 1536-byte buffer
+                // (Linux's GOOD_PACKET_LEN rounded) holds a standard frame whole, larger ones span several.
+                _slotLength = AlignUp(headerLength + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength + EthernetFrame.DefaultMtu, 64);
+                descriptorsPerBuffer = 1;
+                break;
+            case ReceiveMode.Big:
+                // §5.1.6.3.1: without MRG_RXBUF every buffer must hold the largest packet the device may send.
+                int pages = (maxFrameLength + BigModePageLength - 1) / BigModePageLength;
+                _slotLength = headerLength + (pages * BigModePageLength);
+                descriptorsPerBuffer = 1 + pages;
+                break;
+            default:
+                _slotLength = AlignUp(headerLength + maxFrameLength, 64);
+                descriptorsPerBuffer = headerInOwnDescriptor ? 2 : 1;
+                break;
+        }
+
+        _slotCount = indirect && descriptorsPerBuffer > 1 ? size : Math.Max(1, size / descriptorsPerBuffer);
+        _chain = new VirtqBuffer[descriptorsPerBuffer];
+        _queue = createQueue(queueIndex, size, descriptorsPerBuffer);
+        try
+        {
+            _pool = dma.Allocate(checked(_slotCount * _slotLength), 64);
+        }
+        catch
+        {
+            _queue.Dispose();
+            throw;
+        }
+
+        _freeSlots = new int[_slotCount];
+        for (int i = 0; i < _slotCount; i++)
+        {
+            _freeSlots[_freeCount++] = _slotCount - 1 - i;
+        }
+    }
+
+    /// <summary>The queue's index on the device (0, 2, 4, ...).</summary>
+    public int QueueIndex => _queue.QueueIndex;
+
+    /// <summary>The receive mode, chosen once from the negotiated features.</summary>
+    public ReceiveMode Mode { get; }
+
+    /// <summary>The largest frame <see cref="TryReceive"/> delivers; destinations must be at least this long.</summary>
+    public int MaxFrameLength { get; }
+
+    /// <summary>Buffers this queue posts (the most frames that can wait in it).</summary>
+    public int BufferCount => _slotCount;
+
+    /// <summary>This queue's counters.</summary>
+    public VirtioNetQueueStatistics Statistics { get; }
+
+    /// <summary>True when the device has returned buffers not yet taken.</summary>
+    public bool HasPending => _queue.HasUsed;
+
+    internal IVirtqueue Queue => _queue;
+
+    /// <summary>
+    /// Copies the next received frame (Ethernet header onwards, without the virtio_net_hdr) into
+    /// <paramref name="destination"/>. Returns false when no frame is waiting. Malformed frames are counted in
+    /// <see cref="VirtioNetQueueStatistics.Errors"/> and skipped; buffers are reposted before this returns.
+    /// </summary>
+    /// <param name="destination">At least <see cref="MaxFrameLength"/> bytes.</param>
+    /// <param name="length">The frame's length.</param>
+    public bool TryReceive(Span<byte> destination, out int length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (destination.Length < MaxFrameLength)
+        {
+            throw new ArgumentException($"The destination must hold {MaxFrameLength} bytes (MaxFrameLength); it has {destination.Length}.", nameof(destination));
+        }
+
+        try
+        {
+            while (_queue.TryTakeUsed(out UsedBuffer used))
+            {
+                // Receive dispatch point.
+                length = Mode == ReceiveMode.Mergeable ? ReceiveMergeable(used, destination) : ReceiveWhole(used, destination);
+                if (length > 0)
+                {
+                    Statistics.AddPacket(length);
+                    return true;
+                }
+            }
+        }
+        finally
+        {
+            RefillAndKick();
+        }
+
+        length = 0;
+        return false;
+    }
+
+    /// <summary>Posts every buffer the driver holds, without notifying (the caller kicks once per batch).</summary>
+    internal void Refill()
+    {
+        while (_freeCount > 0)
+        {
+            if (!PostBuffer(_freeSlots[_freeCount - 1]))
+            {
+                return;
+            }
+
+            _freeCount--;
+        }
+    }
+
+    /// <summary>Refills, then notifies the device if it asked to be told.</summary>
+    internal void RefillAndKick()
+    {
+        Refill();
+        if (_queue.KickPrepare())
+        {
+            _notify(_queue.QueueIndex);
+            Statistics.AddNotification();
+        }
+    }
+
+    /// <summary>Releases the buffers. The device must be reset first so it no longer writes them.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _queue.Dispose();
+        _dma.Free(_pool);
+    }
+
+    // Refill dispatch point: builds the mode's chain for one slot.
+    private bool PostBuffer(int slot)
+    {
+        ulong address = _pool.DeviceAddress + (ulong)(slot * _slotLength);
+        int count;
+        switch (Mode)
+        {
+            case ReceiveMode.Big:
+                _chain[0] = new VirtqBuffer(address, (uint)_headerLength, DeviceWritable: true);
+                count = 1;
+                for (int offset = _headerLength; offset < _slotLength; offset += BigModePageLength)
+                {
+                    _chain[count++] = new VirtqBuffer(address + (ulong)offset, (uint)Math.Min(BigModePageLength, _slotLength - offset), DeviceWritable: true);
+                }
+
+                break;
+            case ReceiveMode.Small when _headerInOwnDescriptor:
+                _chain[0] = new VirtqBuffer(address, (uint)_headerLength, DeviceWritable: true);
+                _chain[1] = new VirtqBuffer(address + (ulong)_headerLength, (uint)(_slotLength - _headerLength), DeviceWritable: true);
+                count = 2;
+                break;
+            default:
+                _chain[0] = new VirtqBuffer(address, (uint)_slotLength, DeviceWritable: true);
+                count = 1;
+                break;
+        }
+
+        return _queue.TryAdd(_chain.AsSpan(0, count), slot);
+    }
+
+    private void Repost(int slot) => _freeSlots[_freeCount++] = slot;
+
+    // Small and big modes: one chain holds one packet, header first.
+    private int ReceiveWhole(UsedBuffer used, Span<byte> destination)
+    {
+        int slot = used.Token;
+        Repost(slot);
+        int frameLength = used.Length - _headerLength;
+        if (frameLength < EthernetFrame.HeaderLength || frameLength > MaxFrameLength)
+        {
+            // A runt or an oversize frame is the device's error (§5.1.6.4.1 leaves such lengths to the driver).
+            Statistics.AddError();
+            return 0;
+        }
+
+        _pool.Span.Slice((slot * _slotLength) + _headerLength, frameLength).CopyTo(destination);
+        return frameLength;
+    }
+
+    // Mergeable mode: the first buffer's header says how many buffers the packet spans (§5.1.6.4).
+    private int ReceiveMergeable(UsedBuffer first, Span<byte> destination)
+    {
+        Span<byte> pool = _pool.Span;
+        int slot = first.Token;
+        Repost(slot);
+        if (first.Length < _headerLength)
+        {
+            Statistics.AddError();
+            return 0;
+        }
+
+        int slotStart = slot * _slotLength;
+        int numBuffers = pool[slotStart + VirtioNetHeader.NumBuffersOffset] | (pool[slotStart + VirtioNetHeader.NumBuffersOffset + 1] << 8);
+        bool ok = numBuffers >= 1 && numBuffers <= _slotCount;
+        int total = first.Length - _headerLength;
+        if (ok && total <= destination.Length)
+        {
+            pool.Slice(slotStart + _headerLength, total).CopyTo(destination);
+        }
+
+        // Take every further buffer the packet claims, even when dropping it, so the next packet starts in step.
+        for (int i = 1; i < numBuffers && i < _slotCount; i++)
+        {
+            if (!_queue.TryTakeUsed(out UsedBuffer next))
+            {
+                // The device published fewer buffers than num_buffers promised (it must publish them together).
+                ok = false;
+                break;
+            }
+
+            Repost(next.Token);
+            if (ok && total + next.Length <= destination.Length)
+            {
+                pool.Slice(next.Token * _slotLength, next.Length).CopyTo(destination[total..]);
+            }
+
+            total += next.Length;
+        }
+
+        if (!ok || total < EthernetFrame.HeaderLength || total > MaxFrameLength)
+        {
+            Statistics.AddError();
+            return 0;
+        }
+
+        return total;
+    }
+
+    private static int AlignUp(int value, int alignment) => (value + alignment - 1) & ~(alignment - 1);
+}

@@ -1,0 +1,174 @@
+using VirtioNet.Platform;
+using VirtioNet.Virtqueues;
+
+namespace VirtioNet.Net;
+
+/// <summary>
+/// One transmit queue (transmitqN): a pool of slots in DMA memory, each a virtio_net_hdr followed by room for one frame,
+/// and the reclaim of completed slots. Not thread-safe: one worker owns a queue at a time. Ref: virtio v1.2 §5.1.6.2.
+/// </summary>
+public sealed class VirtioNetTransmitQueue : IDisposable
+{
+    // The ring itself.
+    private readonly IVirtqueue _queue;
+
+    // Where _pool came from, to give it back.
+    private readonly IDmaAllocator _dma;
+
+    // Sends the available-buffer notification.
+    private readonly Action<int> _notify;
+
+    // All slots in one DMA block: slot i at i * _slotLength; the slot index is the queue token.
+    private readonly DmaRegion _pool;
+
+    // Bytes per slot.
+    private readonly int _slotLength;
+
+    // The virtio_net_hdr length in use.
+    private readonly int _headerLength;
+
+    // True when a legacy device without ANY_LAYOUT needs the header in its own descriptor.
+    private readonly bool _headerInOwnDescriptor;
+
+    // Free slots, a stack.
+    private readonly int[] _freeSlots;
+
+    // How many entries of _freeSlots are valid.
+    private int _freeCount;
+
+    // Scratch chain for one packet: header and data, or both in one.
+    private readonly VirtqBuffer[] _chain = new VirtqBuffer[2];
+
+    // Set once disposed.
+    private bool _disposed;
+
+    internal VirtioNetTransmitQueue(
+        int queueIndex, int size, int headerLength, int maxFrameLength, bool headerInOwnDescriptor, bool indirect,
+        IDmaAllocator dma, Func<int, int, int, IVirtqueue> createQueue, Action<int> notify)
+    {
+        _headerLength = headerLength;
+        _headerInOwnDescriptor = headerInOwnDescriptor;
+        _dma = dma;
+        _notify = notify;
+        MaxFrameLength = maxFrameLength;
+        Statistics = new VirtioNetQueueStatistics($"transmitq{(queueIndex / 2) + 1}");
+
+        int descriptorsPerPacket = headerInOwnDescriptor ? 2 : 1;
+        int slots = indirect || descriptorsPerPacket == 1 ? size : size / descriptorsPerPacket;
+        _slotLength = (headerLength + maxFrameLength + 63) & ~63;
+        _queue = createQueue(queueIndex, size, descriptorsPerPacket);
+        try
+        {
+            _pool = dma.Allocate(checked(slots * _slotLength), 64);
+        }
+        catch
+        {
+            _queue.Dispose();
+            throw;
+        }
+
+        _freeSlots = new int[slots];
+        for (int i = 0; i < slots; i++)
+        {
+            _freeSlots[_freeCount++] = slots - 1 - i;
+        }
+    }
+
+    /// <summary>The queue's index on the device (1, 3, 5, ...).</summary>
+    public int QueueIndex => _queue.QueueIndex;
+
+    /// <summary>The largest frame <see cref="TrySend"/> accepts: the MTU plus the Ethernet header and one VLAN tag.</summary>
+    public int MaxFrameLength { get; }
+
+    /// <summary>Slots free right now (after the last reclaim).</summary>
+    public int SlotsFree => _freeCount;
+
+    /// <summary>This queue's counters.</summary>
+    public VirtioNetQueueStatistics Statistics { get; }
+
+    internal IVirtqueue Queue => _queue;
+
+    /// <summary>
+    /// Copies <paramref name="frame"/> (Ethernet header onwards, no FCS) into a transmit buffer behind a zeroed
+    /// virtio_net_hdr (no offload requested) and hands it to the device. Returns false when every transmit buffer
+    /// is still held by the device (back-pressure: try again after it completes some).
+    /// </summary>
+    public bool TrySend(ReadOnlySpan<byte> frame)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (frame.Length < EthernetFrame.HeaderLength || frame.Length > MaxFrameLength)
+        {
+            throw new ArgumentException($"A frame must be {EthernetFrame.HeaderLength} to {MaxFrameLength} bytes long; this one has {frame.Length}.", nameof(frame));
+        }
+
+        Reclaim();
+        if (_freeCount == 0)
+        {
+            return false;
+        }
+
+        int slot = _freeSlots[--_freeCount];
+        int start = slot * _slotLength;
+        Span<byte> buffer = _pool.Span.Slice(start, _headerLength + frame.Length);
+
+        // §5.1.6.2: flags 0 and gso_type VIRTIO_NET_HDR_GSO_NONE: a complete frame with its checksums in place.
+        buffer[.._headerLength].Clear();
+        frame.CopyTo(buffer[_headerLength..]);
+
+        ulong address = _pool.DeviceAddress + (ulong)start;
+        int count;
+        if (_headerInOwnDescriptor)
+        {
+            _chain[0] = new VirtqBuffer(address, (uint)_headerLength, DeviceWritable: false);
+            _chain[1] = new VirtqBuffer(address + (ulong)_headerLength, (uint)frame.Length, DeviceWritable: false);
+            count = 2;
+        }
+        else
+        {
+            _chain[0] = new VirtqBuffer(address, (uint)(_headerLength + frame.Length), DeviceWritable: false);
+            count = 1;
+        }
+
+        if (!_queue.TryAdd(_chain.AsSpan(0, count), slot))
+        {
+            _freeSlots[_freeCount++] = slot;
+            return false;
+        }
+
+        if (_queue.KickPrepare())
+        {
+            _notify(_queue.QueueIndex);
+            Statistics.AddNotification();
+        }
+
+        Statistics.AddPacket(frame.Length);
+        return true;
+    }
+
+    /// <summary>Takes back every transmit buffer the device has finished with. Returns how many.</summary>
+    public int Reclaim()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int reclaimed = 0;
+        while (_queue.TryTakeUsed(out UsedBuffer used))
+        {
+            _freeSlots[_freeCount++] = used.Token;
+            reclaimed++;
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>Releases the buffers. The device must be reset first so it no longer reads them.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _queue.Dispose();
+        _dma.Free(_pool);
+    }
+}
