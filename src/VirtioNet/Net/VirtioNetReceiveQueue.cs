@@ -9,7 +9,7 @@ namespace VirtioNet.Net;
 /// in exactly two places: <see cref="PostBuffer"/> (refill) and <see cref="TryReceive"/> (receive).
 /// Not thread-safe: one worker owns a queue at a time. Ref: virtio v1.2 §5.1.6.3, §5.1.6.4.
 /// </summary>
-public sealed class VirtioNetReceiveQueue : IDisposable
+public sealed partial class VirtioNetReceiveQueue : IDisposable
 {
     // A page, the unit a big-mode chain is built of (Linux builds it of pages too, so the device sees the same shape).
     private const int BigModePageLength = 4096;
