@@ -222,16 +222,20 @@ public sealed partial class VirtioNetDevice : IDisposable
         return 1 << (31 - int.LeadingZeroCount(size));
     }
 
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Queues are held as IVirtqueue so the packed ring can take the split ring's place.")]
     private IVirtqueue CreateQueue(int index, int size, int maxChain)
     {
-        var queue = new SplitVirtqueue(index, size, _dma, new VirtqueueOptions
+        var options = new VirtqueueOptions
         {
             EventIdx = (NegotiatedFeatures & VirtioFeatures.EventIdx) != 0,
             IndirectDesc = (NegotiatedFeatures & VirtioFeatures.IndirectDesc) != 0,
             LegacyQueueAlign = _transport.LegacyQueueAlign,
             MaxIndirectChain = Math.Max(maxChain, 2),
-        });
+        };
+
+        // The ring layout is chosen once by negotiation (§2.8: RING_PACKED needs VERSION_1, so never on a legacy transport).
+        IVirtqueue queue = (NegotiatedFeatures & VirtioFeatures.RingPacked) != 0
+            ? new PackedVirtqueue(index, size, _dma, options)
+            : new SplitVirtqueue(index, size, _dma, options);
         try
         {
             _transport.ActivateQueue(index, size, queue.DescriptorArea, queue.DriverArea, queue.DeviceArea);

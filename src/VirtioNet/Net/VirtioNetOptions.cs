@@ -11,7 +11,7 @@ public sealed record VirtioNetOptions
     public const ulong ImplementedFeatures =
         VirtioNetFeatures.Mac | VirtioNetFeatures.Status | VirtioNetFeatures.MrgRxBuf | VirtioNetFeatures.Mtu |
         VirtioNetFeatures.SpeedDuplex | VirtioFeatures.IndirectDesc | VirtioFeatures.EventIdx | VirtioFeatures.Version1 |
-        VirtioFeatures.AnyLayout;
+        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked;
 
     /// <summary>Bits the caller refuses even when offered (for example to test the small receive mode). Default none.</summary>
     public ulong DisabledFeatures { get; init; }

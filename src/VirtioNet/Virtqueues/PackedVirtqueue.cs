@@ -410,8 +410,9 @@ public sealed class PackedVirtqueue : IVirtqueue
 
     /// <inheritdoc />
     /// <remarks>
-    /// The length is that of the used descriptor when it carries VIRTQ_DESC_F_WRITE, else 0: without it the device wrote
-    /// nothing and len is reserved (§2.8.3, §2.8.4).
+    /// The length is always read from the used descriptor and checked against the chain's writable buffers. §2.8.4 calls
+    /// it reserved when VIRTQ_DESC_F_WRITE is clear, but QEMU (7.2) never sets WRITE on used descriptors and Linux reads
+    /// len unconditionally; the capacity check keeps a lying length harmless either way.
     /// </remarks>
     /// <exception cref="VirtioException">
     /// With <see cref="VirtioErrorReason.DeviceMisbehaved"/> when the device returned a Buffer ID out of range or not in
@@ -449,7 +450,7 @@ public sealed class PackedVirtqueue : IVirtqueue
         // The flags that say the descriptor is used must be read before its id and len. §2.8.22.
         SharedMemory.LoadBarrier();
         ushort id = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorIdOffset);
-        uint length = (flags & PackedRing.DescFlagWrite) != 0 ? SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset) : 0;
+        uint length = SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset);
         if (id >= _layout.Size)
         {
             ThrowUsedIdOutOfRange(id);

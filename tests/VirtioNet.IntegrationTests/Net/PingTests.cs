@@ -26,6 +26,12 @@ public sealed class PingTests
         { true, "indirect_desc=off,mrg_rxbuf=off,host_mtu=9000", OperationMode.Poll, 7, ReceiveMode.Big },
         { false, "", OperationMode.Interrupt, 3, ReceiveMode.Mergeable },
         { true, "", OperationMode.Poll, 0, ReceiveMode.Mergeable },
+        { true, "packed=on", OperationMode.Interrupt, 7, ReceiveMode.Mergeable },
+        { true, "packed=on", OperationMode.Poll, 7, ReceiveMode.Mergeable },
+        { true, "packed=on,event_idx=off", OperationMode.Interrupt, 7, ReceiveMode.Mergeable },
+        { true, "packed=on,mrg_rxbuf=off,host_mtu=9000", OperationMode.Interrupt, 7, ReceiveMode.Big },
+        { true, "packed=on,indirect_desc=off,mrg_rxbuf=off", OperationMode.Poll, 7, ReceiveMode.Small },
+        { false, "packed=on", OperationMode.Interrupt, 7, ReceiveMode.Mergeable },
     };
 
     [Theory]
@@ -40,6 +46,11 @@ public sealed class PingTests
         Assert.Equal(deviceProperties.Contains("event_idx=off", StringComparison.Ordinal), (net.NegotiatedFeatures & VirtioFeatures.EventIdx) == 0);
         Assert.Equal(deviceProperties.Contains("indirect_desc=off", StringComparison.Ordinal), (net.NegotiatedFeatures & VirtioFeatures.IndirectDesc) == 0);
         Assert.Equal(modern, (net.NegotiatedFeatures & VirtioFeatures.Version1) != 0);
+
+        // The packed ring only exists for modern devices; a legacy transport cannot even see bit 34.
+        bool packed = modern && deviceProperties.Contains("packed=on", StringComparison.Ordinal);
+        Assert.Equal(packed, (net.NegotiatedFeatures & VirtioFeatures.RingPacked) != 0);
+        Assert.All(net.GetQueueStates(), q => Assert.Equal(packed ? "packed" : "split", q.Layout));
         Assert.True(net.MacFromDevice);
         Assert.True(net.IsLinkUp);
 

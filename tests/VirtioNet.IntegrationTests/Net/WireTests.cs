@@ -76,6 +76,10 @@ public sealed class WireTests
     [InlineData(false, "mrg_rxbuf=off", OperationMode.Poll)]
     [InlineData(true, "mrg_rxbuf=off,host_mtu=9000", OperationMode.Interrupt)]
     [InlineData(true, "event_idx=off,indirect_desc=off", OperationMode.Interrupt)]
+    [InlineData(true, "packed=on", OperationMode.Interrupt)]
+    [InlineData(true, "packed=on,event_idx=off", OperationMode.Poll)]
+    [InlineData(true, "packed=on,mrg_rxbuf=off,host_mtu=9000", OperationMode.Poll)]
+    [InlineData(true, "packed=on,indirect_desc=off,mrg_rxbuf=off", OperationMode.Interrupt)]
     public void ThousandsOfFramesOfEverySizeCrossTheWireIntactInBothDirections(bool modern, string deviceProperties, OperationMode mode)
     {
         var (board, wire) = Start(modern, deviceProperties);

@@ -441,19 +441,24 @@ public class PackedVirtqueueTests
     }
 
     [Fact]
-    public void AUsedDescriptorWithoutTheWriteFlagReportsNoBytes()
+    public void AUsedLengthWithoutTheWriteFlagIsStillReadAndChecked()
     {
+        // QEMU 7.2 writes used descriptors without VIRTQ_DESC_F_WRITE but with the real length, so the driver reads len
+        // whatever the flag says (as Linux does); an impossible one still breaks the queue.
         using var h = new PackedQueueHarness(8);
         h.Queue.TryAdd([h.Writable(8, out _)], 1);
+        h.Queue.TryAdd([h.Writable(8, out _)], 2);
         h.Queue.KickPrepare();
-        Assert.True(h.Device.TryPop(out DeviceChain? chain));
+        Assert.True(h.Device.TryPop(out DeviceChain? first));
+        Assert.True(h.Device.TryPop(out DeviceChain? second));
 
-        // §2.8.4: len is reserved in a used descriptor without VIRTQ_DESC_F_WRITE; even an impossible one is ignored.
-        h.Device.PushUsed(chain.Head, 5000, skip: 1, written: false);
-
+        h.Device.PushUsed(first.Head, 6, skip: 1, written: false);
         Assert.True(h.Queue.TryTakeUsed(out UsedBuffer used));
-        Assert.Equal(new UsedBuffer(1, 0), used);
-        Assert.False(h.Queue.IsBroken);
+        Assert.Equal(new UsedBuffer(1, 6), used);
+
+        h.Device.PushUsed(second.Head, 5000, skip: 1, written: false);
+        var error = Assert.Throws<VirtioException>(() => h.Queue.TryTakeUsed(out _));
+        Assert.Equal(VirtioErrorReason.DeviceMisbehaved, error.Reason);
     }
 
     [Theory]
