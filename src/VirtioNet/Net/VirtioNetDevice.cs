@@ -412,14 +412,14 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
     }
 
-    /// <summary>Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive"/>.</summary>
+    /// <summary>Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.</summary>
     public bool TryReceive(Span<byte> destination, out int length)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return _receiveQueues[0].TryReceive(destination, out length);
     }
 
-    /// <summary>Sends a frame on transmitq1; see <see cref="VirtioNetTransmitQueue.TrySend"/>.</summary>
+    /// <summary>Sends a frame on transmitq1; see <see cref="VirtioNetTransmitQueue.TrySend(ReadOnlySpan{byte})"/>.</summary>
     public bool TrySend(ReadOnlySpan<byte> frame)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

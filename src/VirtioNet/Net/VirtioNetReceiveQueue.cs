@@ -6,7 +6,7 @@ namespace VirtioNet.Net;
 
 /// <summary>
 /// One receive queue (receiveqN): its buffers in DMA memory, refill, and frame delivery. The receive mode is dispatched
-/// in exactly two places: <see cref="PostBuffer"/> (refill) and <see cref="TryReceive"/> (receive).
+/// in exactly two places: <see cref="PostBuffer"/> (refill) and <see cref="TryReceive(Span{byte}, out int)"/> (receive).
 /// Not thread-safe: one worker owns a queue at a time. Ref: virtio v1.2 §5.1.6.3, §5.1.6.4.
 /// </summary>
 public sealed partial class VirtioNetReceiveQueue : IDisposable
@@ -109,7 +109,7 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
     /// <summary>The receive mode, chosen once from the negotiated features.</summary>
     public ReceiveMode Mode { get; }
 
-    /// <summary>The largest frame <see cref="TryReceive"/> delivers; destinations must be at least this long.</summary>
+    /// <summary>The largest frame <see cref="TryReceive(Span{byte}, out int)"/> delivers; destinations must be at least this long.</summary>
     public int MaxFrameLength { get; }
 
     /// <summary>Buffers this queue posts (the most frames that can wait in it).</summary>

@@ -77,7 +77,7 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
     /// <summary>The queue's index on the device (1, 3, 5, ...).</summary>
     public int QueueIndex => _queue.QueueIndex;
 
-    /// <summary>The largest frame <see cref="TrySend"/> accepts: the MTU plus the Ethernet header and one VLAN tag.</summary>
+    /// <summary>The largest frame <see cref="TrySend(ReadOnlySpan{byte})"/> accepts: the MTU plus the Ethernet header and one VLAN tag.</summary>
     public int MaxFrameLength { get; }
 
     /// <summary>Slots free right now (after the last reclaim).</summary>

@@ -94,6 +94,46 @@ public sealed class VnetCommandTests
     }
 
     [Fact]
+    public void CtrlCStopsPingAndLeavesNoQemuAndNoSharedMemoryBehind()
+    {
+        QemuRequirement.EnsureAvailable();
+        int qemuPid = 0;
+        string? shmFile = null;
+        VnetProcess.Result result = VnetProcess.Run(
+            (process, stderr) =>
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (!stderr().Contains("icmp", StringComparison.Ordinal) && !stderr().Contains("DHCP:", StringComparison.Ordinal))
+                {
+                    Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "ping never got going: " + stderr());
+                    Thread.Sleep(50);
+                }
+
+                var match = System.Text.RegularExpressions.Regex.Match(stderr(), @"QEMU running \(pid (\d+)\)");
+                Assert.True(match.Success, stderr());
+                qemuPid = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                string qemuCommand = File.ReadAllText($"/proc/{qemuPid}/cmdline").Replace('\0', ' ');
+                shmFile = System.Text.RegularExpressions.Regex.Match(qemuCommand, @"mem-path=([^,\s]+)").Groups[1].Value;
+                Assert.StartsWith("/dev/shm/vnet-", shmFile, StringComparison.Ordinal);
+                using var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                kill.WaitForExit();
+            },
+            "ping", "10.0.2.2", "--count", "1000");
+
+        Assert.Equal(130, result.ExitCode);
+        Assert.Contains("vnet: error: interrupted", result.StandardError, StringComparison.Ordinal);
+        string cmdline = $"/proc/{qemuPid}/cmdline";
+        var wait = System.Diagnostics.Stopwatch.StartNew();
+        while (File.Exists(cmdline) && wait.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            Thread.Sleep(50);
+        }
+
+        Assert.False(File.Exists(cmdline), "QEMU outlived vnet");
+        Assert.False(File.Exists(shmFile), $"{shmFile} was left behind");
+    }
+
+    [Fact]
     public void AMissingQemuBinaryIsOneClearErrorLine()
     {
         VnetProcess.Result result = VnetProcess.Run("ping", "10.0.2.2", "--qemu", "/nonexistent/qemu-system-riscv64");

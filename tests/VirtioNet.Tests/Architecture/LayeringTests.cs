@@ -15,7 +15,7 @@ namespace VirtioNet.Tests.Architecture;
 public sealed class LayeringTests
 {
     private static readonly ArchUnitNET.Domain.Architecture Driver = new ArchLoader()
-        .LoadAssemblies(typeof(VirtioNetDevice).Assembly, typeof(VirtioNet.Diagnostics.IFramePort).Assembly)
+        .LoadAssemblies(typeof(VirtioNetDevice).Assembly, typeof(VirtioNet.Qemu.QemuMachine).Assembly, typeof(VirtioNet.Diagnostics.IFramePort).Assembly)
         .Build();
 
     private static IObjectProvider<IType> InNamespace(string name) => Types().That().ResideInNamespaceOrBelow(name);
@@ -67,6 +67,16 @@ public sealed class LayeringTests
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Transports"))
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Virtqueues"))
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Discovery"));
+        rule.Check(Driver);
+    }
+
+    [Fact]
+    public void TheDiagnosticClientKnowsTheDriverButNoPlatform()
+    {
+        IArchRule rule = Types().That().ResideInNamespaceOrBelow("VirtioNet.Diagnostics").Should()
+            .NotDependOnAny(InNamespace("VirtioNet.Qemu"))
+            .AndShould().NotDependOnAny(InNamespace("VirtioNet.Transports"))
+            .AndShould().NotDependOnAny(InNamespace("VirtioNet.Virtqueues"));
         rule.Check(Driver);
     }
 
