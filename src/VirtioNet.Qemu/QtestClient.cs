@@ -42,8 +42,12 @@ public sealed class QtestClient : IDisposable
     // Reply lines longer than this mean the stream is corrupt.
     private const int MaxLineLength = 4 * 1024 * 1024;
 
-    // Guards _pending, _pool, the sending side of _socket and the fault fields.
-    private readonly Lock _lock = new();
+    // Makes "queue the slot, then send its bytes" one step per command, so that the order of _pending is the order
+    // on the wire. The reader never takes it: a sender blocked on a full socket must not stop replies being drained.
+    private readonly Lock _sendLock = new();
+
+    // Guards _pending, _pool and the fault fields; held only for a few instructions, by senders and the reader.
+    private readonly Lock _stateLock = new();
 
     // Commands sent and not yet answered, oldest first: replies arrive in the order commands were sent.
     private readonly Queue<QtestPendingReply> _pending = new();
@@ -79,6 +83,9 @@ public sealed class QtestClient : IDisposable
         _socket = socket;
         _describeDeath = describeDeath;
         CommandTimeout = commandTimeout;
+
+        // A QEMU that stops reading (stopped, hung) fills the socket buffer; without this a send would block forever.
+        _socket.SendTimeout = (int)Math.Clamp(commandTimeout.TotalMilliseconds, 1, int.MaxValue);
         _reader = new Thread(ReadLoop) { IsBackground = true, Name = "qtest reader" };
         _reader.Start();
     }
@@ -190,11 +197,11 @@ public sealed class QtestClient : IDisposable
         }
 
         var slots = new QtestPendingReply[commands.Count];
-        lock (_lock)
+        lock (_sendLock)
         {
             for (int i = 0; i < slots.Length; i++)
             {
-                slots[i] = RentLocked();
+                slots[i] = Rent();
                 slots[i].SetCommand(commands[i]);
                 slots[i].WantsText = true;
                 SendLocked(slots[i]);
@@ -338,7 +345,7 @@ public sealed class QtestClient : IDisposable
     // Sends the slot's command, waits for its reply and throws if it failed.
     private void Run(QtestPendingReply slot, TimeSpan? timeout = null)
     {
-        lock (_lock)
+        lock (_sendLock)
         {
             SendLocked(slot);
         }
@@ -350,19 +357,39 @@ public sealed class QtestClient : IDisposable
         }
     }
 
+    // Called with _sendLock held.
     private void SendLocked(QtestPendingReply slot)
     {
-        ThrowIfFaulted();
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_stateLock)
+        {
+            // Checked under the same lock Fault drains the queue under, so no slot is queued after the drain.
+            // Queued before the bytes leave, so that the reader, which may see the reply before Send returns, finds it.
+            if (_fault is null)
+            {
+                _pending.Enqueue(slot);
+            }
+        }
 
-        // Queued before the bytes leave, so that the reader, which may see the reply before Send returns, finds it.
-        _pending.Enqueue(slot);
+        ThrowIfFaulted();
         try
         {
-            _socket.Send(slot.Command.AsSpan(0, slot.CommandLength), SocketFlags.None);
+            ReadOnlySpan<byte> bytes = slot.Command.AsSpan(0, slot.CommandLength);
+            while (!bytes.IsEmpty)
+            {
+                bytes = bytes[_socket.Send(bytes, SocketFlags.None)..];
+            }
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+        {
+            // Fault completes this slot too, as it is in _pending.
+            Fault(
+                VirtioErrorReason.Timeout,
+                $"qtest command '{slot.CommandText}' could not be sent within {CommandTimeout.TotalSeconds:0.#} s: QEMU stopped reading its socket.");
+            ThrowIfFaulted();
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            // Fault takes the lock itself; Lock is reentrant, and Fault completes this slot too.
             Fault(VirtioErrorReason.PlatformFailure, ExplainBrokenConnection());
             ThrowIfFaulted();
         }
@@ -390,18 +417,16 @@ public sealed class QtestClient : IDisposable
 
     private QtestPendingReply Rent()
     {
-        lock (_lock)
+        lock (_stateLock)
         {
-            return RentLocked();
+            return _pool.TryPop(out QtestPendingReply? slot) ? slot : new QtestPendingReply();
         }
     }
-
-    private QtestPendingReply RentLocked() => _pool.TryPop(out QtestPendingReply? slot) ? slot : new QtestPendingReply();
 
     private void Return(QtestPendingReply slot)
     {
         slot.Reset();
-        lock (_lock)
+        lock (_stateLock)
         {
             _pool.Push(slot);
         }
@@ -414,7 +439,7 @@ public sealed class QtestClient : IDisposable
     private void Fault(VirtioErrorReason reason, string message)
     {
         QtestPendingReply[] inFlight;
-        lock (_lock)
+        lock (_stateLock)
         {
             if (_fault is not null)
             {
@@ -514,7 +539,7 @@ public sealed class QtestClient : IDisposable
         }
 
         QtestPendingReply? slot;
-        lock (_lock)
+        lock (_stateLock)
         {
             _pending.TryDequeue(out slot);
         }

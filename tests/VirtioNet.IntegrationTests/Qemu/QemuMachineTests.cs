@@ -26,6 +26,13 @@ public sealed class QemuMachineTests
         return QemuMachine.Start(options ?? new QemuMachineOptions(), TestContext.Current.CancellationToken);
     }
 
+    private static void Signal(string signal, int pid)
+    {
+        using Process kill = Process.Start("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
     // Reaped children vanish from /proc; a zombie would still show, and would mean nobody waited for QEMU.
     private static bool ProcessIsGone(int pid) => !Directory.Exists($"/proc/{pid}");
 
@@ -156,6 +163,26 @@ public sealed class QemuMachineTests
     }
 
     [Fact]
+    public void AStoppedQemuMakesCommandsTimeOutInsteadOfHanging()
+    {
+        using QemuMachine machine = StartMachine(new QemuMachineOptions { CommandTimeout = TimeSpan.FromMilliseconds(500) });
+        Signal("STOP", machine.ProcessId);
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            VirtioException e = Assert.Throws<VirtioException>(() => machine.Qtest.ReadL(0x1000_8000));
+
+            Assert.Equal(VirtioErrorReason.Timeout, e.Reason);
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"The timeout took {watch.Elapsed}.");
+            Assert.True(machine.Qtest.IsFaulted);
+        }
+        finally
+        {
+            Signal("CONT", machine.ProcessId);
+        }
+    }
+
+    [Fact]
     public void CommandsAfterDisposeThrowObjectDisposed()
     {
         QemuMachine machine = StartMachine();
@@ -219,6 +246,11 @@ public sealed class QemuMachineTests
         Assert.Equal(1UL, Convert.ToUInt64(replies[1], 16));
         Assert.Equal(machine.Qtest.ReadQ(QemuMachine.BootRomDeviceTreePointer), Convert.ToUInt64(replies[2], 16));
         Assert.Equal(MmioMagic, Convert.ToUInt64(replies[3], 16)); // empty slots answer the magic too
+
+        // More replies than a socket buffer holds: the reader must drain them while the batch is still being sent.
+        IReadOnlyList<string> many = machine.Qtest.ExecuteBatch(Enumerable.Repeat("readl 0x10008008", 5000).ToArray());
+        Assert.Equal(5000, many.Count);
+        Assert.All(many, reply => Assert.Equal(1UL, Convert.ToUInt64(reply, 16)));
     }
 
     [Fact]
