@@ -50,6 +50,12 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
     // Set once disposed.
     private bool _disposed;
 
+    // Segments of a multi-buffer packet taken by ReceiveBurst that did not fit the caller's span; handed out next call.
+    private readonly ReceivedPacket[] _pending;
+
+    // How many entries of _pending are valid.
+    private int _pendingCount;
+
     internal VirtioNetReceiveQueue(
         int queueIndex, int size, ReceiveMode mode, int headerLength, int maxFrameLength, bool headerInOwnDescriptor,
         bool indirect, IDmaAllocator dma, Func<int, int, int, IVirtqueue> createQueue, Action<int> notify)
@@ -96,6 +102,7 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
             throw;
         }
 
+        _pending = new ReceivedPacket[_slotCount];
         _freeSlots = new int[_slotCount];
         for (int i = 0; i < _slotCount; i++)
         {

@@ -108,28 +108,8 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         }
 
         int slot = _freeSlots[--_freeCount];
-        int start = slot * _slotLength;
-        Span<byte> buffer = _pool.Span.Slice(start, _headerLength + frame.Length);
-
-        // §5.1.6.2: flags 0 and gso_type VIRTIO_NET_HDR_GSO_NONE: a complete frame with its checksums in place.
-        buffer[.._headerLength].Clear();
-        frame.CopyTo(buffer[_headerLength..]);
-
-        ulong address = _pool.DeviceAddress + (ulong)start;
-        int count;
-        if (_headerInOwnDescriptor)
-        {
-            _chain[0] = new VirtqBuffer(address, (uint)_headerLength, DeviceWritable: false);
-            _chain[1] = new VirtqBuffer(address + (ulong)_headerLength, (uint)frame.Length, DeviceWritable: false);
-            count = 2;
-        }
-        else
-        {
-            _chain[0] = new VirtqBuffer(address, (uint)(_headerLength + frame.Length), DeviceWritable: false);
-            count = 1;
-        }
-
-        if (!_queue.TryAdd(_chain.AsSpan(0, count), slot))
+        frame.CopyTo(_pool.Span.Slice((slot * _slotLength) + _headerLength, frame.Length));
+        if (!Enqueue(slot, frame.Length))
         {
             _freeSlots[_freeCount++] = slot;
             return false;
@@ -143,6 +123,31 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
 
         Statistics.AddPacket(frame.Length);
         return true;
+    }
+
+    // Puts the frame already in slot behind a zeroed header and adds it to the ring (not yet visible: KickPrepare does that).
+    private bool Enqueue(int slot, int frameLength)
+    {
+        int start = slot * _slotLength;
+
+        // §5.1.6.2: flags 0 and gso_type VIRTIO_NET_HDR_GSO_NONE: a complete frame with its checksums in place.
+        _pool.Span.Slice(start, _headerLength).Clear();
+
+        ulong address = _pool.DeviceAddress + (ulong)start;
+        int count;
+        if (_headerInOwnDescriptor)
+        {
+            _chain[0] = new VirtqBuffer(address, (uint)_headerLength, DeviceWritable: false);
+            _chain[1] = new VirtqBuffer(address + (ulong)_headerLength, (uint)frameLength, DeviceWritable: false);
+            count = 2;
+        }
+        else
+        {
+            _chain[0] = new VirtqBuffer(address, (uint)(_headerLength + frameLength), DeviceWritable: false);
+            count = 1;
+        }
+
+        return _queue.TryAdd(_chain.AsSpan(0, count), slot);
     }
 
     /// <summary>Takes back every transmit buffer the device has finished with. Returns how many.</summary>
