@@ -120,4 +120,71 @@ public sealed class WireTests
             Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
         }
     }
+
+    [Theory]
+    [InlineData(false, "")]
+    [InlineData(true, "packed=on")]
+    [InlineData(true, "mrg_rxbuf=off")]
+    public void TheZeroCopyBurstApiCarriesThousandsOfFramesIntact(bool modern, string deviceProperties)
+    {
+        var (board, wire) = Start(modern, deviceProperties);
+        using (board)
+        using (wire)
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll }))
+        {
+            CancellationToken ct = TestContext.Current.CancellationToken;
+            VirtioNetTransmitQueue tx = net.TransmitQueues[0];
+            VirtioNetReceiveQueue rx = net.ReceiveQueues[0];
+            var lent = new TransmitPacket[32];
+            var received = new ReceivedPacket[32];
+            const int Bursts = 64;
+            for (int b = 0; b < Bursts; b++)
+            {
+                int n = tx.AllocateBurst(lent);
+                Assert.Equal(32, n);
+                for (int i = 0; i < n; i++)
+                {
+                    byte[] frame = Frame(60 + (((b * 32) + i) % 1455), (b * 32) + i);
+                    frame.CopyTo(lent[i].Span);
+                    lent[i] = lent[i].WithLength(frame.Length);
+                }
+
+                Assert.Equal(n, tx.TransmitBurst(lent.AsSpan(0, n)));
+                for (int i = 0; i < n; i++)
+                {
+                    byte[] expected = Frame(60 + (((b * 32) + i) % 1455), (b * 32) + i);
+                    Assert.Equal(expected, wire.Receive(TimeSpan.FromSeconds(5)));
+                }
+
+                for (int i = 0; i < 32; i++)
+                {
+                    wire.Inject(Frame(60 + i, -((b * 32) + i)));
+                }
+
+                int got = 0;
+                var clock = Stopwatch.StartNew();
+                while (got < 32)
+                {
+                    Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"burst {b}: {got} of 32 frames arrived");
+                    int k = rx.ReceiveBurst(received);
+                    for (int i = 0; i < k; i++)
+                    {
+                        Assert.Equal(1, received[i].SegmentCount);
+                        Assert.Equal(Frame(60 + got + i, -((b * 32) + got + i)), received[i].Span.ToArray());
+                    }
+
+                    rx.ReleaseBurst(received.AsSpan(0, k));
+                    got += k;
+                    if (k == 0)
+                    {
+                        net.WaitForReceive(TimeSpan.FromMilliseconds(100), ct);
+                    }
+                }
+            }
+
+            Assert.Equal(Bursts * 32, net.ReceiveStatistics.Packets);
+            Assert.Equal(Bursts * 32, net.TransmitStatistics.Packets);
+            Assert.True(net.TransmitStatistics.Notifications <= Bursts, "more than one kick per burst");
+        }
+    }
 }
