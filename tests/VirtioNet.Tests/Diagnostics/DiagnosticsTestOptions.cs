@@ -1,5 +1,5 @@
-using Xunit;
 using VirtioNet.Diagnostics;
+using Xunit;
 
 namespace VirtioNet.Tests.Diagnostics;
 
