@@ -13,6 +13,7 @@ internal static class Boards
             options = new QemuMachineOptions
             {
                 QemuPath = settings.QemuPath,
+                Netdev = settings.Netdev,
                 ModernMmio = settings.ModernMmio,
                 NetDeviceProperties = settings.DeviceOptions,
                 DevicesBeforeNet = 7 - settings.NetSlot,

@@ -47,13 +47,18 @@ internal static class CommonOptions
         Description = "Drive the virtio-mmio device at this base address (hex) instead of the first net device found.",
     };
 
-    public static void AddTo(Command command)
+    public static void AddTo(Command command, bool includeOperationMode = true)
     {
         Transport.AcceptOnlyFromAmong("mmio", "mmio-legacy");
         Mode.AcceptOnlyFromAmong("interrupt", "poll");
-        foreach (Option option in new Option[] { Transport, DeviceOpts, Mode, Json, Qemu, Slot, Base })
+        foreach (Option option in new Option[] { Transport, DeviceOpts, Json, Qemu, Slot, Base })
         {
             command.Options.Add(option);
+        }
+
+        if (includeOperationMode)
+        {
+            command.Options.Add(Mode);
         }
     }
 
@@ -81,7 +86,7 @@ internal static class CommonOptions
         {
             ModernMmio = result.GetValue(Transport) == "mmio",
             DeviceOptions = result.GetValue(DeviceOpts) ?? string.Empty,
-            Mode = result.GetValue(Mode) == "poll" ? OperationMode.Poll : OperationMode.Interrupt,
+            Mode = result.CommandResult.Command.Options.Contains(Mode) && result.GetValue(Mode) == "poll" ? OperationMode.Poll : OperationMode.Interrupt,
             Json = result.GetValue(Json),
             QemuPath = result.GetValue(Qemu) ?? "qemu-system-riscv64",
             NetSlot = slot,

@@ -19,5 +19,8 @@ internal sealed record MachineSettings
 
     public ulong? BaseAddress { get; init; }
 
+    /// <summary>The -netdev argument; QEMU's user network unless a command supplies its own peer.</summary>
+    public string Netdev { get; init; } = "user,id=n0";
+
     public string TransportName => ModernMmio ? "mmio" : "mmio-legacy";
 }

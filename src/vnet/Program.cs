@@ -6,6 +6,7 @@ var root = new RootCommand("vnet: the VirtioNet driver against the virtio-net de
 root.Subcommands.Add(ProbeCommand.Create());
 root.Subcommands.Add(PingCommand.Create());
 root.Subcommands.Add(DumpCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

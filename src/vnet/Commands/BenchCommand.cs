@@ -1,0 +1,117 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using VirtioNet.Cli.Bench;
+using VirtioNet.Net;
+using VirtioNet.Qemu;
+
+namespace VirtioNet.Cli.Commands;
+
+/// <summary>
+/// <c>vnet bench</c>: packets per second through one queue pair with the zero-copy burst API, busy-polling, against a
+/// QEMU machine (its UDP socket netdev, with vnet itself as the far end).
+/// </summary>
+internal static class BenchCommand
+{
+    private static readonly Option<string> Mode = new("--mode") { Description = "tx (send), rx (receive what the peer generates) or loopback.", DefaultValueFactory = _ => "tx" };
+
+    private static readonly Option<int> Size = new("--size") { Description = "Frame length in bytes, Ethernet header included, FCS excluded (60 to 1514).", DefaultValueFactory = _ => 64 };
+
+    private static readonly Option<double> Seconds = new("--seconds") { Description = "How long to measure.", DefaultValueFactory = _ => 5 };
+
+    private static readonly Option<int> Burst = new("--burst") { Description = "Packets per burst call (1 to 512).", DefaultValueFactory = _ => 32 };
+
+    public static Command Create()
+    {
+        var command = new Command("bench", "Measure packets per second through the driver's burst API.");
+        Mode.AcceptOnlyFromAmong("tx", "rx", "loopback");
+        command.Options.Add(Mode);
+        command.Options.Add(Size);
+        command.Options.Add(Seconds);
+        command.Options.Add(Burst);
+        CommonOptions.AddTo(command, includeOperationMode: false);
+        CommandRunner.SetAction(command, Execute);
+        return command;
+    }
+
+    private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
+    {
+        BenchMode mode = Enum.Parse<BenchMode>(result.GetValue(Mode) ?? "tx", ignoreCase: true);
+        int size = result.GetValue(Size);
+        double seconds = result.GetValue(Seconds);
+        int burst = result.GetValue(Burst);
+        if (size is < 60 or > 1514)
+        {
+            throw new CliException($"--size must be 60 to 1514; got {size}.");
+        }
+
+        if (seconds is <= 0 or > 3600 || double.IsNaN(seconds))
+        {
+            throw new CliException($"--seconds must be above 0 and at most 3600; got {seconds}.");
+        }
+
+        if (burst is < 1 or > 512)
+        {
+            throw new CliException($"--burst must be 1 to 512; got {burst}.");
+        }
+
+        using var peer = new UdpPeer();
+        using RiscvVirtBoard board = Boards.Start(settings with { Netdev = peer.Netdev }, cancellationToken);
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = OperationMode.Poll });
+        byte[] frame = new byte[size];
+        frame.AsSpan(0, 6).Fill(0xff);
+        peer.Start(mode, frame);
+        Log.Info($"{net.TransportDescription}: {mode.ToString().ToLowerInvariant()}, {size}-byte frames, bursts of {burst}, {seconds} s");
+
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken);
+        Report(r, settings.Json, net.TransportDescription, mode == BenchMode.Tx ? peer.Received : null);
+        return 0;
+    }
+
+    internal static void Report(BenchResult r, bool json, string target, long? peerCounted)
+    {
+        if (json)
+        {
+            var o = new JsonObject
+            {
+                ["target"] = target,
+                ["mode"] = r.Mode.ToString().ToLowerInvariant(),
+                ["size"] = r.FrameSize,
+                ["burst"] = r.Burst,
+                ["seconds"] = Math.Round(r.Seconds, 3),
+                ["sent"] = r.Sent,
+                ["received"] = r.Received,
+                ["peerCounted"] = peerCounted,
+                ["mpps"] = Math.Round(r.Mpps, 4),
+                ["gbps"] = Math.Round(r.Gbps, 4),
+                ["kicksPerPacket"] = Math.Round(r.KicksPerPacket, 5),
+                ["interruptsPerPacket"] = Math.Round(r.InterruptsPerPacket, 5),
+                ["cpuNsPerPacket"] = Math.Round(r.CpuNanosecondsPerPacket, 1),
+                ["allocatedBytes"] = r.AllocatedBytes,
+            };
+            Console.Out.WriteLine(o.ToJsonString(Json.Options));
+            return;
+        }
+
+        // One row per figure: the table stays readable in an 80-column terminal or a log.
+        var table = new Table().AddColumns("figure", "value");
+        table.AddRow("target", Markup.Escape(target));
+        table.AddRow("mode", r.Mode.ToString().ToLowerInvariant());
+        table.AddRow("frame size", $"{N(r.FrameSize)} B");
+        table.AddRow("burst", N(r.Burst));
+        table.AddRow("duration", $"{F(r.Seconds, 2)} s");
+        table.AddRow("sent / received", $"{N(r.Sent)} / {N(r.Received)}");
+        table.AddRow("[bold]rate[/]", $"[bold]{F(r.Mpps, 4)} Mpps[/], {F(r.Gbps, 3)} Gbit/s");
+        table.AddRow("kicks per packet", F(r.KicksPerPacket, 4));
+        table.AddRow("interrupts per packet", F(r.InterruptsPerPacket, 4));
+        table.AddRow("CPU time per packet", $"{F(r.CpuNanosecondsPerPacket, 0)} ns");
+        table.AddRow("allocated while measuring", $"{N(r.AllocatedBytes)} B");
+        table.AddRow("counted by the peer", peerCounted?.ToString(CultureInfo.InvariantCulture) ?? "-");
+        AnsiConsole.Write(table);
+    }
+
+    private static string N(long v) => v.ToString(CultureInfo.InvariantCulture);
+
+    private static string F(double v, int digits) => v.ToString("F" + digits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+}
