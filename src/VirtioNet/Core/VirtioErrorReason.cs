@@ -36,6 +36,9 @@ public enum VirtioErrorReason
     /// <summary>The device did not finish a reset or a command in time.</summary>
     Timeout,
 
+    /// <summary>The device answered a control command with an error (VIRTIO_NET_ERR): it refused the request.</summary>
+    CommandRejected,
+
     /// <summary>The platform ran out of memory the device can reach.</summary>
     OutOfDmaMemory,
 

@@ -106,10 +106,10 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// <summary>Configuration change interrupts taken.</summary>
     public long ConfigurationInterrupts { get; private set; }
 
-    /// <summary>The largest frame <see cref="TryReceive"/> can deliver; destinations must be at least this long.</summary>
+    /// <summary>The largest frame <see cref="TryReceive(Span{byte}, out int)"/> can deliver; destinations must be at least this long.</summary>
     public int MaxReceiveFrameLength { get; private set; }
 
-    /// <summary>The largest frame <see cref="TrySend"/> accepts: the MTU plus the Ethernet header and one VLAN tag.</summary>
+    /// <summary>The largest frame <see cref="TrySend(ReadOnlySpan{byte})"/> accepts: the MTU plus the Ethernet header and one VLAN tag.</summary>
     public int MaxTransmitFrameLength { get; private set; }
 
     /// <summary>
@@ -180,6 +180,7 @@ public sealed partial class VirtioNetDevice : IDisposable
                 TransmitQueueIndex, QueueSizeFor(TransmitQueueIndex, "transmitq1"), HeaderLength, MaxTransmitFrameLength,
                 headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify),
         ];
+        CreateControlQueue();
 
         // §5.1.5: fill the receive queues before DRIVER_OK so the device never sees them empty; notify after.
         foreach (VirtioNetReceiveQueue rx in _receiveQueues)
@@ -202,6 +203,8 @@ public sealed partial class VirtioNetDevice : IDisposable
         {
             tx.Queue.DisableInterrupts();
         }
+
+        StartControl();
     }
 
     private int QueueSizeFor(int queueIndex, string name)
@@ -355,6 +358,7 @@ public sealed partial class VirtioNetDevice : IDisposable
                 (status & VirtioNetConfig.StatusAnnounce) != 0));
         }
 
+        HandleAnnounce(status, previous);
         return (status & VirtioNetConfig.StatusLinkUp) != 0;
     }
 
@@ -410,6 +414,8 @@ public sealed partial class VirtioNetDevice : IDisposable
         {
             tx.Dispose();
         }
+
+        _control?.Dispose();
     }
 
     /// <summary>Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.</summary>

@@ -11,7 +11,15 @@ public sealed record VirtioNetOptions
     public const ulong ImplementedFeatures =
         VirtioNetFeatures.Mac | VirtioNetFeatures.Status | VirtioNetFeatures.MrgRxBuf | VirtioNetFeatures.Mtu |
         VirtioNetFeatures.SpeedDuplex | VirtioFeatures.IndirectDesc | VirtioFeatures.EventIdx | VirtioFeatures.Version1 |
-        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked;
+        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | ControlFeatures;
+
+    /// <summary>
+    /// The features carried by the control queue: VIRTIO_NET_F_CTRL_VQ and those that depend on it (§5.1.3.1: a driver
+    /// must not accept CTRL_RX, CTRL_VLAN, GUEST_ANNOUNCE, MQ, CTRL_MAC_ADDR ... without CTRL_VQ).
+    /// </summary>
+    public const ulong ControlFeatures =
+        VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlRxExtra | VirtioNetFeatures.CtrlVlan |
+        VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.GuestAnnounce | VirtioNetFeatures.CtrlGuestOffloads;
 
     /// <summary>Bits the caller refuses even when offered (for example to test the small receive mode). Default none.</summary>
     public ulong DisabledFeatures { get; init; }
@@ -34,8 +42,42 @@ public sealed record VirtioNetOptions
     /// </summary>
     public TimeSpan LinkPollInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>The features to offer to negotiation.</summary>
-    public ulong SupportedFeatures => ImplementedFeatures & ~DisabledFeatures;
+    /// <summary>
+    /// How long a control command may take before it fails with <see cref="VirtioErrorReason.Timeout"/> (and the control
+    /// queue is given up until a reset). Default 1 s: QEMU answers in well under a millisecond, so a second means the
+    /// device is stuck, while a caller that waits for a link or a filter change is not held long.
+    /// </summary>
+    public TimeSpan ControlCommandTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How many addresses (unicast and multicast together) the driver puts in the device's MAC filter table before it
+    /// falls back to all-unicast/promiscuous or all-multicast. Default 64: QEMU's table size (MAC_TABLE_ENTRIES); the
+    /// spec gives no way to ask a device for its size, and deciding here makes the fallback visible to the caller.
+    /// </summary>
+    public int MacFilterCapacity { get; init; } = 64;
+
+    /// <summary>
+    /// The features to offer to negotiation. Disabling VIRTIO_NET_F_CTRL_VQ also withdraws every feature that needs it,
+    /// and disabling CTRL_RX withdraws CTRL_RX_EXTRA (§5.1.3.1).
+    /// </summary>
+    public ulong SupportedFeatures
+    {
+        get
+        {
+            ulong supported = ImplementedFeatures & ~DisabledFeatures;
+            if ((supported & VirtioNetFeatures.CtrlVq) == 0)
+            {
+                supported &= ~ControlFeatures;
+            }
+
+            if ((supported & VirtioNetFeatures.CtrlRx) == 0)
+            {
+                supported &= ~VirtioNetFeatures.CtrlRxExtra;
+            }
+
+            return supported;
+        }
+    }
 
     /// <summary>Checks the values; called by the device before use.</summary>
     public void Validate()
@@ -53,6 +95,16 @@ public sealed record VirtioNetOptions
         if (LinkPollInterval <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(LinkPollInterval), LinkPollInterval, "LinkPollInterval must be positive.");
+        }
+
+        if (ControlCommandTimeout <= TimeSpan.Zero || ControlCommandTimeout > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ControlCommandTimeout), ControlCommandTimeout, "ControlCommandTimeout must be positive and at most 10 minutes.");
+        }
+
+        if (MacFilterCapacity is < 0 or > 4096)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MacFilterCapacity), MacFilterCapacity, "MacFilterCapacity must be 0 to 4096.");
         }
     }
 }

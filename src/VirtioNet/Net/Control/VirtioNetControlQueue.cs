@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using VirtioNet.Core;
+using VirtioNet.Platform;
+using VirtioNet.Virtqueues;
+
+namespace VirtioNet.Net.Control;
+
+/// <summary>
+/// The control virtqueue (VIRTIO_NET_F_CTRL_VQ): one command at a time, each a device-readable header (class, command)
+/// and payload followed by a device-writable ack byte, completed by polling the used ring with a timeout so that a slow
+/// or dead device cannot wedge the caller. Ref: virtio v1.2 §5.1.6.5.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Thread-safe: commands are serialized by a lock, so any thread may send one while a worker owns the data queues.
+/// </para>
+/// <para>
+/// A command that times out stays posted: the device may still complete it and write the ack byte. Its buffer is
+/// therefore kept (never reused or freed before the device is reset), and the queue refuses every later command with
+/// <see cref="VirtioErrorReason.Timeout"/>; a device reset (closing and reopening the device) is the way out.
+/// </para>
+/// </remarks>
+public sealed class VirtioNetControlQueue : IDisposable
+{
+    // Layout of the one command buffer: header at 0, ack at 8 (its own descriptor, device-writable), payload from 16.
+    // The ack gets a descriptor of its own because §5.1.6.5 makes it the only device-writable part.
+    private const int AckOffset = 8;
+    private const int PayloadOffset = 16;
+
+    // A value the device never writes as an ack, so an untouched byte is told apart from VIRTIO_NET_OK.
+    private const byte AckNotWritten = 0xFF;
+
+    // Header, two payload parts (the MAC table command has two tables), ack.
+    private const int MaxChain = 4;
+
+    // Serializes commands: the ring and the buffer hold one command at a time.
+    private readonly Lock _lock = new();
+
+    // The ring itself; touched only under _lock.
+    private readonly IVirtqueue _queue;
+
+    // Where _buffer came from, to give it back, and to sync it on non-coherent platforms.
+    private readonly IDmaAllocator _dma;
+
+    // Sends the available-buffer notification.
+    private readonly Action<int> _notify;
+
+    // The command buffer (header, ack, payload).
+    private readonly DmaRegion _buffer;
+
+    // For messages: which device this is.
+    private readonly string _deviceDescription;
+
+    // Scratch chain, so a command allocates nothing on the ring side.
+    private readonly VirtqBuffer[] _chain = new VirtqBuffer[MaxChain];
+
+    // Set once a command timed out or the ring broke: why every later command is refused.
+    private VirtioException? _unusable;
+
+    // Counters, written under _lock.
+    private long _completed;
+    private long _rejected;
+
+    // Set once disposed.
+    private bool _disposed;
+
+    internal VirtioNetControlQueue(
+        int queueIndex, int size, TimeSpan timeout, int maxPayloadLength, string deviceDescription,
+        IDmaAllocator dma, Func<int, int, int, IVirtqueue> createQueue, Action<int> notify)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxPayloadLength);
+        Timeout = timeout;
+        MaxPayloadLength = maxPayloadLength;
+        _deviceDescription = deviceDescription;
+        _dma = dma;
+        _notify = notify;
+        _queue = createQueue(queueIndex, size, MaxChain);
+        try
+        {
+            _buffer = dma.Allocate(PayloadOffset + maxPayloadLength, 64);
+        }
+        catch
+        {
+            _queue.Dispose();
+            throw;
+        }
+
+        // Completions are polled for; an interrupt per command would only wake the data-path worker for nothing.
+        _queue.DisableInterrupts();
+    }
+
+    /// <summary>The queue's index on the device (2 × the number of queue pairs, §5.1.2).</summary>
+    public int QueueIndex => _queue.QueueIndex;
+
+    /// <summary>How long a command may take before it fails with <see cref="VirtioErrorReason.Timeout"/>.</summary>
+    public TimeSpan Timeout { get; }
+
+    /// <summary>The largest payload (both parts together) a command may carry.</summary>
+    public int MaxPayloadLength { get; }
+
+    /// <summary>False once a command timed out or the device broke the ring; every later command then fails.</summary>
+    public bool IsUsable => Volatile.Read(ref _unusable) is null;
+
+    /// <summary>Commands the device acknowledged with VIRTIO_NET_OK.</summary>
+    public long CommandsCompleted => Interlocked.Read(ref _completed);
+
+    /// <summary>Commands the device answered with VIRTIO_NET_ERR.</summary>
+    public long CommandsRejected => Interlocked.Read(ref _rejected);
+
+    internal IVirtqueue Queue => _queue;
+
+    /// <summary>
+    /// Sends one command and waits for its ack. Returns when the device answered VIRTIO_NET_OK.
+    /// </summary>
+    /// <exception cref="VirtioException">
+    /// <see cref="VirtioErrorReason.CommandRejected"/> when the device answered VIRTIO_NET_ERR;
+    /// <see cref="VirtioErrorReason.Timeout"/> when it did not answer within <see cref="Timeout"/> (the queue is then
+    /// unusable) or an earlier command timed out; <see cref="VirtioErrorReason.DeviceMisbehaved"/> for an impossible answer.
+    /// </exception>
+    /// <exception cref="ArgumentException">The payload is longer than <see cref="MaxPayloadLength"/>.</exception>
+    public void Execute(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload) =>
+        Execute(commandClass, command, payload, ReadOnlySpan<byte>.Empty);
+
+    /// <summary>
+    /// Sends one command whose payload has two parts, each in a descriptor of its own (as a legacy device without
+    /// VIRTIO_F_ANY_LAYOUT expects for VIRTIO_NET_CTRL_MAC_TABLE_SET, §5.1.6.5.2), and waits for its ack.
+    /// </summary>
+    /// <inheritdoc cref="Execute(VirtioNetControlClass, byte, ReadOnlySpan{byte})" path="/exception"/>
+    public void Execute(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> secondPayload)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (payload.Length + secondPayload.Length > MaxPayloadLength)
+        {
+            throw new ArgumentException($"A control command carries at most {MaxPayloadLength} bytes; this one has {payload.Length + secondPayload.Length}.", nameof(payload));
+        }
+
+        string name = VirtioNetControlCommands.Name(commandClass, command);
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_unusable is { } cause)
+            {
+                throw new VirtioException(cause.Reason, $"{_deviceDescription}: {name} was not sent: the control queue is unusable until the device is reset ({cause.Message})", cause);
+            }
+
+            try
+            {
+                byte ack = Run(commandClass, command, payload, secondPayload, name);
+                if (ack == VirtioNetControlCommands.AckOk)
+                {
+                    _completed++;
+                    return;
+                }
+
+                if (ack == VirtioNetControlCommands.AckErr)
+                {
+                    _rejected++;
+                    throw new VirtioException(VirtioErrorReason.CommandRejected, $"{_deviceDescription}: the device rejected {name} (VIRTIO_NET_ERR).");
+                }
+
+                throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{_deviceDescription}: the device answered {name} with ack {ack}, neither VIRTIO_NET_OK nor VIRTIO_NET_ERR.");
+            }
+            catch (VirtioException e) when (e.Reason is VirtioErrorReason.Timeout || _queue.IsBroken)
+            {
+                // The command may still be in the device's hands (or the ring is beyond repair): never reuse the buffer.
+                Volatile.Write(ref _unusable, e);
+                throw;
+            }
+        }
+    }
+
+    private byte Run(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> secondPayload, string name)
+    {
+        Span<byte> memory = _buffer.Span;
+        memory[0] = (byte)commandClass;
+        memory[1] = command;
+        memory[AckOffset] = AckNotWritten;
+        payload.CopyTo(memory[PayloadOffset..]);
+        secondPayload.CopyTo(memory[(PayloadOffset + payload.Length)..]);
+        _dma.SyncForDevice(_buffer);
+
+        ulong address = _buffer.DeviceAddress;
+        int count = 0;
+        _chain[count++] = new VirtqBuffer(address, 2, DeviceWritable: false);
+        if (!payload.IsEmpty)
+        {
+            _chain[count++] = new VirtqBuffer(address + PayloadOffset, (uint)payload.Length, DeviceWritable: false);
+        }
+
+        if (!secondPayload.IsEmpty)
+        {
+            _chain[count++] = new VirtqBuffer(address + PayloadOffset + (ulong)payload.Length, (uint)secondPayload.Length, DeviceWritable: false);
+        }
+
+        _chain[count++] = new VirtqBuffer(address + AckOffset, 1, DeviceWritable: true);
+        if (!_queue.TryAdd(_chain.AsSpan(0, count), 0))
+        {
+            // One command at a time and each taken back before the next: a full ring means the queue is too small for one chain.
+            throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{_deviceDescription}: {name} does not fit in the control queue ({_queue.FreeDescriptors} descriptors free for a chain of {count}).");
+        }
+
+        if (_queue.KickPrepare())
+        {
+            _notify(_queue.QueueIndex);
+        }
+
+        // Poll, backing off from spinning to yielding to 1 ms sleeps (SpinWait's policy): QEMU answers within a few
+        // hundred microseconds, and a command is rare enough that the sleeps cost nothing that matters.
+        var clock = Stopwatch.StartNew();
+        var spinner = default(SpinWait);
+        UsedBuffer used;
+        while (!_queue.TryTakeUsed(out used))
+        {
+            if (clock.Elapsed >= Timeout)
+            {
+                throw new VirtioException(VirtioErrorReason.Timeout, $"{_deviceDescription}: {name} got no answer within {Timeout.TotalMilliseconds:0} ms; the command's buffer stays reserved in case the device completes it late.");
+            }
+
+            spinner.SpinOnce();
+        }
+
+        if (used.Length < 1)
+        {
+            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{_deviceDescription}: the device returned {name} without writing its ack byte (used length {used.Length}).");
+        }
+
+        _dma.SyncForCpu(_buffer);
+        return Volatile.Read(ref memory[AckOffset]);
+    }
+
+    /// <summary>Releases the queue and its buffer. The device must be reset first so it no longer touches them.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _queue.Dispose();
+            _dma.Free(_buffer);
+        }
+    }
+}

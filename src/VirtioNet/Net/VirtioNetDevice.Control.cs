@@ -1,0 +1,415 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using VirtioNet.Core;
+using VirtioNet.Net.Control;
+using VirtioNet.Net.Filtering;
+using VirtioNet.Net.Vlan;
+
+namespace VirtioNet.Net;
+
+/// <summary>
+/// The control-queue features of the device: receive modes, the MAC filter table, the MAC address, the VLAN filter,
+/// guest offload toggling and announcements; and 802.1Q tagging on the data path. Ref: virtio v1.2 §5.1.6.5.
+/// </summary>
+/// <remarks>
+/// The Set/Add/Remove methods may be called from any thread: they are serialized among themselves, and the control
+/// queue is separate from the data queues the worker owns. Each waits for the device's ack, at most
+/// <see cref="VirtioNetOptions.ControlCommandTimeout"/> per command.
+/// </remarks>
+public sealed partial class VirtioNetDevice
+{
+    // The guest offload bits VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET may carry (§5.1.6.5.6.2: only negotiated ones).
+    private const ulong GuestOffloadFeatures =
+        VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn |
+        VirtioNetFeatures.GuestUfo | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
+
+    // The modes that need VIRTIO_NET_F_CTRL_RX_EXTRA rather than CTRL_RX alone.
+    private const ReceiveFilterFlags ExtraReceiveFilters =
+        ReceiveFilterFlags.AllUnicast | ReceiveFilterFlags.NoMulticast | ReceiveFilterFlags.NoUnicast | ReceiveFilterFlags.NoBroadcast;
+
+    // The control queue holds one command at a time; a few entries are plenty (QEMU's is 64).
+    private const int ControlQueueMaxSize = 64;
+
+    // Serializes the Set/Add/Remove methods, so the filter state below always matches what the device was told.
+    private readonly Lock _controlStateLock = new();
+
+    // The control queue, when VIRTIO_NET_F_CTRL_VQ was negotiated.
+    private VirtioNetControlQueue? _control;
+
+    // The receive modes the caller asked for.
+    private ReceiveFilterFlags _requestedFilter;
+
+    // The modes the MAC table's overflow added (MacFilterPlan.FallbackFlags).
+    private ReceiveFilterFlags _overflowFilter;
+
+    // Which modes' device state is known (sent at least once): the device's reset state is its own (QEMU starts promiscuous).
+    private ReceiveFilterFlags _knownFilter;
+
+    // The device's state of the known modes.
+    private ReceiveFilterFlags _deviceFilter;
+
+    // VLAN ids added to the device's filter.
+    private readonly SortedSet<int> _vlanIds = [];
+
+    // IPv4 addresses announced by gratuitous ARP when the device asks.
+    private IPAddress[] _announceAddresses = [];
+
+    /// <summary>The control queue, or null when VIRTIO_NET_F_CTRL_VQ was not negotiated. Its counters and raw commands are public.</summary>
+    public VirtioNetControlQueue? ControlQueue => _control;
+
+    /// <summary>The receive modes in effect as the driver set them: the caller's, plus any the MAC table's overflow needed.</summary>
+    public ReceiveFilterFlags ReceiveFilter
+    {
+        get
+        {
+            lock (_controlStateLock)
+            {
+                return _requestedFilter | _overflowFilter;
+            }
+        }
+    }
+
+    /// <summary>The last MAC table sent (with its overflow decisions), or null before the first <see cref="SetMacFilter"/>.</summary>
+    public MacFilterPlan? MacFilter { get; private set; }
+
+    /// <summary>The VLAN ids in the device's filter, in order.</summary>
+    public IReadOnlyList<int> VlanIds
+    {
+        get
+        {
+            lock (_controlStateLock)
+            {
+                return [.. _vlanIds];
+            }
+        }
+    }
+
+    /// <summary>The guest offloads in effect: those negotiated, as changed by <see cref="SetGuestOffloads"/>.</summary>
+    public ulong GuestOffloads { get; private set; }
+
+    /// <summary>Announcements carried out (gratuitous ARPs sent and VIRTIO_NET_CTRL_ANNOUNCE_ACK acknowledged).</summary>
+    public long Announcements { get; private set; }
+
+    /// <summary>
+    /// Sets the receive modes (VIRTIO_NET_CTRL_RX); modes the MAC table's overflow needs stay on. Only modes whose device
+    /// state differs (or is not known yet) are sent.
+    /// </summary>
+    /// <exception cref="VirtioException">
+    /// <see cref="VirtioErrorReason.RequiredFeatureMissing"/> without VIRTIO_NET_F_CTRL_RX (or CTRL_RX_EXTRA for the
+    /// extra modes); or the control queue's failures (rejected, timeout).
+    /// </exception>
+    public void SetReceiveMode(ReceiveFilterFlags flags)
+    {
+        lock (_controlStateLock)
+        {
+            ApplyReceiveFilter(flags | _overflowFilter);
+            _requestedFilter = flags;
+        }
+    }
+
+    /// <summary>Turns promiscuous mode on or off (VIRTIO_NET_CTRL_RX_PROMISC), keeping the other modes.</summary>
+    /// <inheritdoc cref="SetReceiveMode" path="/exception"/>
+    public void SetPromiscuous(bool on) => ChangeReceiveMode(ReceiveFilterFlags.Promiscuous, on);
+
+    /// <summary>Turns all-multicast mode on or off (VIRTIO_NET_CTRL_RX_ALLMULTI), keeping the other modes.</summary>
+    /// <inheritdoc cref="SetReceiveMode" path="/exception"/>
+    public void SetAllMulticast(bool on) => ChangeReceiveMode(ReceiveFilterFlags.AllMulticast, on);
+
+    /// <summary>
+    /// Replaces the device's MAC filter table (VIRTIO_NET_CTRL_MAC_TABLE_SET) with extra unicast and multicast addresses
+    /// to accept besides the device's own. A list that does not fit <see cref="VirtioNetOptions.MacFilterCapacity"/>
+    /// is replaced by all-unicast (or promiscuous) or all-multicast; the plan returned says which.
+    /// </summary>
+    /// <exception cref="ArgumentException">An address is malformed or in the wrong list.</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_CTRL_RX, or the control queue's failures.</exception>
+    public MacFilterPlan SetMacFilter(IEnumerable<PhysicalAddress> unicast, IEnumerable<PhysicalAddress> multicast)
+    {
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlRx, "VIRTIO_NET_F_CTRL_RX", "the MAC filter table");
+            bool extra = (NegotiatedFeatures & VirtioNetFeatures.CtrlRxExtra) != 0;
+            MacFilterPlan plan = MacFilterPlan.Create(unicast, multicast, _options.MacFilterCapacity, extra);
+            control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacTableSet, MacTable(plan.Unicast), MacTable(plan.Multicast));
+            MacFilter = plan;
+            ApplyReceiveFilter(_requestedFilter | plan.FallbackFlags);
+            _overflowFilter = plan.FallbackFlags;
+            return plan;
+        }
+    }
+
+    /// <summary>
+    /// Changes the device's MAC address: VIRTIO_NET_CTRL_MAC_ADDR_SET with VIRTIO_NET_F_CTRL_MAC_ADDR, or (legacy devices
+    /// without it) a write of the configuration space's mac field (§5.1.6.5.2, legacy interface). Frames built from
+    /// <see cref="VirtioNetDevice.MacAddress"/> carry the new address from then on.
+    /// </summary>
+    /// <exception cref="ArgumentException">The address is not 6 bytes, is multicast, or is all zeros.</exception>
+    /// <exception cref="VirtioException">Neither way is available, or the control queue's failures.</exception>
+    public void SetMacAddress(PhysicalAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        byte[] mac = address.GetAddressBytes();
+        if (mac.Length != EthernetFrame.AddressLength || MacFilterPlan.IsMulticast(mac) || Array.TrueForAll(mac, b => b == 0))
+        {
+            throw new ArgumentException($"A device MAC address must be 6 bytes, unicast and not all zeros; {address} is not.", nameof(address));
+        }
+
+        lock (_controlStateLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if ((NegotiatedFeatures & VirtioNetFeatures.CtrlMacAddr) != 0 && _control is not null)
+            {
+                _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet, mac);
+            }
+            else if (_transport.IsLegacy && (NegotiatedFeatures & VirtioNetFeatures.Mac) != 0)
+            {
+                for (int i = 0; i < mac.Length; i++)
+                {
+                    _transport.WriteConfig8(VirtioNetConfig.MacOffset + i, mac[i]);
+                }
+            }
+            else
+            {
+                throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_transport.Description}: setting the MAC address needs VIRTIO_NET_F_CTRL_MAC_ADDR (or a legacy device with VIRTIO_NET_F_MAC); neither was negotiated.");
+            }
+
+            MacAddress = mac;
+            MacFromDevice = false;
+        }
+    }
+
+    /// <summary>Adds a VLAN id to the device's filter (VIRTIO_NET_CTRL_VLAN_ADD): tagged frames of that VLAN pass.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The id is above 4095 (or negative).</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_CTRL_VLAN, or the control queue's failures.</exception>
+    public void AddVlan(int id) => ChangeVlan(id, add: true);
+
+    /// <summary>Removes a VLAN id from the device's filter (VIRTIO_NET_CTRL_VLAN_DEL).</summary>
+    /// <inheritdoc cref="AddVlan" path="/exception"/>
+    public void RemoveVlan(int id) => ChangeVlan(id, add: false);
+
+    /// <summary>
+    /// Changes which guest (receive) offloads the device applies (VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET), within those
+    /// negotiated. Ref: virtio v1.2 §5.1.6.5.6.
+    /// </summary>
+    /// <param name="offloads">A subset of the negotiated VIRTIO_NET_F_GUEST_* bits (<see cref="VirtioNetFeatures"/>).</param>
+    /// <exception cref="ArgumentException">A bit is not a guest offload, or was not negotiated.</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_CTRL_GUEST_OFFLOADS, or the control queue's failures.</exception>
+    public void SetGuestOffloads(ulong offloads)
+    {
+        if ((offloads & ~GuestOffloadFeatures) != 0)
+        {
+            throw new ArgumentException($"0x{offloads & ~GuestOffloadFeatures:x} are not guest offload bits ({string.Join(", ", VirtioNetFeatureNames.Describe(offloads & ~GuestOffloadFeatures))}).", nameof(offloads));
+        }
+
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlGuestOffloads, "VIRTIO_NET_F_CTRL_GUEST_OFFLOADS", "changing guest offloads");
+            if ((offloads & ~NegotiatedFeatures) != 0)
+            {
+                throw new ArgumentException($"Only negotiated guest offloads can be turned on; {string.Join(", ", VirtioNetFeatureNames.Describe(offloads & ~NegotiatedFeatures))} were not negotiated.", nameof(offloads));
+            }
+
+            Span<byte> payload = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(payload, offloads);
+            control.Execute(VirtioNetControlClass.GuestOffloads, VirtioNetControlCommands.GuestOffloadsSet, payload);
+            GuestOffloads = offloads;
+        }
+    }
+
+    /// <summary>
+    /// The IPv4 addresses to announce by gratuitous ARP when the device asks (VIRTIO_NET_S_ANNOUNCE): the stack above the
+    /// driver tells it which addresses it holds. Replaces the previous list.
+    /// </summary>
+    /// <exception cref="ArgumentException">An address is not IPv4 (IPv6 announcements, unsolicited neighbour adverts, are not implemented).</exception>
+    public void SetAnnounceAddresses(IEnumerable<IPAddress> addresses)
+    {
+        ArgumentNullException.ThrowIfNull(addresses);
+        IPAddress[] list = [.. addresses];
+        foreach (IPAddress address in list)
+        {
+            ArgumentNullException.ThrowIfNull(address, nameof(addresses));
+            if (address.AddressFamily != AddressFamily.InterNetwork)
+            {
+                throw new ArgumentException($"Only IPv4 addresses are announced (by gratuitous ARP); {address} is not one.", nameof(addresses));
+            }
+        }
+
+        Volatile.Write(ref _announceAddresses, list);
+    }
+
+    /// <summary>The addresses announced when the device asks.</summary>
+    public IReadOnlyList<IPAddress> AnnounceAddresses => Volatile.Read(ref _announceAddresses);
+
+    /// <summary>
+    /// Tells the device the announcement it asked for is done (VIRTIO_NET_CTRL_ANNOUNCE_ACK), which clears
+    /// VIRTIO_NET_S_ANNOUNCE. <see cref="CheckLink"/> does this itself after sending the gratuitous ARPs.
+    /// </summary>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_GUEST_ANNOUNCE, or the control queue's failures (QEMU rejects an ack nothing asked for).</exception>
+    public void AcknowledgeAnnounce()
+    {
+        lock (_controlStateLock)
+        {
+            RequireControl(VirtioNetFeatures.GuestAnnounce, "VIRTIO_NET_F_GUEST_ANNOUNCE", "acknowledging an announcement")
+                .Execute(VirtioNetControlClass.Announce, VirtioNetControlCommands.AnnounceAck, []);
+        }
+    }
+
+    /// <summary>Sends a frame on transmitq1 with an 802.1Q tag inserted; see <see cref="VirtioNetTransmitQueue.TrySend(ReadOnlySpan{byte}, VlanTag)"/>.</summary>
+    public bool TrySend(ReadOnlySpan<byte> frame, VlanTag tag)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _transmitQueues[0].TrySend(frame, tag);
+    }
+
+    /// <summary>Receives a frame of receiveq1 and strips its 802.1Q tag; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int, out VlanTag?)"/>.</summary>
+    public bool TryReceive(Span<byte> destination, out int length, out VlanTag? tag)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _receiveQueues[0].TryReceive(destination, out length, out tag);
+    }
+
+    // Bring-up, before DRIVER_OK: the control queue follows the data queues (index 2N, §5.1.2).
+    private void CreateControlQueue()
+    {
+        GuestOffloads = NegotiatedFeatures & GuestOffloadFeatures;
+        if ((NegotiatedFeatures & VirtioNetFeatures.CtrlVq) == 0)
+        {
+            return;
+        }
+
+        int index = 2 * _receiveQueues.Length;
+        int size = Math.Min(QueueSizeFor(index, "controlq"), ControlQueueMaxSize);
+
+        // Room for both MAC tables at the configured capacity (8 bytes of counts, 6 per address), and at least 2 KiB
+        // so an RSS configuration with a 128-entry indirection table (QEMU's maximum) fits too.
+        int payload = Math.Max(2048, 8 + (EthernetFrame.AddressLength * _options.MacFilterCapacity));
+        _control = new VirtioNetControlQueue(index, size, _options.ControlCommandTimeout, payload, _transport.Description, _dma, CreateQueue, _transport.Notify);
+    }
+
+    // Bring-up, after DRIVER_OK: a MAC the driver made up must reach the device's filter, or unicast frames to it would
+    // be dropped once the device leaves promiscuous mode (Linux's virtnet_probe does the same).
+    private void StartControl()
+    {
+        if (!MacFromDevice && _control is not null && (NegotiatedFeatures & VirtioNetFeatures.CtrlMacAddr) != 0)
+        {
+            _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet, MacAddress.Span);
+        }
+    }
+
+    // Called by CheckLink with the status read and the one before: on a new VIRTIO_NET_S_ANNOUNCE, send a gratuitous ARP
+    // per address, then acknowledge (§5.1.6.5.4). Acting on the rising edge only keeps a refused ack from repeating forever.
+    private void HandleAnnounce(ushort status, ushort previous)
+    {
+        if ((status & VirtioNetConfig.StatusAnnounce) == 0 || (previous & VirtioNetConfig.StatusAnnounce) != 0
+            || (NegotiatedFeatures & VirtioNetFeatures.GuestAnnounce) == 0 || _control is not { IsUsable: true })
+        {
+            return;
+        }
+
+        Span<byte> frame = stackalloc byte[GratuitousArp.FrameLength];
+        foreach (IPAddress address in Volatile.Read(ref _announceAddresses))
+        {
+            int length = GratuitousArp.Write(MacAddress.Span, address, frame);
+            for (int attempt = 0; attempt < 100 && !_transmitQueues[0].TrySend(frame[..length]); attempt++)
+            {
+                Thread.Yield();
+            }
+        }
+
+        AcknowledgeAnnounce();
+        Announcements++;
+
+        // The ack clears the bit at the device (QEMU does so before completing the command). Take the bit as it is now,
+        // so the device's next request is a new edge, while a device that keeps it set is not answered again and again.
+        ushort now = VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures);
+        ushort last = Volatile.Read(ref _lastStatus);
+        Volatile.Write(ref _lastStatus, (ushort)((last & ~VirtioNetConfig.StatusAnnounce) | (now & VirtioNetConfig.StatusAnnounce)));
+    }
+
+    private void ChangeReceiveMode(ReceiveFilterFlags flag, bool on)
+    {
+        lock (_controlStateLock)
+        {
+            ReceiveFilterFlags requested = on ? _requestedFilter | flag : _requestedFilter & ~flag;
+            ApplyReceiveFilter(requested | _overflowFilter);
+            _requestedFilter = requested;
+        }
+    }
+
+    // Sends VIRTIO_NET_CTRL_RX commands for every mode whose device state differs from target (or is unknown).
+    private void ApplyReceiveFilter(ReceiveFilterFlags target)
+    {
+        VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlRx, "VIRTIO_NET_F_CTRL_RX", "changing receive modes");
+        bool extra = (NegotiatedFeatures & VirtioNetFeatures.CtrlRxExtra) != 0;
+        if (!extra && (target & ExtraReceiveFilters) != 0)
+        {
+            throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_transport.Description}: the receive modes {target & ExtraReceiveFilters} need VIRTIO_NET_F_CTRL_RX_EXTRA, which was not negotiated.");
+        }
+
+        Span<byte> payload = stackalloc byte[1];
+        for (byte command = VirtioNetControlCommands.RxPromisc; command <= VirtioNetControlCommands.RxNoBcast; command++)
+        {
+            var flag = (ReceiveFilterFlags)(1 << command);
+            if (!extra && (flag & ExtraReceiveFilters) != 0)
+            {
+                continue;
+            }
+
+            bool on = (target & flag) != 0;
+            if ((_knownFilter & flag) != 0 && ((_deviceFilter & flag) != 0) == on)
+            {
+                continue;
+            }
+
+            payload[0] = on ? (byte)1 : (byte)0;
+            control.Execute(VirtioNetControlClass.Rx, command, payload);
+            _knownFilter |= flag;
+            _deviceFilter = on ? _deviceFilter | flag : _deviceFilter & ~flag;
+        }
+    }
+
+    private void ChangeVlan(int id, bool add)
+    {
+        VlanTag.ValidateId(id);
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlVlan, "VIRTIO_NET_F_CTRL_VLAN", "the VLAN filter");
+            Span<byte> payload = stackalloc byte[2];
+            BinaryPrimitives.WriteUInt16LittleEndian(payload, (ushort)id);
+            control.Execute(VirtioNetControlClass.Vlan, add ? VirtioNetControlCommands.VlanAdd : VirtioNetControlCommands.VlanDel, payload);
+            if (add)
+            {
+                _vlanIds.Add(id);
+            }
+            else
+            {
+                _vlanIds.Remove(id);
+            }
+        }
+    }
+
+    private VirtioNetControlQueue RequireControl(ulong feature, string featureName, string what)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if ((NegotiatedFeatures & feature) == 0 || _control is null)
+        {
+            throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_transport.Description}: {what} needs {featureName} and VIRTIO_NET_F_CTRL_VQ, which were not both negotiated.");
+        }
+
+        return _control;
+    }
+
+    // struct virtio_net_ctrl_mac: le32 entries, then the addresses (§5.1.6.5.2).
+    private static byte[] MacTable(IReadOnlyList<PhysicalAddress> addresses)
+    {
+        byte[] table = new byte[4 + (EthernetFrame.AddressLength * addresses.Count)];
+        BinaryPrimitives.WriteUInt32LittleEndian(table, (uint)addresses.Count);
+        for (int i = 0; i < addresses.Count; i++)
+        {
+            addresses[i].GetAddressBytes().CopyTo(table, 4 + (EthernetFrame.AddressLength * i));
+        }
+
+        return table;
+    }
+}
