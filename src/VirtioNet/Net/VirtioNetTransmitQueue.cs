@@ -1,3 +1,4 @@
+using VirtioNet.Net.Vlan;
 using VirtioNet.Platform;
 using VirtioNet.Virtqueues;
 
@@ -93,12 +94,16 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
     /// virtio_net_hdr (no offload requested) and hands it to the device. Returns false when every transmit buffer
     /// is still held by the device (back-pressure: try again after it completes some).
     /// </summary>
-    public bool TrySend(ReadOnlySpan<byte> frame)
+    public bool TrySend(ReadOnlySpan<byte> frame) => TrySendCore(frame, null);
+
+    // Copies the frame (inserting an 802.1Q tag while copying, when given) straight into a free slot and queues it.
+    private bool TrySendCore(ReadOnlySpan<byte> frame, VlanTag? tag)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (frame.Length < EthernetFrame.HeaderLength || frame.Length > MaxFrameLength)
+        int length = frame.Length + (tag is null ? 0 : EthernetFrame.VlanTagLength);
+        if (frame.Length < EthernetFrame.HeaderLength || length > MaxFrameLength)
         {
-            throw new ArgumentException($"A frame must be {EthernetFrame.HeaderLength} to {MaxFrameLength} bytes long; this one has {frame.Length}.", nameof(frame));
+            throw new ArgumentException($"A frame must be {EthernetFrame.HeaderLength} to {MaxFrameLength} bytes long once tagged; this one has {length}.", nameof(frame));
         }
 
         Reclaim();
@@ -108,8 +113,17 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         }
 
         int slot = _freeSlots[--_freeCount];
-        frame.CopyTo(_pool.Span.Slice((slot * _slotLength) + _headerLength, frame.Length));
-        if (!Enqueue(slot, frame.Length))
+        Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, length);
+        if (tag is { } t)
+        {
+            VlanFrame.InsertTag(frame, t, room);
+        }
+        else
+        {
+            frame.CopyTo(room);
+        }
+
+        if (!Enqueue(slot, length))
         {
             _freeSlots[_freeCount++] = slot;
             return false;
@@ -121,7 +135,7 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
             Statistics.AddNotification();
         }
 
-        Statistics.AddPacket(frame.Length);
+        Statistics.AddPacket(length);
         return true;
     }
 
