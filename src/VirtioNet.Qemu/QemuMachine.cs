@@ -341,7 +341,14 @@ public sealed class QemuMachine : IDisposable
             arguments.AddRange(["-device", "virtio-rng-device"]);
         }
 
-        string device = $"virtio-net-device,netdev={Options.NetdevId},id={NetDeviceId}";
+        // Issue 3 (PCI): the same netdev behind a virtio-net-pci function instead of a virtio-mmio slot.
+        string device = Options.NetDeviceModel switch
+        {
+            QemuNetDeviceModel.VirtioPciModern => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId},disable-legacy=on",
+            QemuNetDeviceModel.VirtioPciTransitional => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId}",
+            QemuNetDeviceModel.VirtioPciLegacy => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId},disable-modern=on",
+            _ => $"virtio-net-device,netdev={Options.NetdevId},id={NetDeviceId}",
+        };
         if (Options.NetDeviceProperties.Length > 0)
         {
             device += "," + Options.NetDeviceProperties;

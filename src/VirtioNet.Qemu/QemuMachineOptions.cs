@@ -67,6 +67,12 @@ public sealed record QemuMachineOptions
     } = "user,id=n0";
 
     /// <summary>
+    /// The net device's model (issue 3, PCI): virtio-mmio (the default), or a virtio-net-pci function that is
+    /// modern-only, transitional or legacy-only. The PCI models land at 00:01.0 on the <c>virt</c> host bridge.
+    /// </summary>
+    public QemuNetDeviceModel NetDeviceModel { get; init; } = QemuNetDeviceModel.VirtioMmio;
+
+    /// <summary>
     /// Extra properties appended to <c>-device virtio-net-device,netdev=ID,id=net0</c>, comma-separated,
     /// e.g. <c>mrg_rxbuf=off,event_idx=off</c>. Default empty.
     /// </summary>

@@ -73,6 +73,12 @@ public sealed partial class RiscvVirtBoard : IDisposable
     public VirtioNetDevice OpenNetDevice(ulong? baseAddress, VirtioNetOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (Machine.Options.NetDeviceModel != QemuNetDeviceModel.VirtioMmio && baseAddress is null)
+        {
+            // Issue 3: the net device is a PCI function (RiscvVirtBoard.Pci.cs).
+            return OpenPciNetDevice(options);
+        }
+
         VirtioMmioSlot slot = baseAddress is { } address
             ? Slots.FirstOrDefault(s => s.BaseAddress == address)
                 ?? throw new VirtioException(VirtioErrorReason.NoDevice, $"The device tree has no virtio-mmio slot at 0x{address:x} (slots: {string.Join(", ", Slots.Select(s => $"0x{s.BaseAddress:x}"))}).")

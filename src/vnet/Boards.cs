@@ -1,4 +1,5 @@
 using VirtioNet.Qemu;
+using VirtioNet.Transports.Pci;
 
 namespace VirtioNet.Cli;
 
@@ -17,6 +18,14 @@ internal static class Boards
                 ModernMmio = settings.ModernMmio,
                 NetDeviceProperties = settings.DeviceOptions,
                 DevicesBeforeNet = 7 - settings.NetSlot,
+
+                // Issue 3 (PCI): pci is a modern-only function, pci-legacy a legacy-only one; the board drives what the function offers.
+                NetDeviceModel = settings.Transport switch
+                {
+                    "pci" => QemuNetDeviceModel.VirtioPciModern,
+                    "pci-legacy" => QemuNetDeviceModel.VirtioPciLegacy,
+                    _ => QemuNetDeviceModel.VirtioMmio,
+                },
             };
         }
         catch (ArgumentException e)
@@ -26,6 +35,12 @@ internal static class Boards
 
         Log.Info($"starting QEMU riscv64 virt ({settings.TransportName}{(settings.DeviceOptions.Length > 0 ? ", " + settings.DeviceOptions : "")})");
         RiscvVirtBoard board = RiscvVirtBoard.Start(options, cancellationToken);
+        board.PciInterruptMode = settings.PciInterrupts switch
+        {
+            "msix" => VirtioPciInterruptMode.MsixShared,
+            "msix-per-queue" => VirtioPciInterruptMode.MsixPerQueue,
+            _ => VirtioPciInterruptMode.Intx,
+        };
         Log.Info($"QEMU running (pid {board.Machine.ProcessId}); device tree lists {board.Slots.Count} virtio-mmio slots");
         return board;
     }

@@ -9,7 +9,8 @@ internal static class CommonOptions
 {
     public static readonly Option<string> Transport = new("--transport")
     {
-        Description = "Register layout of the virtio-mmio devices: mmio (version 2, modern) or mmio-legacy (version 1, QEMU's default).",
+        Description = "How the net device is attached and driven: mmio (virtio-mmio version 2), mmio-legacy (version 1, QEMU's default), " +
+            "pci (virtio-net-pci, modern interface, disable-legacy=on) or pci-legacy (virtio-net-pci, legacy I/O BAR, disable-modern=on).",
         DefaultValueFactory = _ => "mmio",
     };
 
@@ -17,6 +18,14 @@ internal static class CommonOptions
     {
         Description = "Extra QEMU -device properties for the net device, e.g. mrg_rxbuf=off,event_idx=off.",
         DefaultValueFactory = _ => string.Empty,
+    };
+
+    // Issue 3 (PCI): how a PCI net device interrupts in interrupt mode.
+    public static readonly Option<string> PciInterrupts = new("--pci-interrupts")
+    {
+        Description = "With --transport pci or pci-legacy in interrupt mode: intx (PLIC line from the interrupt-map), msix (one shared vector) " +
+            "or msix-per-queue (a configuration vector and one per queue); MSI-X messages land in guest RAM cells (docs/PCI.md).",
+        DefaultValueFactory = _ => "intx",
     };
 
     public static readonly Option<string> Mode = new("--mode")
@@ -49,9 +58,10 @@ internal static class CommonOptions
 
     public static void AddTo(Command command, bool includeOperationMode = true)
     {
-        Transport.AcceptOnlyFromAmong("mmio", "mmio-legacy");
+        Transport.AcceptOnlyFromAmong("mmio", "mmio-legacy", "pci", "pci-legacy");
+        PciInterrupts.AcceptOnlyFromAmong("intx", "msix", "msix-per-queue");
         Mode.AcceptOnlyFromAmong("interrupt", "poll");
-        foreach (Option option in new Option[] { Transport, DeviceOpts, Json, Qemu, Slot, Base })
+        foreach (Option option in new Option[] { Transport, PciInterrupts, DeviceOpts, Json, Qemu, Slot, Base })
         {
             command.Options.Add(option);
         }
@@ -85,6 +95,8 @@ internal static class CommonOptions
         return new MachineSettings
         {
             ModernMmio = result.GetValue(Transport) == "mmio",
+            Transport = result.GetValue(Transport) ?? "mmio",
+            PciInterrupts = result.GetValue(PciInterrupts) ?? "intx",
             DeviceOptions = result.GetValue(DeviceOpts) ?? string.Empty,
             Mode = result.CommandResult.Command.Options.Contains(Mode) && result.GetValue(Mode) == "poll" ? OperationMode.Poll : OperationMode.Interrupt,
             Json = result.GetValue(Json),

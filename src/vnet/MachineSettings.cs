@@ -22,5 +22,12 @@ internal sealed record MachineSettings
     /// <summary>The -netdev argument; QEMU's user network unless a command supplies its own peer.</summary>
     public string Netdev { get; init; } = "user,id=n0";
 
-    public string TransportName => ModernMmio ? "mmio" : "mmio-legacy";
+    // Issue 3 (PCI): the --transport value as given (mmio, mmio-legacy, pci, pci-legacy) and --pci-interrupts.
+    public string Transport { get; init; } = "mmio";
+
+    public string PciInterrupts { get; init; } = "intx";
+
+    public bool IsPci => Transport.StartsWith("pci", StringComparison.Ordinal);
+
+    public string TransportName => IsPci ? Transport : ModernMmio ? "mmio" : "mmio-legacy";
 }

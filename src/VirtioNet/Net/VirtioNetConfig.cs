@@ -27,6 +27,15 @@ public sealed record VirtioNetConfig
     /// <summary>duplex (u8, offset 16), valid with VIRTIO_NET_F_SPEED_DUPLEX: 0 half, 1 full, 0xff unknown.</summary>
     public const int DuplexOffset = 16;
 
+    /// <summary>rss_max_key_size (u8, offset 17), valid with VIRTIO_NET_F_RSS or VIRTIO_NET_F_HASH_REPORT.</summary>
+    public const int RssMaxKeySizeOffset = 17;
+
+    /// <summary>rss_max_indirection_table_length (le16, offset 18), valid with VIRTIO_NET_F_RSS.</summary>
+    public const int RssMaxIndirectionTableLengthOffset = 18;
+
+    /// <summary>supported_hash_types (le32, offset 20), valid with VIRTIO_NET_F_RSS or VIRTIO_NET_F_HASH_REPORT.</summary>
+    public const int SupportedHashTypesOffset = 20;
+
     /// <summary>VIRTIO_NET_S_LINK_UP (1) in status.</summary>
     public const ushort StatusLinkUp = 1;
 
@@ -50,6 +59,15 @@ public sealed record VirtioNetConfig
 
     /// <summary>True for full duplex, false for half, null when unknown or not negotiated.</summary>
     public bool? FullDuplex { get; init; }
+
+    /// <summary>rss_max_key_size: the longest RSS key the device takes; 0 without RSS or HASH_REPORT.</summary>
+    public int RssMaxKeySize { get; init; }
+
+    /// <summary>rss_max_indirection_table_length: the most indirection table entries the device takes; 0 without RSS.</summary>
+    public int RssMaxIndirectionTableLength { get; init; }
+
+    /// <summary>supported_hash_types (VIRTIO_NET_HASH_TYPE_* bits); 0 without RSS or HASH_REPORT.</summary>
+    public uint SupportedHashTypes { get; init; }
 
     /// <summary>True when the link is up.</summary>
     public bool IsLinkUp => (Status & StatusLinkUp) != 0;
@@ -107,8 +125,12 @@ public sealed record VirtioNetConfig
             duplex = d switch { 0 => false, 1 => true, _ => null };
         }
 
+        bool hashing = (f & (VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport)) != 0;
         return new VirtioNetConfig
         {
+            RssMaxKeySize = hashing ? t.ReadConfig8(RssMaxKeySizeOffset) : 0,
+            RssMaxIndirectionTableLength = (f & VirtioNetFeatures.Rss) != 0 ? t.ReadConfig16(RssMaxIndirectionTableLengthOffset) : 0,
+            SupportedHashTypes = hashing ? t.ReadConfig32(SupportedHashTypesOffset) : 0,
             Mac = mac,
             Status = ReadStatus(t, f),
             MaxVirtqueuePairs = (f & (VirtioNetFeatures.Mq | VirtioNetFeatures.Rss)) != 0 ? t.ReadConfig16(MaxVirtqueuePairsOffset) : 1,
@@ -132,7 +154,14 @@ public sealed record VirtioNetConfig
             throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{t.Description}: the device reports an MTU of {mtu}; the spec requires 68 to 65535.");
         }
 
-        _ = f;
+        // §5.1.4.1: with RSS the device sets rss_max_key_size to at least 40 and the table length to at least 128;
+        // a smaller value is taken as the device's real limit, but a table length that is not a power of two cannot
+        // be used at all (the mask is length - 1, §5.1.6.5.7.1).
+        if ((f & VirtioNetFeatures.Rss) != 0 && (RssMaxIndirectionTableLength == 0 || (RssMaxIndirectionTableLength & (RssMaxIndirectionTableLength - 1)) != 0))
+        {
+            throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{t.Description}: rss_max_indirection_table_length is {RssMaxIndirectionTableLength}; it must be a power of two.");
+        }
+
         return this;
     }
 }

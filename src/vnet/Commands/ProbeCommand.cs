@@ -3,13 +3,16 @@ using System.Text.Json.Nodes;
 using Spectre.Console;
 using VirtioNet.Core;
 using VirtioNet.Discovery;
+using VirtioNet.Discovery.Pci;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
+using VirtioNet.Transports;
 using VirtioNet.Transports.Mmio;
+using VirtioNet.Transports.Pci;
 
 namespace VirtioNet.Cli.Commands;
 
-/// <summary><c>vnet probe</c>: every virtio-mmio slot the device tree describes, and what sits in it.</summary>
+/// <summary><c>vnet probe</c>: every virtio-mmio slot the device tree describes, every PCI function on the host bridge, and what sits in each.</summary>
 internal static class ProbeCommand
 {
     public static Command Create()
@@ -30,12 +33,16 @@ internal static class ProbeCommand
             devices.Add(Probe(board, slot, settings));
         }
 
+        // Issue 3 (PCI): the functions on the root bus, with BARs placed by the board as firmware would.
+        List<PciReport> pci = [.. board.EnumeratePci().Select(f => ProbePci(board, f))];
+
         if (settings.Json)
         {
             var json = new JsonObject
             {
                 ["machine"] = "riscv64-virt",
                 ["devices"] = new JsonArray([.. devices.Select(d => (JsonNode)d.ToJson())]),
+                ["pciFunctions"] = new JsonArray([.. pci.Select(p => (JsonNode)p.ToJson())]),
             };
             Console.Out.WriteLine(json.ToJsonString(Json.Options));
             return 0;
@@ -56,7 +63,123 @@ internal static class ProbeCommand
         }
 
         AnsiConsole.Write(table);
+
+        var pciTable = new Table().AddColumns("PCI", "Id", "Class", "INTx", "BARs", "Capabilities", "MSI-X", "Device");
+        foreach (PciReport p in pci)
+        {
+            pciTable.AddRow(
+                p.Function.Address.ToString(),
+                $"{p.Function.VendorId:x4}:{p.Function.DeviceId:x4}",
+                $"{p.Function.ClassCode:x6}",
+                p.IntxLine?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "",
+                Markup.Escape(string.Join('\n', p.Function.Bars.Select(b => $"{b.Index}: {b.Space} 0x{b.Size:x} @ 0x{b.CpuAddress:x}"))),
+                Markup.Escape(string.Join(' ', p.CapabilityNames)),
+                p.Capabilities?.Msix?.TableSize.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "",
+                Markup.Escape(p.Transport is null ? "" : $"{p.Transport}\nMAC {p.Mac}, link {(p.LinkUp == true ? "up" : "down")}"));
+        }
+
+        AnsiConsole.Write(pciTable);
         return 0;
+    }
+
+    private static PciReport ProbePci(RiscvVirtBoard board, PciFunction function)
+    {
+        PciCapabilityList? capabilities = function.HeaderType == 0 ? board.ReadPciCapabilities(function) : null;
+        uint? intx = function.InterruptPin != 0 && board.PciHost.TryRouteIntx(function.Address, function.InterruptPin, out PciIntxRoute? route) ? route!.Line : null;
+        var report = new PciReport(function, capabilities, intx);
+        if (!VirtioPciIdentity.IsVirtio(function.VendorId, function.DeviceId)
+            || VirtioPciIdentity.DeviceType(function.DeviceId, function.SubsystemId) != VirtioDeviceTypes.Network)
+        {
+            return report;
+        }
+
+        // As for mmio: bring the device up the way the driver will, read MAC and link, and reset it again on Dispose.
+        using IVirtioTransport transport = board.OpenPciTransport(function, legacy: null, VirtioPciInterruptMode.None);
+        using VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { Mode = OperationMode.Poll });
+        return report with
+        {
+            Transport = transport.Description,
+            Mac = Json.FormatMac(net.MacAddress.Span),
+            LinkUp = net.IsLinkUp,
+            OfferedFeatures = VirtioNetFeatureNames.Describe(net.OfferedFeatures),
+        };
+    }
+
+    private sealed record PciReport(PciFunction Function, PciCapabilityList? Capabilities, uint? IntxLine)
+    {
+        public string? Transport { get; init; }
+
+        public string? Mac { get; init; }
+
+        public bool? LinkUp { get; init; }
+
+        public IReadOnlyList<string> OfferedFeatures { get; init; } = [];
+
+        public IEnumerable<string> CapabilityNames =>
+            Capabilities is null ? [] : Capabilities.All.Select(c => Capabilities.Virtio.FirstOrDefault(v => v.ConfigOffset == c.Offset) is { } v
+                ? $"virtio-{v.TypeName}"
+                : c.Name);
+
+        public JsonObject ToJson()
+        {
+            var o = new JsonObject
+            {
+                ["address"] = Function.Address.ToString(),
+                ["vendorId"] = $"0x{Function.VendorId:x4}",
+                ["deviceId"] = $"0x{Function.DeviceId:x4}",
+                ["classCode"] = $"0x{Function.ClassCode:x6}",
+                ["headerType"] = Function.HeaderType,
+                ["interruptPin"] = Function.InterruptPin,
+                ["bars"] = new JsonArray([.. Function.Bars.Select(b => (JsonNode)new JsonObject
+                {
+                    ["index"] = b.Index,
+                    ["space"] = b.Space switch { PciAddressSpace.Io => "io", PciAddressSpace.Memory64 => "mem64", _ => "mem32" },
+                    ["prefetchable"] = b.Prefetchable,
+                    ["size"] = $"0x{b.Size:x}",
+                    ["pciAddress"] = $"0x{b.PciAddress:x}",
+                    ["cpuAddress"] = $"0x{b.CpuAddress:x}",
+                })]),
+                ["capabilities"] = new JsonArray([.. (Capabilities?.All ?? []).Select(c => (JsonNode)CapabilityJson(c))]),
+            };
+            if (IntxLine is { } line)
+            {
+                o["intxPlicLine"] = line;
+            }
+
+            if (Capabilities?.Msix is { } msix)
+            {
+                o["msixTableSize"] = msix.TableSize;
+            }
+
+            if (Transport is not null)
+            {
+                o["type"] = "net";
+                o["transport"] = Transport;
+                o["mac"] = Mac;
+                o["linkUp"] = LinkUp;
+                o["offeredFeatures"] = new JsonArray([.. OfferedFeatures.Select(f => (JsonNode)f)]);
+            }
+
+            return o;
+        }
+
+        private JsonObject CapabilityJson(PciCapability c)
+        {
+            var o = new JsonObject { ["offset"] = $"0x{c.Offset:x2}", ["id"] = c.Name };
+            if (Capabilities!.Virtio.FirstOrDefault(v => v.ConfigOffset == c.Offset) is { } v)
+            {
+                o["cfgType"] = v.TypeName;
+                o["bar"] = v.Bar;
+                o["structureOffset"] = $"0x{v.Offset:x}";
+                o["length"] = $"0x{v.Length:x}";
+                if (v.Type == VirtioPciCapabilityType.NotifyCfg)
+                {
+                    o["notifyOffMultiplier"] = v.NotifyOffMultiplier;
+                }
+            }
+
+            return o;
+        }
     }
 
     private static SlotReport Probe(RiscvVirtBoard board, VirtioMmioSlot slot, MachineSettings settings)
