@@ -461,7 +461,14 @@ public sealed class PackedVirtqueue : IVirtqueue
             ThrowUsedIdNotInFlight(id);
         }
 
-        if (length > _writableCapacity[id])
+        // A chain with no device-writable buffer (a transmit chain) has nothing the length could describe: DPDK 22.11
+        // reports the bytes it read there, and like Linux the driver ignores it instead of breaking the queue. For any
+        // other chain the length is checked, since the caller will read that many bytes.
+        if (_writableCapacity[id] == 0)
+        {
+            length = 0;
+        }
+        else if (length > _writableCapacity[id])
         {
             ThrowUsedLengthTooLarge(id, length);
         }

@@ -1,0 +1,239 @@
+using System.Numerics;
+using VirtioNet.Core;
+using VirtioNet.Platform;
+
+namespace VirtioNet.VhostUser;
+
+/// <summary>
+/// DMA memory for a vhost-user backend: one memfd-backed region shared with the backend (sent in SET_MEM_TABLE),
+/// handed out first-fit. Thread-safe; used at setup time (rings, buffer pools), so a lock and a sorted free list are enough.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Addresses. vhost-user names memory twice: ring addresses in SET_VRING_ADDR are the frontend's user (virtual)
+/// addresses, and descriptor addresses are "guest" addresses; each region of the memory table maps both onto the same
+/// bytes (vhost-user.rst, "Memory access"). This allocator announces the region with guest address = user address, as
+/// QEMU effectively does for a process with no guest and as DPDK's virtio-user does: a <see cref="DmaRegion"/>'s
+/// <see cref="DmaRegion.DeviceAddress"/> is then its <see cref="DmaRegion.Pointer"/>, one number means the same byte on
+/// both paths, and a descriptor address outside the region is refused by the backend's translation instead of landing
+/// somewhere else. A chosen IOVA base (say 0x1_0000_0000) would work the same way; it buys nothing without an IOMMU.
+/// </para>
+/// <para>
+/// The memory is shared, not copied: the backend sees every write at once, and may write any byte of the region.
+/// Dispose the allocator after the transport (or after the backend went away); the backend's own mapping lives until
+/// the backend lets go of it.
+/// </para>
+/// </remarks>
+public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
+{
+    /// <summary>The page size the region is sized in; memfd pages are 4 KiB.</summary>
+    public const int PageSize = 4096;
+
+    /// <summary>Default size: room for a few queue pairs of 1024 descriptors and their 2 KiB buffers.</summary>
+    public const long DefaultSize = 32L << 20;
+
+    // Guards _free, _allocated and _disposed.
+    private readonly Lock _lock = new();
+
+    // The memfd and its mapping in this process.
+    private readonly SharedMemoryFile _memory;
+
+    // Free blocks by device address, sorted and never adjacent (Free coalesces).
+    private readonly List<Block> _free = [];
+
+    // Regions handed out, by device address, with their length: Free accepts only these.
+    private readonly Dictionary<ulong, int> _allocated = [];
+
+    // Set once Dispose has unmapped the memory.
+    private bool _disposed;
+
+    /// <summary>Creates a memfd of <paramref name="size"/> bytes (rounded up to a page) and maps it shared.</summary>
+    /// <param name="size">The region's size; at least one page and at most 1 TiB.</param>
+    /// <param name="name">The memfd's name, visible in /proc/PID/maps of both processes (for debugging).</param>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.PlatformFailure"/> when the kernel refuses.</exception>
+    public VhostUserDmaAllocator(long size = DefaultSize, string name = "virtionet-vhost-user")
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, PageSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, 1L << 40);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        long length = (size + PageSize - 1) & ~(long)(PageSize - 1);
+        _memory = SharedMemoryFile.Create(name, length);
+        _free.Add(new Block(BaseAddress, (ulong)length));
+    }
+
+    /// <summary>The first byte of the region: its user address in this process, and its guest address for the backend.</summary>
+    public ulong BaseAddress => (ulong)_memory.Address;
+
+    /// <summary>The region's size in bytes.</summary>
+    public long Size => _memory.Length;
+
+    /// <summary>The bytes not handed out at the moment (possibly fragmented).</summary>
+    public long FreeBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                long total = 0;
+                foreach (Block block in _free)
+                {
+                    total += (long)block.Length;
+                }
+
+                return total;
+            }
+        }
+    }
+
+    /// <summary>How many regions are handed out and not yet freed (a leak shows here).</summary>
+    public int AllocatedRegions
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _allocated.Count;
+            }
+        }
+    }
+
+    /// <summary>The memfd, for SET_MEM_TABLE.</summary>
+    internal FileDescriptor MemoryDescriptor => _memory.Descriptor;
+
+    /// <inheritdoc />
+    public DmaRegion Allocate(int length, int alignment)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(alignment);
+        if (!BitOperations.IsPow2(alignment))
+        {
+            throw new ArgumentOutOfRangeException(nameof(alignment), $"Alignment {alignment} is not a power of two.");
+        }
+
+        ulong address;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            address = Take((ulong)length, (ulong)alignment);
+            _allocated.Add(address, length);
+        }
+
+        // Identity: the device address is the user address (see the remarks).
+        var region = new DmaRegion((nint)address, address, length);
+
+        // The contract promises zeroed memory; blocks come back dirty from Free, so clear here rather than there.
+        region.Span.Clear();
+        return region;
+    }
+
+    /// <inheritdoc />
+    public void Free(DmaRegion region)
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                // The whole mapping is gone already; nothing is left to return the block to.
+                return;
+            }
+
+            if (!_allocated.TryGetValue(region.DeviceAddress, out int length) || length != region.Length || (ulong)region.Pointer != region.DeviceAddress)
+            {
+                throw new ArgumentException($"{region} was not allocated here, or was freed already.", nameof(region));
+            }
+
+            _allocated.Remove(region.DeviceAddress);
+            Return(new Block(region.DeviceAddress, (ulong)length));
+        }
+    }
+
+    /// <summary>
+    /// The user address of [<paramref name="deviceAddress"/>, +<paramref name="length"/>) for SET_VRING_ADDR, or false
+    /// when the range is not inside the region (the backend could not translate it either).
+    /// </summary>
+    internal bool TryGetUserAddress(ulong deviceAddress, ulong length, out ulong userAddress)
+    {
+        userAddress = deviceAddress;
+        ulong end = BaseAddress + (ulong)Size;
+        return deviceAddress >= BaseAddress && deviceAddress <= end && length <= end - deviceAddress;
+    }
+
+    /// <summary>Unmaps the region and closes the memfd. Regions still handed out become invalid.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _allocated.Clear();
+            _free.Clear();
+        }
+
+        _memory.Dispose();
+    }
+
+    // First fit: the lowest block that holds an aligned start and the length; the alignment padding and the tail stay free.
+    private ulong Take(ulong length, ulong alignment)
+    {
+        for (int i = 0; i < _free.Count; i++)
+        {
+            Block block = _free[i];
+            ulong aligned = (block.Start + alignment - 1) & ~(alignment - 1);
+            if (aligned < block.Start || aligned - block.Start > block.Length || length > block.End - aligned)
+            {
+                continue;
+            }
+
+            _free.RemoveAt(i);
+            if (aligned + length < block.End)
+            {
+                _free.Insert(i, new Block(aligned + length, block.End - (aligned + length)));
+            }
+
+            if (aligned > block.Start)
+            {
+                _free.Insert(i, new Block(block.Start, aligned - block.Start));
+            }
+
+            return aligned;
+        }
+
+        throw new VirtioException(
+            VirtioErrorReason.OutOfDmaMemory,
+            $"No free block of the vhost-user region (0x{BaseAddress:x}, {Size} bytes) holds {length} bytes aligned to {alignment}.");
+    }
+
+    // Inserts in address order and merges with the neighbours it touches.
+    private void Return(Block block)
+    {
+        int index = 0;
+        while (index < _free.Count && _free[index].Start < block.Start)
+        {
+            index++;
+        }
+
+        if (index < _free.Count && block.End == _free[index].Start)
+        {
+            block = new Block(block.Start, block.Length + _free[index].Length);
+            _free.RemoveAt(index);
+        }
+
+        if (index > 0 && _free[index - 1].End == block.Start)
+        {
+            block = new Block(_free[index - 1].Start, _free[index - 1].Length + block.Length);
+            _free.RemoveAt(index - 1);
+            index--;
+        }
+
+        _free.Insert(index, block);
+    }
+
+    private readonly record struct Block(ulong Start, ulong Length)
+    {
+        public ulong End => Start + Length;
+    }
+}

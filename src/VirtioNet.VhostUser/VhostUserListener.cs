@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using VirtioNet.Core;
+
+namespace VirtioNet.VhostUser;
+
+/// <summary>
+/// The listening socket of client mode: the backend (DPDK vdev with <c>client=1</c>) connects to it, and connects again
+/// after it restarts, so the listener lives as long as the transport. The socket file is removed on dispose.
+/// </summary>
+internal sealed class VhostUserListener : IDisposable
+{
+    private readonly FileDescriptor _socket;
+
+    private VhostUserListener(FileDescriptor socket, string path)
+    {
+        _socket = socket;
+        Path = path;
+    }
+
+    /// <summary>The socket path.</summary>
+    internal string Path { get; }
+
+    /// <summary>Binds and listens on <paramref name="path"/>, which must not exist yet.</summary>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.PlatformFailure"/> when the path is in use or the kernel refuses.</exception>
+    internal static unsafe VhostUserListener Listen(string path)
+    {
+        Span<byte> address = stackalloc byte[Interop.Socket.SockAddrUnLength];
+        int addressLength = Interop.Socket.WriteUnixAddress(address, path);
+        if (File.Exists(path) || Directory.Exists(path))
+        {
+            // Not removed: .NET cannot tell a stale socket from a file someone needs, and a live socket belongs to someone.
+            throw new VirtioException(
+                VirtioErrorReason.PlatformFailure,
+                $"Cannot listen for a vhost-user backend at {path}: the path exists (a socket left by an earlier run? remove it first).");
+        }
+
+        FileDescriptor socket = VhostUserChannel.CreateSocket(path);
+        try
+        {
+            fixed (byte* a = address)
+            {
+                // SAFETY: 'a' points at a filled sockaddr_un of addressLength bytes, pinned for the call.
+                if (Interop.Socket.Bind(socket, a, (uint)addressLength) != 0)
+                {
+                    throw Interop.Failure($"bind to {path} (listening for a vhost-user backend)");
+                }
+            }
+
+            if (Interop.Socket.Listen(socket, 1) != 0)
+            {
+                throw Interop.Failure($"listen on {path}");
+            }
+
+            return new VhostUserListener(socket, path);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for the backend to connect.</summary>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.Timeout"/> when none did.</exception>
+    internal unsafe VhostUserChannel Accept(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            TimeSpan remaining = timeout - clock.Elapsed;
+
+            // Slices of at most 100 ms so that cancellation is noticed.
+            int waitMs = remaining <= TimeSpan.Zero ? 0 : (int)Math.Min(100, Math.Ceiling(remaining.TotalMilliseconds));
+            var fd = new Interop.Poll.PollFd { Fd = (int)_socket.DangerousGetHandle(), Events = Interop.Poll.POLLIN };
+
+            // SAFETY: one pollfd on this frame; the listener is not disposed while it accepts.
+            int ready = Interop.Poll.PollDescriptors(&fd, 1, waitMs);
+            if (ready < 0 && Interop.LastErrno != Interop.Errno.EINTR)
+            {
+                throw Interop.Failure($"poll on the listening socket {Path}");
+            }
+
+            if (ready > 0)
+            {
+                FileDescriptor accepted = Interop.Socket.Accept(_socket, 0, 0, Interop.Socket.SOCK_CLOEXEC);
+                if (!accepted.IsInvalid)
+                {
+                    return VhostUserChannel.FromAccepted(accepted, Path);
+                }
+
+                int errno = Interop.LastErrno;
+                accepted.Dispose();
+                if (errno is not (Interop.Errno.EINTR or Interop.Errno.EAGAIN))
+                {
+                    throw Interop.Failure($"accept on {Path}", errno);
+                }
+            }
+
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw new VirtioException(
+                    VirtioErrorReason.Timeout,
+                    $"No vhost-user backend connected to {Path} within {timeout.TotalSeconds:0.###} s.");
+            }
+        }
+    }
+
+    /// <summary>Closes the socket and removes its file.</summary>
+    public void Dispose()
+    {
+        _socket.Dispose();
+        try
+        {
+            File.Delete(Path);
+        }
+        catch (IOException)
+        {
+            // Someone else removed or replaced it; nothing of ours is left there.
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using VirtioNet.Core;
+using VirtioNet.Net;
+
+namespace VirtioNet.VhostUser;
+
+/// <summary>
+/// A virtio-net device on a vhost-user backend with everything it needs in one place: the shared memory, the transport
+/// and the net driver, and the one recovery step after the backend went away (<see cref="Reconnect"/>: the device is
+/// reopened on a new session; frames in flight at the loss are lost, as on a link that went down).
+/// </summary>
+/// <remarks>
+/// Why reopen rather than restore the rings: a backend that restarted has no memory of the rings, and giving it the
+/// old ones back (SET_VRING_BASE at the used index) is sound only for a backend that completes buffers in order and
+/// keeps no other state; a fresh device is correct for every backend. Not thread-safe, like the device.
+/// </remarks>
+public sealed class VhostUserSession : IDisposable
+{
+    // The caller's driver options, reused on every reopen.
+    private readonly VirtioNetOptions _netOptions;
+
+    private VhostUserSession(VhostUserDmaAllocator memory, VhostUserTransport transport, VirtioNetOptions netOptions, VirtioNetDevice device)
+    {
+        Memory = memory;
+        Transport = transport;
+        _netOptions = netOptions;
+        Device = device;
+    }
+
+    /// <summary>The shared memory rings and buffers live in.</summary>
+    public VhostUserDmaAllocator Memory { get; }
+
+    /// <summary>The transport.</summary>
+    public VhostUserTransport Transport { get; }
+
+    /// <summary>The net device; replaced by <see cref="Reconnect"/>.</summary>
+    public VirtioNetDevice Device { get; private set; }
+
+    /// <summary>Connects to the backend and opens the net device on it. Nothing stays open when it fails.</summary>
+    /// <param name="options">Where the backend is.</param>
+    /// <param name="netOptions">The net driver's options (default: <see cref="VirtioNetOptions"/>'s defaults).</param>
+    /// <param name="memorySize">The shared region's size.</param>
+    /// <param name="cancellationToken">Cancels waiting for the backend.</param>
+    public static VhostUserSession Open(VhostUserOptions options, VirtioNetOptions? netOptions = null, long memorySize = VhostUserDmaAllocator.DefaultSize, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        netOptions ??= new VirtioNetOptions();
+        var memory = new VhostUserDmaAllocator(memorySize);
+        VhostUserTransport? transport = null;
+        try
+        {
+            transport = VhostUserTransport.Connect(options, memory, cancellationToken);
+            VirtioNetDevice device = VirtioNetDevice.Open(transport, memory, netOptions);
+            return new VhostUserSession(memory, transport, netOptions, device);
+        }
+        catch
+        {
+            transport?.Dispose();
+            memory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Disposes the device (its rings and buffers return to <see cref="Memory"/>), reconnects to the backend (waiting up
+    /// to the options' ConnectTimeout for it to come back) and opens a new device, which it returns.
+    /// </summary>
+    /// <exception cref="VirtioException">When the backend does not come back or the device cannot be opened; call again to retry.</exception>
+    public VirtioNetDevice Reconnect(CancellationToken cancellationToken = default)
+    {
+        Device.Dispose();
+        Transport.Reconnect(cancellationToken);
+        Device = VirtioNetDevice.Open(Transport, Memory, _netOptions);
+        return Device;
+    }
+
+    /// <summary>Disposes the device, the transport and the memory, in that order.</summary>
+    public void Dispose()
+    {
+        Device.Dispose();
+        Transport.Dispose();
+        Memory.Dispose();
+    }
+}

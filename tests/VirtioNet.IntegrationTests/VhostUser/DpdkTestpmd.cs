@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using System.Text;
+using Xunit;
+
+namespace VirtioNet.IntegrationTests.VhostUser;
+
+/// <summary>
+/// dpdk-testpmd as a vhost-user backend (../shared/PEERS.md): one vhost port with one queue pair, a forwarding mode,
+/// its socket in a private temporary directory and a unique --file-prefix, killed with this process (setpriv
+/// --pdeathsig). Can be killed and started again on the same socket to play a backend that crashed and came back.
+/// </summary>
+internal sealed class DpdkTestpmd : IDisposable
+{
+    // How long testpmd may take to come up (it takes about a second on this machine's kind).
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+
+    private static int s_instances;
+
+    // testpmd's output, kept for assertions and failure messages.
+    private readonly StringBuilder _log = new();
+
+    private Process? _process;
+
+    // testpmd options after the forwarding mode (e.g. the noisy mode's buffering).
+    private readonly string[] _extraArguments;
+
+    private DpdkTestpmd(string forwardMode, bool backendIsClient, string[] extraArguments)
+    {
+        _extraArguments = extraArguments;
+        ForwardMode = forwardMode;
+        BackendIsClient = backendIsClient;
+        Directory = System.IO.Directory.CreateTempSubdirectory("vnet-vu-").FullName;
+        SocketPath = Path.Combine(Directory, "vh.sock");
+        FilePrefix = $"vnet{Environment.ProcessId}x{Interlocked.Increment(ref s_instances)}";
+    }
+
+    /// <summary>The temporary directory holding the socket.</summary>
+    public string Directory { get; }
+
+    /// <summary>The vhost-user socket path.</summary>
+    public string SocketPath { get; }
+
+    /// <summary>testpmd's --file-prefix (its runtime directory under /var/run/dpdk).</summary>
+    public string FilePrefix { get; }
+
+    /// <summary>rxonly, txonly, io or macswap.</summary>
+    public string ForwardMode { get; }
+
+    /// <summary>True for <c>client=1</c>: the backend connects to a socket the driver listens on.</summary>
+    public bool BackendIsClient { get; }
+
+    /// <summary>
+    /// Everything testpmd printed since it was last started. Readiness matters in client mode: a driver that accepts
+    /// the backend before testpmd has started its port sees frames go out but none come back (DPDK 22.11).
+    /// </summary>
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    /// <summary>The exact command line of the last start, for reports.</summary>
+    public string CommandLine { get; private set; } = string.Empty;
+
+    /// <summary>
+    /// Starts testpmd and waits until it forwards. In server mode (the default) the socket exists when this returns;
+    /// in client mode testpmd keeps trying to connect to <see cref="SocketPath"/> until the driver listens there.
+    /// </summary>
+    public static DpdkTestpmd Start(string forwardMode = "macswap", bool backendIsClient = false, params string[] extraArguments)
+    {
+        DpdkRequirement.EnsureAvailable();
+        var testpmd = new DpdkTestpmd(forwardMode, backendIsClient, extraArguments);
+        try
+        {
+            testpmd.Restart();
+            return testpmd;
+        }
+        catch
+        {
+            testpmd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Starts testpmd again (after <see cref="Kill"/>), on the same socket path.</summary>
+    public void Restart()
+    {
+        Kill();
+        if (!BackendIsClient)
+        {
+            // A killed server leaves its socket file; DPDK's bind would fail on it.
+            File.Delete(SocketPath);
+        }
+
+        // The readiness check below looks for a line of this run, not of the last one.
+        lock (_log)
+        {
+            _log.Clear();
+        }
+
+        string vdev = $"net_vhost0,iface={SocketPath},queues=1{(BackendIsClient ? ",client=1" : string.Empty)}";
+        string[] arguments =
+        [
+            "--pdeathsig", "KILL", "--", DpdkRequirement.TestpmdBinary,
+            "-l", "0,1", "--main-lcore", "1", "--no-huge", "-m", "512", "--no-pci", $"--file-prefix={FilePrefix}",
+            "--vdev", vdev, "--",
+            "--no-mlockall", "--total-num-mbufs=8192", $"--forward-mode={ForwardMode}", "--stats-period", "3",
+            .. _extraArguments,
+        ];
+        CommandLine = "setpriv " + string.Join(' ', arguments.Select(a => a.Contains(',') ? $"'{a}'" : a));
+        var info = new ProcessStartInfo("setpriv")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+
+            // Kept open: without --stats-period testpmd exits on EOF of stdin; with it, this costs nothing.
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (string argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var process = new Process { StartInfo = info };
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+
+        var clock = Stopwatch.StartNew();
+        while (!Log.Contains("start packet forwarding", StringComparison.Ordinal) || (!BackendIsClient && !File.Exists(SocketPath)))
+        {
+            if (process.HasExited)
+            {
+                Assert.Fail($"dpdk-testpmd exited with {process.ExitCode} while starting.\n{CommandLine}\n{Log}");
+            }
+
+            if (clock.Elapsed > StartTimeout)
+            {
+                Assert.Fail($"dpdk-testpmd did not start forwarding within {StartTimeout.TotalSeconds} s.\n{CommandLine}\n{Log}");
+            }
+
+            Thread.Sleep(50);
+        }
+    }
+
+    /// <summary>Waits until testpmd has printed <paramref name="text"/> (since it was last started); false after <paramref name="timeout"/>.</summary>
+    public bool WaitForLog(string text, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Log.Contains(text, StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > timeout)
+            {
+                return false;
+            }
+
+            Thread.Sleep(20);
+        }
+
+        return true;
+    }
+
+    /// <summary>Kills testpmd at once (SIGKILL), as a crash would, and waits for it to be gone.</summary>
+    public void Kill()
+    {
+        if (_process is { } process)
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+
+            process.WaitForExit();
+            process.Dispose();
+            _process = null;
+        }
+    }
+
+    /// <summary>Kills testpmd and removes its socket directory and DPDK runtime directory.</summary>
+    public void Dispose()
+    {
+        Kill();
+        TryDelete(Directory);
+        TryDelete(Path.Combine("/var/run/dpdk", FilePrefix));
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            System.IO.Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.AppendLine(line);
+        }
+    }
+}
