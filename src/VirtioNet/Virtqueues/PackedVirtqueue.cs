@@ -374,8 +374,8 @@ public sealed class PackedVirtqueue : IVirtqueue
         }
 
         // Every descriptor of every pending list, and its indirect table, must be visible before the head flags that
-        // make the list available: the device may read it the moment it sees them. §2.8.21.1.1.
-        SharedMemory.StoreBarrier();
+        // make the list available: the device may read it the moment it sees them (§2.8.21.1.1). The flag writes are
+        // release stores, so everything written before them is visible first.
         for (int i = 0; i < _pendingCount; i++)
         {
             ushort id = _pendingIds[i];
@@ -447,8 +447,8 @@ public sealed class PackedVirtqueue : IVirtqueue
             ThrowUsedWithNothingInFlight(flags);
         }
 
-        // The flags that say the descriptor is used must be read before its id and len. §2.8.22.
-        SharedMemory.LoadBarrier();
+        // The flags that say the descriptor is used must be read before its id and len (§2.8.22): the flags read above
+        // is an acquire load, so these reads cannot move before it.
         ushort id = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorIdOffset);
         uint length = SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset);
         if (id >= _layout.Size)
@@ -536,8 +536,8 @@ public sealed class PackedVirtqueue : IVirtqueue
         {
             WriteDriverOffWrap(PackedRing.EventOffWrap(_nextUsed, _usedWrap));
 
-            // The slot named must be visible no later than the flags that make the device look at it.
-            SharedMemory.StoreBarrier();
+            // The slot named must be visible no later than the flags that make the device look at it: the flags write
+            // below is a release store.
             WriteDriverEventFlags(PackedRing.RingEventFlagsDesc);
         }
         else

@@ -6,9 +6,17 @@ namespace VirtioNet.Virtqueues;
 /// <summary>
 /// The one set of primitives through which the driver touches memory the device also reads or writes
 /// (rings, headers). Every access is little-endian (virtio 1.x §2.4; legacy devices on a little-endian guest too)
-/// and volatile, so the compiler neither caches nor tears it; ordering between accesses is the caller's,
-/// through the barriers below, each call site saying what must be visible before what.
+/// and volatile, so the compiler neither caches nor tears it.
 /// </summary>
+/// <remarks>
+/// Ordering follows the .NET memory model for volatile accesses: every read here is an acquire (no later load or
+/// store moves before it) and every write a release (no earlier load or store moves after it). That is exactly what
+/// publishing needs ("descriptors before avail.idx": write avail.idx last) and what consuming needs ("used.idx before the
+/// entries it covers": read used.idx first), so those orderings cost no fence; each call site says which it relies on.
+/// Only a store that must be visible before a later load (avail.idx, then avail_event) needs <see cref="FullBarrier"/>.
+/// This covers devices that are CPUs in the same coherence domain (QEMU's threads, a vhost-user backend); a platform
+/// whose DMA masters sit outside it adds what it needs in <see cref="Platform.IDmaAllocator.SyncForDevice"/>.
+/// </remarks>
 public static unsafe class SharedMemory
 {
     /// <summary>Reads a little-endian 16-bit value at <paramref name="address"/>.</summary>
@@ -68,18 +76,4 @@ public static unsafe class SharedMemory
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void FullBarrier() => Interlocked.MemoryBarrier();
-
-    /// <summary>
-    /// Store barrier: stores before it are visible before stores after it (descriptors before avail.idx).
-    /// .NET offers no cheaper primitive that is correct on every architecture, so this is a full barrier.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreBarrier() => Interlocked.MemoryBarrier();
-
-    /// <summary>
-    /// Load barrier: loads after it see at least what was visible when the load before it ran
-    /// (used.idx before the used entries it covers). A full barrier, for the reason given at <see cref="StoreBarrier"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void LoadBarrier() => Interlocked.MemoryBarrier();
 }

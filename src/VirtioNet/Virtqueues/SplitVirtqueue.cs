@@ -345,8 +345,8 @@ public sealed class SplitVirtqueue : IVirtqueue
 
         _dma.SyncForDevice(_availableRegion);
 
-        // Descriptors and available ring entries must be visible before the avail.idx that exposes them. §2.7.13.3.1.
-        SharedMemory.StoreBarrier();
+        // Descriptors and available ring entries must be visible before the avail.idx that exposes them (§2.7.13.3.1):
+        // the write is a release store, so everything written above is visible first.
         SharedMemory.WriteUInt16(_availIdx, newIdx);
         _publishedAvailIdx = newIdx;
         _dma.SyncForDevice(_availableRegion);
@@ -372,23 +372,29 @@ public sealed class SplitVirtqueue : IVirtqueue
     public bool TryTakeUsed(out UsedBuffer used)
     {
         ThrowIfUnusable();
-        _dma.SyncForCpu(_usedRegion);
-        ushort usedIdx = SharedMemory.ReadUInt16(_usedIdx);
-        _seenUsedIdx = usedIdx;
-        if (usedIdx == _lastUsedIdx)
-        {
-            used = default;
-            return false;
-        }
 
-        // used.idx must be read before the entries it covers. §2.7.14.
-        SharedMemory.LoadBarrier();
-
-        // Every used entry returns one outstanding chain, so the device can be at most _outstanding (≤ Size) ahead.
-        int pending = (ushort)(usedIdx - _lastUsedIdx);
-        if (pending > _outstanding)
+        // While entries seen at the last used.idx read are still untaken, they need no new read of used.idx: in a burst
+        // the index is read once per batch, not once per entry.
+        if (_seenUsedIdx == _lastUsedIdx)
         {
-            ThrowUsedIndexJumped(usedIdx, pending);
+            _dma.SyncForCpu(_usedRegion);
+
+            // An acquire load: the entries it covers are read after it (§2.7.14 "used.idx before the entries").
+            ushort usedIdx = SharedMemory.ReadUInt16(_usedIdx);
+            if (usedIdx == _lastUsedIdx)
+            {
+                used = default;
+                return false;
+            }
+
+            // Every used entry returns one outstanding chain, so the device can be at most _outstanding (≤ Size) ahead.
+            int pending = (ushort)(usedIdx - _lastUsedIdx);
+            if (pending > _outstanding)
+            {
+                ThrowUsedIndexJumped(usedIdx, pending);
+            }
+
+            _seenUsedIdx = usedIdx;
         }
 
         int slot = _lastUsedIdx & _mask;

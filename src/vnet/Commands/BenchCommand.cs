@@ -5,6 +5,7 @@ using Spectre.Console;
 using VirtioNet.Cli.Bench;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
+using VirtioNet.VhostUser;
 
 namespace VirtioNet.Cli.Commands;
 
@@ -22,6 +23,12 @@ internal static class BenchCommand
 
     private static readonly Option<int> Burst = new("--burst") { Description = "Packets per burst call (1 to 512).", DefaultValueFactory = _ => 32 };
 
+    private static readonly Option<string?> VhostUser = new("--vhost-user") { Description = "Drive a vhost-user backend listening on this unix socket (e.g. dpdk-testpmd's net_vhost) instead of a QEMU machine." };
+
+    private static readonly Option<string> Ring = new("--ring") { Description = "split or packed: the ring layout to negotiate when the device offers both.", DefaultValueFactory = _ => "split" };
+
+    private static readonly Option<bool> VhostUserClient = new("--vhost-user-client") { Description = "Listen on the --vhost-user path and let the backend connect (its client=1 mode)." };
+
     public static Command Create()
     {
         var command = new Command("bench", "Measure packets per second through the driver's burst API.");
@@ -30,6 +37,10 @@ internal static class BenchCommand
         command.Options.Add(Size);
         command.Options.Add(Seconds);
         command.Options.Add(Burst);
+        command.Options.Add(VhostUser);
+        command.Options.Add(VhostUserClient);
+        Ring.AcceptOnlyFromAmong("split", "packed");
+        command.Options.Add(Ring);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;
@@ -56,9 +67,14 @@ internal static class BenchCommand
             throw new CliException($"--burst must be 1 to 512; got {burst}.");
         }
 
+        if (result.GetValue(VhostUser) is { Length: > 0 } socketPath)
+        {
+            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), Options(result), settings, mode, size, burst, seconds, cancellationToken);
+        }
+
         using var peer = new UdpPeer();
         using RiscvVirtBoard board = Boards.Start(settings with { Netdev = peer.Netdev }, cancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, Options(result));
         byte[] frame = new byte[size];
         frame.AsSpan(0, 6).Fill(0xff);
         peer.Start(mode, frame);
@@ -66,6 +82,28 @@ internal static class BenchCommand
 
         BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken);
         Report(r, settings.Json, net.TransportDescription, mode == BenchMode.Tx ? peer.Received : null);
+        return 0;
+    }
+
+    // Busy-polling, as DPDK does; the split ring unless --ring packed.
+    private static VirtioNetOptions Options(ParseResult result) => new()
+    {
+        Mode = OperationMode.Poll,
+        DisabledFeatures = result.GetValue(Ring) == "packed" ? 0 : VirtioNet.Core.VirtioFeatures.RingPacked,
+    };
+
+    private static int RunOnVhostUser(string socketPath, bool listen, VirtioNetOptions netOptions, MachineSettings settings, BenchMode mode, int size, int burst, double seconds, CancellationToken cancellationToken)
+    {
+        var options = new VhostUserOptions
+        {
+            SocketPath = socketPath,
+            SocketMode = listen ? VhostUserSocketMode.Listen : VhostUserSocketMode.Connect,
+        };
+        using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
+        VirtioNetDevice net = session.Device;
+        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()}, {size}-byte frames, bursts of {burst}, {seconds} s");
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken);
+        Report(r, settings.Json, net.TransportDescription, peerCounted: null);
         return 0;
     }
 

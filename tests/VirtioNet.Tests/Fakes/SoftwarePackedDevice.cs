@@ -119,7 +119,7 @@ public sealed class SoftwarePackedDevice
         }
 
         // The head's flags before the rest of the list they expose.
-        SharedMemory.LoadBarrier();
+        SharedMemory.FullBarrier();
         var buffers = new List<DeviceBuffer>();
         bool seenWritable = false;
         ushort id;
@@ -326,7 +326,7 @@ public sealed class SoftwarePackedDevice
         SharedMemory.WriteUInt32(descriptor + PackedRing.DescriptorLenOffset, length);
 
         // id and len before the flags that hand the descriptor back.
-        SharedMemory.StoreBarrier();
+        SharedMemory.FullBarrier();
         SharedMemory.WriteUInt16(descriptor + PackedRing.DescriptorFlagsOffset, flags);
     }
 

@@ -92,7 +92,7 @@ public sealed class SoftwareSplitDevice
         }
 
         // avail.idx before the entries it covers.
-        SharedMemory.LoadBarrier();
+        SharedMemory.FullBarrier();
         ushort head = SharedMemory.ReadUInt16(_available + AvailableRelative(_offsets.AvailEntryOffset(_lastAvail % _size)));
         _lastAvail++;
         chain = Walk(head);
@@ -135,7 +135,7 @@ public sealed class SoftwareSplitDevice
         SharedMemory.WriteUInt32(element + SplitRing.UsedElemLenOffset, length);
 
         // The entry before the used.idx that exposes it.
-        SharedMemory.StoreBarrier();
+        SharedMemory.FullBarrier();
         _usedIdx++;
         SharedMemory.WriteUInt16(_used + SplitRing.UsedIdxOffset, _usedIdx);
     }
