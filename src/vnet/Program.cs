@@ -7,6 +7,13 @@ root.Subcommands.Add(ProbeCommand.Create());
 root.Subcommands.Add(PingCommand.Create());
 root.Subcommands.Add(DumpCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(OffloadsCommand.Create());
+root.Subcommands.Add(StatsCommand.Create());
+root.Subcommands.Add(ChannelsCommand.Create());
+root.Subcommands.Add(RssCommand.Create());
+root.Subcommands.Add(FilterCommand.Create());
+root.Subcommands.Add(VlanCommand.Create());
+root.Subcommands.Add(MtuCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

@@ -278,7 +278,8 @@ public sealed partial class VirtioNetDevice
             return;
         }
 
-        int index = 2 * _receiveQueues.Length;
+        // §5.1.2: controlq is 2N with N = max_virtqueue_pairs under MQ or RSS (1 otherwise), however many pairs are used.
+        int index = 2 * Config.MaxVirtqueuePairs;
         int size = Math.Min(QueueSizeFor(index, "controlq"), ControlQueueMaxSize);
 
         // Room for both MAC tables at the configured capacity (8 bytes of counts, 6 per address), and at least 2 KiB

@@ -88,6 +88,12 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// <summary>Interrupt or poll.</summary>
     public OperationMode Mode => _options.Mode;
 
+    /// <summary>"split" or "packed": the ring layout negotiation chose (VIRTIO_F_RING_PACKED).</summary>
+    public string RingLayout => (NegotiatedFeatures & VirtioFeatures.RingPacked) != 0 ? "packed" : "split";
+
+    /// <summary>What the driver waits on, as the platform names it ("none" in poll mode).</summary>
+    public string InterruptDescription => Mode == OperationMode.Poll ? "none" : _transport.Interrupt?.ToString() ?? "none";
+
     /// <summary>True while the link is up (always, without VIRTIO_NET_F_STATUS).</summary>
     public bool IsLinkUp => (Volatile.Read(ref _lastStatus) & VirtioNetConfig.StatusLinkUp) != 0;
 
@@ -168,19 +174,34 @@ public sealed partial class VirtioNetDevice : IDisposable
         bool headerInOwnDescriptor = _transport.IsLegacy && (NegotiatedFeatures & VirtioFeatures.AnyLayout) == 0;
         bool indirect = (NegotiatedFeatures & VirtioFeatures.IndirectDesc) != 0;
 
-        _receiveQueues =
-        [
-            new VirtioNetReceiveQueue(
-                ReceiveQueueIndex, QueueSizeFor(ReceiveQueueIndex, "receiveq1"), ReceiveMode, HeaderLength, MaxReceiveFrameLength,
-                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify),
-        ];
-        _transmitQueues =
-        [
-            new VirtioNetTransmitQueue(
-                TransmitQueueIndex, QueueSizeFor(TransmitQueueIndex, "transmitq1"), HeaderLength, MaxTransmitFrameLength,
-                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify),
-        ];
+        // §5.1.5: with MQ or RSS the device has max_virtqueue_pairs pairs; the driver sets up as many as it will use
+        // (each exactly like the first, 0:rx0 1:tx0 2:rx1 3:tx1 ...) and tells the device after DRIVER_OK.
+        int pairs = QueuePairsToCreate();
+        _receiveQueues = new VirtioNetReceiveQueue[pairs];
+        _transmitQueues = new VirtioNetTransmitQueue[pairs];
+        for (int pair = 0; pair < pairs; pair++)
+        {
+            int rxIndex = ReceiveQueueIndex + (2 * pair);
+            int txIndex = TransmitQueueIndex + (2 * pair);
+            _receiveQueues[pair] = new VirtioNetReceiveQueue(
+                rxIndex, QueueSizeFor(rxIndex, $"receiveq{pair + 1}"), ReceiveMode, HeaderLength, MaxReceiveFrameLength,
+                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify);
+            _transmitQueues[pair] = new VirtioNetTransmitQueue(
+                txIndex, QueueSizeFor(txIndex, $"transmitq{pair + 1}"), HeaderLength, MaxTransmitFrameLength,
+                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify);
+        }
+
         CreateControlQueue();
+        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
+        {
+            rx.ConfigureOffloads(NegotiatedFeatures, _options.VerifyReceivedChecksums);
+        }
+
+        foreach (VirtioNetTransmitQueue tx in _transmitQueues)
+        {
+            tx.ConfigureOffloads(NegotiatedFeatures);
+        }
+
 
         // §5.1.5: fill the receive queues before DRIVER_OK so the device never sees them empty; notify after.
         foreach (VirtioNetReceiveQueue rx in _receiveQueues)
@@ -205,6 +226,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
 
         StartControl();
+        StartMultiQueue();
     }
 
     private int QueueSizeFor(int queueIndex, string name)
@@ -260,11 +282,17 @@ public sealed partial class VirtioNetDevice : IDisposable
     public bool WaitForReceive(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        return WaitForReceive(_receiveQueues[0], timeout, cancellationToken);
+    }
+
+    // The wait loop of WaitForReceive, for any receive queue (receiveq1 or a given pair's).
+    private bool WaitForReceive(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         var clock = Stopwatch.StartNew();
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            IVirtqueue rxq = _receiveQueues[0].Queue;
+            IVirtqueue rxq = rx.Queue;
             if (rxq.HasUsed)
             {
                 return true;
@@ -294,7 +322,7 @@ public sealed partial class VirtioNetDevice : IDisposable
             bool raised = line.IsRaised || (remaining > TimeSpan.Zero && line.Wait(remaining, cancellationToken));
             if (raised)
             {
-                HandleInterrupt();
+                HandleInterrupt(rx.Statistics);
                 continue;
             }
 
@@ -315,16 +343,17 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
         else if (_transport.Interrupt!.IsRaised)
         {
-            HandleInterrupt();
+            HandleInterrupt(ReceiveStatistics);
         }
     }
 
-    private void HandleInterrupt()
+    // The used-buffer interrupt is counted on the receive queue that was waited for (a shared line cannot say which).
+    private void HandleInterrupt(VirtioNetQueueStatistics receiveStatistics)
     {
         InterruptCause cause = _transport.ReadAndAcknowledgeInterrupt();
         if ((cause & InterruptCause.UsedBuffer) != 0)
         {
-            ReceiveStatistics.AddInterrupt();
+            receiveStatistics.AddInterrupt();
         }
 
         if ((cause & InterruptCause.ConfigurationChange) != 0)
@@ -405,14 +434,15 @@ public sealed partial class VirtioNetDevice : IDisposable
             // The platform is gone (QEMU exited): nothing can use the memory any more.
         }
 
-        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
+        // Entries stay null past a queue whose creation failed during bring-up.
+        foreach (VirtioNetReceiveQueue? rx in _receiveQueues)
         {
-            rx.Dispose();
+            rx?.Dispose();
         }
 
-        foreach (VirtioNetTransmitQueue tx in _transmitQueues)
+        foreach (VirtioNetTransmitQueue? tx in _transmitQueues)
         {
-            tx.Dispose();
+            tx?.Dispose();
         }
 
         _control?.Dispose();

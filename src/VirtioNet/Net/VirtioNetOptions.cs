@@ -11,7 +11,17 @@ public sealed record VirtioNetOptions
     public const ulong ImplementedFeatures =
         VirtioNetFeatures.Mac | VirtioNetFeatures.Status | VirtioNetFeatures.MrgRxBuf | VirtioNetFeatures.Mtu |
         VirtioNetFeatures.SpeedDuplex | VirtioFeatures.IndirectDesc | VirtioFeatures.EventIdx | VirtioFeatures.Version1 |
-        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | ControlFeatures;
+        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | ControlFeatures | OffloadFeatures;
+
+    /// <summary>
+    /// The checksum and segmentation offloads, both directions (issue 5): CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit
+    /// (software fallbacks when absent), GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6 on receive, and GUEST_HDRLEN
+    /// (the driver always writes the exact hdr_len). UFO is left out: deprecated, and removed from Linux in 4.14.
+    /// </summary>
+    public const ulong OffloadFeatures =
+        VirtioNetFeatures.Csum | VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn |
+        VirtioNetFeatures.HostUso | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 |
+        VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6 | VirtioNetFeatures.GuestHdrLen;
 
     /// <summary>
     /// The features carried by the control queue: VIRTIO_NET_F_CTRL_VQ and those that depend on it (§5.1.3.1: a driver
@@ -19,10 +29,32 @@ public sealed record VirtioNetOptions
     /// </summary>
     public const ulong ControlFeatures =
         VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlRxExtra | VirtioNetFeatures.CtrlVlan |
-        VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.GuestAnnounce | VirtioNetFeatures.CtrlGuestOffloads;
+        VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.GuestAnnounce | VirtioNetFeatures.CtrlGuestOffloads |
+        MultiQueueFeatures;
+
+    /// <summary>
+    /// The multi-queue features, all carried by the control queue: MQ (queue pairs), RSS (steering), HASH_REPORT (the
+    /// hash beside each frame), NOTF_COAL and VQ_NOTF_COAL (notification coalescing). Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.9.
+    /// </summary>
+    public const ulong MultiQueueFeatures =
+        VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
 
     /// <summary>Bits the caller refuses even when offered (for example to test the small receive mode). Default none.</summary>
     public ulong DisabledFeatures { get; init; }
+
+    /// <summary>
+    /// Negotiate the checksum and segmentation offloads (<see cref="OffloadFeatures"/>) when offered. Default true: the
+    /// device then checksums and segments, and large receives save per-packet work. False sends and receives plain
+    /// frames; the transmit calls that ask for offloads then do them in software.
+    /// </summary>
+    public bool Offloads { get; init; } = true;
+
+    /// <summary>
+    /// Recompute the TCP/UDP checksum of received frames the device marks VIRTIO_NET_HDR_F_DATA_VALID instead of taking
+    /// its word. Default true: a driver must not trust the device blindly, and DATA_VALID is rare from QEMU (a kernel
+    /// peer's frames arrive with NEEDS_CSUM, which the driver completes anyway).
+    /// </summary>
+    public bool VerifyReceivedChecksums { get; init; } = true;
 
     /// <summary>Interrupt-driven or busy-poll. Default interrupt: a driver that spins burns a core while idle.</summary>
     public OperationMode Mode { get; init; } = OperationMode.Interrupt;
@@ -32,6 +64,13 @@ public sealed record VirtioNetOptions
     /// Default 256: QEMU's PCI maximum and Linux's default, enough for line rate with batching.
     /// </summary>
     public int MaxQueueSize { get; init; } = 256;
+
+    /// <summary>
+    /// How many queue pairs to set up when the device offers VIRTIO_NET_F_MQ or RSS (capped at its max_virtqueue_pairs),
+    /// 1 to 0x8000. Default 1: the single-queue calls (TryReceive, TrySend) use pair 1 only, and with more pairs active
+    /// the device would steer frames to queues nobody reads; ask for more when a worker serves each pair.
+    /// </summary>
+    public int QueuePairs { get; init; } = 1;
 
     /// <summary>A MAC address to use when the device offers none. Default null: a random locally administered one.</summary>
     public byte[]? FallbackMac { get; init; }
@@ -64,7 +103,29 @@ public sealed record VirtioNetOptions
     {
         get
         {
-            ulong supported = ImplementedFeatures & ~DisabledFeatures;
+            ulong supported = ImplementedFeatures & ~DisabledFeatures & (Offloads ? ulong.MaxValue : ~OffloadFeatures);
+
+            // §5.1.3.1: segmentation needs the checksum offload of its direction, and ECN needs TSO.
+            if ((supported & VirtioNetFeatures.Csum) == 0)
+            {
+                supported &= ~(VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn | VirtioNetFeatures.HostUso);
+            }
+
+            if ((supported & VirtioNetFeatures.GuestCsum) == 0)
+            {
+                supported &= ~(VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6);
+            }
+
+            if ((supported & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
+            {
+                supported &= ~VirtioNetFeatures.HostEcn;
+            }
+
+            if ((supported & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
+            {
+                supported &= ~VirtioNetFeatures.GuestEcn;
+            }
+
             if ((supported & VirtioNetFeatures.CtrlVq) == 0)
             {
                 supported &= ~ControlFeatures;
@@ -100,6 +161,11 @@ public sealed record VirtioNetOptions
         if (ControlCommandTimeout <= TimeSpan.Zero || ControlCommandTimeout > TimeSpan.FromMinutes(10))
         {
             throw new ArgumentOutOfRangeException(nameof(ControlCommandTimeout), ControlCommandTimeout, "ControlCommandTimeout must be positive and at most 10 minutes.");
+        }
+
+        if (QueuePairs is < 1 or > 0x8000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(QueuePairs), QueuePairs, "QueuePairs must be 1 to 32768 (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN to _MAX).");
         }
 
         if (MacFilterCapacity is < 0 or > 4096)

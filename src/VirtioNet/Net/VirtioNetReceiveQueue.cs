@@ -151,6 +151,13 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
             {
                 // Receive dispatch point.
                 length = Mode == ReceiveMode.Mergeable ? ReceiveMergeable(used, destination) : ReceiveWhole(used, destination);
+                if (length > 0 && !CheckOffloads(destination[..length]))
+                {
+                    // A header that contradicts the negotiated offloads or the frame (VirtioNetReceiveQueue.Offload.cs).
+                    Statistics.AddError();
+                    length = 0;
+                }
+
                 if (length > 0)
                 {
                     Statistics.AddPacket(length);
@@ -251,6 +258,8 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         }
 
         _pool.Span.Slice((slot * _slotLength) + _headerLength, frameLength).CopyTo(destination);
+        CaptureHash(slot * _slotLength);
+        _lastHeaderStart = slot * _slotLength;
         return frameLength;
     }
 
@@ -268,6 +277,8 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
 
         int slotStart = slot * _slotLength;
         int numBuffers = pool[slotStart + VirtioNetHeader.NumBuffersOffset] | (pool[slotStart + VirtioNetHeader.NumBuffersOffset + 1] << 8);
+        CaptureHash(slotStart);
+        _lastHeaderStart = slotStart;
         bool ok = numBuffers >= 1 && numBuffers <= _slotCount;
         int total = first.Length - _headerLength;
         if (ok && total <= destination.Length)

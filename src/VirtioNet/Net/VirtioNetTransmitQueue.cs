@@ -139,15 +139,23 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         return true;
     }
 
-    // Puts the frame already in slot behind a zeroed header and adds it to the ring (not yet visible: KickPrepare does that).
-    private bool Enqueue(int slot, int frameLength)
+    // Puts the frame already in slot behind its header and adds it to the ring (not yet visible: KickPrepare does that).
+    // The header is zeroed, or the one an offload decision prepared (VirtioNetTransmitQueue.Offload.cs).
+    private bool Enqueue(int slot, int frameLength, ReadOnlySpan<byte> header = default)
     {
-        int start = slot * _slotLength;
+        (DmaRegion pool, int start) = LocateSlot(slot);
+        Span<byte> headerRoom = pool.Span.Slice(start, _headerLength);
+        if (header.IsEmpty)
+        {
+            // §5.1.6.2: flags 0 and gso_type VIRTIO_NET_HDR_GSO_NONE: a complete frame with its checksums in place.
+            headerRoom.Clear();
+        }
+        else
+        {
+            header.CopyTo(headerRoom);
+        }
 
-        // §5.1.6.2: flags 0 and gso_type VIRTIO_NET_HDR_GSO_NONE: a complete frame with its checksums in place.
-        _pool.Span.Slice(start, _headerLength).Clear();
-
-        ulong address = _pool.DeviceAddress + (ulong)start;
+        ulong address = pool.DeviceAddress + (ulong)start;
         int count;
         if (_headerInOwnDescriptor)
         {
@@ -171,7 +179,11 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         int reclaimed = 0;
         while (_queue.TryTakeUsed(out UsedBuffer used))
         {
-            _freeSlots[_freeCount++] = used.Token;
+            if (!TryReleaseLargeSlot(used.Token))
+            {
+                _freeSlots[_freeCount++] = used.Token;
+            }
+
             reclaimed++;
         }
 
@@ -189,5 +201,6 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         _disposed = true;
         _queue.Dispose();
         _dma.Free(_pool);
+        FreeLargePool();
     }
 }

@@ -50,7 +50,7 @@ internal static class DumpCommand
         }
 
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(net.TransportDescription)}[/]  MAC {Json.FormatMac(net.MacAddress.Span)}  link {(net.IsLinkUp ? "up" : "down")}  " +
-            $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  header {net.HeaderLength} bytes  {net.Mode}");
+            $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  {net.RingLayout} rings  header {net.HeaderLength} bytes  {net.Mode} ({Markup.Escape(net.InterruptDescription)})");
         AnsiConsole.MarkupLine($"negotiated: {Markup.Escape(string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatures)))}");
 
         var regs = new Table().AddColumns("Register", "Offset", "Scope", "Value");
@@ -61,7 +61,7 @@ internal static class DumpCommand
 
         AnsiConsole.Write(regs);
 
-        var table = new Table().AddColumns("Queue", "Size", "avail.idx", "used.idx", "last used", "free desc", "outstanding", "irq off", "no notify", "used_event", "avail_event", "desc / driver / device");
+        var table = new Table().AddColumns("Queue", "Size", "avail.idx", "used.idx", "last used", "free desc", "outstanding", "irq off", "no notify", "used_event", "avail_event", "wrap (avail/used)", "desc / driver / device");
         foreach (VirtqueueState q in queues)
         {
             table.AddRow(
@@ -70,6 +70,7 @@ internal static class DumpCommand
                 q.LastUsedIndex.ToString(CultureInfo.InvariantCulture), q.FreeDescriptors.ToString(CultureInfo.InvariantCulture),
                 q.Outstanding.ToString(CultureInfo.InvariantCulture), q.InterruptsSuppressed ? "yes" : "no", q.NotificationsSuppressed ? "yes" : "no",
                 q.UsedEvent?.ToString(CultureInfo.InvariantCulture) ?? "-", q.AvailEvent?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                q.AvailWrapCounter is null ? "-" : $"{(q.AvailWrapCounter.Value ? 1 : 0)}/{(q.UsedWrapCounter == true ? 1 : 0)}",
                 $"0x{q.DescriptorArea:x} / 0x{q.DriverArea:x} / 0x{q.DeviceArea:x}");
         }
 
@@ -113,6 +114,8 @@ internal static class DumpCommand
         ["receiveMode"] = net.ReceiveMode.ToString().ToLowerInvariant(),
         ["headerLength"] = net.HeaderLength,
         ["mode"] = net.Mode.ToString().ToLowerInvariant(),
+        ["ringLayout"] = net.RingLayout,
+        ["interrupt"] = net.InterruptDescription,
         ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatures).Select(f => (JsonNode)f)]),
         ["registers"] = new JsonArray([.. registers.Select(r => (JsonNode)new JsonObject
         {
@@ -135,6 +138,11 @@ internal static class DumpCommand
             ["notificationsSuppressed"] = q.NotificationsSuppressed,
             ["usedEvent"] = q.UsedEvent,
             ["availEvent"] = q.AvailEvent,
+            ["availWrapCounter"] = q.AvailWrapCounter,
+            ["usedWrapCounter"] = q.UsedWrapCounter,
+            ["driverEventFlags"] = q.DriverEventFlags,
+            ["deviceEventFlags"] = q.DeviceEventFlags,
+            ["brokenReason"] = q.BrokenReason,
         })]),
         ["statistics"] = new JsonArray([.. new[] { net.ReceiveStatistics, net.TransmitStatistics }.Select(s => (JsonNode)new JsonObject
         {

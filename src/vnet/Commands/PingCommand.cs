@@ -61,7 +61,7 @@ internal static class PingCommand
         using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = settings.Mode });
         net.LinkStateChanged += (_, e) => Log.Info($"link {(e.IsUp ? "up" : "down")}");
         Log.Info($"{net.TransportDescription}: MAC {Json.FormatMac(net.MacAddress.Span)}, link {(net.IsLinkUp ? "up" : "down")}, " +
-            $"{net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, {net.Mode.ToString().ToLowerInvariant()} mode");
+            $"{net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, {net.RingLayout} rings, {net.Mode.ToString().ToLowerInvariant()} mode ({net.InterruptDescription})");
 
         var session = new NetworkSession(new VirtioNetFramePort(net));
         DhcpLease lease = session.AcquireLease(cancellationToken);
@@ -101,6 +101,8 @@ internal static class PingCommand
                 ["transport"] = net.TransportDescription,
                 ["mode"] = net.Mode.ToString().ToLowerInvariant(),
                 ["receiveMode"] = net.ReceiveMode.ToString().ToLowerInvariant(),
+                ["ringLayout"] = net.RingLayout,
+                ["interrupt"] = net.InterruptDescription,
                 ["transmitted"] = stats.Transmitted,
                 ["received"] = stats.Received,
                 ["rttMs"] = rtts,

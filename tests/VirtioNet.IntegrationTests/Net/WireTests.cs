@@ -54,7 +54,7 @@ public sealed class WireTests
         {
             byte[] frame = Frame(100, 1);
             var clock = Stopwatch.StartNew();
-            using var injector = Task.Run(async () =>
+            Task injector = Task.Run(async () =>
             {
                 await Task.Delay(300, TestContext.Current.CancellationToken);
                 wire.Inject(frame);

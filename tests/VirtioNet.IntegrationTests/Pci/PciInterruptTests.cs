@@ -46,7 +46,7 @@ public sealed class PciInterruptTests
         {
             byte[] frame = WireFrames.Make(100, 1);
             var clock = Stopwatch.StartNew();
-            using var injector = Task.Run(async () =>
+            Task injector = Task.Run(async () =>
             {
                 await Task.Delay(300, TestContext.Current.CancellationToken);
                 wire.Inject(frame);
@@ -84,7 +84,7 @@ public sealed class PciInterruptTests
                 Assert.Equal(0, config.Number);
 
                 // A received frame: receiveq1's vector, and only it.
-                using var injector = Task.Run(async () =>
+                Task injector = Task.Run(async () =>
                 {
                     await Task.Delay(200, TestContext.Current.CancellationToken);
                     wire.Inject(WireFrames.Make(80, 7));

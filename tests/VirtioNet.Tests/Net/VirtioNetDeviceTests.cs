@@ -54,7 +54,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
     [Fact]
     public void BringUpNegotiatesPostsReceiveBuffersAndSetsDriverOk()
     {
-        var transport = new SoftwareNetTransport(Modern | VirtioNetFeatures.Csum);
+        var transport = new SoftwareNetTransport(Modern | VirtioNetFeatures.Gso);
         var (net, rx, _) = Open(transport);
         using (net)
         {

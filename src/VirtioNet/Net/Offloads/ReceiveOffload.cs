@@ -1,0 +1,121 @@
+using System.Buffers.Binary;
+
+namespace VirtioNet.Net.Offloads;
+
+/// <summary>
+/// Checks what the device wrote in a received packet's virtio_net_hdr against the negotiated features and the frame
+/// itself, and finishes a partial checksum for the caller. Nothing the device says is taken on trust: flags or a
+/// gso_type it may not use, a GSO packet whose headers do not match its type, and checksum positions outside the frame
+/// make the packet a counted drop. Ref: virtio v1.2 §5.1.6.4, §5.1.6.4.1 (device requirements), §5.1.6.4.2.
+/// </summary>
+public static class ReceiveOffload
+{
+    private const byte KnownFlags = VirtioNetHeader.FlagNeedsCsum | VirtioNetHeader.FlagDataValid;
+
+    /// <summary>
+    /// Checks the header <paramref name="header"/> of the received <paramref name="frame"/>, completes a partial
+    /// checksum in place, and verifies a DATA_VALID one when <paramref name="verifyDataValid"/>. Returns false when the
+    /// header is inconsistent (the packet must be dropped and counted), true otherwise with what it said in <paramref name="info"/>.
+    /// </summary>
+    /// <param name="header">The virtio_net_hdr, at least <see cref="VirtioNetHeader.LegacyLength"/> bytes.</param>
+    /// <param name="frame">The frame, Ethernet header onwards.</param>
+    /// <param name="negotiated">The negotiated features (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO, GUEST_USO4/6).</param>
+    /// <param name="verifyDataValid">Recompute the checksum of DATA_VALID packets rather than take the device's word.</param>
+    /// <param name="info">The checksum state and GSO information.</param>
+    public static bool TryProcess(ReadOnlySpan<byte> header, Span<byte> frame, ulong negotiated, bool verifyDataValid, out ReceivedFrameInfo info)
+    {
+        info = default;
+        if (header.Length < VirtioNetHeader.LegacyLength)
+        {
+            return false;
+        }
+
+        byte flags = header[VirtioNetHeader.FlagsOffset];
+        var gso = (VirtioNetGsoType)header[VirtioNetHeader.GsoTypeOffset];
+        if (flags == 0 && gso == VirtioNetGsoType.None)
+        {
+            // The common case without receive offloads: nothing to check.
+            return true;
+        }
+
+        // §5.1.6.4.1: without GUEST_CSUM the device sets flags to zero; RSC_INFO needs RSC_EXT, which is never negotiated.
+        if ((flags & ~KnownFlags) != 0 || (negotiated & VirtioNetFeatures.GuestCsum) == 0)
+        {
+            return false;
+        }
+
+        bool parsed = PacketLayout.TryParse(frame, out PacketLayout layout);
+        int gsoSize = 0;
+        if (gso != VirtioNetGsoType.None)
+        {
+            gsoSize = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.GsoSizeOffset..]);
+            if (gsoSize == 0 || !parsed || !GsoTypeFits(gso, layout, negotiated))
+            {
+                return false;
+            }
+        }
+
+        ReceivedChecksumState state;
+        if ((flags & VirtioNetHeader.FlagNeedsCsum) != 0)
+        {
+            int start = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumStartOffset..]);
+            int offset = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumOffsetOffset..]);
+
+            // The sum runs to the end of the IP packet, not into Ethernet padding a device might have left after it.
+            int end = parsed ? layout.PacketEnd : frame.Length;
+            if (start < EthernetFrame.HeaderLength || start + offset + 2 > end)
+            {
+                return false;
+            }
+
+            InternetChecksum.CompletePartial(frame[..end], start, offset);
+            state = ReceivedChecksumState.Completed;
+        }
+        else if ((flags & VirtioNetHeader.FlagDataValid) != 0)
+        {
+            state = !verifyDataValid ? ReceivedChecksumState.DeviceValidated
+                : !parsed ? ReceivedChecksumState.DeviceValidated
+                : IsTransportChecksumValid(frame, layout) ? ReceivedChecksumState.Verified : ReceivedChecksumState.Invalid;
+        }
+        else
+        {
+            // A GSO packet the device neither validated nor left partial: its checksum is in the frame, unchecked.
+            state = ReceivedChecksumState.None;
+        }
+
+        info = new ReceivedFrameInfo(state, gso, gsoSize);
+        return true;
+    }
+
+    /// <summary>True when the TCP or UDP checksum of the packet <paramref name="layout"/> describes is right (a zero UDP/IPv4 checksum means none).</summary>
+    public static bool IsTransportChecksumValid(ReadOnlySpan<byte> frame, in PacketLayout layout)
+    {
+        if (!layout.IsTcp && !layout.IsIPv6 && BinaryPrimitives.ReadUInt16BigEndian(frame[(layout.TransportOffset + 6)..]) == 0)
+        {
+            return true;
+        }
+
+        uint pseudo = InternetChecksum.PseudoHeaderSum(layout.SourceAddress(frame), layout.DestinationAddress(frame), layout.Protocol, layout.TransportLength);
+        return InternetChecksum.Add(frame[layout.TransportOffset..layout.PacketEnd], pseudo) == 0xFFFF;
+    }
+
+    // §5.1.6.4.1: the device uses a gso_type only when the matching GUEST_* feature was negotiated, and the packet must be of that kind.
+    private static bool GsoTypeFits(VirtioNetGsoType gso, in PacketLayout layout, ulong negotiated)
+    {
+        bool ecn = (gso & VirtioNetGsoType.Ecn) != 0;
+        if (ecn && (negotiated & VirtioNetFeatures.GuestEcn) == 0)
+        {
+            return false;
+        }
+
+        return (gso & ~VirtioNetGsoType.Ecn) switch
+        {
+            VirtioNetGsoType.TcpV4 => layout.IsTcp && !layout.IsIPv6 && (negotiated & VirtioNetFeatures.GuestTso4) != 0,
+            VirtioNetGsoType.TcpV6 => layout.IsTcp && layout.IsIPv6 && (negotiated & VirtioNetFeatures.GuestTso6) != 0,
+            VirtioNetGsoType.Udp => !ecn && !layout.IsTcp && (negotiated & VirtioNetFeatures.GuestUfo) != 0,
+            VirtioNetGsoType.UdpL4 => !ecn && !layout.IsTcp &&
+                (negotiated & (layout.IsIPv6 ? VirtioNetFeatures.GuestUso6 : VirtioNetFeatures.GuestUso4)) != 0,
+            _ => false,
+        };
+    }
+}

@@ -1,0 +1,14 @@
+namespace VirtioNet.Net.Offloads;
+
+/// <summary>
+/// What the virtio_net_hdr said about a received frame, after the driver checked it: the checksum state and, for a
+/// coalesced (GSO) frame larger than the MTU, the segmentation it stands for. Ref: virtio v1.2 §5.1.6.4.
+/// </summary>
+/// <param name="Checksum">The checksum state (a partial checksum has already been completed in the frame).</param>
+/// <param name="GsoType">The gso_type the device reported (<see cref="VirtioNetGsoType.None"/> for an ordinary frame).</param>
+/// <param name="GsoSize">gso_size: the segment size the frame was coalesced from, 0 for an ordinary frame.</param>
+public readonly record struct ReceivedFrameInfo(ReceivedChecksumState Checksum, VirtioNetGsoType GsoType, int GsoSize)
+{
+    /// <summary>True for a coalesced frame (gso_type other than NONE): it may be larger than the MTU.</summary>
+    public bool IsGso => GsoType != VirtioNetGsoType.None;
+}

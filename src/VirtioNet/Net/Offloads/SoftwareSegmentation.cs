@@ -1,0 +1,108 @@
+using System.Buffers.Binary;
+
+namespace VirtioNet.Net.Offloads;
+
+/// <summary>
+/// Cuts a large TCP or UDP segment into packets of at most a given payload, in software: the fallback when the device
+/// lacks HOST_TSO4/TSO6/ECN/USO, so callers can always hand over large segments. Each packet gets the original headers
+/// with its own lengths, IPv4 identification (incremented per packet, as a TSO device does) and header checksum, TCP
+/// sequence number and flags (FIN and PSH on the last only, CWR on the first only), and its checksum: complete, or the
+/// pseudo-header sum for a device that completes it (VIRTIO_NET_F_CSUM). UDP packets are whole datagrams each (USO
+/// semantics, not IP fragments). Allocates nothing.
+/// </summary>
+public static class SoftwareSegmentation
+{
+    private const byte TcpFlagFin = 0x01;
+    private const byte TcpFlagPsh = 0x08;
+
+    /// <summary>How many packets <see cref="WriteSegment"/> makes of the packet <paramref name="layout"/> describes.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="segmentSize"/> is not positive.</exception>
+    public static int SegmentCount(in PacketLayout layout, int segmentSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(segmentSize);
+        return Math.Max(1, (layout.PayloadLength + segmentSize - 1) / segmentSize);
+    }
+
+    /// <summary>The length of packet <paramref name="index"/>'s frame.</summary>
+    public static int SegmentLength(in PacketLayout layout, int segmentSize, int index)
+    {
+        int count = SegmentCount(layout, segmentSize);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, count);
+        return layout.HeaderLength + Math.Min(segmentSize, layout.PayloadLength - (index * segmentSize));
+    }
+
+    /// <summary>
+    /// Writes packet <paramref name="index"/> (0-based) of the cut into <paramref name="destination"/> and returns its
+    /// length. With <paramref name="partialChecksum"/> the checksum field holds the pseudo-header sum for the device
+    /// to complete (send it with VIRTIO_NET_HDR_F_NEEDS_CSUM); otherwise the full checksum.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is too short.</exception>
+    public static int WriteSegment(ReadOnlySpan<byte> frame, in PacketLayout layout, int segmentSize, int index, Span<byte> destination, bool partialChecksum)
+    {
+        int length = SegmentLength(layout, segmentSize, index);
+        if (destination.Length < length)
+        {
+            throw new ArgumentException($"Segment {index} needs {length} bytes; the destination has {destination.Length}.", nameof(destination));
+        }
+
+        bool first = index == 0;
+        bool last = index == SegmentCount(layout, segmentSize) - 1;
+        int payloadStart = index * segmentSize;
+        frame[..layout.HeaderLength].CopyTo(destination);
+        frame.Slice(layout.HeaderLength + payloadStart, length - layout.HeaderLength).CopyTo(destination[layout.HeaderLength..]);
+        Span<byte> segment = destination[..length];
+
+        int network = layout.NetworkOffset;
+        if (layout.IsIPv6)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(length - layout.TransportOffset));
+        }
+        else
+        {
+            int ihl = layout.TransportOffset - network;
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 2)..], (ushort)(length - network));
+            ushort id = BinaryPrimitives.ReadUInt16BigEndian(segment[(network + 4)..]);
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(id + index));
+            segment[network + 10] = 0;
+            segment[network + 11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 10)..], InternetChecksum.Compute(segment.Slice(network, ihl)));
+        }
+
+        int transport = layout.TransportOffset;
+        if (layout.IsTcp)
+        {
+            uint sequence = BinaryPrimitives.ReadUInt32BigEndian(segment[(transport + 4)..]);
+            BinaryPrimitives.WriteUInt32BigEndian(segment[(transport + 4)..], unchecked(sequence + (uint)payloadStart));
+            byte flags = segment[transport + TransmitOffload.TcpFlagsOffset];
+            if (!last)
+            {
+                flags &= unchecked((byte)~(TcpFlagFin | TcpFlagPsh));
+            }
+
+            if (!first)
+            {
+                flags &= unchecked((byte)~TransmitOffload.TcpFlagCwr);
+            }
+
+            segment[transport + TransmitOffload.TcpFlagsOffset] = flags;
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(transport + 4)..], (ushort)(length - transport));
+        }
+
+        PacketLayout cut = layout with { PacketEnd = length };
+        if (partialChecksum)
+        {
+            ushort pseudo = InternetChecksum.PseudoHeaderChecksum(cut.SourceAddress(segment), cut.DestinationAddress(segment), cut.Protocol, cut.TransportLength);
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(transport + cut.ChecksumFieldOffset)..], pseudo);
+        }
+        else
+        {
+            TransmitOffload.WriteFullChecksum(segment, cut);
+        }
+
+        return length;
+    }
+}

@@ -1,0 +1,125 @@
+using System.Buffers.Binary;
+
+namespace VirtioNet.Net.Offloads;
+
+/// <summary>
+/// The transmit offload decisions: which of checksum and segmentation the device does (by the negotiated features) and
+/// which the driver does in software, and the frame changes each needs. Pure functions over spans; allocates nothing.
+/// Ref: virtio v1.2 §5.1.6.2 (Packet Transmission), §5.1.3.1 (feature dependencies).
+/// </summary>
+public static class TransmitOffload
+{
+    /// <summary>The TCP flags byte's offset in the TCP header.</summary>
+    internal const int TcpFlagsOffset = 13;
+
+    /// <summary>TCP CWR (RFC 3168): set on the segment after a congestion signal; kept on the first segment only.</summary>
+    internal const byte TcpFlagCwr = 0x80;
+
+    /// <summary>The largest gso_size the 16-bit field holds.</summary>
+    private const int MaxGsoSize = ushort.MaxValue;
+
+    /// <summary>
+    /// Decides how to send the frame whose headers are <paramref name="layout"/>, given what the caller asks and what
+    /// was negotiated: the device's checksum with VIRTIO_NET_F_CSUM (else software), the device's segmentation with
+    /// HOST_TSO4 (TCP/IPv4), HOST_TSO6 (TCP/IPv6), HOST_ECN (a CWR segment) or HOST_USO (UDP), else software segmentation.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The segment size is negative or above 65535.</exception>
+    public static TransmitOffloadDecision Decide(ReadOnlySpan<byte> frame, in PacketLayout layout, TransmitOffloadRequest request, ulong negotiated)
+    {
+        if (request.SegmentSize is < 0 or > MaxGsoSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), request.SegmentSize, "The segment size must be 0 (none) to 65535.");
+        }
+
+        bool deviceChecksum = (negotiated & VirtioNetFeatures.Csum) != 0;
+        bool segment = request.SegmentSize > 0 && layout.PayloadLength > request.SegmentSize;
+        if (!segment && !request.ComputeChecksum)
+        {
+            return default;
+        }
+
+        var checksumOnly = new TransmitOffloadDecision
+        {
+            Flags = deviceChecksum ? VirtioNetHeader.FlagNeedsCsum : (byte)0,
+            CsumStart = deviceChecksum ? layout.TransportOffset : 0,
+            CsumOffset = deviceChecksum ? layout.ChecksumFieldOffset : 0,
+            ChecksumInSoftware = !deviceChecksum,
+        };
+        if (!segment)
+        {
+            return checksumOnly;
+        }
+
+        VirtioNetGsoType type = DeviceGsoType(frame, layout, negotiated);
+        if (type == VirtioNetGsoType.None)
+        {
+            return checksumOnly with { SegmentInSoftware = true, SoftwareSegmentSize = request.SegmentSize };
+        }
+
+        // §5.1.6.2: a GSO packet always asks for the checksum (the device fills it per segment).
+        return new TransmitOffloadDecision
+        {
+            Flags = VirtioNetHeader.FlagNeedsCsum,
+            GsoType = type,
+            GsoSize = request.SegmentSize,
+            HdrLen = layout.HeaderLength,
+            CsumStart = layout.TransportOffset,
+            CsumOffset = layout.ChecksumFieldOffset,
+        };
+    }
+
+    /// <summary>
+    /// Writes the checksum field as <paramref name="decision"/> says: the pseudo-header sum over the whole transport
+    /// length when the device completes it (§5.1.6.2; for GSO too, as Linux does, since the device adjusts it per
+    /// segment), the full checksum when the driver does it. Nothing for a frame sent as is.
+    /// </summary>
+    public static void ApplyChecksum(Span<byte> frame, in PacketLayout layout, in TransmitOffloadDecision decision)
+    {
+        if (decision.NeedsChecksum)
+        {
+            ushort pseudo = InternetChecksum.PseudoHeaderChecksum(layout.SourceAddress(frame), layout.DestinationAddress(frame), layout.Protocol, layout.TransportLength);
+            BinaryPrimitives.WriteUInt16BigEndian(frame[(layout.TransportOffset + layout.ChecksumFieldOffset)..], pseudo);
+        }
+        else if (decision.ChecksumInSoftware)
+        {
+            WriteFullChecksum(frame, layout);
+        }
+    }
+
+    /// <summary>Computes and stores the complete TCP or UDP checksum of the packet <paramref name="layout"/> describes.</summary>
+    public static void WriteFullChecksum(Span<byte> frame, in PacketLayout layout)
+    {
+        Span<byte> field = frame[(layout.TransportOffset + layout.ChecksumFieldOffset)..];
+        field[0] = 0;
+        field[1] = 0;
+        ushort checksum = InternetChecksum.ComputeTransport(
+            layout.SourceAddress(frame), layout.DestinationAddress(frame), layout.Protocol, frame[layout.TransportOffset..layout.PacketEnd]);
+        BinaryPrimitives.WriteUInt16BigEndian(field, checksum);
+    }
+
+    // The gso_type the device can do for this packet, or None when it lacks the feature (software segmentation then).
+    private static VirtioNetGsoType DeviceGsoType(ReadOnlySpan<byte> frame, in PacketLayout layout, ulong negotiated)
+    {
+        // §5.1.3.1: HOST_TSO4/6, HOST_ECN and HOST_USO need VIRTIO_NET_F_CSUM; without it nothing is segmented by the device.
+        if ((negotiated & VirtioNetFeatures.Csum) == 0)
+        {
+            return VirtioNetGsoType.None;
+        }
+
+        if (!layout.IsTcp)
+        {
+            return (negotiated & VirtioNetFeatures.HostUso) != 0 ? VirtioNetGsoType.UdpL4 : VirtioNetGsoType.None;
+        }
+
+        ulong needed = layout.IsIPv6 ? VirtioNetFeatures.HostTso6 : VirtioNetFeatures.HostTso4;
+        var type = layout.IsIPv6 ? VirtioNetGsoType.TcpV6 : VirtioNetGsoType.TcpV4;
+        if ((frame[layout.TransportOffset + TcpFlagsOffset] & TcpFlagCwr) != 0)
+        {
+            // A CWR segment must keep CWR on its first piece only: the device must know ECN (HOST_ECN).
+            needed |= VirtioNetFeatures.HostEcn;
+            type |= VirtioNetGsoType.Ecn;
+        }
+
+        return (negotiated & needed) == needed ? type : VirtioNetGsoType.None;
+    }
+}

@@ -1,0 +1,401 @@
+using VirtioNet.Core;
+using VirtioNet.Net.Control;
+using VirtioNet.Net.FlowControl;
+using VirtioNet.Net.MultiQueue;
+using VirtioNet.Net.Offloads;
+using VirtioNet.Net.Vlan;
+
+namespace VirtioNet.Net;
+
+/// <summary>
+/// Multi-queue: N queue pairs (VIRTIO_NET_F_MQ), RSS steering and hash reporting (RSS, HASH_REPORT), notification
+/// coalescing (NOTF_COAL, VQ_NOTF_COAL), and the software flow control virtio lacks: a per-queue transmit rate limit
+/// and an 802.1p priority → queue map. Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.7; virtio v1.3 §5.1.6.5.9.
+/// </summary>
+/// <remarks>
+/// Each pair belongs to one worker at a time, which calls the <c>(int pair, ...)</c> data-path methods for it; the
+/// configuration methods (Set/Configure) go through the serialized control queue and may be called from any thread.
+/// </remarks>
+public sealed partial class VirtioNetDevice
+{
+    // Pairs the device is steering to, as last told (§5.1.6.5.5: it starts with one).
+    private int _activeQueuePairs = 1;
+
+    // The RSS configuration sent last, or null while steering is the device's automatic one.
+    private RssConfiguration? _rss;
+
+    // The hash reporting configuration sent last (VIRTIO_NET_CTRL_MQ_HASH_CONFIG), without RSS.
+    private RssHashTypes _hashReportTypes;
+
+    // Per-pair transmit rate limits; null entries are unlimited.
+    private TokenBucket?[] _transmitLimits = [];
+
+    // The priority map TrySendByPriority uses; null until set, then spread over the active pairs by default.
+    private PriorityQueueMap? _priorityMap;
+
+    /// <summary>The queue pairs set up (receiveq1/transmitq1 ... receiveqN/transmitqN).</summary>
+    public int QueuePairs => _receiveQueues.Length;
+
+    /// <summary>The pairs the device steers received frames to and the driver transmits on (1 until changed).</summary>
+    public int ActiveQueuePairs => Volatile.Read(ref _activeQueuePairs);
+
+    /// <summary>The RSS configuration in effect, or null when RSS is off.</summary>
+    public RssConfiguration? Rss => Volatile.Read(ref _rss);
+
+    /// <summary>True when every received frame carries a hash (VIRTIO_NET_F_HASH_REPORT was negotiated).</summary>
+    public bool ReportsHash => (NegotiatedFeatures & VirtioNetFeatures.HashReport) != 0;
+
+    /// <summary>The hash types reported without RSS (<see cref="ConfigureHashReport"/>), or those of <see cref="Rss"/>.</summary>
+    public RssHashTypes HashReportTypes => Rss?.HashTypes ?? _hashReportTypes;
+
+    /// <summary>The transmit coalescing set last, or null (the device's default: a notification per packet).</summary>
+    public NotificationCoalescing? TransmitCoalescing { get; private set; }
+
+    /// <summary>The receive coalescing set last, or null (the device's default).</summary>
+    public NotificationCoalescing? ReceiveCoalescing { get; private set; }
+
+    /// <summary>The map from 802.1p priority to queue pair; by default the priorities spread over the active pairs.</summary>
+    /// <exception cref="ArgumentException">Set to a map over more pairs than are active.</exception>
+    public PriorityQueueMap PriorityMap
+    {
+        get => Volatile.Read(ref _priorityMap) is { } map && map.QueuePairs <= ActiveQueuePairs ? map : PriorityQueueMap.Spread(ActiveQueuePairs);
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            if (value.QueuePairs > ActiveQueuePairs)
+            {
+                throw new ArgumentException($"The priority map spreads over {value.QueuePairs} queue pairs; {ActiveQueuePairs} are active.", nameof(value));
+            }
+
+            Volatile.Write(ref _priorityMap, value);
+        }
+    }
+
+    /// <summary>
+    /// Changes how many pairs the device uses (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET); this also turns RSS off, and the
+    /// device goes back to its automatic steering (§5.1.6.5.6). Ref: virtio v1.2 §5.1.6.5.5.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Outside 1 to <see cref="QueuePairs"/>.</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_MQ, or the control queue's failures.</exception>
+    public void SetActiveQueuePairs(int pairs)
+    {
+        ValidateActivePairs(pairs);
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.Mq, "VIRTIO_NET_F_MQ", "changing the number of queue pairs");
+            Span<byte> payload = stackalloc byte[MultiQueuePayloads.VqPairsSetLength];
+            MultiQueuePayloads.WriteVqPairsSet(payload, pairs);
+            control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqVqPairsSet, payload);
+            Volatile.Write(ref _activeQueuePairs, pairs);
+            Volatile.Write(ref _rss, null);
+        }
+    }
+
+    /// <summary>
+    /// Sends an RSS configuration (VIRTIO_NET_CTRL_MQ_RSS_CONFIG), after checking it against the device's limits and
+    /// the pairs set up. The active pairs become the highest queue the table or unclassified queue names, plus one
+    /// (max_tx_vq), at least the pairs active before. Ref: virtio v1.2 §5.1.6.5.7.1.
+    /// </summary>
+    /// <exception cref="ArgumentException">The configuration breaks a limit (table size, key size, hash types, queue).</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_RSS, or the control queue's failures.</exception>
+    public void ConfigureRss(RssConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.Rss, "VIRTIO_NET_F_RSS", "RSS");
+            configuration.Validate(Config, QueuePairs);
+            int used = configuration.UnclassifiedQueue + 1;
+            foreach (ushort queue in configuration.IndirectionTable.Span)
+            {
+                used = Math.Max(used, queue + 1);
+            }
+
+            int pairs = Math.Max(used, ActiveQueuePairs);
+            byte[] payload = new byte[MultiQueuePayloads.RssConfigLength(configuration)];
+            MultiQueuePayloads.WriteRssConfig(payload, configuration, pairs);
+            control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqRssConfig, payload);
+            Volatile.Write(ref _activeQueuePairs, pairs);
+            Volatile.Write(ref _rss, configuration);
+        }
+    }
+
+    /// <summary>
+    /// Turns RSS steering off: an RSS configuration with no hash types sends every frame to receiveq1 (the
+    /// unclassified queue), keeping the active pairs for transmit.
+    /// </summary>
+    /// <inheritdoc cref="ConfigureRss" path="/exception"/>
+    public void DisableRss()
+    {
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.Rss, "VIRTIO_NET_F_RSS", "RSS");
+            var off = new RssConfiguration { HashTypes = RssHashTypes.None, Key = ReadOnlyMemory<byte>.Empty, IndirectionTable = new ushort[] { 0 } };
+            byte[] payload = new byte[MultiQueuePayloads.RssConfigLength(off)];
+            MultiQueuePayloads.WriteRssConfig(payload, off, ActiveQueuePairs);
+            control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqRssConfig, payload);
+            Volatile.Write(ref _rss, null);
+        }
+    }
+
+    /// <summary>
+    /// Configures hash reporting without RSS steering (VIRTIO_NET_CTRL_MQ_HASH_CONFIG): the device computes the hash of
+    /// the given types with <paramref name="key"/> and reports it beside each frame. With VIRTIO_NET_F_RSS negotiated
+    /// use <see cref="ConfigureRss"/>, which configures the reported hash too. Ref: virtio v1.2 §5.1.6.5.6.4.
+    /// </summary>
+    /// <exception cref="ArgumentException">Types the device does not support, or a key longer than rss_max_key_size (or empty with types).</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_HASH_REPORT, with RSS negotiated, or the control queue's failures.</exception>
+    public void ConfigureHashReport(RssHashTypes hashTypes, ReadOnlySpan<byte> key)
+    {
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.HashReport, "VIRTIO_NET_F_HASH_REPORT", "hash reporting");
+            if ((NegotiatedFeatures & VirtioNetFeatures.Rss) != 0)
+            {
+                throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{_transport.Description}: VIRTIO_NET_F_RSS was negotiated, so the reported hash is configured with the RSS configuration (ConfigureRss), not VIRTIO_NET_CTRL_MQ_HASH_CONFIG.");
+            }
+
+            var unsupported = (RssHashTypes)((uint)hashTypes & ~Config.SupportedHashTypes);
+            if (unsupported != RssHashTypes.None)
+            {
+                throw new ArgumentException($"The device does not support the hash types {unsupported} (supported_hash_types is {(RssHashTypes)Config.SupportedHashTypes}).", nameof(hashTypes));
+            }
+
+            if (key.Length > Config.RssMaxKeySize || (key.IsEmpty && hashTypes != RssHashTypes.None))
+            {
+                throw new ArgumentException($"The hash key has {key.Length} bytes; the device takes 1 to {Config.RssMaxKeySize} (rss_max_key_size) when hashing.", nameof(key));
+            }
+
+            byte[] payload = new byte[MultiQueuePayloads.HashConfigLength(key.Length)];
+            MultiQueuePayloads.WriteHashConfig(payload, hashTypes, key);
+            control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqHashConfig, payload);
+            _hashReportTypes = hashTypes;
+        }
+    }
+
+    /// <summary>Sets transmit notification coalescing for all transmit queues (VIRTIO_NET_CTRL_NOTF_COAL_TX_SET).</summary>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_NOTF_COAL, or the control queue's failures.</exception>
+    public void SetTransmitCoalescing(NotificationCoalescing coalescing)
+    {
+        SendCoalescing(VirtioNetControlCommands.NotfCoalTxSet, coalescing);
+        TransmitCoalescing = coalescing;
+    }
+
+    /// <summary>Sets receive notification coalescing for all receive queues (VIRTIO_NET_CTRL_NOTF_COAL_RX_SET).</summary>
+    /// <inheritdoc cref="SetTransmitCoalescing" path="/exception"/>
+    public void SetReceiveCoalescing(NotificationCoalescing coalescing)
+    {
+        SendCoalescing(VirtioNetControlCommands.NotfCoalRxSet, coalescing);
+        ReceiveCoalescing = coalescing;
+    }
+
+    /// <summary>
+    /// Sets notification coalescing of one virtqueue (VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET), by its index (0:rx0 1:tx0 ...).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not the index of a receive or transmit queue set up.</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_VQ_NOTF_COAL, or the control queue's failures.</exception>
+    public void SetQueueCoalescing(int queueIndex, NotificationCoalescing coalescing)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(queueIndex);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queueIndex, 2 * QueuePairs);
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.VqNotfCoal, "VIRTIO_NET_F_VQ_NOTF_COAL", "per-queue notification coalescing");
+            Span<byte> payload = stackalloc byte[MultiQueuePayloads.VqCoalescingLength];
+            MultiQueuePayloads.WriteVqCoalescing(payload, queueIndex, coalescing);
+            control.Execute(VirtioNetControlClass.NotfCoal, VirtioNetControlCommands.NotfCoalVqSet, payload);
+        }
+    }
+
+    /// <summary>
+    /// Waits until a frame is ready on <paramref name="pair"/>'s receive queue, as <see cref="WaitForReceive(TimeSpan, CancellationToken)"/>
+    /// does for receiveq1. With a shared interrupt line (virtio-mmio, INTx), one worker at a time may wait in interrupt mode.
+    /// </summary>
+    public bool WaitForReceive(int pair, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return WaitForReceive(ReceiveQueueOf(pair), timeout, cancellationToken);
+    }
+
+    /// <summary>Copies the next frame of <paramref name="pair"/>'s receive queue; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.</summary>
+    public bool TryReceive(int pair, Span<byte> destination, out int length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return ReceiveQueueOf(pair).TryReceive(destination, out length);
+    }
+
+    /// <summary>Copies the next frame of <paramref name="pair"/>'s receive queue with the device's hash; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int, out ReceiveHash)"/>.</summary>
+    public bool TryReceive(int pair, Span<byte> destination, out int length, out ReceiveHash hash)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return ReceiveQueueOf(pair).TryReceive(destination, out length, out hash);
+    }
+
+    /// <summary>
+    /// Sends a frame on <paramref name="pair"/>'s transmit queue. False when the queue is full or the pair's rate limit
+    /// has too few tokens (back-pressure; try again after reclaiming or after <see cref="TokenBucket.TimeUntilAvailable"/>).
+    /// </summary>
+    public bool TrySend(int pair, ReadOnlySpan<byte> frame)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        VirtioNetTransmitQueue tx = TransmitQueueOf(pair);
+        TokenBucket? limit = _transmitLimits[pair];
+        if (limit is not null && !limit.TryConsume(frame.Length))
+        {
+            return false;
+        }
+
+        if (tx.TrySend(frame))
+        {
+            return true;
+        }
+
+        limit?.Refund(frame.Length);
+        return false;
+    }
+
+    /// <summary>
+    /// Sends a frame with an 802.1Q tag on the pair <see cref="PriorityMap"/> gives the tag's priority, within that
+    /// pair's rate limit. The caller must own every pair the map names.
+    /// </summary>
+    public bool TrySendByPriority(ReadOnlySpan<byte> frame, VlanTag tag)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int pair = PriorityMap.QueueFor(tag);
+        TokenBucket? limit = _transmitLimits[pair];
+        int wireLength = frame.Length + EthernetFrame.VlanTagLength;
+        if (limit is not null && !limit.TryConsume(wireLength))
+        {
+            return false;
+        }
+
+        if (_transmitQueues[pair].TrySend(frame, tag))
+        {
+            return true;
+        }
+
+        limit?.Refund(wireLength);
+        return false;
+    }
+
+    /// <summary>Takes back completed transmit buffers of <paramref name="pair"/>. Returns how many.</summary>
+    public int ReclaimTransmitted(int pair)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return TransmitQueueOf(pair).Reclaim();
+    }
+
+    /// <summary>
+    /// Limits <paramref name="pair"/>'s transmit rate with a token bucket (bytes of frames), or removes the limit (null).
+    /// Only <see cref="TrySend(int, ReadOnlySpan{byte})"/> and <see cref="TrySendByPriority"/> honour it.
+    /// </summary>
+    public void SetTransmitRateLimit(int pair, TokenBucket? limit)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _ = TransmitQueueOf(pair);
+        _transmitLimits[pair] = limit;
+    }
+
+    /// <summary>The rate limit of <paramref name="pair"/>, or null.</summary>
+    public TokenBucket? GetTransmitRateLimit(int pair)
+    {
+        _ = TransmitQueueOf(pair);
+        return _transmitLimits[pair];
+    }
+
+    /// <summary>
+    /// The transmit pair for a flow with hash <paramref name="flowHash"/>: the RSS indirection table's choice when RSS is
+    /// on (so a flow's transmit and receive share a pair), otherwise the hash modulo the active pairs.
+    /// </summary>
+    public int TransmitPairFor(uint flowHash)
+    {
+        if (Rss is { } rss)
+        {
+            int queue = rss.QueueFor(flowHash);
+            if (queue < ActiveQueuePairs)
+            {
+                return queue;
+            }
+        }
+
+        return (int)(flowHash % (uint)ActiveQueuePairs);
+    }
+
+    // Bring-up: how many pairs to set up (Initialize creates each exactly like the first).
+    private int QueuePairsToCreate()
+    {
+        _activeQueuePairs = 1;
+        if ((NegotiatedFeatures & (VirtioNetFeatures.Mq | VirtioNetFeatures.Rss)) == 0)
+        {
+            _transmitLimits = new TokenBucket?[1];
+            return 1;
+        }
+
+        int pairs = Math.Min(Config.MaxVirtqueuePairs, _options.QueuePairs);
+        _transmitLimits = new TokenBucket?[pairs];
+        return pairs;
+    }
+
+    // Bring-up, after DRIVER_OK: §5.1.6.5.5 the device starts with one pair; tell it about the others. With MQ this is
+    // VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET; with RSS alone, an RSS configuration spreading over the pairs does the same.
+    private void StartMultiQueue()
+    {
+        if (QueuePairs <= 1)
+        {
+            return;
+        }
+
+        if ((NegotiatedFeatures & VirtioNetFeatures.Mq) != 0)
+        {
+            SetActiveQueuePairs(QueuePairs);
+        }
+        else
+        {
+            // QEMU's table holds 128 entries (VIRTIO_NET_RSS_MAX_TABLE_LEN), the spec's minimum for a device's maximum.
+            int length = Math.Min(Config.RssMaxIndirectionTableLength, 128);
+            var types = (RssHashTypes)Config.SupportedHashTypes & new RssConfiguration().HashTypes;
+            byte[] key = ToeplitzHash.DefaultKey[..Math.Min(Config.RssMaxKeySize, ToeplitzHash.MaxKeyLength)].ToArray();
+            ConfigureRss(RssConfiguration.Spread(QueuePairs, length, types, key));
+        }
+    }
+
+    private void ValidateActivePairs(int pairs)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (pairs < 1 || pairs > QueuePairs)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pairs), pairs, $"The active queue pairs must be 1 to {QueuePairs} (the pairs set up; the device offers {Config.MaxVirtqueuePairs}).");
+        }
+    }
+
+    private void SendCoalescing(byte command, NotificationCoalescing coalescing)
+    {
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.NotfCoal, "VIRTIO_NET_F_NOTF_COAL", "notification coalescing");
+            Span<byte> payload = stackalloc byte[NotificationCoalescing.Length];
+            MultiQueuePayloads.WriteCoalescing(payload, coalescing);
+            control.Execute(VirtioNetControlClass.NotfCoal, command, payload);
+        }
+    }
+
+    private VirtioNetReceiveQueue ReceiveQueueOf(int pair)
+    {
+        if ((uint)pair >= (uint)_receiveQueues.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pair), pair, $"Queue pair {pair} does not exist; {_receiveQueues.Length} are set up (0 to {_receiveQueues.Length - 1}).");
+        }
+
+        return _receiveQueues[pair];
+    }
+
+    private VirtioNetTransmitQueue TransmitQueueOf(int pair)
+    {
+        if ((uint)pair >= (uint)_transmitQueues.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pair), pair, $"Queue pair {pair} does not exist; {_transmitQueues.Length} are set up (0 to {_transmitQueues.Length - 1}).");
+        }
+
+        return _transmitQueues[pair];
+    }
+}

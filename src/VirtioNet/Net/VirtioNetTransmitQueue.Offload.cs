@@ -1,0 +1,212 @@
+using VirtioNet.Net.Offloads;
+using VirtioNet.Platform;
+
+namespace VirtioNet.Net;
+
+// Transmit offloads: checksum (VIRTIO_NET_F_CSUM) and segmentation (HOST_TSO4/6, HOST_ECN, HOST_USO) by the device when
+// negotiated, in software otherwise. Large segments sent whole to the device use a few 64 KiB slots of their own, so
+// the ordinary slots stay sized for one MTU-sized frame.
+public sealed partial class VirtioNetTransmitQueue
+{
+    // Large slots: a GSO packet needs the whole segment in one buffer. Eight keep 512 KiB in flight, the most a TCP
+    // window without scaling (64 KiB) needs several times over, for about 0.5 MiB of DMA memory.
+    private const int LargeSlotCount = 8;
+
+    // The negotiated features the offload decisions go by; 0 until the device configures them.
+    private ulong _offloadFeatures;
+
+    // The large slots' memory (default when the device cannot segment); slot k is at k * _largeSlotLength.
+    private DmaRegion _largePool;
+
+    // Bytes per large slot: a header and the largest GSO frame.
+    private int _largeSlotLength;
+
+    // Free large slots, a stack of indexes 0..LargeSlotCount-1 (queue token = slot count + index).
+    private readonly int[] _freeLargeSlots = new int[LargeSlotCount];
+
+    // How many entries of _freeLargeSlots are valid.
+    private int _freeLargeCount;
+
+    /// <summary>
+    /// The features the offload decisions go by: VIRTIO_NET_F_CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO when negotiated.
+    /// </summary>
+    public ulong OffloadFeatures => _offloadFeatures;
+
+    /// <summary>The largest frame <see cref="TrySend(ReadOnlySpan{byte}, TransmitOffloadRequest)"/> accepts for segmentation.</summary>
+    public static int MaxSegmentFrameLength => EthernetFrame.MaxGsoFrameLength;
+
+    /// <summary>
+    /// Sends a TCP or UDP frame over IPv4 or IPv6 with the offloads <paramref name="request"/> asks for, done by the
+    /// device when negotiated and by the driver otherwise: the checksum (VIRTIO_NET_F_CSUM with NEEDS_CSUM, else
+    /// computed here), and for a frame whose payload exceeds <see cref="TransmitOffloadRequest.SegmentSize"/> the
+    /// segmentation (HOST_TSO4/TSO6/ECN/USO with a GSO header, else <see cref="SoftwareSegmentation"/> into as many
+    /// frames). The IPv4 header checksum is the caller's (segmentation recomputes it per segment). Returns false on
+    /// back-pressure: nothing was queued (a software-segmented frame goes all at once or not at all).
+    /// Ref: virtio v1.2 §5.1.6.2.
+    /// </summary>
+    /// <param name="frame">The frame, Ethernet header onwards; up to <see cref="MaxSegmentFrameLength"/> bytes when segmented.</param>
+    /// <param name="request">Checksum and segment size.</param>
+    /// <exception cref="ArgumentException">
+    /// The frame is not TCP or UDP over IPv4/IPv6, is too long to send unsegmented, or its segments would not fit the MTU.
+    /// </exception>
+    public bool TrySend(ReadOnlySpan<byte> frame, TransmitOffloadRequest request)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!request.ComputeChecksum && request.SegmentSize == 0)
+        {
+            return TrySend(frame);
+        }
+
+        if (!PacketLayout.TryParse(frame, out PacketLayout layout))
+        {
+            throw new ArgumentException("Checksum and segmentation offloads apply to TCP or UDP over IPv4 or IPv6 (unfragmented, without IPv6 extension headers); this frame is neither.", nameof(frame));
+        }
+
+        TransmitOffloadDecision decision = TransmitOffload.Decide(frame, layout, request, _offloadFeatures);
+        if (decision.SegmentInSoftware)
+        {
+            return TrySendSegmented(frame, layout, decision);
+        }
+
+        bool large = frame.Length > MaxFrameLength;
+        if (large && (decision.GsoType == VirtioNetGsoType.None || _largeSlotLength == 0 || frame.Length > _largeSlotLength - _headerLength))
+        {
+            throw new ArgumentException($"A frame of {frame.Length} bytes is longer than {MaxFrameLength} (MaxFrameLength) and is not sent as a segmentation offload; ask for a segment size.", nameof(frame));
+        }
+
+        Reclaim();
+        if (large ? _freeLargeCount == 0 : _freeCount == 0)
+        {
+            return false;
+        }
+
+        int slot = large ? _freeSlots.Length + _freeLargeSlots[--_freeLargeCount] : _freeSlots[--_freeCount];
+        (DmaRegion pool, int start) = LocateSlot(slot);
+        Span<byte> room = pool.Span.Slice(start + _headerLength, frame.Length);
+        frame.CopyTo(room);
+        TransmitOffload.ApplyChecksum(room, layout, decision);
+
+        Span<byte> header = stackalloc byte[VirtioNetHeader.HashReportLength];
+        decision.WriteHeader(header[.._headerLength]);
+        if (!Enqueue(slot, frame.Length, header[.._headerLength]))
+        {
+            ReturnSlot(slot);
+            return false;
+        }
+
+        Kick();
+        Statistics.AddPacket(frame.Length);
+        return true;
+    }
+
+    /// <summary>Sets what the offload decisions go by, and sets up the large slots when the device can segment.</summary>
+    internal void ConfigureOffloads(ulong negotiated)
+    {
+        _offloadFeatures = negotiated;
+        const ulong deviceSegmentation = VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUso;
+        if ((negotiated & deviceSegmentation) == 0 || _largeSlotLength != 0)
+        {
+            return;
+        }
+
+        int length = (_headerLength + EthernetFrame.MaxGsoFrameLength + 63) & ~63;
+        _largePool = _dma.Allocate(checked(LargeSlotCount * length), 64);
+        _largeSlotLength = length;
+        for (int i = 0; i < LargeSlotCount; i++)
+        {
+            _freeLargeSlots[_freeLargeCount++] = LargeSlotCount - 1 - i;
+        }
+    }
+
+    // Software segmentation: every segment in an ordinary slot, then one notification for all of them.
+    private bool TrySendSegmented(ReadOnlySpan<byte> frame, in PacketLayout layout, in TransmitOffloadDecision decision)
+    {
+        int mss = decision.SoftwareSegmentSize;
+        int count = SoftwareSegmentation.SegmentCount(layout, mss);
+        if (layout.HeaderLength + mss > MaxFrameLength && count > 1)
+        {
+            throw new ArgumentException($"Segments of {mss} payload bytes behind {layout.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(frame));
+        }
+
+        if (count > _freeSlots.Length)
+        {
+            throw new ArgumentException($"The frame makes {count} segments of {mss} bytes, more than the {_freeSlots.Length} transmit buffers; use a larger segment size.", nameof(frame));
+        }
+
+        Reclaim();
+        if (_freeCount < count)
+        {
+            return false;
+        }
+
+        Span<byte> header = stackalloc byte[VirtioNetHeader.HashReportLength];
+        var perSegment = new TransmitOffloadDecision
+        {
+            Flags = decision.Flags,
+            CsumStart = decision.CsumStart,
+            CsumOffset = decision.CsumOffset,
+        };
+        perSegment.WriteHeader(header[.._headerLength]);
+        for (int i = 0; i < count; i++)
+        {
+            int slot = _freeSlots[--_freeCount];
+            Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, _slotLength - _headerLength);
+            int length = SoftwareSegmentation.WriteSegment(frame, layout, mss, i, room, partialChecksum: decision.NeedsChecksum);
+
+            // The slots were counted above and each ring entry has its slot, so the ring has room for all of them.
+            if (!Enqueue(slot, length, header[.._headerLength]))
+            {
+                _freeSlots[_freeCount++] = slot;
+                Statistics.AddDrop();
+                break;
+            }
+
+            Statistics.AddPacket(length);
+        }
+
+        Kick();
+        return true;
+    }
+
+    private void Kick()
+    {
+        if (_queue.KickPrepare())
+        {
+            _notify(_queue.QueueIndex);
+            Statistics.AddNotification();
+        }
+    }
+
+    // Where a slot's header starts: an ordinary slot in _pool, or a large one (tokens from the slot count on).
+    private (DmaRegion Pool, int Start) LocateSlot(int slot) =>
+        slot < _freeSlots.Length ? (_pool, slot * _slotLength) : (_largePool, (slot - _freeSlots.Length) * _largeSlotLength);
+
+    private void ReturnSlot(int slot)
+    {
+        if (!TryReleaseLargeSlot(slot))
+        {
+            _freeSlots[_freeCount++] = slot;
+        }
+    }
+
+    // A completed large slot goes back to its own stack; false for an ordinary slot.
+    private bool TryReleaseLargeSlot(int token)
+    {
+        if (token < _freeSlots.Length)
+        {
+            return false;
+        }
+
+        _freeLargeSlots[_freeLargeCount++] = token - _freeSlots.Length;
+        return true;
+    }
+
+    private void FreeLargePool()
+    {
+        if (_largeSlotLength != 0)
+        {
+            _dma.Free(_largePool);
+            _largeSlotLength = 0;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Buffers.Binary;
+using VirtioNet.Net;
+using VirtioNet.Net.Offloads;
+using Xunit;
+
+namespace VirtioNet.Tests.Net;
+
+/// <summary>Receive offload checks: partial checksums completed, DATA_VALID re-checked, inconsistent headers refused.</summary>
+public sealed class OffloadReceiveTests
+{
+    private const ulong Guest = VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6;
+
+    private static byte[] Header(byte flags, VirtioNetGsoType gso = VirtioNetGsoType.None, int gsoSize = 0, int csumStart = 0, int csumOffset = 0)
+    {
+        byte[] header = new byte[12];
+        header[VirtioNetHeader.FlagsOffset] = flags;
+        header[VirtioNetHeader.GsoTypeOffset] = (byte)gso;
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VirtioNetHeader.GsoSizeOffset), (ushort)gsoSize);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VirtioNetHeader.CsumStartOffset), (ushort)csumStart);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VirtioNetHeader.CsumOffsetOffset), (ushort)csumOffset);
+        return header;
+    }
+
+    // A frame as a kernel sends it with CHECKSUM_PARTIAL: the pseudo-header sum in the checksum field.
+    private static byte[] Partial(byte[] complete)
+    {
+        byte[] frame = (byte[])complete.Clone();
+        Assert.True(PacketLayout.TryParse(frame, out PacketLayout layout));
+        TransmitOffload.ApplyChecksum(frame, layout, new TransmitOffloadDecision { Flags = VirtioNetHeader.FlagNeedsCsum });
+        return frame;
+    }
+
+    [Theory]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    public void APartialChecksumIsCompletedForTheCaller(bool ipv6, bool tcp)
+    {
+        byte[] payload = OffloadFrames.Payload(777, 1);
+        byte[] complete = tcp ? OffloadFrames.Tcp(ipv6, 3, payload) : OffloadFrames.Udp(ipv6, payload);
+        byte[] frame = Partial(complete);
+        Assert.NotEqual(complete, frame);
+        int start = ipv6 ? 54 : 34;
+        Assert.True(ReceiveOffload.TryProcess(Header(VirtioNetHeader.FlagNeedsCsum, csumStart: start, csumOffset: tcp ? 16 : 6), frame, Guest, true, out ReceivedFrameInfo info));
+        Assert.Equal(ReceivedChecksumState.Completed, info.Checksum);
+        Assert.Equal(complete, frame);
+    }
+
+    [Fact]
+    public void EthernetPaddingIsLeftOutOfTheCompletedSum()
+    {
+        byte[] complete = OffloadFrames.Tcp(false, 3, []);
+        byte[] frame = [.. Partial(complete), 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF];
+        Assert.True(ReceiveOffload.TryProcess(Header(VirtioNetHeader.FlagNeedsCsum, csumStart: 34, csumOffset: 16), frame, Guest, true, out _));
+        Assert.Equal(complete, frame[..complete.Length]);
+    }
+
+    [Fact]
+    public void DataValidIsRecheckedAndALieIsReported()
+    {
+        byte[] good = OffloadFrames.Tcp(false, 3, OffloadFrames.Payload(100, 2));
+        Assert.True(ReceiveOffload.TryProcess(Header(VirtioNetHeader.FlagDataValid), good, Guest, true, out ReceivedFrameInfo info));
+        Assert.Equal(ReceivedChecksumState.Verified, info.Checksum);
+
+        byte[] bad = (byte[])good.Clone();
+        bad[^1] ^= 0x5A;
+        Assert.True(ReceiveOffload.TryProcess(Header(VirtioNetHeader.FlagDataValid), bad, Guest, true, out info));
+        Assert.Equal(ReceivedChecksumState.Invalid, info.Checksum);
+
+        Assert.True(ReceiveOffload.TryProcess(Header(VirtioNetHeader.FlagDataValid), bad, Guest, false, out info));
+        Assert.Equal(ReceivedChecksumState.DeviceValidated, info.Checksum);
+    }
+
+    [Fact]
+    public void AGsoFrameReportsItsTypeAndSegmentSize()
+    {
+        byte[] frame = Partial(OffloadFrames.Tcp(false, 3, OffloadFrames.Payload(20000, 3)));
+        Assert.True(ReceiveOffload.TryProcess(Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 34, 16), frame, Guest, true, out ReceivedFrameInfo info));
+        Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, VirtioNetGsoType.TcpV4, 1448), info);
+        Assert.True(info.IsGso);
+        Assert.True(OffloadFrames.ChecksumsValid(frame));
+    }
+
+    public static TheoryData<string, byte[], bool, ulong> Inconsistent() => new()
+    {
+        { "flags without GUEST_CSUM", Header(VirtioNetHeader.FlagDataValid), false, 0 },
+        { "RSC_INFO without RSC_EXT", Header(VirtioNetHeader.FlagRscInfo), false, Guest },
+        { "TCPV4 without GUEST_TSO4", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 34, 16), false, VirtioNetFeatures.GuestCsum },
+        { "TCPV6 on an IPv4 frame", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV6, 1448, 34, 16), false, Guest },
+        { "TCPV4 on an IPv6 frame", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 54, 16), true, Guest },
+        { "gso_size 0", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV4, 0, 34, 16), false, Guest },
+        { "ECN without GUEST_ECN", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV4 | VirtioNetGsoType.Ecn, 1448, 34, 16), false, Guest },
+        { "ECN alone", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.Ecn, 1448, 34, 16), false, Guest | VirtioNetFeatures.GuestEcn },
+        { "unknown gso_type 2", Header(VirtioNetHeader.FlagNeedsCsum, (VirtioNetGsoType)2, 1448, 34, 16), false, Guest },
+        { "UDP_L4 on a TCP frame", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.UdpL4, 1448, 34, 16), false, Guest | VirtioNetFeatures.GuestUso4 },
+        { "csum_start + csum_offset beyond the packet", Header(VirtioNetHeader.FlagNeedsCsum, csumStart: 34, csumOffset: 60000), false, Guest },
+        { "csum_start inside the Ethernet header", Header(VirtioNetHeader.FlagNeedsCsum, csumStart: 2, csumOffset: 0), false, Guest },
+    };
+
+    [Theory]
+    [MemberData(nameof(Inconsistent))]
+    public void AnInconsistentHeaderIsRefused(string why, byte[] header, bool ipv6, ulong negotiated)
+    {
+        byte[] frame = Partial(OffloadFrames.Tcp(ipv6, 3, OffloadFrames.Payload(3000, 4)));
+        byte[] before = (byte[])frame.Clone();
+        Assert.False(ReceiveOffload.TryProcess(header, frame, negotiated, true, out _), why);
+        Assert.Equal(before, frame);
+    }
+
+    [Fact]
+    public void AZeroHeaderLeavesTheFrameAlone()
+    {
+        byte[] frame = OffloadFrames.Tcp(false, 3, OffloadFrames.Payload(10, 5), zeroChecksum: true);
+        byte[] before = (byte[])frame.Clone();
+        Assert.True(ReceiveOffload.TryProcess(new byte[12], frame, 0, true, out ReceivedFrameInfo info));
+        Assert.Equal(default, info);
+        Assert.Equal(before, frame);
+    }
+}
