@@ -41,10 +41,10 @@ public sealed class MultiQueueQemuTests
         }
     }
 
-    // Not yet on virtio-pci: VirtioPciModernTransport reads num_queues once, before feature negotiation, when QEMU
-    // still reports 3 queues (it adds the other pairs when VIRTIO_NET_F_MQ is accepted), so queue 3 reads as absent.
+    // On virtio-pci QEMU reports 3 queues until VIRTIO_NET_F_MQ is accepted, then all pairs: the transport re-reads num_queues.
     [Theory]
     [InlineData(QemuNetDeviceModel.VirtioMmio)]
+    [InlineData(QemuNetDeviceModel.VirtioPciModern)]
     public void EveryQueuePairCarriesTrafficInBothDirections(QemuNetDeviceModel model)
     {
         var (board, tap) = Start("mq=on", model);
@@ -93,10 +93,10 @@ public sealed class MultiQueueQemuTests
         }
     }
 
-    // Not yet on virtio-pci: VirtioPciModernTransport reads num_queues once, before feature negotiation, when QEMU
-    // still reports 3 queues (it adds the other pairs when VIRTIO_NET_F_MQ is accepted), so queue 3 reads as absent.
+    // On virtio-pci QEMU reports 3 queues until VIRTIO_NET_F_MQ is accepted, then all pairs: the transport re-reads num_queues.
     [Theory]
     [InlineData(QemuNetDeviceModel.VirtioMmio)]
+    [InlineData(QemuNetDeviceModel.VirtioPciModern)]
     public void UnderRssEachFlowLandsOnTheQueueTheTableNamesWithTheToeplitzHashReported(QemuNetDeviceModel model)
     {
         var (board, tap) = Start("mq=on,rss=on,hash=on", model);

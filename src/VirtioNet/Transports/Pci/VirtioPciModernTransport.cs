@@ -19,7 +19,7 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     private readonly VirtioPciInterrupts _interrupts;
 
     // Byte offset in the notify structure of each activated queue (§4.1.4.4), or -1; computed once at activation.
-    private readonly long[] _notifyOffsets;
+    private long[] _notifyOffsets;
 
     // config_msix_vector is cleared by every reset, so it is written again before the first queue after one.
     private bool _configVectorSet;
@@ -71,7 +71,6 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         _isr = Map(isr, "ISR status");
         _device = device is { Length: > 0 } ? Map(device, "device configuration") : null;
         NotifyOffMultiplier = notify.NotifyOffMultiplier;
-        NumQueues = _common.Read16(Cfg.NumQueues);
         _notifyOffsets = new long[NumQueues];
         Array.Fill(_notifyOffsets, -1);
         _interrupts = new VirtioPciInterrupts(function, Capabilities, mode, intx, openVector);
@@ -83,8 +82,11 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     /// <summary>The PCI device id (0x1041 for a modern network device, 0x1000 for a transitional one).</summary>
     public ushort PciDeviceId { get; }
 
-    /// <summary>num_queues: how many queues the device has.</summary>
-    public int NumQueues { get; }
+    /// <summary>
+    /// num_queues: how many queues the device has, read from the device each time. It can grow after negotiation:
+    /// QEMU reports one pair plus the control queue until VIRTIO_NET_F_MQ is accepted, then all the pairs.
+    /// </summary>
+    public int NumQueues => _common.Read16(Cfg.NumQueues);
 
     /// <summary>notify_off_multiplier of the notify structure.</summary>
     public uint NotifyOffMultiplier { get; }
@@ -213,6 +215,15 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         Write64(Cfg.QueueDesc, descriptorArea);
         Write64(Cfg.QueueDriver, driverArea);
         Write64(Cfg.QueueDevice, deviceArea);
+        if (queueIndex >= _notifyOffsets.Length)
+        {
+            // Setup time only: the array grows to the queue count the device reports now.
+            long[] grown = new long[Math.Max(queueIndex + 1, NumQueues)];
+            Array.Fill(grown, -1);
+            _notifyOffsets.CopyTo(grown, 0);
+            _notifyOffsets = grown;
+        }
+
         _notifyOffsets[queueIndex] = (long)notifyOffset;
         _common.Write16(Cfg.QueueEnable, 1);
     }
