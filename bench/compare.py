@@ -3,36 +3,43 @@
 
 For every round, mode and frame size, each driver gets a freshly started backend and runs for the same time; the
 order of the two drivers alternates between rounds (the machine is noisy, so only figures of one run are compared).
-The rate that counts is the backend's own count (testpmd's per-second Throughput lines), the same for both drivers:
-  tx        backend rxonly,  its Rx-pps  (frames the driver sent)
-  rx        backend txonly,  its Tx-pps  (frames the driver took; the backend cannot send faster than they are taken)
-  loopback  backend macswap, its Tx-pps  (frames sent back to the driver)
+The rate that counts is the backend's own count, the same for both drivers: the cumulative RX-packets / TX-packets of
+testpmd's periodic NIC statistics, timestamped as each line arrives (testpmd runs line-buffered), differenced over the
+steady part of the client's run (from 1.5 s after it started to 0.5 s before it stopped):
+  tx        backend rxonly,  its RX-packets  (frames the driver sent)
+  rx        backend txonly,  its TX-packets  (frames the driver took; the backend drops what does not fit the ring)
+  loopback  backend macswap, its TX-packets  (frames sent back to the driver)
 CPU placement (2 cores): the backend forwards on core 0, the driver under test runs on core 1.
 Usage: bench/compare.py [--modes tx,rx,loopback] [--sizes 64,1514] [--seconds 5] [--rounds 3] [--json FILE]
 """
-import argparse, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VNET = os.path.join(ROOT, "artifacts", "vnet", "vnet.dll")
 BACKEND_MODE = {"tx": "rxonly", "rx": "txonly", "loopback": "macswap"}
-BACKEND_COUNTER = {"tx": "Rx-pps", "rx": "Tx-pps", "loopback": "Tx-pps"}
+BACKEND_COUNTER = {"tx": "RX-packets", "rx": "TX-packets", "loopback": "TX-packets"}
 DPDK_CLIENT_MODE = {"tx": "txonly", "rx": "rxonly", "loopback": "io"}
 
 
 def start_backend(sock, mode, size, prefix):
-    args = ["setpriv", "--pdeathsig", "KILL", "--", "dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-huge", "-m", "512",
-            "--no-pci", f"--file-prefix={prefix}", "--vdev", f"net_vhost0,iface={sock},queues=1", "--",
+    args = ["setpriv", "--pdeathsig", "KILL", "--", "stdbuf", "-oL", "dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-huge",
+            "-m", "512", "--no-pci", f"--file-prefix={prefix}", "--vdev", f"net_vhost0,iface={sock},queues=1", "--",
             "--no-mlockall", "--total-num-mbufs=8192", f"--forward-mode={BACKEND_MODE[mode]}", f"--txpkts={size}",
             "--stats-period", "1"]
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    lines = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append((time.monotonic(), line))
+
+    threading.Thread(target=read, daemon=True).start()
     deadline = time.time() + 30
     while not os.path.exists(sock):
         if proc.poll() is not None or time.time() > deadline:
-            log.seek(0)
-            sys.exit(f"compare.py: the backend did not start:\n{log.read()[-2000:]}")
+            sys.exit("compare.py: the backend did not start:\n" + "".join(l for _, l in lines)[-2000:])
         time.sleep(0.1)
-    return proc, log
+    return proc, lines
 
 
 def stop(proc):
@@ -45,8 +52,17 @@ def stop(proc):
             proc.wait()
 
 
-def samples(text, counter):
-    return [int(v) for v in re.findall(counter + r":\s+(\d+)", text)]
+def rate(lines, counter, start, end):
+    """Packets per second from the cumulative counter lines that arrived between start and end."""
+    points = []
+    for t, line in lines:
+        m = re.search(counter + r":\s+(\d+)", line)
+        if m and start <= t <= end:
+            points.append((t, int(m.group(1))))
+    if len(points) < 2:
+        return 0.0, points
+    (t0, c0), (t1, c1) = points[0], points[-1]
+    return (c1 - c0) / (t1 - t0), points
 
 
 def run_virtionet(sock, mode, size, seconds):
@@ -66,34 +82,30 @@ def run_dpdk(sock, mode, size, seconds, prefix):
     if mode == "loopback":
         args.append("--tx-first")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    time.sleep(seconds + 1.5)
+    time.sleep(seconds + 1.0)
     stop(proc)
 
 
 def measure(driver, mode, size, seconds, tag):
     workdir = tempfile.mkdtemp(prefix="vnet-bench-")
     sock = os.path.join(workdir, "vh.sock")
-    backend, log = start_backend(sock, mode, size, f"vnb{os.getpid()}{tag}")
+    backend, lines = start_backend(sock, mode, size, f"vnb{os.getpid()}{tag}")
     try:
         time.sleep(1)
-        log.seek(0, os.SEEK_END)
-        mark = log.tell()
+        started = time.monotonic()
         extra = {}
         if driver == "virtionet":
             extra = run_virtionet(sock, mode, size, seconds)
         else:
             run_dpdk(sock, mode, size, seconds, f"vnc{os.getpid()}{tag}")
-        time.sleep(1.2)
+        stopped = time.monotonic()
     finally:
         stop(backend)
         shutil.rmtree(workdir, ignore_errors=True)
-    log.seek(mark)
-    values = samples(log.read(), BACKEND_COUNTER[mode])
-    log.close()
-    # Drop the first and last samples (start-up and tear-down), keep the steady state.
-    steady = [v for v in values[1:-1] if v > 0] or values
-    mpps = statistics.median(steady) / 1e6 if steady else 0.0
-    return {"driver": driver, "mode": mode, "size": size, "mpps": round(mpps, 4), "samples": values, "client": extra}
+    # The client starts in about a second (the .NET runtime, or DPDK's EAL); the steady window leaves that out.
+    pps, points = rate(lines, BACKEND_COUNTER[mode], started + 1.5, stopped - 0.5)
+    return {"driver": driver, "mode": mode, "size": size, "mpps": round(pps / 1e6, 4),
+            "samples": [[round(t - started, 2), c] for t, c in points], "client": extra}
 
 
 def main():
