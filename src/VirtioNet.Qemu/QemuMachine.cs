@@ -12,6 +12,8 @@ namespace VirtioNet.Qemu;
 /// A QEMU riscv64 <c>virt</c> machine used as the driver's platform: this process plays the guest CPU through
 /// qtest (device registers, the boot ROM, PLIC interrupt lines), and shares the guest's RAM through a /dev/shm file
 /// mapped into this process, so rings and packet buffers are written in place as a guest would write them.
+/// Issue 3: with <see cref="QemuMachineOptions.Machine"/> = <see cref="QemuMachineKind.X86Q35"/> it is an x86_64
+/// <c>q35</c> machine instead (RAM at 0, IOAPIC, a park firmware as BIOS): see QemuMachine.Q35.cs.
 /// </summary>
 /// <remarks>
 /// <para>The traps this type handles, each verified on QEMU 7.2 (see docs and PEERS.md):</para>
@@ -34,7 +36,7 @@ namespace VirtioNet.Qemu;
 /// methods build commands.</description></item>
 /// </list>
 /// </remarks>
-public sealed class QemuMachine : IDisposable
+public sealed partial class QemuMachine : IDisposable
 {
     /// <summary>Guest-physical address of the first byte of RAM on riscv64 <c>virt</c>.</summary>
     public const ulong RamBase = 0x8000_0000;
@@ -159,10 +161,13 @@ public sealed class QemuMachine : IDisposable
     public static QemuMachine Start(QemuMachineOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+
+        // Issue 3 (x86_64 q35): the options a q35 machine cannot honour fail here, before anything starts (QemuMachine.Q35.cs).
+        ValidateForMachine(options);
         string qemu = ResolveExecutable(options.QemuPath)
             ?? throw new VirtioException(
                 VirtioErrorReason.PlatformFailure,
-                $"QEMU not found: '{options.QemuPath}' is not on PATH. Install it with: apt-get install qemu-system-misc");
+                $"QEMU not found: '{options.QemuPath}' is not on PATH. Install it with: apt-get install {(options.Machine == QemuMachineKind.X86Q35 ? "qemu-system-x86" : "qemu-system-misc")}");
         string setpriv = ResolveExecutable("setpriv")
             ?? throw new VirtioException(
                 VirtioErrorReason.PlatformFailure,
@@ -261,7 +266,7 @@ public sealed class QemuMachine : IDisposable
     public void Dispose() => DisposeCore(processExiting: false);
 
     /// <inheritdoc />
-    public override string ToString() => $"QEMU riscv64 virt (pid {ProcessId}{(HasExited ? ", exited" : "")})";
+    public override string ToString() => $"QEMU {(Options.Machine == QemuMachineKind.X86Q35 ? "x86_64 q35" : "riscv64 virt")} (pid {ProcessId}{(HasExited ? ", exited" : "")})";
 
     private void Boot(string qemu, string setpriv, CancellationToken cancellationToken)
     {
@@ -272,14 +277,16 @@ public sealed class QemuMachine : IDisposable
         string park = Path.Combine(_tempDirectory, "park.bin");
         string qtestSocket = Path.Combine(_tempDirectory, "qtest.sock");
         string qmpSocket = Path.Combine(_tempDirectory, "qmp.sock");
-        File.WriteAllBytes(park, ParkProgram);
+        File.WriteAllBytes(park, Options.Machine == QemuMachineKind.X86Q35 ? Q35ParkFirmware.CreateImage() : ParkProgram);
         _shmPath = "/dev/shm/vnet-" + unique;
 
         // QEMU connects to both as a client (-qtest unix:PATH, -qmp unix:PATH), so nothing races on socket files appearing.
         _qtestListener = Listen(qtestSocket);
         _qmpListener = Listen(qmpSocket);
 
-        List<string> arguments = BuildArguments(qemu, park, qtestSocket, qmpSocket);
+        List<string> arguments = Options.Machine == QemuMachineKind.X86Q35
+            ? BuildQ35Arguments(qemu, park, qtestSocket, qmpSocket)
+            : BuildArguments(qemu, park, qtestSocket, qmpSocket);
         CommandLine = "setpriv " + string.Join(' ', arguments.Select(Quote));
         _process = QemuProcess.Start(setpriv, arguments);
 
@@ -292,6 +299,13 @@ public sealed class QemuMachine : IDisposable
 
         // The first reply means the machine exists: RAM file created, PARK and device tree loaded, reset done.
         TimeSpan remaining = Options.StartTimeout - deadline.Elapsed;
+        if (Options.Machine == QemuMachineKind.X86Q35)
+        {
+            // Issue 3: q35 has no boot ROM or device tree; its first command checks the park firmware instead.
+            ConnectQ35(remaining > TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1), cancellationToken);
+            return;
+        }
+
         ulong deviceTree = _qtest.ReadQ(BootRomDeviceTreePointer, remaining > TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1));
         cancellationToken.ThrowIfCancellationRequested();
 

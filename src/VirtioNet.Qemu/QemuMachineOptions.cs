@@ -1,7 +1,7 @@
 namespace VirtioNet.Qemu;
 
 /// <summary>
-/// How to start a QEMU riscv64 <c>virt</c> machine for the driver to drive over qtest. Every property is checked
+/// How to start a QEMU riscv64 <c>virt</c> (or x86_64 <c>q35</c>) machine for the driver to drive over qtest. Every property is checked
 /// when it is set, so a bad value fails where it is written rather than as a QEMU error later.
 /// </summary>
 public sealed record QemuMachineOptions
@@ -12,22 +12,39 @@ public sealed record QemuMachineOptions
     /// <summary>The largest guest RAM accepted: the whole of it is a file in /dev/shm (tmpfs), mapped by this process.</summary>
     public const int MaximumMemoryMiB = 8192;
 
+    /// <summary>
+    /// The largest guest RAM accepted on q35: below 2.75 GiB QEMU places all of it at guest-physical 0 (above, it
+    /// splits RAM around the PCI hole, which one contiguous mapping cannot describe).
+    /// </summary>
+    public const int MaximumQ35MemoryMiB = 2048;
+
     /// <summary>virtio-mmio slots on riscv64 <c>virt</c>: 0x10001000 ... 0x10008000.</summary>
     public const int MmioSlotCount = 8;
 
     /// <summary>
-    /// The QEMU binary: a name looked up on PATH, or a path. Default <c>qemu-system-riscv64</c> (Debian package
-    /// qemu-system-misc).
+    /// Which machine to start (issue 3: a second machine). Default <see cref="QemuMachineKind.RiscvVirt"/>.
+    /// <see cref="QemuMachineKind.X86Q35"/> accepts only the virtio-net-pci models and at most
+    /// <see cref="MaximumQ35MemoryMiB"/> of RAM.
+    /// </summary>
+    public QemuMachineKind Machine { get; init; } = QemuMachineKind.RiscvVirt;
+
+    /// <summary>
+    /// The QEMU binary: a name looked up on PATH, or a path. Default: the machine's own binary,
+    /// <c>qemu-system-riscv64</c> (Debian package qemu-system-misc) or <c>qemu-system-x86_64</c> (qemu-system-x86).
     /// </summary>
     public string QemuPath
     {
-        get;
+        get => field ?? DefaultQemuPath(Machine);
         init
         {
             ArgumentException.ThrowIfNullOrWhiteSpace(value, nameof(QemuPath));
             field = value;
         }
-    } = "qemu-system-riscv64";
+    }
+
+    /// <summary>The binary a machine kind runs when <see cref="QemuPath"/> is not set.</summary>
+    public static string DefaultQemuPath(QemuMachineKind machine) =>
+        machine == QemuMachineKind.X86Q35 ? "qemu-system-x86_64" : "qemu-system-riscv64";
 
     /// <summary>Guest RAM in MiB. Default 256: enough for rings and buffer pools, small enough for /dev/shm on a CI machine.</summary>
     public int MemoryMiB

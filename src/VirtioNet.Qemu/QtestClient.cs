@@ -93,6 +93,9 @@ public sealed class QtestClient : IDisposable
     /// <summary>How long a command waits for its reply before the client declares QEMU unresponsive.</summary>
     public TimeSpan CommandTimeout { get; }
 
+    /// <summary>What the intercepted interrupt lines belong to, for messages: "PLIC" (riscv64 virt) or "IOAPIC" (x86_64 q35).</summary>
+    internal string InterruptControllerName { get; set; } = "PLIC";
+
     /// <summary>True once the connection broke, a reply timed out or the client was disposed: every command now throws.</summary>
     public bool IsFaulted => Volatile.Read(ref _fault) is not null;
 
@@ -119,6 +122,26 @@ public sealed class QtestClient : IDisposable
 
     /// <summary><c>writeq ADDR VALUE</c>: a 64-bit write in the guest's byte order.</summary>
     public void WriteQ(ulong address, ulong value) => WriteValue("writeq", address, value);
+
+    // Issue 3 (x86_64 q35): the CPU's I/O port space, for PCI configuration mechanism #1 and I/O BARs.
+
+    /// <summary><c>inb PORT</c>: an 8-bit read of the guest's I/O port space (x86 <c>in al, dx</c>).</summary>
+    public byte InB(ushort port) => (byte)ReadValue("inb", port);
+
+    /// <summary><c>inw PORT</c>: a 16-bit read of the guest's I/O port space.</summary>
+    public ushort InW(ushort port) => (ushort)ReadValue("inw", port);
+
+    /// <summary><c>inl PORT</c>: a 32-bit read of the guest's I/O port space.</summary>
+    public uint InL(ushort port) => (uint)ReadValue("inl", port);
+
+    /// <summary><c>outb PORT VALUE</c>: an 8-bit write to the guest's I/O port space (x86 <c>out dx, al</c>).</summary>
+    public void OutB(ushort port, byte value) => WriteValue("outb", port, value);
+
+    /// <summary><c>outw PORT VALUE</c>: a 16-bit write to the guest's I/O port space.</summary>
+    public void OutW(ushort port, ushort value) => WriteValue("outw", port, value);
+
+    /// <summary><c>outl PORT VALUE</c>: a 32-bit write to the guest's I/O port space.</summary>
+    public void OutL(ushort port, uint value) => WriteValue("outl", port, value);
 
     /// <summary>
     /// Reads <paramref name="destination"/>.Length bytes of guest-physical memory from <paramref name="address"/>

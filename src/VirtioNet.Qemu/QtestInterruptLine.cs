@@ -53,7 +53,7 @@ public sealed class QtestInterruptLine : IInterruptLine
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"PLIC line {Number} ({(IsRaised ? "raised" : "low")}, {RaiseCount} raises)";
+    public override string ToString() => $"{_client.InterruptControllerName} line {Number} ({(IsRaised ? "raised" : "low")}, {RaiseCount} raises)";
 
     internal void OnRaise()
     {

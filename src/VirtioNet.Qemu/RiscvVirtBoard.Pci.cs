@@ -120,6 +120,14 @@ public sealed partial class RiscvVirtBoard
         return route!;
     }
 
+    /// <inheritdoc />
+    /// <remarks>Issue 3 (<see cref="IQemuBoard"/>): the PLIC source from the interrupt-map, null when the function has no pin or no entry.</remarks>
+    public uint? FindPciIntxLine(PciFunction function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        return function.InterruptPin != 0 && PciHost.TryRouteIntx(function.Address, function.InterruptPin, out PciIntxRoute? route) ? route!.Line : null;
+    }
+
     /// <summary>
     /// Opens a virtio-pci transport on <paramref name="function"/>: the legacy interface when <paramref name="legacy"/>
     /// is true, the modern one when false, and when null the modern one if the function offers it.

@@ -12,7 +12,7 @@ namespace VirtioNet.Qemu;
 /// This is where the platform meets the driver library: discovery and transports come from the library, registers,
 /// interrupts and DMA memory from <see cref="QemuMachine"/>.
 /// </summary>
-public sealed partial class RiscvVirtBoard : IDisposable
+public sealed partial class RiscvVirtBoard : IQemuBoard
 {
     private RiscvVirtBoard(QemuMachine machine, FlattenedDeviceTree deviceTree, IReadOnlyList<VirtioMmioSlot> slots)
     {

@@ -6,18 +6,16 @@ namespace VirtioNet.Cli;
 /// <summary>Starts the QEMU machine the common options describe.</summary>
 internal static class Boards
 {
-    public static RiscvVirtBoard Start(MachineSettings settings, CancellationToken cancellationToken)
+    public static IQemuBoard Start(MachineSettings settings, CancellationToken cancellationToken)
     {
         QemuMachineOptions options;
         try
         {
             options = new QemuMachineOptions
             {
-                QemuPath = settings.QemuPath,
+                Machine = settings.Machine,
                 Netdev = settings.Netdev,
-                ModernMmio = settings.ModernMmio,
                 NetDeviceProperties = settings.DeviceOptions,
-                DevicesBeforeNet = 7 - settings.NetSlot,
 
                 // Issue 3 (PCI): pci is a modern-only function, pci-legacy a legacy-only one; the board drives what the function offers.
                 NetDeviceModel = settings.Transport switch
@@ -27,21 +25,36 @@ internal static class Boards
                     _ => QemuNetDeviceModel.VirtioMmio,
                 },
             };
+            if (settings.QemuPath is not null)
+            {
+                options = options with { QemuPath = settings.QemuPath };
+            }
+
+            // virtio-mmio slots exist on riscv64 virt only.
+            if (settings.Machine == QemuMachineKind.RiscvVirt)
+            {
+                options = options with { ModernMmio = settings.ModernMmio, DevicesBeforeNet = 7 - settings.NetSlot };
+            }
         }
         catch (ArgumentException e)
         {
             throw new CliException($"--device-opts or --qemu: {e.Message}", e);
         }
 
-        Log.Info($"starting QEMU riscv64 virt ({settings.TransportName}{(settings.DeviceOptions.Length > 0 ? ", " + settings.DeviceOptions : "")})");
-        RiscvVirtBoard board = RiscvVirtBoard.Start(options, cancellationToken);
+        string what = settings.Machine == QemuMachineKind.X86Q35 ? "x86_64 q35" : "riscv64 virt";
+        Log.Info($"starting QEMU {what} ({settings.TransportName}{(settings.DeviceOptions.Length > 0 ? ", " + settings.DeviceOptions : "")})");
+        IQemuBoard board = settings.Machine == QemuMachineKind.X86Q35
+            ? X86Q35Board.Start(options, cancellationToken)
+            : RiscvVirtBoard.Start(options, cancellationToken);
         board.PciInterruptMode = settings.PciInterrupts switch
         {
             "msix" => VirtioPciInterruptMode.MsixShared,
             "msix-per-queue" => VirtioPciInterruptMode.MsixPerQueue,
             _ => VirtioPciInterruptMode.Intx,
         };
-        Log.Info($"QEMU running (pid {board.Machine.ProcessId}); device tree lists {board.Slots.Count} virtio-mmio slots");
+        Log.Info(board is RiscvVirtBoard riscv
+            ? $"QEMU running (pid {board.Machine.ProcessId}); device tree lists {riscv.Slots.Count} virtio-mmio slots"
+            : $"QEMU running (pid {board.Machine.ProcessId}); q35 chipset up, ECAM at 0x{Q35Chipset.EcamBase:x}");
         return board;
     }
 }

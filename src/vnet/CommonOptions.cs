@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using VirtioNet.Net;
+using VirtioNet.Qemu;
 
 namespace VirtioNet.Cli;
 
@@ -12,6 +13,14 @@ internal static class CommonOptions
         Description = "How the net device is attached and driven: mmio (virtio-mmio version 2), mmio-legacy (version 1, QEMU's default), " +
             "pci (virtio-net-pci, modern interface, disable-legacy=on) or pci-legacy (virtio-net-pci, legacy I/O BAR, disable-modern=on).",
         DefaultValueFactory = _ => "mmio",
+    };
+
+    // Issue 3 (a second machine): which QEMU machine the device sits on.
+    public static readonly Option<string> Machine = new("--machine")
+    {
+        Description = "The QEMU machine: riscv64-virt (device tree, virtio-mmio slots, PCIe, PLIC) or x86_64-q35 " +
+            "(chipset ECAM, IOAPIC; --transport pci or pci-legacy only).",
+        DefaultValueFactory = _ => "riscv64-virt",
     };
 
     public static readonly Option<string> DeviceOpts = new("--device-opts")
@@ -39,10 +48,9 @@ internal static class CommonOptions
         Description = "Write machine-readable JSON to stdout instead of text.",
     };
 
-    public static readonly Option<string> Qemu = new("--qemu")
+    public static readonly Option<string?> Qemu = new("--qemu")
     {
-        Description = "The qemu-system-riscv64 binary to run.",
-        DefaultValueFactory = _ => "qemu-system-riscv64",
+        Description = "The QEMU binary to run (default: the machine's, qemu-system-riscv64 or qemu-system-x86_64).",
     };
 
     public static readonly Option<int> Slot = new("--slot")
@@ -59,9 +67,10 @@ internal static class CommonOptions
     public static void AddTo(Command command, bool includeOperationMode = true)
     {
         Transport.AcceptOnlyFromAmong("mmio", "mmio-legacy", "pci", "pci-legacy");
+        Machine.AcceptOnlyFromAmong("riscv64-virt", "x86_64-q35");
         PciInterrupts.AcceptOnlyFromAmong("intx", "msix", "msix-per-queue");
         Mode.AcceptOnlyFromAmong("interrupt", "poll");
-        foreach (Option option in new Option[] { Transport, PciInterrupts, DeviceOpts, Json, Qemu, Slot, Base })
+        foreach (Option option in new Option[] { Machine, Transport, PciInterrupts, DeviceOpts, Json, Qemu, Slot, Base })
         {
             command.Options.Add(option);
         }
@@ -92,15 +101,32 @@ internal static class CommonOptions
             baseAddress = value;
         }
 
+        // Issue 3: q35 has PCI only; its net device is a virtio-net-pci function.
+        string machine = result.GetValue(Machine) ?? "riscv64-virt";
+        string transport = result.GetValue(Transport) ?? "mmio";
+        if (machine == "x86_64-q35")
+        {
+            if (transport is not ("pci" or "pci-legacy"))
+            {
+                throw new CliException($"--machine x86_64-q35 has no virtio-mmio slots: use --transport pci or pci-legacy (got {transport}).");
+            }
+
+            if (baseAddress is not null)
+            {
+                throw new CliException("--base names a virtio-mmio slot, which --machine x86_64-q35 does not have.");
+            }
+        }
+
         return new MachineSettings
         {
+            Machine = machine == "x86_64-q35" ? QemuMachineKind.X86Q35 : QemuMachineKind.RiscvVirt,
             ModernMmio = result.GetValue(Transport) == "mmio",
             Transport = result.GetValue(Transport) ?? "mmio",
             PciInterrupts = result.GetValue(PciInterrupts) ?? "intx",
             DeviceOptions = result.GetValue(DeviceOpts) ?? string.Empty,
             Mode = result.CommandResult.Command.Options.Contains(Mode) && result.GetValue(Mode) == "poll" ? OperationMode.Poll : OperationMode.Interrupt,
             Json = result.GetValue(Json),
-            QemuPath = result.GetValue(Qemu) ?? "qemu-system-riscv64",
+            QemuPath = result.GetValue(Qemu) is { Length: > 0 } qemu ? qemu : null,
             NetSlot = slot,
             BaseAddress = baseAddress,
         };

@@ -1,4 +1,5 @@
 using VirtioNet.Net;
+using VirtioNet.Qemu;
 
 namespace VirtioNet.Cli;
 
@@ -13,7 +14,13 @@ internal sealed record MachineSettings
 
     public required bool Json { get; init; }
 
-    public required string QemuPath { get; init; }
+    /// <summary>--qemu, or null for the machine's own binary.</summary>
+    public required string? QemuPath { get; init; }
+
+    // Issue 3: --machine.
+    public QemuMachineKind Machine { get; init; } = QemuMachineKind.RiscvVirt;
+
+    public string MachineName => Machine == QemuMachineKind.X86Q35 ? "x86_64-q35" : "riscv64-virt";
 
     public required int NetSlot { get; init; }
 

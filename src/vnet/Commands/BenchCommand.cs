@@ -73,7 +73,7 @@ internal static class BenchCommand
         }
 
         using var peer = new UdpPeer();
-        using RiscvVirtBoard board = Boards.Start(settings with { Netdev = peer.Netdev }, cancellationToken);
+        using IQemuBoard board = Boards.Start(settings with { Netdev = peer.Netdev }, cancellationToken);
         using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, Options(result));
         byte[] frame = new byte[size];
         frame.AsSpan(0, 6).Fill(0xff);

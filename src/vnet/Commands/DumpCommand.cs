@@ -37,7 +37,7 @@ internal static class DumpCommand
             throw new CliException($"--frames must be 0 to 100000; got {frames}.");
         }
 
-        using RiscvVirtBoard board = Boards.Start(settings, cancellationToken);
+        using IQemuBoard board = Boards.Start(settings, cancellationToken);
         using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = settings.Mode });
         Exercise(net, frames, cancellationToken);
 

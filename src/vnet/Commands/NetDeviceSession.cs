@@ -21,14 +21,14 @@ internal sealed class NetDeviceSession : IDisposable
 
     private readonly string? _tap;
 
-    private NetDeviceSession(RiscvVirtBoard board, VirtioNetDevice net, string? tap)
+    private NetDeviceSession(IQemuBoard board, VirtioNetDevice net, string? tap)
     {
         Board = board;
         Net = net;
         _tap = tap;
     }
 
-    public RiscvVirtBoard Board { get; }
+    public IQemuBoard Board { get; }
 
     public VirtioNetDevice Net { get; }
 
@@ -64,7 +64,7 @@ internal sealed class NetDeviceSession : IDisposable
             };
         }
 
-        RiscvVirtBoard? board = null;
+        IQemuBoard? board = null;
         try
         {
             board = Boards.Start(settings, cancellationToken);

@@ -57,7 +57,7 @@ internal static class PingCommand
             throw new CliException($"--timeout must be above 0 and at most 3600 seconds; got {timeout}.");
         }
 
-        using RiscvVirtBoard board = Boards.Start(settings, cancellationToken);
+        using IQemuBoard board = Boards.Start(settings, cancellationToken);
         using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = settings.Mode });
         net.LinkStateChanged += (_, e) => Log.Info($"link {(e.IsUp ? "up" : "down")}");
         Log.Info($"{net.TransportDescription}: MAC {Json.FormatMac(net.MacAddress.Span)}, link {(net.IsLinkUp ? "up" : "down")}, " +

@@ -25,22 +25,26 @@ internal static class ProbeCommand
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
-        using RiscvVirtBoard board = Boards.Start(settings, cancellationToken);
+        using IQemuBoard board = Boards.Start(settings, cancellationToken);
         var devices = new List<SlotReport>();
-        foreach (VirtioMmioSlot slot in board.Slots)
+        // Issue 3: only riscv64 virt has virtio-mmio slots; q35 has PCI functions only.
+        if (board is RiscvVirtBoard riscv)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            devices.Add(Probe(board, slot, settings));
+            foreach (VirtioMmioSlot slot in riscv.Slots)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                devices.Add(Probe(riscv, slot, settings));
+            }
         }
 
         // Issue 3 (PCI): the functions on the root bus, with BARs placed by the board as firmware would.
-        List<PciReport> pci = [.. board.EnumeratePci().Select(f => ProbePci(board, f))];
+        List<PciReport> pci = [.. board.EnumeratePci().Select(f => ProbePci(board, f) with { IntxKey = settings.Machine == QemuMachineKind.X86Q35 ? "intxGsi" : "intxPlicLine" })];
 
         if (settings.Json)
         {
             var json = new JsonObject
             {
-                ["machine"] = "riscv64-virt",
+                ["machine"] = settings.MachineName,
                 ["devices"] = new JsonArray([.. devices.Select(d => (JsonNode)d.ToJson())]),
                 ["pciFunctions"] = new JsonArray([.. pci.Select(p => (JsonNode)p.ToJson())]),
             };
@@ -62,7 +66,10 @@ internal static class ProbeCommand
                 Markup.Escape(string.Join(' ', d.OfferedFeatures)));
         }
 
-        AnsiConsole.Write(table);
+        if (board is RiscvVirtBoard)
+        {
+            AnsiConsole.Write(table);
+        }
 
         var pciTable = new Table().AddColumns("PCI", "Id", "Class", "INTx", "BARs", "Capabilities", "MSI-X", "Device");
         foreach (PciReport p in pci)
@@ -82,10 +89,10 @@ internal static class ProbeCommand
         return 0;
     }
 
-    private static PciReport ProbePci(RiscvVirtBoard board, PciFunction function)
+    private static PciReport ProbePci(IQemuBoard board, PciFunction function)
     {
         PciCapabilityList? capabilities = function.HeaderType == 0 ? board.ReadPciCapabilities(function) : null;
-        uint? intx = function.InterruptPin != 0 && board.PciHost.TryRouteIntx(function.Address, function.InterruptPin, out PciIntxRoute? route) ? route!.Line : null;
+        uint? intx = board.FindPciIntxLine(function);
         var report = new PciReport(function, capabilities, intx);
         if (!VirtioPciIdentity.IsVirtio(function.VendorId, function.DeviceId)
             || VirtioPciIdentity.DeviceType(function.DeviceId, function.SubsystemId) != VirtioDeviceTypes.Network)
@@ -108,6 +115,9 @@ internal static class ProbeCommand
     private sealed record PciReport(PciFunction Function, PciCapabilityList? Capabilities, uint? IntxLine)
     {
         public string? Transport { get; init; }
+
+        // Issue 3: the INTx line is a PLIC source on riscv64 virt, an IOAPIC input (GSI) on q35.
+        public string IntxKey { get; init; } = "intxPlicLine";
 
         public string? Mac { get; init; }
 
@@ -143,7 +153,7 @@ internal static class ProbeCommand
             };
             if (IntxLine is { } line)
             {
-                o["intxPlicLine"] = line;
+                o[IntxKey] = line;
             }
 
             if (Capabilities?.Msix is { } msix)

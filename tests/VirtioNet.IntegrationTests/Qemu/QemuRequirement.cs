@@ -1,3 +1,4 @@
+using VirtioNet.Qemu;
 using Xunit;
 
 namespace VirtioNet.IntegrationTests.Qemu;
@@ -12,9 +13,14 @@ public static class QemuRequirement
     public const string QemuBinary = "qemu-system-riscv64";
 
     /// <summary>Returns when QEMU (and setpriv, which it runs under) can be started; skips or fails the test otherwise.</summary>
-    public static void EnsureAvailable()
+    public static void EnsureAvailable() => EnsureAvailable(QemuMachineKind.RiscvVirt);
+
+    /// <summary>As <see cref="EnsureAvailable()"/>, for the binary of <paramref name="machine"/> (issue 3: x86_64 q35 needs qemu-system-x86_64).</summary>
+    public static void EnsureAvailable(QemuMachineKind machine)
     {
-        string? missing = !IsOnPath(QemuBinary) ? $"{QemuBinary} is not on PATH (apt-get install qemu-system-misc)"
+        string binary = QemuMachineOptions.DefaultQemuPath(machine);
+        string package = machine == QemuMachineKind.X86Q35 ? "qemu-system-x86" : "qemu-system-misc";
+        string? missing = !IsOnPath(binary) ? $"{binary} is not on PATH (apt-get install {package})"
             : !IsOnPath("setpriv") ? "setpriv is not on PATH (apt-get install util-linux)"
             : !Directory.Exists("/dev/shm") ? "/dev/shm does not exist"
             : null;

@@ -1,0 +1,162 @@
+using VirtioNet.Core;
+using VirtioNet.Discovery.Pci;
+using VirtioNet.Net;
+using VirtioNet.Platform;
+using VirtioNet.Transports;
+using VirtioNet.Transports.Pci;
+
+namespace VirtioNet.Qemu;
+
+/// <summary>
+/// PCI on q35: enumeration of the root bus through ECAM with BAR placement (I/O BARs in port space, memory BARs in
+/// the 32-bit hole), and virtio-pci transports with INTx through the IOAPIC or MSI-X vectors whose messages land in
+/// guest RAM, exactly as on riscv64 <c>virt</c> (see docs/PCI.md).
+/// </summary>
+public sealed partial class X86Q35Board
+{
+    // Guards the one-time enumeration.
+    private readonly Lock _pciLock = new();
+
+    // The functions found on the root bus, once enumerated and assigned.
+    private IReadOnlyList<PciFunction>? _pciFunctions;
+
+    /// <summary>
+    /// The interrupt kind <see cref="OpenPciNetDevice"/> uses in interrupt mode. Default <see cref="VirtioPciInterruptMode.Intx"/>.
+    /// </summary>
+    public VirtioPciInterruptMode PciInterruptMode { get; set; } = VirtioPciInterruptMode.Intx;
+
+    /// <summary>
+    /// Every function on the root bus (MCH, ICH9 functions, the net device). The first call enumerates, sizes the BARs,
+    /// places them in the windows and enables decoding and bus mastering; later calls return the same list.
+    /// </summary>
+    public IReadOnlyList<PciFunction> EnumeratePci()
+    {
+        lock (_pciLock)
+        {
+            if (_pciFunctions is null)
+            {
+                IReadOnlyList<PciFunction> functions = PciEnumerator.Enumerate(PciHost, Machine.OpenRegisterWindow);
+                PciEnumerator.AssignResources(PciHost, functions, Machine.OpenRegisterWindow);
+                _pciFunctions = functions;
+            }
+
+            return _pciFunctions;
+        }
+    }
+
+    /// <summary>The first virtio network function (1af4:1000 with subsystem 1, or 1af4:1041).</summary>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.NoDevice"/> when there is none.</exception>
+    public PciFunction FindPciNetFunction()
+    {
+        IReadOnlyList<PciFunction> functions = EnumeratePci();
+        return functions.FirstOrDefault(f =>
+                VirtioPciIdentity.IsVirtio(f.VendorId, f.DeviceId)
+                && VirtioPciIdentity.DeviceType(f.DeviceId, f.SubsystemId) == VirtioDeviceTypes.Network)
+            ?? throw new VirtioException(
+                VirtioErrorReason.NoDevice,
+                $"No virtio network function on {PciHost.NodePath} (found: {string.Join(", ", functions.Select(f => f.ToString()))}).");
+    }
+
+    /// <summary>
+    /// The function's configuration space (ECAM) and assigned BARs as register windows: memory BARs over qtest
+    /// memory accesses, I/O BARs over qtest port accesses (on x86 an I/O BAR's address is a port number).
+    /// </summary>
+    public PciFunctionAccess OpenPciFunction(PciFunction function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        IRegisterWindow config = Machine.OpenRegisterWindow(function.ConfigAddress, PciHeaderRegisters.ExtendedConfigSpaceSize);
+        var bars = new IRegisterWindow?[PciFunctionAccess.BarCount];
+        foreach (PciBar bar in function.Bars)
+        {
+            if (bar.IsAssigned)
+            {
+                bars[bar.Index] = bar.Space == PciAddressSpace.Io
+                    ? Machine.OpenPortWindow(bar.CpuAddress, bar.Size)
+                    : Machine.OpenRegisterWindow(bar.CpuAddress, bar.Size);
+            }
+        }
+
+        return new PciFunctionAccess(function.Address.ToString(), config, bars);
+    }
+
+    /// <summary>Walks the function's capability list (bounds-checked).</summary>
+    public PciCapabilityList ReadPciCapabilities(PciFunction function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        IRegisterWindow config = Machine.OpenRegisterWindow(function.ConfigAddress, PciHeaderRegisters.ExtendedConfigSpaceSize);
+        return VirtioPciCapabilityParser.Parse(config, function.Address.ToString());
+    }
+
+    /// <summary>
+    /// The IOAPIC input (GSI) the function's INTx pin raises: its PIRQ from the board's wiring
+    /// (<see cref="Q35IntxRouting"/>), then 16 + PIRQ.
+    /// </summary>
+    /// <exception cref="VirtioException">
+    /// With <see cref="VirtioErrorReason.MalformedDescription"/> when the function has no pin or is not on the root bus.
+    /// </exception>
+    public int RoutePciIntx(PciFunction function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        return FindPciIntxLine(function) is { } gsi
+            ? (int)gsi
+            : throw new VirtioException(
+                VirtioErrorReason.MalformedDescription,
+                $"PCI function {function.Address} (pin {function.InterruptPin}) has no INTx route: no pin, or not on the root bus.");
+    }
+
+    /// <inheritdoc />
+    public uint? FindPciIntxLine(PciFunction function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        if (function.InterruptPin is < 1 or > 4 || function.Address.Bus != PciHost.BusStart)
+        {
+            return null;
+        }
+
+        return (uint)Q35IntxRouting.GsiOf(function.Address.Device, function.InterruptPin);
+    }
+
+    /// <summary>
+    /// Opens a virtio-pci transport on <paramref name="function"/>: the legacy interface when <paramref name="legacy"/>
+    /// is true, the modern one when false, and when null the modern one if the function offers it.
+    /// </summary>
+    /// <param name="function">A virtio function from <see cref="EnumeratePci"/>.</param>
+    /// <param name="legacy">Which interface to drive.</param>
+    /// <param name="mode">INTx (its IOAPIC input), MSI-X (vectors written into guest RAM cells), or none.</param>
+    public IVirtioTransport OpenPciTransport(PciFunction function, bool? legacy, VirtioPciInterruptMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        PciFunctionAccess access = OpenPciFunction(function);
+        bool useLegacy = legacy ?? !VirtioPciCapabilityParser.Parse(access.ConfigSpace, access.Name).HasModernInterface;
+        IInterruptLine? intx = mode == VirtioPciInterruptMode.Intx ? Machine.OpenIoapicLine(RoutePciIntx(function)) : null;
+
+        // The message address is a RAM cell, not the local APIC's 0xFEExxxxx range: the device's write reaches RAM
+        // through its bus-master address space, and this process watches the cell (docs/PCI.md).
+        Func<int, IMessageInterruptLine>? vectors = mode is VirtioPciInterruptMode.MsixShared or VirtioPciInterruptMode.MsixPerQueue
+            ? vector => new MemoryCellInterruptLine(Dma, vector)
+            : null;
+        return useLegacy
+            ? new VirtioPciLegacyTransport(access, mode, intx, vectors)
+            : new VirtioPciModernTransport(access, mode, intx, vectors);
+    }
+
+    /// <summary>
+    /// Brings up the first virtio network function: the interface chosen as <see cref="OpenPciTransport"/> does, the
+    /// interrupt kind <paramref name="mode"/> (default <see cref="PciInterruptMode"/>) in interrupt mode, none in poll mode.
+    /// </summary>
+    public VirtioNetDevice OpenPciNetDevice(VirtioNetOptions options, bool? legacy = null, VirtioPciInterruptMode? mode = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        VirtioPciInterruptMode interrupts = options.Mode == OperationMode.Interrupt ? mode ?? PciInterruptMode : VirtioPciInterruptMode.None;
+        IVirtioTransport transport = OpenPciTransport(FindPciNetFunction(), legacy, interrupts);
+        try
+        {
+            return VirtioNetDevice.Open(transport, Dma, options);
+        }
+        catch
+        {
+            transport.Dispose();
+            throw;
+        }
+    }
+}
