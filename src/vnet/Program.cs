@@ -2,7 +2,7 @@ using System.CommandLine;
 using VirtioNet.Cli;
 using VirtioNet.Cli.Commands;
 
-var root = new RootCommand("vnet: the VirtioNet driver against the virtio-net device of QEMU's riscv64 virt machine.");
+var root = new RootCommand("vnet: the VirtioNet driver against QEMU's virtio-net (riscv64 virt, x86_64 q35) and vhost-user backends.");
 root.Subcommands.Add(ProbeCommand.Create());
 root.Subcommands.Add(PingCommand.Create());
 root.Subcommands.Add(DumpCommand.Create());
