@@ -57,8 +57,11 @@ public sealed partial class VhostUserTransport : IVirtioTransport
     private const VhostUserProtocolFeatures WantedProtocolFeatures =
         VhostUserProtocolFeatures.Mq | VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.Config | VhostUserProtocolFeatures.Status;
 
-    // Never shown to the driver: protocol-level bits, the IOTLB, and the control queue with what depends on it.
+    // Never shown to the driver: protocol-level bits, the IOTLB, the control queue with what depends on it, and the two
+    // transport features a kick eventfd cannot serve (NOTIFICATION_DATA has nowhere to put the data; RING_RESET has no
+    // per-ring reset message in vhost-user).
     private const ulong HiddenFeatures =
+        VirtioFeatures.NotificationData | VirtioFeatures.RingReset |
         VhostUserFeatures.ProtocolFeatures | VhostUserFeatures.LogAll | VirtioFeatures.AccessPlatform |
         VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlVlan | VirtioNetFeatures.CtrlRxExtra |
         VirtioNetFeatures.GuestAnnounce | VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.CtrlGuestOffloads |

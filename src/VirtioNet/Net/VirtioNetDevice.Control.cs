@@ -285,7 +285,7 @@ public sealed partial class VirtioNetDevice
         // Room for both MAC tables at the configured capacity (8 bytes of counts, 6 per address), and at least 2 KiB
         // so an RSS configuration with a 128-entry indirection table (QEMU's maximum) fits too.
         int payload = Math.Max(2048, 8 + (EthernetFrame.AddressLength * _options.MacFilterCapacity));
-        _control = new VirtioNetControlQueue(index, size, _options.ControlCommandTimeout, payload, _transport.Description, _dma, CreateQueue, _transport.Notify);
+        _control = new VirtioNetControlQueue(index, size, _options.ControlCommandTimeout, payload, _transport.Description, _dma, CreateQueue, _notifyQueue ?? _transport.Notify);
     }
 
     // Bring-up, after DRIVER_OK: a MAC the driver made up must reach the device's filter, or unicast frames to it would

@@ -48,6 +48,12 @@ public sealed partial class VirtioNetDevice : IDisposable
     // transmitq1..N; index k is queue 2k + 1.
     private VirtioNetTransmitQueue[] _transmitQueues = [];
 
+    // Every queue created, by its index on the device: where NotifyWithData finds the queue a notification is about.
+    private IVirtqueue?[] _queuesByIndex = [];
+
+    // What the queues call to notify the device: the transport's Notify, or NotifyWithData with VIRTIO_F_NOTIFICATION_DATA.
+    private Action<int>? _notifyQueue;
+
     private VirtioNetDevice(IVirtioTransport transport, IDmaAllocator dma, VirtioNetOptions options)
     {
         _transport = transport;
@@ -174,6 +180,9 @@ public sealed partial class VirtioNetDevice : IDisposable
         bool headerInOwnDescriptor = _transport.IsLegacy && (NegotiatedFeatures & VirtioFeatures.AnyLayout) == 0;
         bool indirect = (NegotiatedFeatures & VirtioFeatures.IndirectDesc) != 0;
 
+        // Chosen once: without NOTIFICATION_DATA the queues call the transport directly, exactly as before the feature existed.
+        _notifyQueue = (NegotiatedFeatures & VirtioFeatures.NotificationData) != 0 ? NotifyWithData : _transport.Notify;
+
         // §5.1.5: with MQ or RSS the device has max_virtqueue_pairs pairs; the driver sets up as many as it will use
         // (each exactly like the first, 0:rx0 1:tx0 2:rx1 3:tx1 ...) and tells the device after DRIVER_OK.
         int pairs = QueuePairsToCreate();
@@ -185,10 +194,10 @@ public sealed partial class VirtioNetDevice : IDisposable
             int txIndex = TransmitQueueIndex + (2 * pair);
             _receiveQueues[pair] = new VirtioNetReceiveQueue(
                 rxIndex, QueueSizeFor(rxIndex, $"receiveq{pair + 1}"), ReceiveMode, HeaderLength, MaxReceiveFrameLength,
-                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify);
+                headerInOwnDescriptor, indirect, _dma, CreateQueue, _notifyQueue);
             _transmitQueues[pair] = new VirtioNetTransmitQueue(
                 txIndex, QueueSizeFor(txIndex, $"transmitq{pair + 1}"), HeaderLength, MaxTransmitFrameLength,
-                headerInOwnDescriptor, indirect, _dma, CreateQueue, _transport.Notify);
+                headerInOwnDescriptor, indirect, _dma, CreateQueue, _notifyQueue);
         }
 
         CreateControlQueue();
@@ -253,6 +262,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         {
             EventIdx = (NegotiatedFeatures & VirtioFeatures.EventIdx) != 0,
             IndirectDesc = (NegotiatedFeatures & VirtioFeatures.IndirectDesc) != 0,
+            InOrder = (NegotiatedFeatures & VirtioFeatures.InOrder) != 0,
             LegacyQueueAlign = _transport.LegacyQueueAlign,
             MaxIndirectChain = Math.Max(maxChain, 2),
         };
@@ -271,7 +281,71 @@ public sealed partial class VirtioNetDevice : IDisposable
             throw;
         }
 
+        if (index >= _queuesByIndex.Length)
+        {
+            // Setup time only.
+            Array.Resize(ref _queuesByIndex, index + 1);
+        }
+
+        _queuesByIndex[index] = queue;
         return queue;
+    }
+
+    // §2.9: with VIRTIO_F_NOTIFICATION_DATA every notification says where the queue's available ring ends.
+    private void NotifyWithData(int queueIndex) => _transport.Notify(queueIndex, _queuesByIndex[queueIndex]!.GetNotificationData());
+
+    /// <summary>
+    /// Resets one receive or transmit queue alone (VIRTIO_F_RING_RESET) while the others keep running: the device stops
+    /// using it and forgets its indexes; the driver takes back every buffer it held (receive buffers are posted again;
+    /// transmit slots are freed, and the frames in them may or may not have left), sets the queue up again at the same
+    /// addresses, refills it and notifies the device. Not thread-safe: call it from the worker that owns the queues.
+    /// A queue the device broke stays broken. Ref: virtio v1.2 §2.6.1.
+    /// </summary>
+    /// <param name="queueIndex">receiveqN (2N - 2) or transmitqN (2N - 1); the control queue cannot be reset this way.</param>
+    /// <returns>The chains the queue held that were taken back without the device returning them.</returns>
+    /// <exception cref="VirtioException">
+    /// With <see cref="VirtioErrorReason.RequiredFeatureMissing"/> when VIRTIO_F_RING_RESET was not negotiated; with
+    /// <see cref="VirtioErrorReason.Timeout"/> or <see cref="VirtioErrorReason.DeviceMisbehaved"/> when the device does
+    /// not finish the reset (the queue is then left reset and unusable until the device is reset).
+    /// </exception>
+    public int ResetQueue(int queueIndex)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if ((NegotiatedFeatures & VirtioFeatures.RingReset) == 0)
+        {
+            throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_transport.Description}: queue {queueIndex} cannot be reset alone: VIRTIO_F_RING_RESET was not negotiated.");
+        }
+
+        int pair = queueIndex / 2;
+        if (queueIndex < 0 || pair >= _receiveQueues.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(queueIndex), queueIndex, $"Only receive and transmit queues (0 to {(2 * _receiveQueues.Length) - 1}) can be reset alone.");
+        }
+
+        bool receive = queueIndex % 2 == 0;
+        IVirtqueue queue = receive ? _receiveQueues[pair].Queue : _transmitQueues[pair].Queue;
+
+        // §2.6.1.1: the device is done with the queue's memory once the reset completes, so the buffers can be taken back.
+        _transport.ResetQueue(queueIndex);
+        int detached = receive ? _receiveQueues[pair].ReclaimAfterQueueReset() : _transmitQueues[pair].ReclaimAfterQueueReset();
+
+        // §2.6.1.2: re-enabled like a new queue; the rings are as new (indexes 0, memory zeroed) after DetachAll.
+        _transport.ActivateQueue(queueIndex, queue.Size, queue.DescriptorArea, queue.DriverArea, queue.DeviceArea);
+        if (receive)
+        {
+            if (Mode == OperationMode.Poll)
+            {
+                queue.DisableInterrupts();
+            }
+
+            _receiveQueues[pair].RefillAndKick();
+        }
+        else
+        {
+            queue.DisableInterrupts();
+        }
+
+        return detached;
     }
 
     /// <summary>

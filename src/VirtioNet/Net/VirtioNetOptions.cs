@@ -11,7 +11,14 @@ public sealed record VirtioNetOptions
     public const ulong ImplementedFeatures =
         VirtioNetFeatures.Mac | VirtioNetFeatures.Status | VirtioNetFeatures.MrgRxBuf | VirtioNetFeatures.Mtu |
         VirtioNetFeatures.SpeedDuplex | VirtioFeatures.IndirectDesc | VirtioFeatures.EventIdx | VirtioFeatures.Version1 |
-        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | ControlFeatures | OffloadFeatures;
+        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | RingFeatures | ControlFeatures | OffloadFeatures;
+
+    /// <summary>
+    /// The optional ring and transport features: IN_ORDER (batched used returns), NOTIFICATION_DATA (notifications that
+    /// say where the available ring ends) and RING_RESET (<see cref="VirtioNetDevice.ResetQueue"/>). None changes what
+    /// the driver does until a device offers it. Ref: virtio v1.2 §2.7.9, §2.8.9, §2.9, §2.6.1.
+    /// </summary>
+    public const ulong RingFeatures = VirtioFeatures.InOrder | VirtioFeatures.NotificationData | VirtioFeatures.RingReset;
 
     /// <summary>
     /// The checksum and segmentation offloads, both directions (issue 5): CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit

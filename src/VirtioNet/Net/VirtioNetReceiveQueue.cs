@@ -199,6 +199,22 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         }
     }
 
+    /// <summary>
+    /// Takes every posted buffer back from a queue the device has just reset alone (VIRTIO_F_RING_RESET): their slots
+    /// go back to the free list for the next refill. Returns how many were taken back. Not on the packet path.
+    /// </summary>
+    internal int ReclaimAfterQueueReset()
+    {
+        int[] tokens = new int[_queue.Outstanding];
+        int count = _queue.DetachAll(tokens);
+        for (int i = 0; i < count; i++)
+        {
+            Repost(tokens[i]);
+        }
+
+        return count;
+    }
+
     /// <summary>Releases the buffers. The device must be reset first so it no longer writes them.</summary>
     public void Dispose()
     {

@@ -190,6 +190,25 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         return reclaimed;
     }
 
+    /// <summary>
+    /// Takes every slot back from a queue the device has just reset alone (VIRTIO_F_RING_RESET); the frames in them may
+    /// or may not have been sent. Returns how many were taken back. Not on the packet path.
+    /// </summary>
+    internal int ReclaimAfterQueueReset()
+    {
+        int[] tokens = new int[_queue.Outstanding];
+        int count = _queue.DetachAll(tokens);
+        for (int i = 0; i < count; i++)
+        {
+            if (!TryReleaseLargeSlot(tokens[i]))
+            {
+                _freeSlots[_freeCount++] = tokens[i];
+            }
+        }
+
+        return count;
+    }
+
     /// <summary>Releases the buffers. The device must be reset first so it no longer reads them.</summary>
     public void Dispose()
     {

@@ -62,6 +62,33 @@ public interface IVirtioTransport : IDisposable
     /// <summary>Sends an available buffer notification for queue <paramref name="queueIndex"/>. Ref: virtio v1.2 §2.9.</summary>
     void Notify(int queueIndex);
 
+    /// <summary>
+    /// Sends an available buffer notification carrying <paramref name="notificationData"/> (the queue's
+    /// <see cref="Virtqueues.IVirtqueue.GetNotificationData"/>), as VIRTIO_F_NOTIFICATION_DATA requires: a 32-bit write
+    /// of the value where <see cref="Notify(int)"/> writes the queue index. Ref: virtio v1.2 §2.9, §4.1.5.2, §4.2.3.3.
+    /// </summary>
+    /// <remarks>
+    /// The default, for transports that cannot carry the data (legacy interfaces, vhost-user's eventfd kicks), throws
+    /// <see cref="NotSupportedException"/>; such a transport never lets the feature be negotiated.
+    /// </remarks>
+    void Notify(int queueIndex, uint notificationData)
+        => throw new NotSupportedException($"{Description} cannot carry notification data (VIRTIO_F_NOTIFICATION_DATA).");
+
+    /// <summary>
+    /// Resets queue <paramref name="queueIndex"/> alone (VIRTIO_F_RING_RESET) and waits until the device reports the
+    /// reset complete: the device then no longer reads or writes the queue's memory, forgets its indexes, and the
+    /// queue can be set up again with <see cref="ActivateQueue"/>; the other queues keep running. Ref: virtio v1.2 §2.6.1.
+    /// </summary>
+    /// <remarks>
+    /// The default, for transports without a per-queue reset (legacy interfaces, vhost-user), throws
+    /// <see cref="NotSupportedException"/>.
+    /// </remarks>
+    /// <exception cref="Core.VirtioException">
+    /// With <see cref="Core.VirtioErrorReason.DeviceMisbehaved"/> when the device does not finish the reset or leaves the queue enabled.
+    /// </exception>
+    void ResetQueue(int queueIndex)
+        => throw new NotSupportedException($"{Description} has no per-queue reset (VIRTIO_F_RING_RESET).");
+
     /// <summary>Reads and acknowledges the pending interrupt causes, which lowers a level-triggered line.</summary>
     InterruptCause ReadAndAcknowledgeInterrupt();
 

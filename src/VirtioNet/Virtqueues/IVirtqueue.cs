@@ -69,4 +69,13 @@ public interface IVirtqueue : IDisposable
 
     /// <summary>A snapshot for dumps.</summary>
     VirtqueueState GetState();
+
+    /// <summary>
+    /// The 32-bit value an available buffer notification carries with VIRTIO_F_NOTIFICATION_DATA: the queue index in
+    /// bits 0-15, then next_off (bits 16-30) and next_wrap (bit 31) naming where the driver writes its next available
+    /// entry (split: avail.idx, whose top bit is next_wrap) or descriptor (packed: its slot and the Driver Ring Wrap
+    /// Counter). Describes what the last <see cref="KickPrepare"/> published; call it right after. Ref: virtio v1.2 §2.9.
+    /// </summary>
+    /// <remarks>The default, for queues that cannot say, throws <see cref="NotSupportedException"/>.</remarks>
+    uint GetNotificationData() => throw new NotSupportedException($"{GetType().Name} cannot describe its available ring for VIRTIO_F_NOTIFICATION_DATA.");
 }

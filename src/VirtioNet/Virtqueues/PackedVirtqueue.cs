@@ -27,6 +27,13 @@ namespace VirtioNet.Virtqueues;
 /// skips forward by that chain's descriptor count; the driver skips by the count it recorded for the returned ID
 /// (§2.8.2, §2.8.6), so it never relies on the device to say how far to move.
 /// </para>
+/// <para>
+/// With VIRTIO_F_IN_ORDER (§2.8.9) the device may instead write one used descriptor for a batch of chains, at the slot
+/// of the batch's first chain and naming the Buffer ID of its last, and skip the whole batch. The driver records which
+/// ID starts at each slot, walks from the oldest chain in flight (whose head is the next used slot) to the ID named,
+/// within the descriptors in flight, hands the chains out oldest first, gives the skipped ones their full writable
+/// length ("used completely") and skips by the counts it recorded.
+/// </para>
 /// <para>Not thread-safe: one worker owns a queue at a time. TryAdd, KickPrepare and TryTakeUsed allocate nothing.</para>
 /// </remarks>
 public sealed class PackedVirtqueue : IVirtqueue
@@ -61,6 +68,13 @@ public sealed class PackedVirtqueue : IVirtqueue
 
     // VIRTIO_F_INDIRECT_DESC negotiated and a table length of at least 2 fits this queue.
     private readonly bool _useIndirect;
+
+    // VIRTIO_F_IN_ORDER negotiated: a used descriptor may stand for a batch of chains.
+    private readonly bool _inOrder;
+
+    // IN_ORDER only (else empty): per ring slot, the Buffer ID of the chain whose first descriptor was written there;
+    // the driver's own record of which chain the device reaches next, never read from the ring.
+    private readonly ushort[] _idAtSlot;
 
     // Longest chain placed in an indirect table (MaxIndirectChain, capped at the queue size as §2.8.17 requires).
     private readonly int _maxIndirectChain;
@@ -124,6 +138,15 @@ public sealed class PackedVirtqueue : IVirtqueue
     // True after DisableInterrupts and until EnableInterrupts.
     private bool _interruptsSuppressed;
 
+    // IN_ORDER only: chains of the batch being handed out, including the current one; 0 when no batch is open.
+    private int _batchRemaining;
+
+    // IN_ORDER only: chains handed out that had no used entry of their own (for dumps).
+    private long _chainsReturnedInBatches;
+
+    // IN_ORDER only: the length the used descriptor of the open batch gave for its last chain (already checked).
+    private uint _batchLastLength;
+
     // Why the device was declared to have made a mess of the ring; null while the queue is sound.
     private string? _brokenReason;
 
@@ -149,6 +172,8 @@ public sealed class PackedVirtqueue : IVirtqueue
         _layout = new PackedQueueLayout(size);
         _dma = dma;
         _eventIdx = options.EventIdx;
+        _inOrder = options.InOrder;
+        _idAtSlot = _inOrder ? new ushort[size] : [];
         _maxIndirectChain = Math.Min(options.MaxIndirectChain, size);
         _useIndirect = options.IndirectDesc && _maxIndirectChain >= 2;
         _indirectStride = _useIndirect ? _maxIndirectChain * PackedRing.DescriptorSize : 0;
@@ -232,7 +257,9 @@ public sealed class PackedVirtqueue : IVirtqueue
         get
         {
             ThrowIfUnusable();
-            return NextIsUsed();
+
+            // An open IN_ORDER batch has chains left whose slots the device skipped; 0 otherwise.
+            return _batchRemaining != 0 || NextIsUsed();
         }
     }
 
@@ -341,6 +368,11 @@ public sealed class PackedVirtqueue : IVirtqueue
 
         _headSlot[id] = (ushort)headSlot;
         _headFlags[id] = headFlags;
+        if (_inOrder)
+        {
+            _idAtSlot[headSlot] = id;
+        }
+
         _descriptorCount[id] = needed;
         _tokens[id] = token;
         _writableCapacity[id] = (uint)writable;
@@ -423,6 +455,11 @@ public sealed class PackedVirtqueue : IVirtqueue
     public bool TryTakeUsed(out UsedBuffer used)
     {
         ThrowIfUnusable();
+        if (_inOrder)
+        {
+            return TryTakeUsedInOrder(out used);
+        }
+
         _dma.SyncForCpu(_descriptorRegion);
         nint descriptor = _descriptorRing + _layout.DescriptorOffset(_nextUsed);
         ushort flags = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorFlagsOffset);
@@ -550,8 +587,15 @@ public sealed class PackedVirtqueue : IVirtqueue
         // The request must be visible before the next used slot is re-read: a descriptor the device used before it saw
         // the request raises no interrupt, so the caller has to see it here instead. §2.8.22.
         SharedMemory.FullBarrier();
-        return !NextIsUsed();
+        return _batchRemaining == 0 && !NextIsUsed();
     }
+
+    /// <inheritdoc />
+    /// <remarks>The next available slot in next_off and the Driver Ring Wrap Counter in next_wrap (§2.9).</remarks>
+    public uint GetNotificationData() => (uint)QueueIndex | ((uint)PackedRing.EventOffWrap(_nextAvail, _availWrap) << 16);
+
+    /// <summary>True when the queue was set up for VIRTIO_F_IN_ORDER.</summary>
+    public bool InOrder => _inOrder;
 
     /// <inheritdoc />
     /// <remarks>
@@ -613,6 +657,7 @@ public sealed class PackedVirtqueue : IVirtqueue
             DriverArea = DriverArea,
             DeviceArea = DeviceArea,
             BrokenReason = _brokenReason,
+            ChainsReturnedInBatches = _inOrder ? _chainsReturnedInBatches : null,
             AvailWrapCounter = _availWrap,
             UsedWrapCounter = _usedWrap,
             DriverEventFlags = _driverEventFlagsShadow,
@@ -679,6 +724,9 @@ public sealed class PackedVirtqueue : IVirtqueue
         _nextUsed = 0;
         _usedWrap = true;
         _interruptsSuppressed = false;
+        _batchRemaining = 0;
+        _batchLastLength = 0;
+        Array.Clear(_idAtSlot);
 
         // With EVENT_IDX, ask for an interrupt at the first used slot, the packed form of used_event = 0; without it,
         // RING_EVENT_FLAGS_ENABLE (0), which the zeroed memory already says.
@@ -693,6 +741,120 @@ public sealed class PackedVirtqueue : IVirtqueue
         {
             WriteDriverEventFlags(PackedRing.RingEventFlagsEnable);
         }
+    }
+
+    // TryTakeUsed with VIRTIO_F_IN_ORDER. A used descriptor opens a batch: it sits at the slot of the batch's first chain
+    // and names the Buffer ID of its last; the device skipped the rest of the batch. The chains are handed out oldest
+    // first, one per call, and the used descriptor is read once per batch. Ref: virtio v1.2 §2.8.9.
+    private bool TryTakeUsedInOrder(out UsedBuffer used)
+    {
+        if (_batchRemaining == 0)
+        {
+            _dma.SyncForCpu(_descriptorRegion);
+            nint descriptor = _descriptorRing + _layout.DescriptorOffset(_nextUsed);
+            ushort flags = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorFlagsOffset);
+            if (!PackedRing.IsUsed(flags, _usedWrap))
+            {
+                // The same rule as TryTakeUsed: in flight, the slot holds the driver's descriptor or a used one.
+                if (_inFlightDescriptors > 0 && ((flags & PackedRing.DescFlagAvail) != 0) != _usedWrap)
+                {
+                    ThrowWrongWrap(flags);
+                }
+
+                used = default;
+                return false;
+            }
+
+            if (_inFlightDescriptors == 0)
+            {
+                ThrowUsedWithNothingInFlight(flags);
+            }
+
+            // The acquire load of the flags orders these reads after it (§2.8.22).
+            ushort id = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorIdOffset);
+            uint length = SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset);
+            if (id >= _layout.Size)
+            {
+                ThrowUsedIdOutOfRange(id);
+            }
+
+            if (!_published[id])
+            {
+                ThrowUsedIdNotInFlight(id);
+            }
+
+            // Walk the driver's record from the oldest chain in flight (its head is the next used slot) to the ID named,
+            // never past the descriptors in flight. An ID in flight is always reached; the bound guards the record.
+            int slot = _nextUsed;
+            int walked = 0;
+            int batch = 1;
+            ushort current = _idAtSlot[slot];
+            while (current != id)
+            {
+                walked += _descriptorCount[current];
+                if (walked >= _inFlightDescriptors)
+                {
+                    ThrowUsedIdNotInBatch(id);
+                }
+
+                slot += _descriptorCount[current];
+                if (slot >= _layout.Size)
+                {
+                    slot -= _layout.Size;
+                }
+
+                current = _idAtSlot[slot];
+                batch++;
+            }
+
+            if (_writableCapacity[id] == 0)
+            {
+                length = 0;
+            }
+            else if (length > _writableCapacity[id])
+            {
+                ThrowUsedLengthTooLarge(id, length);
+            }
+
+            _batchRemaining = batch;
+            _batchLastLength = length;
+            _chainsReturnedInBatches += batch - 1;
+        }
+
+        // §2.8.9: the chains a batch skipped were used completely, so their length is their writable capacity.
+        ushort oldest = _idAtSlot[_nextUsed];
+        uint taken = _batchRemaining == 1 ? _batchLastLength : _writableCapacity[oldest];
+        int token = _tokens[oldest];
+        int descriptors = _descriptorCount[oldest];
+        _published[oldest] = false;
+        _descriptorCount[oldest] = 0;
+        _tokens[oldest] = 0;
+        _writableCapacity[oldest] = 0;
+        _freeIds[_freeIdCount++] = oldest;
+        _freeDescriptors += descriptors;
+        _inFlightDescriptors -= descriptors;
+        _outstanding--;
+        _batchRemaining--;
+
+        // Skip by the count the driver recorded, never by anything the device wrote.
+        _nextUsed += descriptors;
+        if (_nextUsed >= _layout.Size)
+        {
+            _nextUsed -= _layout.Size;
+            _usedWrap = !_usedWrap;
+        }
+
+        // Inside a batch the next slot was skipped by the device and never becomes used: the interrupt is asked for at
+        // the slot after the batch, once the batch is handed out. As in TryTakeUsed, visible before the next flags read.
+        if (_eventIdx && !_interruptsSuppressed && _batchRemaining == 0)
+        {
+            WriteDriverOffWrap(PackedRing.EventOffWrap(_nextUsed, _usedWrap));
+            _dma.SyncForDevice(_driverEventRegion);
+            SharedMemory.FullBarrier();
+        }
+
+        used = new UsedBuffer(token, (int)taken);
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -798,6 +960,13 @@ public sealed class PackedVirtqueue : IVirtqueue
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowUsedIdNotInFlight(ushort id)
         => Break($"the used descriptor at slot {_nextUsed} names buffer {id}, which is not in flight.");
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowUsedIdNotInBatch(ushort id)
+        => Break(
+            $"the used descriptor at slot {_nextUsed} names buffer {id}, which is not among the {_inFlightDescriptors} descriptors " +
+            "in flight from the oldest chain on; with VIRTIO_F_IN_ORDER a batch ends at a chain at or after the oldest one (§2.8.9).");
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]

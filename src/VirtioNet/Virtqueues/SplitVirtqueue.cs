@@ -19,6 +19,14 @@ namespace VirtioNet.Virtqueues;
 /// Free descriptors form a list linked through their shadow next fields, so a direct chain taken from the head of
 /// the list is already linked in the order it is written (the trick virtio_ring.c uses too).
 /// </para>
+/// <para>
+/// With VIRTIO_F_IN_ORDER (§2.7.9) descriptors are handed out in ring order: every descriptor's shadow next is the one
+/// after it (the last wrapping to 0), and a chain taken back returns its descriptors to the tail of the free range
+/// instead of the head of the list, so the free descriptors always form one run of the ring, followed by the chains in
+/// flight, oldest first. The device may then return a batch of chains with one used entry naming the last one and
+/// move used.idx by the batch size; the driver walks its own record of the chains from the oldest up to the one named,
+/// within the entries used.idx covers, and gives the others their full writable length ("used completely").
+/// </para>
 /// <para>Not thread-safe: one worker owns a queue at a time. TryAdd, KickPrepare and TryTakeUsed allocate nothing.</para>
 /// </remarks>
 public sealed class SplitVirtqueue : IVirtqueue
@@ -58,6 +66,9 @@ public sealed class SplitVirtqueue : IVirtqueue
 
     // VIRTIO_F_INDIRECT_DESC negotiated and a table length of at least 2 fits this queue.
     private readonly bool _useIndirect;
+
+    // VIRTIO_F_IN_ORDER negotiated: descriptors in ring order, and used entries that may stand for a batch.
+    private readonly bool _inOrder;
 
     // Longest chain placed in an indirect table (MaxIndirectChain, capped at the queue size as §2.7.5.3.1 requires).
     private readonly int _maxIndirectChain;
@@ -110,6 +121,15 @@ public sealed class SplitVirtqueue : IVirtqueue
     // True after DisableInterrupts and until EnableInterrupts.
     private bool _interruptsSuppressed;
 
+    // IN_ORDER only: chains of the batch being handed out, including the current one; 0 when no batch is open.
+    private int _batchRemaining;
+
+    // IN_ORDER only: chains handed out that had no used entry of their own (for dumps).
+    private long _chainsReturnedInBatches;
+
+    // IN_ORDER only: the length the used entry of the open batch gave for its last chain (already checked).
+    private uint _batchLastLength;
+
     // Why the device was declared to have made a mess of the ring; null while the queue is sound.
     private string? _brokenReason;
 
@@ -135,6 +155,7 @@ public sealed class SplitVirtqueue : IVirtqueue
         _dma = dma;
         _mask = size - 1;
         _eventIdx = options.EventIdx;
+        _inOrder = options.InOrder;
         _maxIndirectChain = Math.Min(options.MaxIndirectChain, size);
         _useIndirect = options.IndirectDesc && _maxIndirectChain >= 2;
         _indirectStride = _useIndirect ? _maxIndirectChain * SplitRing.DescriptorSize : 0;
@@ -372,6 +393,10 @@ public sealed class SplitVirtqueue : IVirtqueue
     public bool TryTakeUsed(out UsedBuffer used)
     {
         ThrowIfUnusable();
+        if (_inOrder)
+        {
+            return TryTakeUsedInOrder(out used);
+        }
 
         // While entries seen at the last used.idx read are still untaken, they need no new read of used.idx: in a burst
         // the index is read once per batch, not once per entry.
@@ -438,6 +463,10 @@ public sealed class SplitVirtqueue : IVirtqueue
         used = new UsedBuffer(token, (int)length);
         return true;
     }
+
+    /// <inheritdoc />
+    /// <remarks>avail.idx as last published, in bits 16-31: its low 15 bits are next_off and its top bit next_wrap (§2.9).</remarks>
+    public uint GetNotificationData() => (uint)QueueIndex | ((uint)_publishedAvailIdx << 16);
 
     /// <inheritdoc />
     /// <remarks>
@@ -544,6 +573,7 @@ public sealed class SplitVirtqueue : IVirtqueue
             DriverArea = DriverArea,
             DeviceArea = DeviceArea,
             BrokenReason = _brokenReason,
+            ChainsReturnedInBatches = _inOrder ? _chainsReturnedInBatches : null,
         };
     }
 
@@ -562,6 +592,9 @@ public sealed class SplitVirtqueue : IVirtqueue
             _dma.Free(_indirectPool);
         }
     }
+
+    /// <summary>True when the queue was set up for VIRTIO_F_IN_ORDER.</summary>
+    public bool InOrder => _inOrder;
 
     /// <summary>The driver's trusted copy of ring descriptor <paramref name="index"/>, for tests and dumps.</summary>
     internal (ulong Address, uint Length, ushort Flags, ushort Next) GetDescriptorShadow(int index)
@@ -592,6 +625,15 @@ public sealed class SplitVirtqueue : IVirtqueue
             _descLength[i] = 0;
             _descFlags[i] = 0;
         }
+
+        if (_inOrder)
+        {
+            // §2.7.5 with IN_ORDER: the ring order wraps, so the last descriptor's next is 0; these links never change.
+            _descNext[size - 1] = 0;
+        }
+
+        _batchRemaining = 0;
+        _batchLastLength = 0;
 
         Array.Clear(_chainLength);
         Array.Clear(_tokens);
@@ -653,6 +695,105 @@ public sealed class SplitVirtqueue : IVirtqueue
         _outstanding--;
     }
 
+    // TryTakeUsed with VIRTIO_F_IN_ORDER. A used entry opens a batch: it sits at the slot of the batch's first chain and
+    // names the head of its last; used.idx moved by the batch size. The chains are handed out oldest first, one per
+    // call, and the used entry is read once per batch. Ref: virtio v1.2 §2.7.9.
+    private bool TryTakeUsedInOrder(out UsedBuffer used)
+    {
+        if (_batchRemaining == 0)
+        {
+            if (_seenUsedIdx == _lastUsedIdx)
+            {
+                _dma.SyncForCpu(_usedRegion);
+
+                // An acquire load: the entries it covers are read after it.
+                ushort usedIdx = SharedMemory.ReadUInt16(_usedIdx);
+                if (usedIdx == _lastUsedIdx)
+                {
+                    used = default;
+                    return false;
+                }
+
+                // In order, used.idx can only cover chains the device was shown: the published ones in flight.
+                int pending = (ushort)(usedIdx - _lastUsedIdx);
+                if (pending > _outstanding - (ushort)(_availIdxShadow - _publishedAvailIdx))
+                {
+                    ThrowUsedIndexJumped(usedIdx, pending);
+                }
+
+                _seenUsedIdx = usedIdx;
+            }
+
+            int slot = _lastUsedIdx & _mask;
+            nint element = _ring.Pointer + _layout.UsedElemOffset(slot);
+            uint id = SharedMemory.ReadUInt32(element + SplitRing.UsedElemIdOffset);
+            uint length = SharedMemory.ReadUInt32(element + SplitRing.UsedElemLenOffset);
+            if (id >= (uint)_layout.Size)
+            {
+                ThrowUsedIdOutOfRange(id, slot);
+            }
+
+            // Walk the trusted record from the oldest chain in flight, in the order the chains were made available, to
+            // the one named; the batch may not reach past what used.idx covers. Anything else (a chain already taken,
+            // not yet published, or not a head at all) is a lie.
+            int covered = (ushort)(_seenUsedIdx - _lastUsedIdx);
+            int head = OldestHeadInOrder;
+            int batch = 1;
+            while (head != id)
+            {
+                if (batch == covered)
+                {
+                    ThrowUsedIdNotInBatch(id, slot, covered);
+                }
+
+                head = (head + _chainLength[head]) & _mask;
+                batch++;
+            }
+
+            if (_writableCapacity[id] == 0)
+            {
+                length = 0;
+            }
+            else if (length > _writableCapacity[id])
+            {
+                ThrowUsedLengthTooLarge(id, length, slot);
+            }
+
+            _batchRemaining = batch;
+            _batchLastLength = length;
+            _chainsReturnedInBatches += batch - 1;
+        }
+
+        // §2.7.9: the chains a batch skipped were used completely, so their length is their writable capacity.
+        int oldest = OldestHeadInOrder;
+        uint taken = _batchRemaining == 1 ? _batchLastLength : _writableCapacity[oldest];
+        int token = _tokens[oldest];
+        int descriptors = _chainLength[oldest];
+        _chainLength[oldest] = 0;
+        _tokens[oldest] = 0;
+        _writableCapacity[oldest] = 0;
+        _outstanding--;
+
+        // The oldest chain sits right after the free run, so returning it just lengthens the run: ring order is kept.
+        _freeCount += descriptors;
+        _batchRemaining--;
+        _lastUsedIdx++;
+
+        if (_eventIdx && !_interruptsSuppressed)
+        {
+            // As in TryTakeUsed: ask for an interrupt at the next entry; visible before the next used.idx read.
+            WriteUsedEvent(_lastUsedIdx);
+            SharedMemory.FullBarrier();
+        }
+
+        used = new UsedBuffer(token, (int)taken);
+        return true;
+    }
+
+    // IN_ORDER only: the head of the oldest chain in flight, right after the run of free descriptors (meaningful while
+    // a chain is outstanding). _freeHead is always defined in this mode, since every descriptor's next is fixed.
+    private int OldestHeadInOrder => (_freeHead + _freeCount) & _mask;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ThrowIfUnusable()
     {
@@ -695,6 +836,13 @@ public sealed class SplitVirtqueue : IVirtqueue
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowUsedIdNotOutstanding(uint id, int slot)
         => Break($"used entry {slot} names descriptor {id}, which is not the head of an outstanding chain.");
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowUsedIdNotInBatch(uint id, int slot, int covered)
+        => Break(
+            $"used entry {slot} names descriptor {id}, which is not the head of any of the {covered} oldest chains in flight " +
+            "that used.idx covers; with VIRTIO_F_IN_ORDER a used entry must name a chain at or after the oldest one (§2.7.9).");
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -25,6 +25,14 @@ public sealed record VirtqueueOptions
     public bool IndirectDesc { get; init; }
 
     /// <summary>
+    /// VIRTIO_F_IN_ORDER was negotiated: the device uses chains in the order they were made available and may return a
+    /// batch of them with one used entry (split) or one used descriptor (packed) naming the batch's last chain; the
+    /// others count as used in full. A split queue then also hands out descriptors in ring order. Default false.
+    /// Ref: virtio v1.2 §2.7.9, §2.8.9.
+    /// </summary>
+    public bool InOrder { get; init; }
+
+    /// <summary>
     /// The legacy queue alignment of the transport (4096 on legacy PCI and virtio-mmio v1), or 0 for the modern
     /// layout. Default 0. Ref: virtio v1.2 §2.7.2.
     /// </summary>

@@ -51,6 +51,12 @@ public sealed record VirtqueueState
     /// <summary>Why the queue is broken, or null.</summary>
     public string? BrokenReason { get; init; }
 
+    /// <summary>
+    /// IN_ORDER only (else null): chains the device returned without a used entry of their own, covered by a later chain's
+    /// entry in a batch. Ref: virtio v1.2 §2.7.9, §2.8.9.
+    /// </summary>
+    public long? ChainsReturnedInBatches { get; init; }
+
     /// <summary>Packed only (else null): the Driver Ring Wrap Counter, flipped each time the driver passes the end of the ring. Ref: virtio v1.2 §2.8.1.</summary>
     public bool? AvailWrapCounter { get; init; }
 

@@ -43,6 +43,11 @@ internal sealed class SoftwareMmioDevice : IRegisterWindow
 
     public List<uint> Notifications { get; } = [];
 
+    /// <summary>When true, QueueReset (0x0c0) resets the selected queue (VIRTIO_F_RING_RESET); otherwise the write is ignored, as by a device without the register.</summary>
+    public bool SupportsQueueReset { get; set; }
+
+    public List<uint> QueueResets { get; } = [];
+
     public uint InterruptStatus { get; set; }
 
     public ulong Length => 0x200;
@@ -110,6 +115,10 @@ internal sealed class SoftwareMmioDevice : IRegisterWindow
             case 0x040: Queues[_queueSel] = q with { Pfn = value }; break;
             case 0x044: Queues[_queueSel] = q with { Ready = value != 0 }; break;
             case 0x050: Notifications.Add(value); break;
+            case 0x0c0 when SupportsQueueReset && value == 1:
+                QueueResets.Add(_queueSel);
+                Queues[_queueSel] = default;
+                break;
             case 0x064: InterruptStatus &= ~value; break;
             case 0x070:
                 byte status = (byte)value;

@@ -85,6 +85,26 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
 
     public void Notify(int queueIndex) => NotificationCounts[queueIndex]++;
 
+    // VIRTIO_F_NOTIFICATION_DATA: counted apart from bare notifications, with the last value per queue.
+    public int[] DataNotificationCounts { get; } = new int[16];
+
+    public uint[] LastNotificationData { get; } = new uint[16];
+
+    public void Notify(int queueIndex, uint notificationData)
+    {
+        DataNotificationCounts[queueIndex]++;
+        LastNotificationData[queueIndex] = notificationData;
+    }
+
+    // VIRTIO_F_RING_RESET: the queue leaves the active set until it is activated again.
+    public List<int> QueueResets { get; } = [];
+
+    public void ResetQueue(int queueIndex)
+    {
+        QueueResets.Add(queueIndex);
+        ActiveQueues.Remove(queueIndex);
+    }
+
     public InterruptCause ReadAndAcknowledgeInterrupt()
     {
         InterruptCause cause = PendingCause;

@@ -260,6 +260,37 @@ public sealed class SoftwarePackedDevice
         _usedSinceSignal += skip;
     }
 
+    /// <summary>
+    /// Returns <paramref name="chains"/>, popped in this order, as one VIRTIO_F_IN_ORDER batch: a single used descriptor
+    /// at the used slot (the first chain's), naming the Buffer ID of the last with <paramref name="lastLength"/>, then a
+    /// skip over every descriptor of the batch (§2.8.9). The others count as used completely.
+    /// </summary>
+    public void CompleteInOrderBatch(IReadOnlyList<DeviceChain> chains, uint lastLength)
+    {
+        ArgumentNullException.ThrowIfNull(chains);
+        if (chains.Count == 0)
+        {
+            throw new ArgumentException("Test bug: an empty batch.", nameof(chains));
+        }
+
+        int skip = 0;
+        bool written = false;
+        foreach (DeviceChain chain in chains)
+        {
+            int descriptors = _descriptorsOf[chain.Head];
+            if (descriptors == 0)
+            {
+                throw new InvalidOperationException($"Test bug: the device does not hold Buffer ID {chain.Head}.");
+            }
+
+            _descriptorsOf[chain.Head] = 0;
+            skip += descriptors;
+            written |= chain.WritableCapacity > 0;
+        }
+
+        PushUsed(chains[^1].Head, lastLength, skip, written || lastLength > 0);
+    }
+
     /// <summary>Writes a descriptor with any id, length and flags at the used slot without moving on: the way to lie about flag bits.</summary>
     public void PushRawUsed(ushort id, uint length, ushort flags) => WriteUsed(_usedSlot, id, length, flags);
 

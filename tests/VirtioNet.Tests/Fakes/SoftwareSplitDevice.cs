@@ -140,6 +140,36 @@ public sealed class SoftwareSplitDevice
         SharedMemory.WriteUInt16(_used + SplitRing.UsedIdxOffset, _usedIdx);
     }
 
+    /// <summary>
+    /// Returns <paramref name="chains"/>, popped in this order, as one VIRTIO_F_IN_ORDER batch: a single used entry at the
+    /// slot of the first, naming the head of the last with <paramref name="lastLength"/>, and used.idx moved by the
+    /// batch size (§2.7.9). The others count as used completely.
+    /// </summary>
+    public void CompleteInOrderBatch(IReadOnlyList<DeviceChain> chains, uint lastLength)
+    {
+        ArgumentNullException.ThrowIfNull(chains);
+        if (chains.Count == 0)
+        {
+            throw new ArgumentException("Test bug: an empty batch.", nameof(chains));
+        }
+
+        PushUsedBatch(chains[^1].Head, lastLength, chains.Count);
+    }
+
+    /// <summary>
+    /// Writes one used entry with any id and length at the next used slot and moves used.idx by <paramref name="batchSize"/>:
+    /// the raw operation behind <see cref="CompleteInOrderBatch"/>, and the way to lie about a batch.
+    /// </summary>
+    public void PushUsedBatch(uint id, uint length, int batchSize)
+    {
+        nint element = _used + UsedRelative(_offsets.UsedElemOffset(_usedIdx % _size));
+        SharedMemory.WriteUInt32(element + SplitRing.UsedElemIdOffset, id);
+        SharedMemory.WriteUInt32(element + SplitRing.UsedElemLenOffset, length);
+        SharedMemory.FullBarrier();
+        _usedIdx += (ushort)batchSize;
+        SharedMemory.WriteUInt16(_used + SplitRing.UsedIdxOffset, _usedIdx);
+    }
+
     /// <summary>Publishes an arbitrary used.idx (a lie when it covers entries never written).</summary>
     public void SetUsedIdx(ushort value)
     {

@@ -9,7 +9,7 @@ internal sealed class PackedQueueHarness : IDisposable
 {
     private readonly List<DmaRegion> _buffers = [];
 
-    public PackedQueueHarness(int size, bool eventIdx = false, bool indirect = false, int maxIndirectChain = VirtqueueOptions.DefaultMaxIndirectChain)
+    public PackedQueueHarness(int size, bool eventIdx = false, bool indirect = false, int maxIndirectChain = VirtqueueOptions.DefaultMaxIndirectChain, bool inOrder = false)
     {
         Memory = new HeapDmaAllocator();
         Options = new VirtqueueOptions
@@ -17,6 +17,7 @@ internal sealed class PackedQueueHarness : IDisposable
             EventIdx = eventIdx,
             IndirectDesc = indirect,
             MaxIndirectChain = maxIndirectChain,
+            InOrder = inOrder,
         };
         Queue = new PackedVirtqueue(0, size, Memory, Options);
         Device = new SoftwarePackedDevice(Memory, Queue, eventIdx);

@@ -9,7 +9,7 @@ internal sealed class SplitQueueHarness : IDisposable
 {
     private readonly List<DmaRegion> _buffers = [];
 
-    public SplitQueueHarness(int size, bool eventIdx = false, bool indirect = false, int legacyAlign = 0, int maxIndirectChain = VirtqueueOptions.DefaultMaxIndirectChain)
+    public SplitQueueHarness(int size, bool eventIdx = false, bool indirect = false, int legacyAlign = 0, int maxIndirectChain = VirtqueueOptions.DefaultMaxIndirectChain, bool inOrder = false)
     {
         Memory = new HeapDmaAllocator();
         Options = new VirtqueueOptions
@@ -18,6 +18,7 @@ internal sealed class SplitQueueHarness : IDisposable
             IndirectDesc = indirect,
             LegacyQueueAlign = legacyAlign,
             MaxIndirectChain = maxIndirectChain,
+            InOrder = inOrder,
         };
         Queue = new SplitVirtqueue(0, size, Memory, Options);
         Device = new SoftwareSplitDevice(Memory, Queue, eventIdx);

@@ -81,6 +81,12 @@ internal static class VirtioMmioRegisters
     /// <summary>QueueDeviceHigh (0x0a4), W, modern only.</summary>
     public const ulong QueueDeviceHigh = 0x0a4;
 
+    /// <summary>
+    /// QueueReset (0x0c0), RW, modern only, with VIRTIO_F_RING_RESET: writing 1 resets the selected queue; it reads 1
+    /// until the reset is complete, then 0 together with QueueReady. Ref: virtio v1.2 §4.2.2.
+    /// </summary>
+    public const ulong QueueReset = 0x0c0;
+
     /// <summary>ConfigGeneration (0x0fc), R, modern only.</summary>
     public const ulong ConfigGeneration = 0x0fc;
 

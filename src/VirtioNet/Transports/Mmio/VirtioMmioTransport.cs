@@ -201,6 +201,50 @@ public sealed class VirtioMmioTransport : IVirtioTransport, IRegisterDump
     public void Notify(int queueIndex) => _registers.Write32(R.QueueNotify, (uint)queueIndex);
 
     /// <inheritdoc />
+    /// <remarks>§4.2.3.3: with VIRTIO_F_NOTIFICATION_DATA the QueueNotify write carries the data instead of the bare index.</remarks>
+    public void Notify(int queueIndex, uint notificationData)
+    {
+        if ((ushort)notificationData != queueIndex)
+        {
+            throw new ArgumentException($"Notification data 0x{notificationData:x8} is for queue {(ushort)notificationData}, not {queueIndex}.", nameof(notificationData));
+        }
+
+        _registers.Write32(R.QueueNotify, notificationData);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// §4.2.3.2 (modern layout only): select, write 1 to QueueReset, and read it back until 0; QueueReady must then read 0
+    /// too. The legacy layout has no such register.
+    /// </remarks>
+    public void ResetQueue(int queueIndex)
+    {
+        if (IsLegacy)
+        {
+            throw new NotSupportedException($"{Description}: the legacy register layout has no QueueReset; reset the device instead.");
+        }
+
+        SelectQueue(queueIndex);
+        _registers.Write32(R.QueueReset, 1);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (_registers.Read32(R.QueueReset) != 0)
+        {
+            if (clock.Elapsed > VirtioDeviceInitializer.ResetTimeout)
+            {
+                throw new VirtioException(VirtioErrorReason.Timeout, $"{Description}: queue {queueIndex} did not finish its reset within {VirtioDeviceInitializer.ResetTimeout.TotalSeconds} s (QueueReset still reads 1).");
+            }
+
+            Thread.Sleep(1);
+        }
+
+        // A device that ignored the write (one without the register) still shows the queue ready: the reset did not happen.
+        if (_registers.Read32(R.QueueReady) != 0)
+        {
+            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: queue {queueIndex} still reads QueueReady 1 after QueueReset; the device did not reset it.");
+        }
+    }
+
+    /// <inheritdoc />
     public InterruptCause ReadAndAcknowledgeInterrupt()
     {
         // §4.2.3.4: read InterruptStatus, then write the handled bits to InterruptACK, which lowers the line.

@@ -246,6 +246,49 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// §4.1.4.3.2: write 1 to queue_reset of the selected queue and read it back until 0; queue_enable must then read 0
+    /// too. Needs the queue_reset field, which exists only in a common structure long enough to hold it.
+    /// </remarks>
+    public void ResetQueue(int queueIndex)
+    {
+        if (_common.Length < Cfg.QueueReset + 2)
+        {
+            throw new NotSupportedException($"{Description}: the common configuration structure (0x{_common.Length:x} bytes) has no queue_reset field.");
+        }
+
+        if (queueIndex >= NumQueues)
+        {
+            throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{Description}: queue {queueIndex} does not exist (num_queues is {NumQueues}).");
+        }
+
+        SelectQueue(queueIndex);
+        _common.Write16(Cfg.QueueReset, 1);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (_common.Read16(Cfg.QueueReset) != 0)
+        {
+            if (clock.Elapsed > VirtioDeviceInitializer.ResetTimeout)
+            {
+                throw new VirtioException(VirtioErrorReason.Timeout, $"{Description}: queue {queueIndex} did not finish its reset within {VirtioDeviceInitializer.ResetTimeout.TotalSeconds} s (queue_reset still reads 1).");
+            }
+
+            Thread.Sleep(1);
+        }
+
+        // The device must present 0 in queue_enable once the reset is complete (§4.1.4.3.1).
+        if (_common.Read16(Cfg.QueueEnable) != 0)
+        {
+            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: queue {queueIndex} still reads queue_enable 1 after queue_reset; the device did not reset it.");
+        }
+
+        // Notifying a reset queue is a driver bug until ActivateQueue computes its address again.
+        if ((uint)queueIndex < (uint)_notifyOffsets.Length)
+        {
+            _notifyOffsets[queueIndex] = -1;
+        }
+    }
+
+    /// <inheritdoc />
     public void Notify(int queueIndex)
     {
         long offset = (uint)queueIndex < (uint)_notifyOffsets.Length ? _notifyOffsets[queueIndex] : -1;
@@ -256,6 +299,32 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
 
         // §4.1.5.2: without VIRTIO_F_NOTIFICATION_DATA the driver writes the 16-bit queue index.
         _notify.Write16((ulong)offset, (ushort)queueIndex);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>§4.1.5.2: with VIRTIO_F_NOTIFICATION_DATA the driver writes the 32-bit value to the queue's notify address.</remarks>
+    public void Notify(int queueIndex, uint notificationData)
+    {
+        long offset = (uint)queueIndex < (uint)_notifyOffsets.Length ? _notifyOffsets[queueIndex] : -1;
+        if (offset < 0)
+        {
+            throw new InvalidOperationException($"{Description}: queue {queueIndex} is not active; there is nothing to notify.");
+        }
+
+        if ((ushort)notificationData != queueIndex)
+        {
+            throw new ArgumentException($"Notification data 0x{notificationData:x8} is for queue {(ushort)notificationData}, not {queueIndex}.", nameof(notificationData));
+        }
+
+        // Activation checked room for 2 bytes; the 4-byte write needs two more inside the notify structure.
+        if ((ulong)offset + 4 > _notify.Length)
+        {
+            throw new VirtioException(
+                VirtioErrorReason.InvalidConfiguration,
+                $"{Description}: queue {queueIndex}'s notify address 0x{offset:x} has no room for a 4-byte notification in the 0x{_notify.Length:x}-byte notify structure.");
+        }
+
+        _notify.Write32((ulong)offset, notificationData);
     }
 
     /// <inheritdoc />
