@@ -32,17 +32,14 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
     /// <summary>Default size: room for a few queue pairs of 1024 descriptors and their 2 KiB buffers.</summary>
     public const long DefaultSize = 32L << 20;
 
-    // Guards _free, _allocated and _disposed.
+    // Guards _ranges and _disposed.
     private readonly Lock _lock = new();
 
     // The memfd and its mapping in this process.
     private readonly SharedMemoryFile _memory;
 
-    // Free blocks by device address, sorted and never adjacent (Free coalesces).
-    private readonly List<Block> _free = [];
-
-    // Regions handed out, by device address, with their length: Free accepts only these.
-    private readonly Dictionary<ulong, int> _allocated = [];
+    // Which parts of the region are handed out (first fit, coalescing); device addresses are user addresses.
+    private readonly AddressRangeAllocator _ranges;
 
     // Set once Dispose has unmapped the memory.
     private bool _disposed;
@@ -58,7 +55,7 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(name);
         long length = (size + PageSize - 1) & ~(long)(PageSize - 1);
         _memory = SharedMemoryFile.Create(name, length);
-        _free.Add(new Block(BaseAddress, (ulong)length));
+        _ranges = new AddressRangeAllocator(BaseAddress, (ulong)length);
     }
 
     /// <summary>The first byte of the region: its user address in this process, and its guest address for the backend.</summary>
@@ -74,13 +71,7 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
         {
             lock (_lock)
             {
-                long total = 0;
-                foreach (Block block in _free)
-                {
-                    total += (long)block.Length;
-                }
-
-                return total;
+                return (long)_ranges.FreeBytes;
             }
         }
     }
@@ -92,7 +83,7 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
         {
             lock (_lock)
             {
-                return _allocated.Count;
+                return _ranges.TakenBlocks;
             }
         }
     }
@@ -114,8 +105,12 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            address = Take((ulong)length, (ulong)alignment);
-            _allocated.Add(address, length);
+            if (!_ranges.TryTake((ulong)length, (ulong)alignment, out address))
+            {
+                throw new VirtioException(
+                    VirtioErrorReason.OutOfDmaMemory,
+                    $"No free block of the vhost-user region (0x{BaseAddress:x}, {Size} bytes) holds {length} bytes aligned to {alignment}.");
+            }
         }
 
         // Identity: the device address is the user address (see the remarks).
@@ -137,13 +132,10 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
                 return;
             }
 
-            if (!_allocated.TryGetValue(region.DeviceAddress, out int length) || length != region.Length || (ulong)region.Pointer != region.DeviceAddress)
+            if ((ulong)region.Pointer != region.DeviceAddress || !_ranges.TryReturn(region.DeviceAddress, (ulong)region.Length))
             {
                 throw new ArgumentException($"{region} was not allocated here, or was freed already.", nameof(region));
             }
-
-            _allocated.Remove(region.DeviceAddress);
-            Return(new Block(region.DeviceAddress, (ulong)length));
         }
     }
 
@@ -169,71 +161,9 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
             }
 
             _disposed = true;
-            _allocated.Clear();
-            _free.Clear();
+            _ranges.Clear();
         }
 
         _memory.Dispose();
-    }
-
-    // First fit: the lowest block that holds an aligned start and the length; the alignment padding and the tail stay free.
-    private ulong Take(ulong length, ulong alignment)
-    {
-        for (int i = 0; i < _free.Count; i++)
-        {
-            Block block = _free[i];
-            ulong aligned = (block.Start + alignment - 1) & ~(alignment - 1);
-            if (aligned < block.Start || aligned - block.Start > block.Length || length > block.End - aligned)
-            {
-                continue;
-            }
-
-            _free.RemoveAt(i);
-            if (aligned + length < block.End)
-            {
-                _free.Insert(i, new Block(aligned + length, block.End - (aligned + length)));
-            }
-
-            if (aligned > block.Start)
-            {
-                _free.Insert(i, new Block(block.Start, aligned - block.Start));
-            }
-
-            return aligned;
-        }
-
-        throw new VirtioException(
-            VirtioErrorReason.OutOfDmaMemory,
-            $"No free block of the vhost-user region (0x{BaseAddress:x}, {Size} bytes) holds {length} bytes aligned to {alignment}.");
-    }
-
-    // Inserts in address order and merges with the neighbours it touches.
-    private void Return(Block block)
-    {
-        int index = 0;
-        while (index < _free.Count && _free[index].Start < block.Start)
-        {
-            index++;
-        }
-
-        if (index < _free.Count && block.End == _free[index].Start)
-        {
-            block = new Block(block.Start, block.Length + _free[index].Length);
-            _free.RemoveAt(index);
-        }
-
-        if (index > 0 && _free[index - 1].End == block.Start)
-        {
-            block = new Block(_free[index - 1].Start, _free[index - 1].Length + block.Length);
-            _free.RemoveAt(index - 1);
-            index--;
-        }
-
-        _free.Insert(index, block);
-    }
-
-    private readonly record struct Block(ulong Start, ulong Length)
-    {
-        public ulong End => Start + Length;
     }
 }
