@@ -71,13 +71,7 @@ public sealed partial class RiscvVirtBoard
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.NoDevice"/> when there is none.</exception>
     public PciFunction FindPciNetFunction()
     {
-        IReadOnlyList<PciFunction> functions = EnumeratePci();
-        return functions.FirstOrDefault(f =>
-                VirtioPciIdentity.IsVirtio(f.VendorId, f.DeviceId)
-                && VirtioPciIdentity.DeviceType(f.DeviceId, f.SubsystemId) == VirtioDeviceTypes.Network)
-            ?? throw new VirtioException(
-                VirtioErrorReason.NoDevice,
-                $"No virtio network function on {PciHost.NodePath} (found: {string.Join(", ", functions.Select(f => f.ToString()))}).");
+        return VirtioPciIdentity.FindFirst(EnumeratePci(), VirtioDeviceTypes.Network, PciHost.NodePath);
     }
 
     /// <summary>The function's configuration space and assigned BARs as register windows.</summary>

@@ -52,4 +52,25 @@ public static class VirtioPciIdentity
 
         return DeviceType(deviceId, config.Read16(C.SubsystemId));
     }
+
+    /// <summary>
+    /// The first function of <paramref name="functions"/> that is a virtio device of type <paramref name="deviceType"/>
+    /// (1 = network), whether transitional (1af4:1000 + subsystem id) or modern (1af4:1040 + type).
+    /// </summary>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.NoDevice"/>, listing what was found, when there is none.</exception>
+    public static Discovery.Pci.PciFunction FindFirst(IReadOnlyList<Discovery.Pci.PciFunction> functions, uint deviceType, string busName)
+    {
+        ArgumentNullException.ThrowIfNull(functions);
+        foreach (Discovery.Pci.PciFunction f in functions)
+        {
+            if (IsVirtio(f.VendorId, f.DeviceId) && DeviceType(f.DeviceId, f.SubsystemId) == deviceType)
+            {
+                return f;
+            }
+        }
+
+        throw new VirtioException(
+            VirtioErrorReason.NoDevice,
+            $"No virtio {VirtioDeviceTypes.NameOf(deviceType)} function on {busName} (found: {string.Join(", ", functions.Select(f => f.ToString()))}).");
+    }
 }
