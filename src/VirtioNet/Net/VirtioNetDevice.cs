@@ -198,19 +198,11 @@ public sealed partial class VirtioNetDevice : IDisposable
             _transmitQueues[pair] = new VirtioNetTransmitQueue(
                 txIndex, QueueSizeFor(txIndex, $"transmitq{pair + 1}"), HeaderLength, MaxTransmitFrameLength,
                 headerInOwnDescriptor, indirect, _dma, CreateQueue, _notifyQueue);
+            _receiveQueues[pair].ConfigureOffloads(NegotiatedFeatures, _options.VerifyReceivedChecksums);
+            _transmitQueues[pair].ConfigureOffloads(NegotiatedFeatures);
         }
 
         CreateControlQueue();
-        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
-        {
-            rx.ConfigureOffloads(NegotiatedFeatures, _options.VerifyReceivedChecksums);
-        }
-
-        foreach (VirtioNetTransmitQueue tx in _transmitQueues)
-        {
-            tx.ConfigureOffloads(NegotiatedFeatures);
-        }
-
 
         // §5.1.5: fill the receive queues before DRIVER_OK so the device never sees them empty; notify after.
         foreach (VirtioNetReceiveQueue rx in _receiveQueues)
