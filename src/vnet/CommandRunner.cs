@@ -6,7 +6,7 @@ namespace VirtioNet.Cli;
 
 /// <summary>
 /// Runs a command's body and turns every failure into one line on stderr and an exit code:
-/// 1 for a device, platform or network failure, 2 for a usage error, 130 for Ctrl-C. No stack traces
+/// 1 for a device, platform or network failure, 2 for a usage error, 130 for Ctrl-C, 70 for a bug. No stack traces
 /// (set VNET_DEBUG=1 to see them).
 /// </summary>
 internal static class CommandRunner
@@ -14,6 +14,7 @@ internal static class CommandRunner
     public const int Failure = 1;
     public const int Usage = 2;
     public const int Interrupted = 130;
+    public const int InternalError = 70;
 
     public static void SetAction(Command command, Func<MachineSettings, ParseResult, CancellationToken, int> body)
     {
@@ -59,6 +60,14 @@ internal static class CommandRunner
             Log.Error($"{e.GetType().Name}: {e.Message}");
             Log.Debug(e);
             return Failure;
+        }
+#pragma warning disable CA1031 // The tool's last line of defence: one line and exit code 70, never a stack trace (VNET_DEBUG=1 shows it).
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            Log.Error($"internal error ({e.GetType().Name}): {e.Message}");
+            Log.Debug(e);
+            return InternalError;
         }
     }
 }
