@@ -25,6 +25,10 @@ internal static class BenchCommand
 
     private static readonly Option<string?> VhostUser = new("--vhost-user") { Description = "Drive a vhost-user backend listening on this unix socket (e.g. dpdk-testpmd's net_vhost) instead of a QEMU machine." };
 
+    private static readonly Option<string?> Sizes = new("--sizes") { Description = "Comma-separated frame sizes to sweep (e.g. 64,128,256,512,1024,1514) instead of --size; one run per size." };
+
+    private static readonly Option<string?> Chart = new("--chart") { Description = "With --sizes: write a chart of rate against frame size to this .png or .svg file." };
+
     private static readonly Option<string> Ring = new("--ring") { Description = "split or packed: the ring layout to negotiate when the device offers both.", DefaultValueFactory = _ => "split" };
 
     private static readonly Option<bool> VhostUserClient = new("--vhost-user-client") { Description = "Listen on the --vhost-user path and let the backend connect (its client=1 mode)." };
@@ -39,6 +43,8 @@ internal static class BenchCommand
         command.Options.Add(Burst);
         command.Options.Add(VhostUser);
         command.Options.Add(VhostUserClient);
+        command.Options.Add(Sizes);
+        command.Options.Add(Chart);
         Ring.AcceptOnlyFromAmong("split", "packed");
         command.Options.Add(Ring);
         CommonOptions.AddTo(command, includeOperationMode: false);
@@ -65,6 +71,16 @@ internal static class BenchCommand
         if (burst is < 1 or > 512)
         {
             throw new CliException($"--burst must be 1 to 512; got {burst}.");
+        }
+
+        if (result.GetValue(Sizes) is { Length: > 0 } sizeList)
+        {
+            return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), Options(result), settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
+        }
+
+        if (result.GetValue(Chart) is { Length: > 0 })
+        {
+            throw new CliException("--chart needs --sizes: a chart shows the rate against the frame size.");
         }
 
         if (result.GetValue(VhostUser) is { Length: > 0 } socketPath)
