@@ -53,6 +53,10 @@ public sealed partial class VhostUserTransport
                 $"{Description}: the backend offers {MaxQueuePairs} queue pair(s); {_options.QueuePairs} were asked for.");
         }
 
+        // max_virtqueue_pairs: what both the backend and the caller allow. Above one the transport serves the control
+        // queue, whose VQ_PAIRS_SET needs SET_VRING_ENABLE (PROTOCOL_FEATURES) to carry it out.
+        _configPairs = (BackendFeatures & VhostUserFeatures.ProtocolFeatures) != 0 ? Math.Min(MaxQueuePairs, _options.QueuePairs) : 1;
+        _enabledPairs = 1;
         LoadConfig();
     }
 
@@ -76,7 +80,6 @@ public sealed partial class VhostUserTransport
         if (!fromBackend)
         {
             _options.MacAddress?.CopyTo(config, VirtioNetConfig.MacOffset);
-            BinaryPrimitives.WriteUInt16LittleEndian(config.AsSpan(VirtioNetConfig.MaxVirtqueuePairsOffset), (ushort)MaxQueuePairs);
             BinaryPrimitives.WriteUInt32LittleEndian(config.AsSpan(VirtioNetConfig.SpeedOffset), uint.MaxValue);
             config[VirtioNetConfig.DuplexOffset] = 0xff;
         }
@@ -85,6 +88,8 @@ public sealed partial class VhostUserTransport
             mac.CopyTo(config, VirtioNetConfig.MacOffset);
         }
 
+        // The pairs the transport serves, whatever the backend's own field says (its control queue is ours, §5.1.4).
+        BinaryPrimitives.WriteUInt16LittleEndian(config.AsSpan(VirtioNetConfig.MaxVirtqueuePairsOffset), (ushort)_configPairs);
         _config = config;
         _configFromBackend = fromBackend;
     }
@@ -93,6 +98,10 @@ public sealed partial class VhostUserTransport
     private bool SendFeaturesAndMemory()
     {
         ulong toBackend = (_driverFeatures & BackendFeatures & ~HiddenFeatures) | (BackendFeatures & VhostUserFeatures.ProtocolFeatures);
+
+        // MQ is served here but also told to the backend when it offered it, as QEMU does: DPDK drops every ring beyond
+        // the first pair of a device whose features lack MQ.
+        toBackend |= _driverFeatures & BackendFeatures & ControlQueueFeatures & VirtioNetFeatures.Mq;
         ulong ack = Command(VhostUserRequest.SetFeatures, VhostUserCodec.EncodeU64(VhostUserRequest.SetFeatures, toBackend, _replyAck), [], null, refusalThrows: false);
         if (ack != 0)
         {
@@ -121,6 +130,8 @@ public sealed partial class VhostUserTransport
         }
 
         RebuildCallSet();
+        StopControlQueue();
+        _enabledPairs = 1;
         if (!_channel.IsBroken && (NegotiatedProtocolFeatures & VhostUserProtocolFeatures.Status) != 0 && _status != VirtioDeviceStatus.Reset)
         {
             TryIgnoringLoss(() => Command(VhostUserRequest.SetStatus, VhostUserCodec.EncodeU64(VhostUserRequest.SetStatus, 0, _replyAck), []));

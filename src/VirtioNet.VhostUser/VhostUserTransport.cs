@@ -27,7 +27,8 @@ namespace VirtioNet.VhostUser;
 /// <para>
 /// Features. The driver is offered the backend's features minus what a frontend must handle itself or cannot use:
 /// VHOST_USER_F_PROTOCOL_FEATURES and VHOST_F_LOG_ALL (protocol-level), ACCESS_PLATFORM (no IOTLB here), the control
-/// queue and everything that needs it (in vhost-user the frontend, not the backend, serves the control queue), and
+/// queue and everything that needs it (in vhost-user the frontend, not the backend, serves the control queue; this
+/// transport serves it for CTRL_VQ and MQ only, when more than one pair is usable: see VhostUserTransport.ControlQueue.cs), and
 /// MTU/SPEED_DUPLEX unless GET_CONFIG can read their values. It adds VIRTIO_NET_F_STATUS, served by the transport
 /// (link up while the socket is connected), and VIRTIO_NET_F_MAC when a MAC is known (from GET_CONFIG or
 /// <see cref="VhostUserOptions.MacAddress"/>). Bits the transport serves itself never reach SET_FEATURES.
@@ -237,6 +238,8 @@ public sealed partial class VhostUserTransport : IVirtioTransport
             }
 
             _calls = [];
+            StopControlQueue();
+            _enabledPairs = 1;
             _status = VirtioDeviceStatus.Reset;
             _driverFeatures = 0;
             _featuresSent = false;
@@ -310,7 +313,13 @@ public sealed partial class VhostUserTransport : IVirtioTransport
                 offered &= ~(VirtioNetFeatures.Mtu | VirtioNetFeatures.SpeedDuplex);
             }
 
-            offered |= VirtioNetFeatures.Status;
+            offered |= VirtioNetFeatures.Status | ControlQueueFeatures;
+            if (ServesControlQueue)
+            {
+                // The control queue is served as a split ring only (VhostUserTransport.ControlQueue.cs).
+                offered &= ~VirtioFeatures.RingPacked;
+            }
+
             if (_options.MacAddress is not null || (_configFromBackend && (BackendFeatures & VirtioNetFeatures.Mac) != 0))
             {
                 offered |= VirtioNetFeatures.Mac;
@@ -330,13 +339,19 @@ public sealed partial class VhostUserTransport : IVirtioTransport
     }
 
     /// <inheritdoc />
-    public int GetQueueSizeMax(int queueIndex) => queueIndex >= 0 && queueIndex < 2 * MaxQueuePairs ? MaxQueueSize : 0;
+    public int GetQueueSizeMax(int queueIndex) =>
+        IsControlQueue(queueIndex) ? ControlQueueSizeMax : IsDataRing(queueIndex) ? MaxQueueSize : 0;
 
     /// <inheritdoc />
     public bool IsQueueActive(int queueIndex)
     {
         lock (_lock)
         {
+            if (IsControlQueue(queueIndex))
+            {
+                return _controlSize != 0;
+            }
+
             return queueIndex >= 0 && queueIndex < _queues.Length && _queues[queueIndex] is { IsStarted: true };
         }
     }
@@ -348,14 +363,20 @@ public sealed partial class VhostUserTransport : IVirtioTransport
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             ThrowIfLost();
-            if (queueIndex < 0 || queueIndex >= 2 * MaxQueuePairs)
+            if (!IsDataRing(queueIndex) && !IsControlQueue(queueIndex))
             {
-                throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{Description}: vring {queueIndex} does not exist; the backend has {MaxQueuePairs} queue pair(s).");
+                throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{Description}: vring {queueIndex} does not exist; the device has {(ServesControlQueue ? _configPairs : MaxQueuePairs)} queue pair(s) (GET_QUEUE_NUM {MaxQueuePairs}, options {_options.QueuePairs}).");
             }
 
             if (!_featuresSent)
             {
                 throw new InvalidOperationException($"{Description}: queues are set up after FEATURES_OK (§3.1.1 step 7).");
+            }
+
+            if (IsControlQueue(queueIndex))
+            {
+                ActivateControlQueue(size, descriptorArea, driverArea, deviceArea);
+                return;
             }
 
             bool packed = (_driverFeatures & VirtioFeatures.RingPacked) != 0;
@@ -386,9 +407,10 @@ public sealed partial class VhostUserTransport : IVirtioTransport
             _ = Command(VhostUserRequest.SetVringAddr, VhostUserCodec.EncodeVringAddress(index, descUser, usedUser, availUser, deviceArea, _replyAck), [], $"for vring {index} (descriptors at 0x{descriptorArea:x})");
             _ = Command(VhostUserRequest.SetVringCall, VhostUserCodec.EncodeU64(VhostUserRequest.SetVringCall, index, _replyAck), [queue.Call.Handle], $"for vring {index}");
             _ = Command(VhostUserRequest.SetVringKick, VhostUserCodec.EncodeU64(VhostUserRequest.SetVringKick, index, _replyAck), [queue.Kick.Handle], $"for vring {index}");
-            if ((BackendFeatures & VhostUserFeatures.ProtocolFeatures) != 0)
+            if ((BackendFeatures & VhostUserFeatures.ProtocolFeatures) != 0 && queueIndex < 2 * _enabledPairs)
             {
-                // With F_PROTOCOL_FEATURES a ring starts disabled (vhost-user.rst, "Ring states").
+                // With F_PROTOCOL_FEATURES a ring starts disabled (vhost-user.rst, "Ring states"). Under MQ only the first
+                // pair is enabled until the driver's VQ_PAIRS_SET (§5.1.6.5.5: the device starts with one pair).
                 _ = Command(VhostUserRequest.SetVringEnable, VhostUserCodec.EncodeVringState(VhostUserRequest.SetVringEnable, index, 1, _replyAck), [], $"for vring {index}");
             }
 
@@ -406,6 +428,12 @@ public sealed partial class VhostUserTransport : IVirtioTransport
     {
         lock (_lock)
         {
+            if (IsControlQueue(queueIndex))
+            {
+                StopControlQueue();
+                return;
+            }
+
             if (queueIndex >= 0 && queueIndex < _queues.Length && _queues[queueIndex] is { IsStarted: true } queue)
             {
                 StopQueue(queue);
@@ -423,6 +451,18 @@ public sealed partial class VhostUserTransport : IVirtioTransport
         }
 
         EventFileDescriptor?[] kicks = _kicks;
+        if (IsControlQueue(queueIndex))
+        {
+            // The transport is the control queue's device: the command runs here, before Notify returns.
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                ServeControlQueue();
+            }
+
+            return;
+        }
+
         if ((uint)queueIndex >= (uint)kicks.Length || kicks[queueIndex] is not { } kick)
         {
             ThrowQueueNotStarted(queueIndex);

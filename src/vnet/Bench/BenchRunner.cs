@@ -4,7 +4,7 @@ using VirtioNet.Net;
 namespace VirtioNet.Cli.Bench;
 
 /// <summary>
-/// Drives one queue pair through the zero-copy burst API for a fixed time: the measured loop allocates nothing, takes
+/// Drives one queue pair (or several, a worker thread each) through the zero-copy burst API for a fixed time: the measured loop allocates nothing, takes
 /// no lock and never copies payload (transmit frames are written in place, once per buffer).
 /// </summary>
 internal static class BenchRunner
@@ -12,10 +12,60 @@ internal static class BenchRunner
     // Ethernet (14) + IPv4 (20) + UDP (8) header bytes written per packet.
     private const int HeaderBytes = 42;
 
-    public static BenchResult Run(VirtioNetDevice net, BenchMode mode, int frameSize, int burst, TimeSpan duration, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the bench on the first <paramref name="pairs"/> queue pairs, one worker thread per pair (each pair belongs to
+    /// its thread alone, as the driver requires), and sums their figures. .NET cannot pin a thread to a core; pin the whole
+    /// process with taskset instead (e.g. <c>taskset -c 2-5 vnet bench ... --queues 4</c>).
+    /// </summary>
+    public static BenchResult Run(VirtioNetDevice net, BenchMode mode, int frameSize, int burst, TimeSpan duration, CancellationToken cancellationToken, int pairs = 1)
     {
-        VirtioNetTransmitQueue tx = net.TransmitQueues[0];
-        VirtioNetReceiveQueue rx = net.ReceiveQueues[0];
+        ArgumentOutOfRangeException.ThrowIfLessThan(pairs, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(pairs, net.QueuePairs);
+        TimeSpan cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        long start = Stopwatch.GetTimestamp();
+        long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var figures = new PairFigures[pairs];
+        if (pairs == 1)
+        {
+            figures[0] = RunPair(net, 0, mode, frameSize, burst, end, cancellationToken);
+        }
+        else
+        {
+            var workers = new Thread[pairs];
+            for (int pair = 0; pair < pairs; pair++)
+            {
+                int p = pair;
+                workers[p] = new Thread(() => figures[p] = RunPair(net, p, mode, frameSize, burst, end, cancellationToken)) { IsBackground = true, Name = $"bench pair {p}" };
+                workers[p].Start();
+            }
+
+            foreach (Thread worker in workers)
+            {
+                worker.Join();
+            }
+        }
+
+        double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
+        return new BenchResult
+        {
+            Mode = mode,
+            FrameSize = frameSize,
+            Burst = burst,
+            Seconds = seconds,
+            Sent = figures.Sum(f => f.Sent),
+            Received = figures.Sum(f => f.Received),
+            Kicks = figures.Sum(f => f.Kicks),
+            Interrupts = figures.Sum(f => f.Interrupts),
+            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds,
+            AllocatedBytes = figures.Sum(f => f.AllocatedBytes),
+        };
+    }
+
+    // One pair's loop until 'end' (a Stopwatch timestamp), on the calling thread.
+    private static PairFigures RunPair(VirtioNetDevice net, int pair, BenchMode mode, int frameSize, int burst, long end, CancellationToken cancellationToken)
+    {
+        VirtioNetTransmitQueue tx = net.TransmitQueues[pair];
+        VirtioNetReceiveQueue rx = net.ReceiveQueues[pair];
         var lent = new TransmitPacket[burst];
         var received = new ReceivedPacket[burst];
         byte[] template = Frame(net.MacAddress.Span, frameSize);
@@ -26,12 +76,9 @@ internal static class BenchRunner
 
         long kicksBefore = tx.Statistics.Notifications + rx.Statistics.Notifications;
         long interruptsBefore = rx.Statistics.Interrupts;
-        TimeSpan cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         long sent = 0, got = 0;
-        long start = Stopwatch.GetTimestamp();
-        long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        long now = start;
+        long now = Stopwatch.GetTimestamp();
         int spins = 0;
         while (now < end)
         {
@@ -78,23 +125,9 @@ internal static class BenchRunner
             }
         }
 
-        double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
-
-        // Read before anything below allocates (the Process object does): the figure is the loop's alone.
+        // Read first: the figure is the loop's alone.
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
-        return new BenchResult
-        {
-            Mode = mode,
-            FrameSize = frameSize,
-            Burst = burst,
-            Seconds = seconds,
-            Sent = sent,
-            Received = got,
-            Kicks = tx.Statistics.Notifications + rx.Statistics.Notifications - kicksBefore,
-            Interrupts = rx.Statistics.Interrupts - interruptsBefore,
-            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds,
-            AllocatedBytes = allocated,
-        };
+        return new PairFigures(sent, got, tx.Statistics.Notifications + rx.Statistics.Notifications - kicksBefore, rx.Statistics.Interrupts - interruptsBefore, allocated);
     }
 
     // A broadcast-free test frame: to the IEEE "local experimental" group of DPDK's txonly peers, from our MAC, IPv4 EtherType.
@@ -113,4 +146,7 @@ internal static class BenchRunner
 
         return frame;
     }
+
+    // What one pair's worker counted.
+    private readonly record struct PairFigures(long Sent, long Received, long Kicks, long Interrupts, long AllocatedBytes);
 }

@@ -31,6 +31,8 @@ internal static class BenchCommand
 
     private static readonly Option<string> Ring = new("--ring") { Description = "split or packed: the ring layout to negotiate when the device offers both.", DefaultValueFactory = _ => "split" };
 
+    private static readonly Option<int> Queues = new("--queues") { Description = "With --vhost-user: queue pairs to drive, one worker thread each, rates summed (the backend needs as many, e.g. testpmd queues=N --rxq=N --txq=N). Pin with taskset on the whole process.", DefaultValueFactory = _ => 1 };
+
     private static readonly Option<bool> VhostUserClient = new("--vhost-user-client") { Description = "Listen on the --vhost-user path and let the backend connect (its client=1 mode)." };
 
     public static Command Create()
@@ -43,6 +45,7 @@ internal static class BenchCommand
         command.Options.Add(Burst);
         command.Options.Add(VhostUser);
         command.Options.Add(VhostUserClient);
+        command.Options.Add(Queues);
         command.Options.Add(Sizes);
         command.Options.Add(Chart);
         Ring.AcceptOnlyFromAmong("split", "packed");
@@ -73,6 +76,12 @@ internal static class BenchCommand
             throw new CliException($"--burst must be 1 to 512; got {burst}.");
         }
 
+        int queues = result.GetValue(Queues);
+        if (queues is < 1 or > 128 || (queues > 1 && result.GetValue(VhostUser) is not { Length: > 0 }) || (queues > 1 && result.GetValue(Sizes) is { Length: > 0 }))
+        {
+            throw new CliException($"--queues must be 1 to 128, and above 1 only with --vhost-user and without --sizes; got {queues}.");
+        }
+
         if (result.GetValue(Sizes) is { Length: > 0 } sizeList)
         {
             return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), Options(result), settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
@@ -85,7 +94,7 @@ internal static class BenchCommand
 
         if (result.GetValue(VhostUser) is { Length: > 0 } socketPath)
         {
-            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), Options(result), settings, mode, size, burst, seconds, cancellationToken);
+            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), Options(result) with { QueuePairs = queues }, settings, mode, size, burst, seconds, cancellationToken);
         }
 
         using var peer = new UdpPeer();
@@ -114,11 +123,12 @@ internal static class BenchCommand
         {
             SocketPath = socketPath,
             SocketMode = listen ? VhostUserSocketMode.Listen : VhostUserSocketMode.Connect,
+            QueuePairs = netOptions.QueuePairs,
         };
         using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
         VirtioNetDevice net = session.Device;
-        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()}, {size}-byte frames, bursts of {burst}, {seconds} s");
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken);
+        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.QueuePairs} queue pair(s)");
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.QueuePairs);
         Report(r, settings.Json, net.TransportDescription, peerCounted: null);
         return 0;
     }

@@ -24,9 +24,10 @@ internal sealed class DpdkTestpmd : IDisposable
     // testpmd options after the forwarding mode (e.g. the noisy mode's buffering).
     private readonly string[] _extraArguments;
 
-    private DpdkTestpmd(string forwardMode, bool backendIsClient, string[] extraArguments)
+    private DpdkTestpmd(string forwardMode, bool backendIsClient, string[] extraArguments, int queues = 1)
     {
         _extraArguments = extraArguments;
+        Queues = queues;
         ForwardMode = forwardMode;
         BackendIsClient = backendIsClient;
         Directory = System.IO.Directory.CreateTempSubdirectory("vnet-vu-").FullName;
@@ -45,6 +46,9 @@ internal sealed class DpdkTestpmd : IDisposable
 
     /// <summary>rxonly, txonly, io or macswap.</summary>
     public string ForwardMode { get; }
+
+    /// <summary>Queue pairs of the vhost port (<c>queues=N</c>) and of testpmd (<c>--rxq=N --txq=N</c>).</summary>
+    public int Queues { get; }
 
     /// <summary>True for <c>client=1</c>: the backend connects to a socket the driver listens on.</summary>
     public bool BackendIsClient { get; }
@@ -87,6 +91,26 @@ internal sealed class DpdkTestpmd : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts testpmd with <paramref name="queues"/> queue pairs on its vhost port. testpmd forwards each receive queue
+    /// to the transmit queue of the same number (one stream per queue, all on its one forwarding core).
+    /// </summary>
+    public static DpdkTestpmd StartMultiQueue(int queues, string forwardMode = "macswap")
+    {
+        DpdkRequirement.EnsureAvailable();
+        var testpmd = new DpdkTestpmd(forwardMode, backendIsClient: false, [$"--rxq={queues}", $"--txq={queues}"], queues);
+        try
+        {
+            testpmd.Restart();
+            return testpmd;
+        }
+        catch
+        {
+            testpmd.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Starts testpmd again (after <see cref="Kill"/>), on the same socket path.</summary>
     public void Restart()
     {
@@ -103,7 +127,7 @@ internal sealed class DpdkTestpmd : IDisposable
             _log.Clear();
         }
 
-        string vdev = $"net_vhost0,iface={SocketPath},queues=1{(BackendIsClient ? ",client=1" : string.Empty)}";
+        string vdev = $"net_vhost0,iface={SocketPath},queues={Queues}{(BackendIsClient ? ",client=1" : string.Empty)}";
         string[] arguments =
         [
             "--pdeathsig", "KILL", "--", DpdkRequirement.TestpmdBinary,
