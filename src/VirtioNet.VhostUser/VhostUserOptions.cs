@@ -24,7 +24,11 @@ public sealed record VhostUserOptions
     /// </summary>
     public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Queue pairs the driver will use; refused when the backend reports fewer (GET_QUEUE_NUM). Default 1.</summary>
+    /// <summary>
+    /// Queue pairs the driver may use; refused when the backend reports fewer (GET_QUEUE_NUM). Above 1, the transport
+    /// offers VIRTIO_NET_F_MQ with max_virtqueue_pairs capped at this value, and serves the control queue itself
+    /// (VQ_PAIRS_SET becomes SET_VRING_ENABLE). Default 1: no control queue, exactly the single-queue device.
+    /// </summary>
     public int QueuePairs { get; init; } = 1;
 
     /// <summary>
