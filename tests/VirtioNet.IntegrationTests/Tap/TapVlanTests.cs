@@ -24,7 +24,9 @@ public sealed class TapVlanTests
     private const string KernelVlanAddress = "10.78.0.1";
     private const string DriverVlanAddress = "10.78.0.2";
 
-    [Fact]
+    // Explicit: the kernels of this project's machines have no 802.1Q (CONFIG_VLAN_8021Q), so the default run would only
+    // ever skip it. Run it where the kernel has VLAN interfaces: dotnet test ... --filter-method "*KernelPings*" --explicit on.
+    [Fact(Explicit = true)]
     public async Task KernelPingsOverAVlanInterfaceAreAnsweredOnlyWhileTheIdIsInTheDevicesTable()
     {
         KernelPeerRequirement.EnsureAvailable();
