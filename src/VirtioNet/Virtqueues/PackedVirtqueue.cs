@@ -460,42 +460,10 @@ public sealed class PackedVirtqueue : IVirtqueue
             return TryTakeUsedInOrder(out used);
         }
 
-        _dma.SyncForCpu(_descriptorRegion);
-        nint descriptor = _descriptorRing + _layout.DescriptorOffset(_nextUsed);
-        ushort flags = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorFlagsOffset);
-        if (!PackedRing.IsUsed(flags, _usedWrap))
+        if (!TryReadUsedDescriptor(out ushort id, out uint length))
         {
-            // While chains are in flight the slot holds what the driver wrote this lap (AVAIL = the wrap counter) or
-            // the device's used descriptor (both bits = the wrap counter). Any other AVAIL bit is a device write that
-            // is neither.
-            if (_inFlightDescriptors > 0 && ((flags & PackedRing.DescFlagAvail) != 0) != _usedWrap)
-            {
-                ThrowWrongWrap(flags);
-            }
-
             used = default;
             return false;
-        }
-
-        // Stale descriptors of earlier laps carry the other wrap counter, so a used one here is the device's, and
-        // the device has nothing to return.
-        if (_inFlightDescriptors == 0)
-        {
-            ThrowUsedWithNothingInFlight(flags);
-        }
-
-        // The flags that say the descriptor is used must be read before its id and len (§2.8.22): the flags read above
-        // is an acquire load, so these reads cannot move before it.
-        ushort id = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorIdOffset);
-        uint length = SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset);
-        if (id >= _layout.Size)
-        {
-            ThrowUsedIdOutOfRange(id);
-        }
-
-        if (!_published[id])
-        {
-            ThrowUsedIdNotInFlight(id);
         }
 
         // A chain with no device-writable buffer (a transmit chain) has nothing the length could describe: DPDK 22.11
@@ -743,6 +711,52 @@ public sealed class PackedVirtqueue : IVirtqueue
         }
     }
 
+    // Reads the descriptor at the next used slot: false when the device has not used it yet, else its Buffer ID (checked:
+    // in range and in flight) and length. A slot that is neither the driver's nor a used one breaks the queue.
+    private bool TryReadUsedDescriptor(out ushort id, out uint length)
+    {
+        _dma.SyncForCpu(_descriptorRegion);
+        nint descriptor = _descriptorRing + _layout.DescriptorOffset(_nextUsed);
+        ushort flags = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorFlagsOffset);
+        if (!PackedRing.IsUsed(flags, _usedWrap))
+        {
+            // While chains are in flight the slot holds what the driver wrote this lap (AVAIL = the wrap counter) or
+            // the device's used descriptor (both bits = the wrap counter). Any other AVAIL bit is a device write that
+            // is neither.
+            if (_inFlightDescriptors > 0 && ((flags & PackedRing.DescFlagAvail) != 0) != _usedWrap)
+            {
+                ThrowWrongWrap(flags);
+            }
+
+            id = 0;
+            length = 0;
+            return false;
+        }
+
+        // Stale descriptors of earlier laps carry the other wrap counter, so a used one here is the device's, and
+        // the device has nothing to return.
+        if (_inFlightDescriptors == 0)
+        {
+            ThrowUsedWithNothingInFlight(flags);
+        }
+
+        // The flags that say the descriptor is used must be read before its id and len (§2.8.22): the flags read above
+        // is an acquire load, so these reads cannot move before it.
+        id = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorIdOffset);
+        length = SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset);
+        if (id >= _layout.Size)
+        {
+            ThrowUsedIdOutOfRange(id);
+        }
+
+        if (!_published[id])
+        {
+            ThrowUsedIdNotInFlight(id);
+        }
+
+        return true;
+    }
+
     // TryTakeUsed with VIRTIO_F_IN_ORDER. A used descriptor opens a batch: it sits at the slot of the batch's first chain
     // and names the Buffer ID of its last; the device skipped the rest of the batch. The chains are handed out oldest
     // first, one per call, and the used descriptor is read once per batch. Ref: virtio v1.2 §2.8.9.
@@ -750,37 +764,10 @@ public sealed class PackedVirtqueue : IVirtqueue
     {
         if (_batchRemaining == 0)
         {
-            _dma.SyncForCpu(_descriptorRegion);
-            nint descriptor = _descriptorRing + _layout.DescriptorOffset(_nextUsed);
-            ushort flags = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorFlagsOffset);
-            if (!PackedRing.IsUsed(flags, _usedWrap))
+            if (!TryReadUsedDescriptor(out ushort id, out uint length))
             {
-                // The same rule as TryTakeUsed: in flight, the slot holds the driver's descriptor or a used one.
-                if (_inFlightDescriptors > 0 && ((flags & PackedRing.DescFlagAvail) != 0) != _usedWrap)
-                {
-                    ThrowWrongWrap(flags);
-                }
-
                 used = default;
                 return false;
-            }
-
-            if (_inFlightDescriptors == 0)
-            {
-                ThrowUsedWithNothingInFlight(flags);
-            }
-
-            // The acquire load of the flags orders these reads after it (§2.8.22).
-            ushort id = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorIdOffset);
-            uint length = SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset);
-            if (id >= _layout.Size)
-            {
-                ThrowUsedIdOutOfRange(id);
-            }
-
-            if (!_published[id])
-            {
-                ThrowUsedIdNotInFlight(id);
             }
 
             // Walk the driver's record from the oldest chain in flight (its head is the next used slot) to the ID named,
