@@ -52,23 +52,28 @@ internal static class ProbeCommand
             return 0;
         }
 
-        var table = new Table().AddColumns("Slot", "Base", "IRQ", "Transport", "Device", "MAC", "Link", "Offered features");
+        // Narrow columns, so the table stays readable in an 80-column terminal or a log; the offered features, too long
+        // for a cell, are listed under the table, one device per paragraph.
+        var table = new Table().AddColumns("Base", "IRQ", "Transport", "Device", "MAC", "Link");
         foreach (SlotReport d in devices)
         {
             table.AddRow(
-                Markup.Escape(d.Slot.NodePath),
                 $"0x{d.Slot.BaseAddress:x}",
                 d.Slot.Interrupt.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 $"virtio-mmio v{d.Version}",
                 d.DeviceId == 0 ? "[grey](empty)[/]" : VirtioDeviceTypes.NameOf(d.DeviceId),
                 d.Mac ?? "",
-                d.LinkUp is null ? "" : d.LinkUp.Value ? "up" : "down",
-                Markup.Escape(string.Join(' ', d.OfferedFeatures)));
+                d.LinkUp is null ? "" : d.LinkUp.Value ? "up" : "down");
         }
 
         if (board is RiscvVirtBoard)
         {
             AnsiConsole.Write(table);
+            foreach (SlotReport d in devices.Where(d => d.DeviceId != 0))
+            {
+                Console.Out.WriteLine($"0x{d.Slot.BaseAddress:x} ({d.Slot.NodePath}) offers:");
+                Console.Out.WriteLine("  " + string.Join(' ', d.OfferedFeatures));
+            }
         }
 
         var pciTable = new Table().AddColumns("PCI", "Id", "Class", "INTx", "BARs", "Capabilities", "MSI-X", "Device");
