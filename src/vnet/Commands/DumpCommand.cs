@@ -61,18 +61,30 @@ internal static class DumpCommand
 
         AnsiConsole.Write(regs);
 
-        var table = new Table().AddColumns("Queue", "Size", "avail.idx", "used.idx", "last used", "free desc", "outstanding", "irq off", "no notify", "used_event", "avail_event", "wrap (avail/used)", "desc / driver / device");
+        // One column per queue and one row per field, so the table fits an 80-column terminal or a log.
+        var table = new Table().AddColumn("queue");
         foreach (VirtqueueState q in queues)
         {
-            table.AddRow(
-                q.QueueIndex.ToString(CultureInfo.InvariantCulture), q.Size.ToString(CultureInfo.InvariantCulture),
-                q.AvailableIndex.ToString(CultureInfo.InvariantCulture), q.DeviceUsedIndex.ToString(CultureInfo.InvariantCulture),
-                q.LastUsedIndex.ToString(CultureInfo.InvariantCulture), q.FreeDescriptors.ToString(CultureInfo.InvariantCulture),
-                q.Outstanding.ToString(CultureInfo.InvariantCulture), q.InterruptsSuppressed ? "yes" : "no", q.NotificationsSuppressed ? "yes" : "no",
-                q.UsedEvent?.ToString(CultureInfo.InvariantCulture) ?? "-", q.AvailEvent?.ToString(CultureInfo.InvariantCulture) ?? "-",
-                q.AvailWrapCounter is null ? "-" : $"{(q.AvailWrapCounter.Value ? 1 : 0)}/{(q.UsedWrapCounter == true ? 1 : 0)}",
-                $"0x{q.DescriptorArea:x} / 0x{q.DriverArea:x} / 0x{q.DeviceArea:x}");
+            table.AddColumn($"{q.QueueIndex} ({q.Layout})");
         }
+
+        void Row(string name, Func<VirtqueueState, string> value) =>
+            table.AddRow([name, .. queues.Select(value)]);
+
+        Row("size", q => N(q.Size));
+        Row("avail.idx (driver)", q => N(q.AvailableIndex));
+        Row("used.idx (device)", q => N(q.DeviceUsedIndex));
+        Row("next used to take", q => N(q.LastUsedIndex));
+        Row("free descriptors", q => N(q.FreeDescriptors));
+        Row("outstanding chains", q => N(q.Outstanding));
+        Row("interrupts suppressed", q => q.InterruptsSuppressed ? "yes" : "no");
+        Row("notifications suppressed", q => q.NotificationsSuppressed ? "yes" : "no");
+        Row("used_event / avail_event", q => $"{q.UsedEvent?.ToString(CultureInfo.InvariantCulture) ?? "-"} / {q.AvailEvent?.ToString(CultureInfo.InvariantCulture) ?? "-"}");
+        Row("wrap counters (avail/used)", q => q.AvailWrapCounter is null ? "-" : $"{(q.AvailWrapCounter.Value ? 1 : 0)}/{(q.UsedWrapCounter == true ? 1 : 0)}");
+        Row("descriptor area", q => $"0x{q.DescriptorArea:x}");
+        Row("driver area", q => $"0x{q.DriverArea:x}");
+        Row("device area", q => $"0x{q.DeviceArea:x}");
+        Row("broken", q => Markup.Escape(q.BrokenReason ?? "no"));
 
         AnsiConsole.Write(table);
 
