@@ -5,15 +5,7 @@ internal static class Log
 {
     private static readonly bool DebugEnabled = Environment.GetEnvironmentVariable("VNET_DEBUG") == "1";
 
-    public static bool Quiet { get; set; }
-
-    public static void Info(string message)
-    {
-        if (!Quiet)
-        {
-            Console.Error.WriteLine($"vnet: {message}");
-        }
-    }
+    public static void Info(string message) => Console.Error.WriteLine($"vnet: {message}");
 
     public static void Error(string message) => Console.Error.WriteLine($"vnet: error: {message}");
 
