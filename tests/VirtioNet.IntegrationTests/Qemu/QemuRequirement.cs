@@ -37,6 +37,36 @@ public static class QemuRequirement
         Assert.Skip($"QEMU tests skipped: {missing}.");
     }
 
+    /// <summary>
+    /// Where scripts/install-deps unpacks QEMU 10.0 (bookworm-backports), beside the system's 7.2: the device for the
+    /// features 7.2's virtio-net does not offer (USO, IN_ORDER). Tests that drive it carry the trait Peer=Qemu10.
+    /// </summary>
+    public const string Qemu10Prefix = "/opt/virtionet/qemu-10.0";
+
+    /// <summary>The QEMU 10.0 binary for <paramref name="machine"/>.</summary>
+    public static string Qemu10Path(QemuMachineKind machine) =>
+        Path.Combine(Qemu10Prefix, "usr/bin", QemuMachineOptions.DefaultQemuPath(machine));
+
+    /// <summary>As <see cref="EnsureAvailable(QemuMachineKind)"/>, for QEMU 10.0; returns its path.</summary>
+    public static string EnsureQemu10Available(QemuMachineKind machine = QemuMachineKind.RiscvVirt)
+    {
+        EnsureAvailable(machine);
+        string path = Qemu10Path(machine);
+        if (File.Exists(path))
+        {
+            return path;
+        }
+
+        string missing = $"{path} does not exist (run scripts/install-deps as root)";
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
+        {
+            Assert.Fail($"QEMU 10.0 tests cannot run on CI: {missing}.");
+        }
+
+        Assert.Skip($"QEMU 10.0 tests skipped: {missing}.");
+        return path;
+    }
+
     private static bool IsOnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
             .Split(':', StringSplitOptions.RemoveEmptyEntries)
