@@ -157,6 +157,7 @@ public sealed partial class VirtioNetDevice : IDisposable
     {
         NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, _options.SupportedFeatures);
         OfferedFeatures = _transport.ReadDeviceFeatures();
+        CheckAccessPlatform();
         HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);
 
         Config = VirtioNetConfig.Read(_transport, NegotiatedFeatures);
@@ -284,6 +285,22 @@ public sealed partial class VirtioNetDevice : IDisposable
     }
 
     // §2.9: with VIRTIO_F_NOTIFICATION_DATA every notification says where the queue's available ring ends.
+    /// <summary>
+    /// VIRTIO_F_ACCESS_PLATFORM (virtio v1.2 §6.1). Every address the driver gives the device comes from the platform's
+    /// DMA allocator, so accepting the feature when offered is always right (QEMU's <c>iommu_platform=on</c> refuses
+    /// FEATURES_OK without it). Without it the device uses CPU physical addresses untranslated, which a platform whose
+    /// allocator hands out translated (IOMMU) addresses cannot give: that combination is refused here.
+    /// </summary>
+    private void CheckAccessPlatform()
+    {
+        if (_dma.TranslatesDeviceAddresses && (NegotiatedFeatures & VirtioFeatures.AccessPlatform) == 0)
+        {
+            throw new VirtioException(
+                VirtioErrorReason.RequiredFeatureMissing,
+                $"{_transport.Description}: the platform's DMA addresses are translated (IOMMU) but the device did not negotiate VIRTIO_F_ACCESS_PLATFORM, so it would use them as physical addresses (virtio v1.2 §6.1).");
+        }
+    }
+
     private void NotifyWithData(int queueIndex) => _transport.Notify(queueIndex, _queuesByIndex[queueIndex]!.GetNotificationData());
 
     /// <summary>

@@ -11,7 +11,8 @@ public sealed record VirtioNetOptions
     public const ulong ImplementedFeatures =
         VirtioNetFeatures.Mac | VirtioNetFeatures.Status | VirtioNetFeatures.MrgRxBuf | VirtioNetFeatures.Mtu |
         VirtioNetFeatures.SpeedDuplex | VirtioFeatures.IndirectDesc | VirtioFeatures.EventIdx | VirtioFeatures.Version1 |
-        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | RingFeatures | ControlFeatures | OffloadFeatures;
+        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | VirtioFeatures.AccessPlatform | RingFeatures | ControlFeatures |
+        OffloadFeatures;
 
     /// <summary>
     /// The optional ring and transport features: IN_ORDER (batched used returns), NOTIFICATION_DATA (notifications that

@@ -26,4 +26,16 @@ public interface IDmaAllocator
     /// platforms with non-coherent caches invalidate the range here.
     /// </summary>
     void SyncForCpu(DmaRegion region) { }
+
+    /// <summary>
+    /// Whether <see cref="DmaRegion.DeviceAddress"/> is a bus address that the platform translates (an IOMMU mapping,
+    /// an I/O virtual address) rather than the physical address the CPU uses. Default false: on the platforms here
+    /// (QEMU guest RAM, vhost-user shared memory) the two are the same.
+    /// <para>
+    /// It decides VIRTIO_F_ACCESS_PLATFORM (virtio v1.2 §6.1): a device that does not offer the feature uses physical
+    /// addresses untranslated, so a platform that hands out translated addresses cannot drive it, and bring-up fails
+    /// with <see cref="Core.VirtioErrorReason.RequiredFeatureMissing"/> instead of letting the device reach the wrong memory.
+    /// </para>
+    /// </summary>
+    bool TranslatesDeviceAddresses => false;
 }

@@ -28,6 +28,9 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
     /// <summary>Creates an allocator whose first device address is <paramref name="deviceBase"/>.</summary>
     public HeapDmaAllocator(ulong deviceBase = DefaultDeviceBase) => _nextDeviceAddress = deviceBase;
 
+    /// <summary>What the allocator tells the driver about its addresses: true plays a platform with an IOMMU (§6.1).</summary>
+    public bool TranslatesDeviceAddresses { get; init; }
+
     /// <summary>Allocations made and not yet freed.</summary>
     public int OutstandingAllocations => _live.Count;
 

@@ -314,6 +314,38 @@ public sealed class VirtioNetDeviceTests : IDisposable
     }
 
     [Fact]
+    public void AccessPlatformIsAcceptedWhenOfferedWhateverThePlatform()
+    {
+        // QEMU's iommu_platform=on refuses FEATURES_OK unless the driver accepts the bit (§6.1: "MAY fail to operate").
+        var (net, _, _) = Open(new SoftwareNetTransport(Modern | VirtioFeatures.AccessPlatform));
+        using (net)
+        {
+            Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioFeatures.AccessPlatform);
+        }
+
+        using var translating = new HeapDmaAllocator { TranslatesDeviceAddresses = true };
+        using VirtioNetDevice behindIommu = VirtioNetDevice.Open(
+            new SoftwareNetTransport(Modern | VirtioFeatures.AccessPlatform), translating, new VirtioNetOptions { Mode = OperationMode.Poll });
+        Assert.NotEqual(0UL, behindIommu.NegotiatedFeatures & VirtioFeatures.AccessPlatform);
+    }
+
+    [Fact]
+    public void ATranslatingPlatformRefusesADeviceWithoutAccessPlatformAndLeaksNothing()
+    {
+        // §6.1: without the feature the device uses CPU physical addresses untranslated; I/O virtual addresses from an
+        // IOMMU platform would send it to the wrong memory.
+        using var translating = new HeapDmaAllocator { TranslatesDeviceAddresses = true };
+        var transport = new SoftwareNetTransport(Modern);
+        var error = Assert.Throws<VirtioException>(
+            () => VirtioNetDevice.Open(transport, translating, new VirtioNetOptions { Mode = OperationMode.Poll }));
+        Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, error.Reason);
+        Assert.Contains("VIRTIO_F_ACCESS_PLATFORM", error.Message, StringComparison.Ordinal);
+        Assert.Contains(transport.StatusHistory, status => (status & VirtioDeviceStatus.Failed) != 0);
+        Assert.DoesNotContain(transport.StatusHistory, status => (status & VirtioDeviceStatus.DriverOk) != 0);
+        Assert.Equal(0, translating.OutstandingAllocations);
+    }
+
+    [Fact]
     public void AnMtuBelowSixtyEightIsAnInvalidConfiguration()
     {
         var transport = new SoftwareNetTransport(Modern | VirtioNetFeatures.Mtu);
