@@ -155,7 +155,14 @@ public sealed partial class VirtioNetDevice : IDisposable
 
     private void Initialize()
     {
-        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, _options.SupportedFeatures);
+        // §6.1: ORDER_PLATFORM promises barriers suitable for hardware devices, which only the platform can vouch for.
+        ulong wanted = _options.SupportedFeatures;
+        if (!_dma.OrdersAccessesForHardwareDevices)
+        {
+            wanted &= ~VirtioFeatures.OrderPlatform;
+        }
+
+        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, wanted);
         OfferedFeatures = _transport.ReadDeviceFeatures();
         CheckAccessPlatform();
         HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);

@@ -11,7 +11,7 @@ public sealed record VirtioNetOptions
     public const ulong ImplementedFeatures =
         VirtioNetFeatures.Mac | VirtioNetFeatures.Status | VirtioNetFeatures.MrgRxBuf | VirtioNetFeatures.Mtu |
         VirtioNetFeatures.SpeedDuplex | VirtioFeatures.IndirectDesc | VirtioFeatures.EventIdx | VirtioFeatures.Version1 |
-        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | VirtioFeatures.AccessPlatform | RingFeatures | ControlFeatures |
+        VirtioFeatures.AnyLayout | VirtioFeatures.RingPacked | VirtioFeatures.AccessPlatform | VirtioFeatures.OrderPlatform | RingFeatures | ControlFeatures |
         OffloadFeatures;
 
     /// <summary>

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace VirtioNet.Platform;
 
 /// <summary>
@@ -38,4 +40,18 @@ public interface IDmaAllocator
     /// </para>
     /// </summary>
     bool TranslatesDeviceAddresses => false;
+
+    /// <summary>
+    /// Whether the queues' memory ordering, together with <see cref="SyncForDevice"/> and <see cref="SyncForCpu"/>, is
+    /// the one a hardware device on this platform needs. It decides VIRTIO_F_ORDER_PLATFORM (virtio v1.2 §6.1): once it
+    /// is negotiated the driver must use "the barriers suitable for hardware devices".
+    /// <para>
+    /// Default: true on x86 and x64, where the acquire/release accesses and full fences the queues use are already those
+    /// barriers (TSO stores, locked-instruction fences); false elsewhere, because on weakly ordered CPUs (Arm64, RISC-V)
+    /// .NET's barriers order CPUs, not bus masters. A platform there that supplies device-domain barriers in its sync
+    /// methods overrides it.
+    /// </para>
+    /// </summary>
+    bool OrdersAccessesForHardwareDevices =>
+        RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86;
 }

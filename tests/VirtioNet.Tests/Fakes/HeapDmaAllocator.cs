@@ -31,6 +31,9 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
     /// <summary>What the allocator tells the driver about its addresses: true plays a platform with an IOMMU (§6.1).</summary>
     public bool TranslatesDeviceAddresses { get; init; }
 
+    /// <summary>Whether the allocator vouches for hardware-device ordering (§6.1 ORDER_PLATFORM); false plays an Arm64 platform without device barriers.</summary>
+    public bool OrdersAccessesForHardwareDevices { get; init; } = true;
+
     /// <summary>Allocations made and not yet freed.</summary>
     public int OutstandingAllocations => _live.Count;
 

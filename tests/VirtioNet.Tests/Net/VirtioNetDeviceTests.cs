@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using VirtioNet.Core;
 using VirtioNet.Net;
+using VirtioNet.Platform;
 using VirtioNet.Tests.Fakes;
 using Xunit;
 
@@ -343,6 +344,42 @@ public sealed class VirtioNetDeviceTests : IDisposable
         Assert.Contains(transport.StatusHistory, status => (status & VirtioDeviceStatus.Failed) != 0);
         Assert.DoesNotContain(transport.StatusHistory, status => (status & VirtioDeviceStatus.DriverOk) != 0);
         Assert.Equal(0, translating.OutstandingAllocations);
+    }
+
+    [Fact]
+    public void OrderPlatformIsAcceptedOnlyWhenThePlatformVouchesForHardwareDeviceBarriers()
+    {
+        var (net, _, _) = Open(new SoftwareNetTransport(Modern | VirtioFeatures.OrderPlatform));
+        using (net)
+        {
+            Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioFeatures.OrderPlatform);
+        }
+
+        // §6.1: negotiating it promises barriers suitable for hardware devices; a platform that cannot give them
+        // (.NET's barriers on Arm64 order CPUs, not bus masters) leaves the bit out and the device assumes a software peer.
+        using var weak = new HeapDmaAllocator { OrdersAccessesForHardwareDevices = false };
+        using VirtioNetDevice withoutDeviceBarriers = VirtioNetDevice.Open(
+            new SoftwareNetTransport(Modern | VirtioFeatures.OrderPlatform), weak, new VirtioNetOptions { Mode = OperationMode.Poll });
+        Assert.Equal(0UL, withoutDeviceBarriers.NegotiatedFeatures & VirtioFeatures.OrderPlatform);
+        Assert.Equal(0UL, new VirtioNetOptions { DisabledFeatures = VirtioFeatures.OrderPlatform }.SupportedFeatures & VirtioFeatures.OrderPlatform);
+    }
+
+    [Fact]
+    public void ThePlatformDefaultVouchesForDeviceOrderingOnlyOnX86()
+    {
+        IDmaAllocator plain = new PlainAllocator();
+        bool x86 = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture is
+            System.Runtime.InteropServices.Architecture.X64 or System.Runtime.InteropServices.Architecture.X86;
+        Assert.Equal(x86, plain.OrdersAccessesForHardwareDevices);
+        Assert.False(plain.TranslatesDeviceAddresses);
+    }
+
+    // An allocator that keeps every default of the platform seam.
+    private sealed class PlainAllocator : IDmaAllocator
+    {
+        public DmaRegion Allocate(int length, int alignment) => throw new NotSupportedException();
+
+        public void Free(DmaRegion region) => throw new NotSupportedException();
     }
 
     [Fact]
