@@ -89,7 +89,7 @@ public sealed partial class VirtioNetDevice
     /// <summary>The guest offloads in effect: those negotiated, as changed by <see cref="SetGuestOffloads"/>.</summary>
     public ulong GuestOffloads { get; private set; }
 
-    /// <summary>Announcements carried out (gratuitous ARPs sent and VIRTIO_NET_CTRL_ANNOUNCE_ACK acknowledged).</summary>
+    /// <summary>Announcements carried out (gratuitous ARPs and neighbour advertisements sent, and VIRTIO_NET_CTRL_ANNOUNCE_ACK acknowledged).</summary>
     public long Announcements { get; private set; }
 
     /// <summary>
@@ -218,10 +218,11 @@ public sealed partial class VirtioNetDevice
     }
 
     /// <summary>
-    /// The IPv4 addresses to announce by gratuitous ARP when the device asks (VIRTIO_NET_S_ANNOUNCE): the stack above the
-    /// driver tells it which addresses it holds. Replaces the previous list.
+    /// The addresses to announce when the device asks (VIRTIO_NET_S_ANNOUNCE): a gratuitous ARP for each IPv4 address, an
+    /// unsolicited neighbour advertisement for each IPv6 one, as Linux's stack does on NETDEV_NOTIFY_PEERS. The stack above
+    /// the driver tells it which addresses it holds. Replaces the previous list.
     /// </summary>
-    /// <exception cref="ArgumentException">An address is not IPv4 (IPv6 announcements, unsolicited neighbour adverts, are not implemented).</exception>
+    /// <exception cref="ArgumentException">An address is neither IPv4 nor IPv6.</exception>
     public void SetAnnounceAddresses(IEnumerable<IPAddress> addresses)
     {
         ArgumentNullException.ThrowIfNull(addresses);
@@ -229,9 +230,9 @@ public sealed partial class VirtioNetDevice
         foreach (IPAddress address in list)
         {
             ArgumentNullException.ThrowIfNull(address, nameof(addresses));
-            if (address.AddressFamily != AddressFamily.InterNetwork)
+            if (address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6))
             {
-                throw new ArgumentException($"Only IPv4 addresses are announced (by gratuitous ARP); {address} is not one.", nameof(addresses));
+                throw new ArgumentException($"Only IPv4 and IPv6 addresses can be announced; {address} is {address.AddressFamily}.", nameof(addresses));
             }
         }
 
@@ -299,7 +300,7 @@ public sealed partial class VirtioNetDevice
     }
 
     // Called by CheckLink with the status read and the one before: on a new VIRTIO_NET_S_ANNOUNCE, send a gratuitous ARP
-    // per address, then acknowledge (§5.1.6.5.4). Acting on the rising edge only keeps a refused ack from repeating forever.
+    // per IPv4 address and an unsolicited neighbour advertisement per IPv6 one, then acknowledge (§5.1.6.5.4). Acting on the rising edge only keeps a refused ack from repeating forever.
     private void HandleAnnounce(ushort status, ushort previous)
     {
         if ((status & VirtioNetConfig.StatusAnnounce) == 0 || (previous & VirtioNetConfig.StatusAnnounce) != 0
@@ -308,10 +309,12 @@ public sealed partial class VirtioNetDevice
             return;
         }
 
-        Span<byte> frame = stackalloc byte[GratuitousArp.FrameLength];
+        Span<byte> frame = stackalloc byte[Math.Max(GratuitousArp.FrameLength, UnsolicitedNeighbourAdvertisement.FrameLength)];
         foreach (IPAddress address in Volatile.Read(ref _announceAddresses))
         {
-            int length = GratuitousArp.Write(MacAddress.Span, address, frame);
+            int length = address.AddressFamily == AddressFamily.InterNetworkV6
+                ? UnsolicitedNeighbourAdvertisement.Write(MacAddress.Span, address, frame)
+                : GratuitousArp.Write(MacAddress.Span, address, frame);
             for (int attempt = 0; attempt < 100 && !_transmitQueues[0].TrySend(frame[..length]); attempt++)
             {
                 Thread.Yield();

@@ -295,7 +295,7 @@ public sealed class ControlQueueTests : IDisposable
     }
 
     [Fact]
-    public void AnAnnounceRequestSendsAGratuitousArpPerAddressThenAcksOnce()
+    public void AnAnnounceRequestSendsAGratuitousArpOrNeighbourAdvertPerAddressThenAcksOnce()
     {
         var transport = new SoftwareNetTransport(Modern | Control);
         VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
@@ -322,7 +322,7 @@ public sealed class ControlQueueTests : IDisposable
 
         using (StopFirst(net))
         {
-            net.SetAnnounceAddresses([IPAddress.Parse("10.0.2.15"), IPAddress.Parse("192.168.7.1")]);
+            net.SetAnnounceAddresses([IPAddress.Parse("10.0.2.15"), IPAddress.Parse("192.168.7.1"), IPAddress.Parse("fd77::2")]);
             var events = new List<bool>();
             net.LinkStateChanged += (_, e) => events.Add(e.AnnounceRequested);
 
@@ -334,11 +334,15 @@ public sealed class ControlQueueTests : IDisposable
             Assert.Equal(((byte)VirtioNetControlClass.Announce, VirtioNetControlCommands.AnnounceAck), (ack.Class, ack.Code));
 
             List<DeviceChain> sent = tx.PopAll();
-            Assert.Equal(2, sent.Count);
+            Assert.Equal(3, sent.Count);
             byte[] expected = new byte[GratuitousArp.FrameLength];
             GratuitousArp.Write(net.MacAddress.Span, IPAddress.Parse("192.168.7.1"), expected);
             Assert.Equal(expected, sent[1].ReadReadable()[net.HeaderLength..]);
             Assert.Equal(0x0806, BinaryPrimitives.ReadUInt16BigEndian(expected.AsSpan(12)));
+            byte[] advert = new byte[UnsolicitedNeighbourAdvertisement.FrameLength];
+            UnsolicitedNeighbourAdvertisement.Write(net.MacAddress.Span, IPAddress.Parse("fd77::2"), advert);
+            Assert.Equal(advert, sent[2].ReadReadable()[net.HeaderLength..]);
+            Assert.ThrowsAny<ArgumentException>(() => net.SetAnnounceAddresses([IPAddress.Parse("fd77::2"), null!]));
 
             // The software device leaves the bit set (it ignores the ack): the same request is not answered twice.
             net.CheckLink();
