@@ -155,7 +155,8 @@ public sealed partial class VirtioNetDevice : IDisposable
 
     private void Initialize()
     {
-        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, _options.SupportedFeatures);
+        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(
+            _transport, VirtioDeviceTypes.Network, _options.SupportedFeatures, dropUnmetDependencies: VirtioNetOptions.WithoutUnmetDependencies);
         OfferedFeatures = _transport.ReadDeviceFeatures();
         HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);
 
