@@ -236,4 +236,33 @@ public sealed class OffloadDeviceTests : IDisposable
             Assert.Equal(OffloadFrames.Udp(false, payload[(i * 1000)..((i + 1) * 1000)], ipId: (ushort)(0x1234 + i)), seen[12..]);
         }
     }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void SegmentsThatWouldNotFitTheMtuAreRefusedWhetherTheDeviceOrTheDriverCuts(bool tcp, bool device)
+    {
+        // The device cuts a GSO packet into gso_size pieces behind the headers; a piece longer than the MTU allows
+        // would leave the device as an oversized frame, so the driver refuses it as it does when it cuts in software.
+        ulong segmentation = device ? HostGso | VirtioNetFeatures.HostUso : VirtioNetFeatures.Csum;
+        var (net, _, tx) = Open(Modern | segmentation);
+        using (net)
+        {
+            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            byte[] payload = OffloadFrames.Payload(6000, 11);
+            byte[] frame = tcp ? OffloadFrames.Tcp(false, 1, payload, zeroChecksum: true) : OffloadFrames.Udp(false, payload, zeroChecksum: true);
+            int headers = tcp ? 54 : 42;
+            int fits = net.MaxTransmitFrameLength - headers;
+
+            var e = Assert.Throws<ArgumentException>(() => queue.TrySend(frame, TransmitOffloadRequest.Segmentation(fits + 1)));
+            Assert.Contains("MaxFrameLength", e.Message, StringComparison.Ordinal);
+            Assert.Empty(tx.PopAll());
+
+            Assert.True(queue.TrySend(frame, TransmitOffloadRequest.Segmentation(fits)));
+            List<DeviceChain> chains = tx.PopAll();
+            Assert.Equal(device ? 1 : (6000 + fits - 1) / fits, chains.Count);
+        }
+    }
 }
