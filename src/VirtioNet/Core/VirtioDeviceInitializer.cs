@@ -21,7 +21,12 @@ public static class VirtioDeviceInitializer
     /// <param name="expectedDeviceId">The device type the caller drives (1 for network).</param>
     /// <param name="supported">Every feature bit the driver understands and wants.</param>
     /// <param name="required">Bits without which the driver cannot work; missing ones fail with <see cref="VirtioErrorReason.RequiredFeatureMissing"/>.</param>
-    public static ulong Negotiate(IVirtioTransport transport, uint expectedDeviceId, ulong supported, ulong required = 0)
+    /// <param name="dropUnmetDependencies">
+    /// The device type's feature dependencies: given the offered subset the driver would accept, returns it without the
+    /// bits whose required features are not in it (§2.2.1: the driver must not accept a feature that requires one it did
+    /// not accept). Null when the device type has none.
+    /// </param>
+    public static ulong Negotiate(IVirtioTransport transport, uint expectedDeviceId, ulong supported, ulong required = 0, Func<ulong, ulong>? dropUnmetDependencies = null)
     {
         ArgumentNullException.ThrowIfNull(transport);
         uint deviceId = transport.DeviceId;
@@ -66,6 +71,13 @@ public static class VirtioDeviceInitializer
 
         // §6.3: a device offering the legacy UNUSED bit (30) is broken; the driver never accepts it.
         ulong accepted = offered & wanted & ~VirtioFeatures.BadFeature;
+
+        // A device may offer a feature without the one it requires (QEMU offers HOST_TSO4 and HOST_USO with csum=off).
+        if (dropUnmetDependencies is not null)
+        {
+            accepted = dropUnmetDependencies(accepted) & accepted;
+        }
+
         ulong missing = required & ~accepted;
         if (missing != 0)
         {

@@ -162,7 +162,8 @@ public sealed partial class VirtioNetDevice : IDisposable
             wanted &= ~VirtioFeatures.OrderPlatform;
         }
 
-        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, wanted);
+        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(
+            _transport, VirtioDeviceTypes.Network, wanted, dropUnmetDependencies: VirtioNetOptions.WithoutUnmetDependencies);
         OfferedFeatures = _transport.ReadDeviceFeatures();
         CheckAccessPlatform();
         HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);

@@ -107,45 +107,53 @@ public sealed record VirtioNetOptions
     /// The features to offer to negotiation. Disabling VIRTIO_NET_F_CTRL_VQ also withdraws every feature that needs it,
     /// and disabling CTRL_RX withdraws CTRL_RX_EXTRA (§5.1.3.1).
     /// </summary>
-    public ulong SupportedFeatures
+    public ulong SupportedFeatures =>
+        WithoutUnmetDependencies(ImplementedFeatures & ~DisabledFeatures & (Offloads ? ulong.MaxValue : ~OffloadFeatures));
+
+    /// <summary>
+    /// <paramref name="features"/> without every bit whose required feature is absent (§5.1.3.1 feature bit
+    /// requirements; §2.2.1: the driver must not accept a feature that requires one it did not accept): segmentation
+    /// without the checksum offload of its direction, ECN without TSO, the control-queue features without CTRL_VQ,
+    /// CTRL_RX_EXTRA without CTRL_RX. Applied to what the driver supports, and at negotiation to what the device
+    /// offers of it, since a device may offer a feature without the one it requires (QEMU offers HOST_TSO4/6, HOST_ECN
+    /// and HOST_USO with <c>csum=off</c>).
+    /// </summary>
+    public static ulong WithoutUnmetDependencies(ulong features)
     {
-        get
+        ulong supported = features;
+
+        // §5.1.3.1: segmentation needs the checksum offload of its direction, and ECN needs TSO.
+        if ((supported & VirtioNetFeatures.Csum) == 0)
         {
-            ulong supported = ImplementedFeatures & ~DisabledFeatures & (Offloads ? ulong.MaxValue : ~OffloadFeatures);
-
-            // §5.1.3.1: segmentation needs the checksum offload of its direction, and ECN needs TSO.
-            if ((supported & VirtioNetFeatures.Csum) == 0)
-            {
-                supported &= ~(VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn | VirtioNetFeatures.HostUso);
-            }
-
-            if ((supported & VirtioNetFeatures.GuestCsum) == 0)
-            {
-                supported &= ~(VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6);
-            }
-
-            if ((supported & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
-            {
-                supported &= ~VirtioNetFeatures.HostEcn;
-            }
-
-            if ((supported & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
-            {
-                supported &= ~VirtioNetFeatures.GuestEcn;
-            }
-
-            if ((supported & VirtioNetFeatures.CtrlVq) == 0)
-            {
-                supported &= ~ControlFeatures;
-            }
-
-            if ((supported & VirtioNetFeatures.CtrlRx) == 0)
-            {
-                supported &= ~VirtioNetFeatures.CtrlRxExtra;
-            }
-
-            return supported;
+            supported &= ~(VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn | VirtioNetFeatures.HostUso);
         }
+
+        if ((supported & VirtioNetFeatures.GuestCsum) == 0)
+        {
+            supported &= ~(VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6);
+        }
+
+        if ((supported & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
+        {
+            supported &= ~VirtioNetFeatures.HostEcn;
+        }
+
+        if ((supported & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
+        {
+            supported &= ~VirtioNetFeatures.GuestEcn;
+        }
+
+        if ((supported & VirtioNetFeatures.CtrlVq) == 0)
+        {
+            supported &= ~ControlFeatures;
+        }
+
+        if ((supported & VirtioNetFeatures.CtrlRx) == 0)
+        {
+            supported &= ~VirtioNetFeatures.CtrlRxExtra;
+        }
+
+        return supported;
     }
 
     /// <summary>Checks the values; called by the device before use.</summary>

@@ -68,6 +68,13 @@ public sealed partial class VirtioNetTransmitQueue
             return TrySendSegmented(frame, layout, decision);
         }
 
+        // The device cuts a GSO packet into gso_size pieces behind the headers, each a frame of its own on the wire: one
+        // longer than the MTU allows is refused here as software segmentation refuses it (the device would not check).
+        if (decision.GsoType != VirtioNetGsoType.None && layout.HeaderLength + decision.GsoSize > MaxFrameLength)
+        {
+            throw new ArgumentException($"Segments of {decision.GsoSize} payload bytes behind {layout.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(request));
+        }
+
         bool large = frame.Length > MaxFrameLength;
         if (large && (decision.GsoType == VirtioNetGsoType.None || _largeSlotLength == 0 || frame.Length > _largeSlotLength - _headerLength))
         {

@@ -52,54 +52,43 @@ public sealed class TransportMatrixTests
         return data;
     }
 
-    private static IQemuBoard Start(string machine, string transport, bool packed, bool eventIdx, string netdev)
-    {
-        QemuMachineKind kind = machine == "x86_64-q35" ? QemuMachineKind.X86Q35 : QemuMachineKind.RiscvVirt;
-        QemuRequirement.EnsureAvailable(kind);
-        var options = new QemuMachineOptions
-        {
-            Machine = kind,
-            ModernMmio = transport == "mmio",
-            NetDeviceModel = transport switch
-            {
-                "pci" => QemuNetDeviceModel.VirtioPciModern,
-                "pci-legacy" => QemuNetDeviceModel.VirtioPciLegacy,
-                _ => QemuNetDeviceModel.VirtioMmio,
-            },
-            Netdev = netdev,
-            NetDeviceProperties = $"packed={(packed ? "on" : "off")},event_idx={(eventIdx ? "on" : "off")}",
-        };
-        CancellationToken ct = TestContext.Current.CancellationToken;
-        return kind == QemuMachineKind.X86Q35 ? X86Q35Board.Start(options, ct) : RiscvVirtBoard.Start(options, ct);
-    }
-
-    private static VirtioNetDevice Open(IQemuBoard board, string transport, OperationMode mode, bool eventIdx)
-    {
-        board.PciInterruptMode = mode == OperationMode.Poll ? VirtioPciInterruptMode.None
-            : eventIdx ? VirtioPciInterruptMode.Intx : VirtioPciInterruptMode.MsixPerQueue;
-        return board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode });
-    }
-
-    private static void AssertNegotiation(VirtioNetDevice net, string transport, bool packed, bool eventIdx)
-    {
-        bool modern = transport is "mmio" or "pci";
-        Assert.Equal(modern, (net.NegotiatedFeatures & VirtioFeatures.Version1) != 0);
-        Assert.Equal(packed, (net.NegotiatedFeatures & VirtioFeatures.RingPacked) != 0);
-        Assert.Equal(eventIdx, (net.NegotiatedFeatures & VirtioFeatures.EventIdx) != 0);
-        Assert.All(net.GetQueueStates(), q => Assert.Equal(packed ? "packed" : "split", q.Layout));
-    }
-
     [Theory]
     [MemberData(nameof(Combinations))]
     public void PingAndThousandsOfVerifiedFramesWork(string machine, string transport, bool packed, OperationMode mode, bool eventIdx)
     {
+        QemuRequirement.EnsureAvailable(machine == "x86_64-q35" ? QemuMachineKind.X86Q35 : QemuMachineKind.RiscvVirt);
+        PingAndExchangeFrames(new MatrixRow(machine, transport, packed, mode, eventIdx), _ => { });
+    }
+
+    /// <summary>One row of a transport matrix: the machine, the transport, the ring, the mode, event_idx, and the QEMU that runs it.</summary>
+    /// <param name="Machine">"riscv64-virt" or "x86_64-q35".</param>
+    /// <param name="Transport">"mmio-legacy", "mmio", "pci" or "pci-legacy".</param>
+    /// <param name="Packed">packed=on.</param>
+    /// <param name="Mode">Interrupt or poll (PCI interrupt rows: INTx with event_idx on, per-queue MSI-X with it off).</param>
+    /// <param name="EventIdx">event_idx=on.</param>
+    /// <param name="QemuPath">The QEMU binary; null for the machine's default (the system's QEMU 7.2).</param>
+    /// <param name="ExtraProperties">More virtio-net properties, comma-separated (for example <c>in_order=on</c>).</param>
+    internal sealed record MatrixRow(string Machine, string Transport, bool Packed, OperationMode Mode, bool EventIdx, string? QemuPath = null, string ExtraProperties = "")
+    {
+        public QemuMachineKind Kind => Machine == "x86_64-q35" ? QemuMachineKind.X86Q35 : QemuMachineKind.RiscvVirt;
+    }
+
+    /// <summary>
+    /// The matrix's check for one row: DHCP and ping through slirp, then <see cref="Frames"/> frames of every size each
+    /// way with the test as the wire, compared byte for byte. <paramref name="checkDevice"/> runs on each brought-up
+    /// device before traffic (what a row negotiates beyond the ring and event_idx), and again after the exchange.
+    /// The caller has checked that the row's QEMU is there.
+    /// </summary>
+    internal static void PingAndExchangeFrames(MatrixRow row, Action<VirtioNetDevice> checkDevice)
+    {
         CancellationToken ct = TestContext.Current.CancellationToken;
 
         // DHCP and ping through QEMU's user network.
-        using (IQemuBoard board = Start(machine, transport, packed, eventIdx, "user,id=n0"))
-        using (VirtioNetDevice net = Open(board, transport, mode, eventIdx))
+        using (IQemuBoard board = Start(row, "user,id=n0"))
+        using (VirtioNetDevice net = Open(board, row))
         {
-            AssertNegotiation(net, transport, packed, eventIdx);
+            AssertNegotiation(net, row);
+            checkDevice(net);
             var (lease, replies) = QemuNet.DhcpAndPing(net, 3);
             Assert.Equal(IPAddress.Parse("10.0.2.15"), lease.Address);
             Assert.All(replies, r => Assert.Equal(PingStatus.Success, r.Status));
@@ -107,10 +96,11 @@ public sealed class TransportMatrixTests
 
         // The sustained exchange, with the test as the other end of the cable.
         using var wire = new UdpWire();
-        using (IQemuBoard board = Start(machine, transport, packed, eventIdx, wire.Netdev))
-        using (VirtioNetDevice net = Open(board, transport, mode, eventIdx))
+        using (IQemuBoard board = Start(row, wire.Netdev))
+        using (VirtioNetDevice net = Open(board, row))
         {
-            AssertNegotiation(net, transport, packed, eventIdx);
+            AssertNegotiation(net, row);
+            checkDevice(net);
             byte[] received = new byte[net.MaxReceiveFrameLength];
             for (int i = 0; i < Frames; i++)
             {
@@ -135,14 +125,57 @@ public sealed class TransportMatrixTests
             Assert.Equal(Frames, net.ReceiveStatistics.Packets);
             Assert.Equal(0, net.ReceiveStatistics.Errors);
             Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
-            if (mode == OperationMode.Interrupt)
+            if (row.Mode == OperationMode.Interrupt)
             {
                 Assert.True(net.ReceiveStatistics.Interrupts > 0, "interrupt mode never took an interrupt over thousands of frames");
             }
+
+            checkDevice(net);
         }
     }
 
-    private static byte[] Frame(int length, int seed)
+    internal static IQemuBoard Start(MatrixRow row, string netdev)
+    {
+        string properties = $"packed={(row.Packed ? "on" : "off")},event_idx={(row.EventIdx ? "on" : "off")}";
+        var options = new QemuMachineOptions
+        {
+            Machine = row.Kind,
+            ModernMmio = row.Transport == "mmio",
+            NetDeviceModel = row.Transport switch
+            {
+                "pci" => QemuNetDeviceModel.VirtioPciModern,
+                "pci-legacy" => QemuNetDeviceModel.VirtioPciLegacy,
+                _ => QemuNetDeviceModel.VirtioMmio,
+            },
+            Netdev = netdev,
+            NetDeviceProperties = row.ExtraProperties.Length == 0 ? properties : $"{properties},{row.ExtraProperties}",
+        };
+        if (row.QemuPath is not null)
+        {
+            options = options with { QemuPath = row.QemuPath };
+        }
+
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        return row.Kind == QemuMachineKind.X86Q35 ? X86Q35Board.Start(options, ct) : RiscvVirtBoard.Start(options, ct);
+    }
+
+    internal static VirtioNetDevice Open(IQemuBoard board, MatrixRow row)
+    {
+        board.PciInterruptMode = row.Mode == OperationMode.Poll ? VirtioPciInterruptMode.None
+            : row.EventIdx ? VirtioPciInterruptMode.Intx : VirtioPciInterruptMode.MsixPerQueue;
+        return board.OpenNetDevice(null, new VirtioNetOptions { Mode = row.Mode });
+    }
+
+    private static void AssertNegotiation(VirtioNetDevice net, MatrixRow row)
+    {
+        bool modern = row.Transport is "mmio" or "pci";
+        Assert.Equal(modern, (net.NegotiatedFeatures & VirtioFeatures.Version1) != 0);
+        Assert.Equal(row.Packed, (net.NegotiatedFeatures & VirtioFeatures.RingPacked) != 0);
+        Assert.Equal(row.EventIdx, (net.NegotiatedFeatures & VirtioFeatures.EventIdx) != 0);
+        Assert.All(net.GetQueueStates(), q => Assert.Equal(row.Packed ? "packed" : "split", q.Layout));
+    }
+
+    internal static byte[] Frame(int length, int seed)
     {
         byte[] frame = new byte[length];
         new Random(seed).NextBytes(frame);

@@ -208,4 +208,61 @@ public sealed class OffloadDeviceTests : IDisposable
             Assert.Equal(OffloadFrames.Tcp(false, 1, payload), seen[12..]);
         }
     }
+
+    [Fact]
+    public void SegmentationOfferedWithoutTheChecksumItRequiresIsNotAcceptedAndLargeUdpIsCutBySoftware()
+    {
+        // QEMU 10 with csum=off (or guest_csum=off) still offers HOST_TSO4/6, HOST_ECN and HOST_USO (GUEST_TSO/USO):
+        // §5.1.3.1 makes them require VIRTIO_NET_F_CSUM (GUEST_CSUM), and §2.2.1 forbids accepting them without it.
+        const ulong hostUso = VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn | VirtioNetFeatures.HostUso;
+        const ulong guestUso = VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
+        var transport = new SoftwareNetTransport(Modern | hostUso | guestUso | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlRxExtra);
+        using var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        var tx = new SoftwareSplitDevice(_memory, net.TransmitQueue, false);
+
+        Assert.Equal(Modern, net.NegotiatedFeatures);
+        Assert.Equal(Modern, transport.DriverFeatures);
+        Assert.Equal(0UL, net.TransmitQueues[0].OffloadFeatures & hostUso);
+
+        // A large UDP payload is cut by the driver into whole datagrams with complete checksums.
+        byte[] payload = OffloadFrames.Payload(3000, 9);
+        Assert.True(net.TransmitQueues[0].TrySend(OffloadFrames.Udp(false, payload, zeroChecksum: true), TransmitOffloadRequest.Segmentation(1000)));
+        DeviceChain[] chains = [.. tx.PopAll()];
+        Assert.Equal(3, chains.Length);
+        for (int i = 0; i < chains.Length; i++)
+        {
+            byte[] seen = chains[i].ReadReadable();
+            Assert.Equal(new byte[12], seen[..12]);
+            Assert.Equal(OffloadFrames.Udp(false, payload[(i * 1000)..((i + 1) * 1000)], ipId: (ushort)(0x1234 + i)), seen[12..]);
+        }
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void SegmentsThatWouldNotFitTheMtuAreRefusedWhetherTheDeviceOrTheDriverCuts(bool tcp, bool device)
+    {
+        // The device cuts a GSO packet into gso_size pieces behind the headers; a piece longer than the MTU allows
+        // would leave the device as an oversized frame, so the driver refuses it as it does when it cuts in software.
+        ulong segmentation = device ? HostGso | VirtioNetFeatures.HostUso : VirtioNetFeatures.Csum;
+        var (net, _, tx) = Open(Modern | segmentation);
+        using (net)
+        {
+            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            byte[] payload = OffloadFrames.Payload(6000, 11);
+            byte[] frame = tcp ? OffloadFrames.Tcp(false, 1, payload, zeroChecksum: true) : OffloadFrames.Udp(false, payload, zeroChecksum: true);
+            int headers = tcp ? 54 : 42;
+            int fits = net.MaxTransmitFrameLength - headers;
+
+            var e = Assert.Throws<ArgumentException>(() => queue.TrySend(frame, TransmitOffloadRequest.Segmentation(fits + 1)));
+            Assert.Contains("MaxFrameLength", e.Message, StringComparison.Ordinal);
+            Assert.Empty(tx.PopAll());
+
+            Assert.True(queue.TrySend(frame, TransmitOffloadRequest.Segmentation(fits)));
+            List<DeviceChain> chains = tx.PopAll();
+            Assert.Equal(device ? 1 : (6000 + fits - 1) / fits, chains.Count);
+        }
+    }
 }
