@@ -21,7 +21,11 @@ public static class VirtioDeviceInitializer
     /// <param name="expectedDeviceId">The device type the caller drives (1 for network).</param>
     /// <param name="supported">Every feature bit the driver understands and wants.</param>
     /// <param name="required">Bits without which the driver cannot work; missing ones fail with <see cref="VirtioErrorReason.RequiredFeatureMissing"/>.</param>
-    public static ulong Negotiate(IVirtioTransport transport, uint expectedDeviceId, ulong supported, ulong required = 0)
+    /// <param name="resolveDependencies">
+    /// Given the bits both sides have, returns them without any whose required features are missing (§2.2.1: the driver
+    /// must not accept a feature without those it depends on, which only the offered set can tell); null keeps them all.
+    /// </param>
+    public static ulong Negotiate(IVirtioTransport transport, uint expectedDeviceId, ulong supported, ulong required = 0, Func<ulong, ulong>? resolveDependencies = null)
     {
         ArgumentNullException.ThrowIfNull(transport);
         uint deviceId = transport.DeviceId;
@@ -64,8 +68,20 @@ public static class VirtioDeviceInitializer
             wanted |= VirtioFeatures.Version1;
         }
 
+        // §6: VIRTIO_F_NOTIF_CONFIG_DATA's value is delivered by the transport (PCI's queue_notif_config_data); a
+        // transport that has no such value cannot accept the feature.
+        if (!transport.SupportsNotifConfigData)
+        {
+            wanted &= ~VirtioFeatures.NotifConfigData;
+        }
+
         // §6.3: a device offering the legacy UNUSED bit (30) is broken; the driver never accepts it.
         ulong accepted = offered & wanted & ~VirtioFeatures.BadFeature;
+        if (resolveDependencies is not null)
+        {
+            accepted &= resolveDependencies(accepted);
+        }
+
         ulong missing = required & ~accepted;
         if (missing != 0)
         {

@@ -155,7 +155,7 @@ public sealed partial class VirtioNetDevice : IDisposable
 
     private void Initialize()
     {
-        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, _options.SupportedFeatures);
+        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(_transport, VirtioDeviceTypes.Network, _options.SupportedFeatures, resolveDependencies: VirtioNetOptions.ResolveDependencies);
         OfferedFeatures = _transport.ReadDeviceFeatures();
         HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);
 

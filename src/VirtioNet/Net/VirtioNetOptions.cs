@@ -15,10 +15,12 @@ public sealed record VirtioNetOptions
 
     /// <summary>
     /// The optional ring and transport features: IN_ORDER (batched used returns), NOTIFICATION_DATA (notifications that
-    /// say where the available ring ends) and RING_RESET (<see cref="VirtioNetDevice.ResetQueue"/>). None changes what
-    /// the driver does until a device offers it. Ref: virtio v1.2 §2.7.9, §2.8.9, §2.9, §2.6.1.
+    /// say where the available ring ends), NOTIF_CONFIG_DATA (notifications carry a value the device gives per queue;
+    /// only on transports that have one, virtio-pci modern) and RING_RESET (<see cref="VirtioNetDevice.ResetQueue"/>).
+    /// None changes what the driver does until a device offers it. Ref: virtio v1.2 §2.7.9, §2.8.9, §2.9, §2.6.1;
+    /// virtio v1.3 §6 (VIRTIO_F_NOTIF_CONFIG_DATA: a driver should accept it when offered).
     /// </summary>
-    public const ulong RingFeatures = VirtioFeatures.InOrder | VirtioFeatures.NotificationData | VirtioFeatures.RingReset;
+    public const ulong RingFeatures = VirtioFeatures.InOrder | VirtioFeatures.NotificationData | VirtioFeatures.NotifConfigData | VirtioFeatures.RingReset;
 
     /// <summary>
     /// The checksum and segmentation offloads, both directions (issue 5): CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit
@@ -37,14 +39,16 @@ public sealed record VirtioNetOptions
     public const ulong ControlFeatures =
         VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlRxExtra | VirtioNetFeatures.CtrlVlan |
         VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.GuestAnnounce | VirtioNetFeatures.CtrlGuestOffloads |
-        MultiQueueFeatures;
+        VirtioNetFeatures.DeviceStats | MultiQueueFeatures;
 
     /// <summary>
     /// The multi-queue features, all carried by the control queue: MQ (queue pairs), RSS (steering), HASH_REPORT (the
-    /// hash beside each frame), NOTF_COAL and VQ_NOTF_COAL (notification coalescing). Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.9.
+    /// hash beside each frame), HASH_TUNNEL (the hash over tunnels' inner headers), NOTF_COAL and VQ_NOTF_COAL
+    /// (notification coalescing). Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.9; virtio v1.3 §5.1.6.4 (Inner Header Hash).
     /// </summary>
     public const ulong MultiQueueFeatures =
-        VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
+        VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport | VirtioNetFeatures.HashTunnel |
+        VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
 
     /// <summary>Bits the caller refuses even when offered (for example to test the small receive mode). Default none.</summary>
     public ulong DisabledFeatures { get; init; }
@@ -145,6 +149,54 @@ public sealed record VirtioNetOptions
 
             return supported;
         }
+    }
+
+    /// <summary>
+    /// Drops from <paramref name="features"/> (what both sides have) every bit whose required features are missing, as
+    /// §5.1.3.1 lists them: the driver must not accept a feature without those it requires, and only the offered set can
+    /// tell (a device should not offer one without the other, but may). Rules are applied in dependency order, so a
+    /// dropped feature takes its dependants with it.
+    /// </summary>
+    public static ulong ResolveDependencies(ulong features)
+    {
+        ulong f = features;
+        if ((f & VirtioNetFeatures.GuestCsum) == 0)
+        {
+            f &= ~(VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestUfo | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6);
+        }
+
+        if ((f & VirtioNetFeatures.Csum) == 0)
+        {
+            f &= ~(VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUfo | VirtioNetFeatures.HostUso);
+        }
+
+        if ((f & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
+        {
+            f &= ~VirtioNetFeatures.GuestEcn;
+        }
+
+        if ((f & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
+        {
+            f &= ~(VirtioNetFeatures.HostEcn | VirtioNetFeatures.RscExt);
+        }
+
+        if ((f & VirtioNetFeatures.CtrlVq) == 0)
+        {
+            // Also HASH_REPORT and CTRL_RX_EXTRA, which the driver should not negotiate without CTRL_VQ (§5.1.4.2).
+            f &= ~ControlFeatures;
+        }
+
+        if ((f & VirtioNetFeatures.CtrlRx) == 0)
+        {
+            f &= ~VirtioNetFeatures.CtrlRxExtra;
+        }
+
+        if ((f & (VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport)) == 0)
+        {
+            f &= ~VirtioNetFeatures.HashTunnel;
+        }
+
+        return f;
     }
 
     /// <summary>Checks the values; called by the device before use.</summary>
