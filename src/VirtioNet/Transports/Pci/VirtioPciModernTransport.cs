@@ -133,6 +133,7 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         {
             _configVectorSet = false;
             Array.Fill(_notifyOffsets, -1);
+            _notifConfigData = null;
         }
     }
 
@@ -396,6 +397,10 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
             list.Add(new("queue_msix_vector", Cfg.QueueMsixVector, _common.Read16(Cfg.QueueMsixVector), scope));
             list.Add(new("queue_enable", Cfg.QueueEnable, _common.Read16(Cfg.QueueEnable), scope));
             list.Add(new("queue_notify_off", Cfg.QueueNotifyOff, _common.Read16(Cfg.QueueNotifyOff), scope));
+            if (_notifConfigData is not null)
+            {
+                list.Add(new("queue_notif_config_data", Cfg.QueueNotifConfigData, _common.Read16(Cfg.QueueNotifConfigData), scope));
+            }
         }
 
         return list;
