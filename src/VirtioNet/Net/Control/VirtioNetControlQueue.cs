@@ -222,6 +222,9 @@ public sealed class VirtioNetControlQueue : IDisposable
         memory[0] = (byte)commandClass;
         memory[1] = command;
         memory[AckOffset] = AckNotWritten;
+
+        // A device that reports more than it wrote then hands back zeros, not an earlier command's reply.
+        memory.Slice(_replyOffset, replyCapacity).Clear();
         payload.CopyTo(memory[PayloadOffset..]);
         secondPayload.CopyTo(memory[(PayloadOffset + payload.Length)..]);
         _dma.SyncForDevice(_buffer);
