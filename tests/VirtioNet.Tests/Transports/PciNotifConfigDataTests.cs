@@ -2,6 +2,7 @@ using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.Tests.Fakes;
 using VirtioNet.Transports;
+using VirtioNet.Transports.Mmio;
 using VirtioNet.Transports.Pci;
 using Xunit;
 
@@ -126,6 +127,22 @@ public sealed class PciNotifConfigDataTests
 
         ulong disabled = VirtioDeviceInitializer.Negotiate(offering, 1, new VirtioNetOptions { DisabledFeatures = VirtioFeatures.NotifConfigData }.SupportedFeatures);
         Assert.Equal(0UL, disabled & VirtioFeatures.NotifConfigData);
+    }
+
+    [Fact]
+    public void OnVirtioMmioTheFeatureIsNeverAcceptedAndNotificationsCarryTheQueueIndex()
+    {
+        // §4.2.3.3: virtio-mmio's QueueNotify carries the queue index; the spec gives mmio no notification config data.
+        var device = new SoftwareMmioDevice { OfferedFeatures = VirtioFeatures.Version1 | VirtioFeatures.NotifConfigData | VirtioNetFeatures.Mac };
+        var transport = new VirtioMmioTransport(device, 0x10008000, null);
+
+        ulong accepted = VirtioDeviceInitializer.Negotiate(transport, 1, new VirtioNetOptions().SupportedFeatures);
+        transport.ActivateQueue(1, 128, 0x8100_0000, 0x8100_0800, 0x8100_1000);
+        transport.Notify(1);
+
+        Assert.Equal(0UL, accepted & VirtioFeatures.NotifConfigData);
+        Assert.Equal(0UL, device.DriverFeatures & VirtioFeatures.NotifConfigData);
+        Assert.Equal([1u], device.Notifications);
     }
 
     /// <summary>The PCI transport with the feature words and status replaced, to drive negotiation over it.</summary>
