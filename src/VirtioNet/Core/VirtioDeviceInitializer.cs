@@ -69,6 +69,13 @@ public static class VirtioDeviceInitializer
             wanted |= VirtioFeatures.Version1;
         }
 
+        // §6: VIRTIO_F_NOTIF_CONFIG_DATA's value is delivered by the transport (PCI's queue_notif_config_data); a
+        // transport that has no such value cannot accept the feature.
+        if (!transport.SupportsNotifConfigData)
+        {
+            wanted &= ~VirtioFeatures.NotifConfigData;
+        }
+
         // §6.3: a device offering the legacy UNUSED bit (30) is broken; the driver never accepts it.
         ulong accepted = offered & wanted & ~VirtioFeatures.BadFeature;
 

@@ -36,6 +36,9 @@ public sealed record VirtioNetConfig
     /// <summary>supported_hash_types (le32, offset 20), valid with VIRTIO_NET_F_RSS or VIRTIO_NET_F_HASH_REPORT.</summary>
     public const int SupportedHashTypesOffset = 20;
 
+    /// <summary>supported_tunnel_types (le32, offset 24), valid with VIRTIO_NET_F_HASH_TUNNEL. Ref: virtio v1.3 §5.1.4.</summary>
+    public const int SupportedTunnelTypesOffset = 24;
+
     /// <summary>VIRTIO_NET_S_LINK_UP (1) in status.</summary>
     public const ushort StatusLinkUp = 1;
 
@@ -68,6 +71,12 @@ public sealed record VirtioNetConfig
 
     /// <summary>supported_hash_types (VIRTIO_NET_HASH_TYPE_* bits); 0 without RSS or HASH_REPORT.</summary>
     public uint SupportedHashTypes { get; init; }
+
+    /// <summary>
+    /// supported_tunnel_types (VIRTIO_NET_HASH_TUNNEL_TYPE_* bits) as the device reports it, undocumented bits included;
+    /// 0 without VIRTIO_NET_F_HASH_TUNNEL. The driver uses only the documented ones (§5.1.6.4, Inner Header Hash).
+    /// </summary>
+    public uint SupportedTunnelTypes { get; init; }
 
     /// <summary>True when the link is up.</summary>
     public bool IsLinkUp => (Status & StatusLinkUp) != 0;
@@ -131,6 +140,7 @@ public sealed record VirtioNetConfig
             RssMaxKeySize = hashing ? t.ReadConfig8(RssMaxKeySizeOffset) : 0,
             RssMaxIndirectionTableLength = (f & VirtioNetFeatures.Rss) != 0 ? t.ReadConfig16(RssMaxIndirectionTableLengthOffset) : 0,
             SupportedHashTypes = hashing ? t.ReadConfig32(SupportedHashTypesOffset) : 0,
+            SupportedTunnelTypes = (f & VirtioNetFeatures.HashTunnel) != 0 ? t.ReadConfig32(SupportedTunnelTypesOffset) : 0,
             Mac = mac,
             Status = ReadStatus(t, f),
             MaxVirtqueuePairs = (f & (VirtioNetFeatures.Mq | VirtioNetFeatures.Rss)) != 0 ? t.ReadConfig16(MaxVirtqueuePairsOffset) : 1,

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using VirtioNet.Core;
 using VirtioNet.Net.Control;
 using VirtioNet.Net.Filtering;
+using VirtioNet.Net.MultiQueue;
 using VirtioNet.Net.Vlan;
 
 namespace VirtioNet.Net;
@@ -55,6 +56,9 @@ public sealed partial class VirtioNetDevice
 
     // IPv4 addresses announced by gratuitous ARP when the device asks.
     private IPAddress[] _announceAddresses = [];
+
+    // The encapsulation types inner header hash was last set to (the device starts with none, §5.1.6.4).
+    private HashTunnelTypes _hashTunnelTypes;
 
     /// <summary>The control queue, or null when VIRTIO_NET_F_CTRL_VQ was not negotiated. Its counters and raw commands are public.</summary>
     public VirtioNetControlQueue? ControlQueue => _control;
@@ -253,6 +257,81 @@ public sealed partial class VirtioNetDevice
         {
             RequireControl(VirtioNetFeatures.GuestAnnounce, "VIRTIO_NET_F_GUEST_ANNOUNCE", "acknowledging an announcement")
                 .Execute(VirtioNetControlClass.Announce, VirtioNetControlCommands.AnnounceAck, []);
+        }
+    }
+
+    /// <summary>
+    /// Reads back the notification coalescing of one virtqueue (VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET), by its index
+    /// (0:rx0 1:tx0 ...): what the device applies now, whichever command set it. Ref: virtio v1.3 §5.1.6.5.9.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not the index of a receive or transmit queue set up.</exception>
+    /// <exception cref="VirtioException">
+    /// Without VIRTIO_NET_F_VQ_NOTF_COAL; the control queue's failures (VIRTIO_NET_ERR for a queue that is not enabled);
+    /// <see cref="VirtioErrorReason.DeviceMisbehaved"/> when the reply is not the 8 bytes of <c>struct virtio_net_ctrl_coal</c>.
+    /// </exception>
+    public NotificationCoalescing GetQueueCoalescing(int queueIndex)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(queueIndex);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queueIndex, 2 * QueuePairs);
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.VqNotfCoal, "VIRTIO_NET_F_VQ_NOTF_COAL", "reading per-queue notification coalescing");
+
+            // struct virtio_net_ctrl_coal_vq: vq_index and reserved are the driver's, the coal part is the device's reply.
+            Span<byte> payload = stackalloc byte[MultiQueuePayloads.VqCoalescingLength - NotificationCoalescing.Length];
+            BinaryPrimitives.WriteUInt16LittleEndian(payload, (ushort)queueIndex);
+            BinaryPrimitives.WriteUInt16LittleEndian(payload[2..], 0);
+            Span<byte> reply = stackalloc byte[NotificationCoalescing.Length];
+            int written = control.ExecuteWithReply(VirtioNetControlClass.NotfCoal, VirtioNetControlCommands.NotfCoalVqGet, payload, reply);
+            if (written != NotificationCoalescing.Length)
+            {
+                throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{_transport.Description}: the device answered VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET for queue {queueIndex} with {written} bytes; struct virtio_net_ctrl_coal has {NotificationCoalescing.Length}.");
+            }
+
+            return NotificationCoalescing.Read(reply);
+        }
+    }
+
+    /// <summary>
+    /// The encapsulation types the device can hash over inner headers (supported_tunnel_types, the documented bits only);
+    /// <see cref="HashTunnelTypes.None"/> without VIRTIO_NET_F_HASH_TUNNEL.
+    /// </summary>
+    public HashTunnelTypes SupportedHashTunnelTypes => (HashTunnelTypes)Config.SupportedTunnelTypes & HashTunnelTypes.All;
+
+    /// <summary>The encapsulation types inner header hash is enabled for, as last set (none after start-up).</summary>
+    public HashTunnelTypes EnabledHashTunnelTypes
+    {
+        get
+        {
+            lock (_controlStateLock)
+            {
+                return _hashTunnelTypes;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Enables inner header hash for the given encapsulation types (VIRTIO_NET_CTRL_HASH_TUNNEL_SET), or turns it off
+    /// with <see cref="HashTunnelTypes.None"/>: the RSS and reported hash of a packet of an enabled type cover its inner
+    /// headers. Ref: virtio v1.3 §5.1.6.4 (Inner Header Hash).
+    /// </summary>
+    /// <exception cref="ArgumentException">A type the device does not list in supported_tunnel_types (§5.1.6.4: the driver must not set one).</exception>
+    /// <exception cref="VirtioException">Without VIRTIO_NET_F_HASH_TUNNEL, or the control queue's failures.</exception>
+    public void SetHashTunnelTypes(HashTunnelTypes types)
+    {
+        lock (_controlStateLock)
+        {
+            VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.HashTunnel, "VIRTIO_NET_F_HASH_TUNNEL", "inner header hash");
+            HashTunnelTypes unsupported = types & ~SupportedHashTunnelTypes;
+            if (unsupported != HashTunnelTypes.None)
+            {
+                throw new ArgumentException($"The device does not support inner header hash for {unsupported} (supported_tunnel_types lists {SupportedHashTunnelTypes}).", nameof(types));
+            }
+
+            Span<byte> payload = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)types);
+            control.Execute(VirtioNetControlClass.HashTunnel, VirtioNetControlCommands.HashTunnelSet, payload);
+            _hashTunnelTypes = types;
         }
     }
 

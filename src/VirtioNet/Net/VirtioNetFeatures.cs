@@ -1,7 +1,7 @@
 namespace VirtioNet.Net;
 
 /// <summary>
-/// Feature bits of the network device. Ref: virtio v1.2 §5.1.3 (and v1.3 §5.1.3 for bits 46 to 52).
+/// Feature bits of the network device. Ref: virtio v1.2 §5.1.3 (and v1.3 §5.1.3 for bits 50 to 52).
 /// Each constant is the bit's mask in the 64-bit feature word.
 /// </summary>
 public static class VirtioNetFeatures
@@ -75,17 +75,9 @@ public static class VirtioNetFeatures
     /// <summary>VIRTIO_NET_F_CTRL_MAC_ADDR (23): the MAC address can be set through the control channel.</summary>
     public const ulong CtrlMacAddr = 1UL << 23;
 
-    /// <summary>VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO (46): the driver can receive GSO over UDP tunnels. Ref: virtio v1.3.</summary>
-    public const ulong GuestUdpTunnelGso = 1UL << 46;
-
-    /// <summary>VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM (47): ... with the outer UDP checksum. Ref: virtio v1.3.</summary>
-    public const ulong GuestUdpTunnelGsoCsum = 1UL << 47;
-
-    /// <summary>VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO (48): the device can segment GSO over UDP tunnels. Ref: virtio v1.3.</summary>
-    public const ulong HostUdpTunnelGso = 1UL << 48;
-
-    /// <summary>VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM (49): ... with the outer UDP checksum. Ref: virtio v1.3.</summary>
-    public const ulong HostUdpTunnelGsoCsum = 1UL << 49;
+    // Bits 46 to 49 are not network bits: the spec reserves them for future extensions (virtio v1.3 §2.2). An early draft
+    // put the UDP tunnel GSO bits there; the spec moved them to 65-68 (oasis-tcs/virtio-spec 14d3f88, "avoid using
+    // reserved feature bits", 2025), where Linux defines them too, beyond the 64 bits this driver negotiates.
 
     /// <summary>VIRTIO_NET_F_DEVICE_STATS (50): the device reports statistics through the control queue. Ref: virtio v1.3.</summary>
     public const ulong DeviceStats = 1UL << 50;

@@ -16,10 +16,12 @@ public sealed record VirtioNetOptions
 
     /// <summary>
     /// The optional ring and transport features: IN_ORDER (batched used returns), NOTIFICATION_DATA (notifications that
-    /// say where the available ring ends) and RING_RESET (<see cref="VirtioNetDevice.ResetQueue"/>). None changes what
-    /// the driver does until a device offers it. Ref: virtio v1.2 §2.7.9, §2.8.9, §2.9, §2.6.1.
+    /// say where the available ring ends), NOTIF_CONFIG_DATA (notifications carry a value the device gives per queue;
+    /// only on transports that have one, virtio-pci modern) and RING_RESET (<see cref="VirtioNetDevice.ResetQueue"/>).
+    /// None changes what the driver does until a device offers it. Ref: virtio v1.2 §2.7.9, §2.8.9, §2.9, §2.6.1;
+    /// virtio v1.3 §6 (VIRTIO_F_NOTIF_CONFIG_DATA: a driver should accept it when offered).
     /// </summary>
-    public const ulong RingFeatures = VirtioFeatures.InOrder | VirtioFeatures.NotificationData | VirtioFeatures.RingReset;
+    public const ulong RingFeatures = VirtioFeatures.InOrder | VirtioFeatures.NotificationData | VirtioFeatures.NotifConfigData | VirtioFeatures.RingReset;
 
     /// <summary>
     /// The checksum and segmentation offloads, both directions (issue 5): CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit
@@ -38,14 +40,16 @@ public sealed record VirtioNetOptions
     public const ulong ControlFeatures =
         VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlRxExtra | VirtioNetFeatures.CtrlVlan |
         VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.GuestAnnounce | VirtioNetFeatures.CtrlGuestOffloads |
-        MultiQueueFeatures;
+        VirtioNetFeatures.DeviceStats | MultiQueueFeatures;
 
     /// <summary>
     /// The multi-queue features, all carried by the control queue: MQ (queue pairs), RSS (steering), HASH_REPORT (the
-    /// hash beside each frame), NOTF_COAL and VQ_NOTF_COAL (notification coalescing). Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.9.
+    /// hash beside each frame), HASH_TUNNEL (the hash over tunnels' inner headers), NOTF_COAL and VQ_NOTF_COAL
+    /// (notification coalescing). Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.9; virtio v1.3 §5.1.6.4 (Inner Header Hash).
     /// </summary>
     public const ulong MultiQueueFeatures =
-        VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
+        VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport | VirtioNetFeatures.HashTunnel |
+        VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
 
     /// <summary>Bits the caller refuses even when offered (for example to test the small receive mode). Default none.</summary>
     public ulong DisabledFeatures { get; init; }
@@ -114,46 +118,51 @@ public sealed record VirtioNetOptions
     /// <paramref name="features"/> without every bit whose required feature is absent (§5.1.3.1 feature bit
     /// requirements; §2.2.1: the driver must not accept a feature that requires one it did not accept): segmentation
     /// without the checksum offload of its direction, ECN without TSO, the control-queue features without CTRL_VQ,
-    /// CTRL_RX_EXTRA without CTRL_RX. Applied to what the driver supports, and at negotiation to what the device
-    /// offers of it, since a device may offer a feature without the one it requires (QEMU offers HOST_TSO4/6, HOST_ECN
-    /// and HOST_USO with <c>csum=off</c>).
+    /// CTRL_RX_EXTRA without CTRL_RX, RSC_EXT without HOST_TSO4/6, HASH_TUNNEL without RSS or HASH_REPORT. Applied to
+    /// what the driver supports, and at negotiation to what the device offers of it, since a device may offer a feature
+    /// without the one it requires (QEMU offers HOST_TSO4/6, HOST_ECN and HOST_USO with <c>csum=off</c>). Rules run in
+    /// dependency order, so a dropped feature takes its dependants with it.
     /// </summary>
     public static ulong WithoutUnmetDependencies(ulong features)
     {
-        ulong supported = features;
-
-        // §5.1.3.1: segmentation needs the checksum offload of its direction, and ECN needs TSO.
-        if ((supported & VirtioNetFeatures.Csum) == 0)
+        ulong f = features;
+        if ((f & VirtioNetFeatures.GuestCsum) == 0)
         {
-            supported &= ~(VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn | VirtioNetFeatures.HostUso);
+            f &= ~(VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestUfo | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6);
         }
 
-        if ((supported & VirtioNetFeatures.GuestCsum) == 0)
+        if ((f & VirtioNetFeatures.Csum) == 0)
         {
-            supported &= ~(VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6);
+            f &= ~(VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUfo | VirtioNetFeatures.HostUso);
         }
 
-        if ((supported & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
+        if ((f & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
         {
-            supported &= ~VirtioNetFeatures.HostEcn;
+            f &= ~VirtioNetFeatures.GuestEcn;
         }
 
-        if ((supported & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
+        if ((f & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
         {
-            supported &= ~VirtioNetFeatures.GuestEcn;
+            f &= ~(VirtioNetFeatures.HostEcn | VirtioNetFeatures.RscExt);
         }
 
-        if ((supported & VirtioNetFeatures.CtrlVq) == 0)
+        if ((f & VirtioNetFeatures.CtrlVq) == 0)
         {
-            supported &= ~ControlFeatures;
+            // Also HASH_REPORT and CTRL_RX_EXTRA, which the driver should not negotiate without CTRL_VQ (§5.1.4.2).
+            f &= ~ControlFeatures;
         }
 
-        if ((supported & VirtioNetFeatures.CtrlRx) == 0)
+        if ((f & VirtioNetFeatures.CtrlRx) == 0)
         {
-            supported &= ~VirtioNetFeatures.CtrlRxExtra;
+            f &= ~VirtioNetFeatures.CtrlRxExtra;
         }
 
-        return supported;
+        if ((f & (VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport)) == 0)
+        {
+            f &= ~VirtioNetFeatures.HashTunnel;
+        }
+
+        return f;
     }
 
     /// <summary>Checks the values; called by the device before use.</summary>

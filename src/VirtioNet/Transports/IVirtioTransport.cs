@@ -75,6 +75,17 @@ public interface IVirtioTransport : IDisposable
         => throw new NotSupportedException($"{Description} cannot carry notification data (VIRTIO_F_NOTIFICATION_DATA).");
 
     /// <summary>
+    /// True when the transport has a per-queue notification value from the device for VIRTIO_F_NOTIF_CONFIG_DATA (PCI's
+    /// queue_notif_config_data) and uses it in <see cref="Notify(int)"/> and <see cref="Notify(int, uint)"/> once the
+    /// feature is accepted. Ref: virtio v1.3 §2.9, §4.1.5.2, §6.
+    /// </summary>
+    /// <remarks>
+    /// The default is false: the spec defines the value for PCI only (virtio-mmio's QueueNotify carries the queue index,
+    /// §4.2.3.3; vhost-user kicks an eventfd), and a transport without it must not let the feature be negotiated.
+    /// </remarks>
+    bool SupportsNotifConfigData => false;
+
+    /// <summary>
     /// Resets queue <paramref name="queueIndex"/> alone (VIRTIO_F_RING_RESET) and waits until the device reports the
     /// reset complete: the device then no longer reads or writes the queue's memory, forgets its indexes, and the
     /// queue can be set up again with <see cref="ActivateQueue"/>; the other queues keep running. Ref: virtio v1.2 §2.6.1.

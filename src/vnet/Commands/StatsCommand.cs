@@ -1,11 +1,17 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json.Nodes;
+using VirtioNet.Core;
 using VirtioNet.Net;
+using VirtioNet.Net.Statistics;
 
 namespace VirtioNet.Cli.Commands;
 
-/// <summary><c>vnet stats</c>: per-queue counters, like <c>ethtool -S</c>, after receiving for <c>--seconds</c>.</summary>
+/// <summary>
+/// <c>vnet stats</c>: per-queue counters, like <c>ethtool -S</c>, after receiving for <c>--seconds</c>; with
+/// VIRTIO_NET_F_DEVICE_STATS negotiated also the device's own counters (the <c>hw_</c> names, as Linux prints them).
+/// </summary>
 internal static class StatsCommand
 {
     private static readonly Option<double> Seconds = new("--seconds")
@@ -55,6 +61,22 @@ internal static class StatsCommand
             }
         }
 
+        // The device's own counters, when it keeps them. A device that answers badly does not hide the driver's counters:
+        // they are printed, the failure is reported on stderr and the exit code says so.
+        DeviceStatistics? device = null;
+        string? deviceError = null;
+        if (net.HasDeviceStatistics)
+        {
+            try
+            {
+                device = net.GetDeviceStatistics();
+            }
+            catch (VirtioException e)
+            {
+                deviceError = e.Message;
+            }
+        }
+
         IEnumerable<(string Prefix, VirtioNetQueueStatistics Stats)> all =
             net.ReceiveQueues.Select((q, i) => ($"rx_queue_{i}", q.Statistics))
                 .Concat(net.TransmitQueues.Select((q, i) => ($"tx_queue_{i}", q.Statistics)));
@@ -75,8 +97,19 @@ internal static class StatsCommand
                 ["configurationInterrupts"] = net.ConfigurationInterrupts,
                 ["controlCommandsCompleted"] = net.ControlQueue?.CommandsCompleted ?? 0,
                 ["controlCommandsRejected"] = net.ControlQueue?.CommandsRejected ?? 0,
+                ["deviceStatistics"] = device is null ? null : new JsonObject
+                {
+                    ["supportedTypes"] = device.SupportedTypes.ToString(),
+                    ["blocks"] = new JsonArray([.. device.Blocks.Select(b => (JsonNode)new JsonObject
+                    {
+                        ["queue"] = QueueName(net, b.QueueIndex),
+                        ["queueIndex"] = b.QueueIndex,
+                        ["type"] = b.Type.ToString(),
+                        ["counters"] = new JsonObject(b.Counters.Select(c => KeyValuePair.Create(c.Name, (JsonNode?)JsonValue.Create(c.Value)))),
+                    })]),
+                },
             }.ToJsonString(Json.Options));
-            return 0;
+            return Finish(deviceError);
         }
 
         Console.Out.WriteLine("NIC statistics:");
@@ -90,6 +123,34 @@ internal static class StatsCommand
             Console.Out.WriteLine($"     {prefix}_interrupts: {stats.Interrupts}");
         }
 
-        return 0;
+        foreach (DeviceStatisticsBlock block in device?.Blocks ?? [])
+        {
+            string queue = QueueName(net, block.QueueIndex);
+            foreach (DeviceStatisticsCounter counter in block.Counters)
+            {
+                // rx_packets of rx_queue_0 prints as hw_rx_queue_0_packets; command_num of the control queue as hw_cvq_command_num.
+                string name = counter.Name.StartsWith("rx_", StringComparison.Ordinal) || counter.Name.StartsWith("tx_", StringComparison.Ordinal) ? counter.Name[3..] : counter.Name;
+                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"     hw_{queue}_{name}: {counter.Value}"));
+            }
+        }
+
+        return Finish(deviceError);
     }
+
+    private static int Finish(string? deviceError)
+    {
+        if (deviceError is null)
+        {
+            return 0;
+        }
+
+        Log.Error($"device statistics: {deviceError}");
+        return 1;
+    }
+
+    // 0:rx0 1:tx0 ... 2N:controlq (§5.1.2), in the names the driver's own counters use.
+    private static string QueueName(VirtioNetDevice net, int queueIndex) =>
+        queueIndex == net.ControlQueue?.QueueIndex ? "cvq"
+        : queueIndex % 2 == 0 ? $"rx_queue_{queueIndex / 2}"
+        : $"tx_queue_{queueIndex / 2}";
 }

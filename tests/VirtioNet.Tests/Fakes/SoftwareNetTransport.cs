@@ -33,7 +33,7 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
     public Dictionary<int, (int Size, ulong Desc, ulong Driver, ulong Device)> ActiveQueues { get; } = [];
 
     // Counted, not listed, so notifying allocates nothing (the driver's zero-allocation tests measure across it).
-    public int[] NotificationCounts { get; } = new int[16];
+    public int[] NotificationCounts { get; } = new int[260];
 
     public List<VirtioDeviceStatus> StatusHistory { get; } = [];
 
@@ -78,17 +78,23 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
 
     public bool IsQueueActive(int queueIndex) => ActiveQueues.ContainsKey(queueIndex);
 
-    public void ActivateQueue(int queueIndex, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea) =>
+    /// <summary>Called on the driver's thread as each queue is activated: lets a test attach a device to a queue before <c>Open</c> returns.</summary>
+    public Action<int, int, ulong, ulong, ulong>? QueueActivated { get; set; }
+
+    public void ActivateQueue(int queueIndex, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea)
+    {
         ActiveQueues[queueIndex] = (size, descriptorArea, driverArea, deviceArea);
+        QueueActivated?.Invoke(queueIndex, size, descriptorArea, driverArea, deviceArea);
+    }
 
     public void DeactivateQueue(int queueIndex) => ActiveQueues.Remove(queueIndex);
 
     public void Notify(int queueIndex) => NotificationCounts[queueIndex]++;
 
     // VIRTIO_F_NOTIFICATION_DATA: counted apart from bare notifications, with the last value per queue.
-    public int[] DataNotificationCounts { get; } = new int[16];
+    public int[] DataNotificationCounts { get; } = new int[260];
 
-    public uint[] LastNotificationData { get; } = new uint[16];
+    public uint[] LastNotificationData { get; } = new uint[260];
 
     public void Notify(int queueIndex, uint notificationData)
     {

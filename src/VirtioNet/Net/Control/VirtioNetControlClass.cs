@@ -24,6 +24,9 @@ public enum VirtioNetControlClass : byte
     /// <summary>VIRTIO_NET_CTRL_NOTF_COAL (6): notification coalescing (NOTF_COAL, VQ_NOTF_COAL). §5.1.6.5.9.</summary>
     NotfCoal = 6,
 
+    /// <summary>VIRTIO_NET_CTRL_HASH_TUNNEL (7): inner header hash of tunnels (HASH_TUNNEL). Ref: virtio v1.3 §5.1.6.4 (Inner Header Hash).</summary>
+    HashTunnel = 7,
+
     /// <summary>VIRTIO_NET_CTRL_STATS (8): device statistics (DEVICE_STATS). Ref: virtio v1.3 §5.1.6.5.11.</summary>
     Stats = 8,
 }

@@ -68,6 +68,15 @@ public static class VirtioNetControlCommands
     /// <summary>VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET (3).</summary>
     public const byte NotfCoalVqGet = 3;
 
+    /// <summary>VIRTIO_NET_CTRL_HASH_TUNNEL_SET (0): le32 enabled_tunnel_types (<c>struct virtnet_hash_tunnel</c>).</summary>
+    public const byte HashTunnelSet = 0;
+
+    /// <summary>VIRTIO_NET_CTRL_STATS_QUERY (0): no payload; replies <c>struct virtio_net_stats_capabilities</c> (le64).</summary>
+    public const byte StatsQuery = 0;
+
+    /// <summary>VIRTIO_NET_CTRL_STATS_GET (1): <c>struct virtio_net_ctrl_queue_stats</c>; replies a sequence of statistics blocks.</summary>
+    public const byte StatsGet = 1;
+
     /// <summary>The spec's name of a command, for messages, e.g. "VIRTIO_NET_CTRL_RX_PROMISC"; unknown ones as numbers.</summary>
     public static string Name(VirtioNetControlClass commandClass, byte command)
     {
@@ -92,6 +101,9 @@ public static class VirtioNetControlCommands
             (VirtioNetControlClass.NotfCoal, NotfCoalRxSet) => "VIRTIO_NET_CTRL_NOTF_COAL_RX_SET",
             (VirtioNetControlClass.NotfCoal, NotfCoalVqSet) => "VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET",
             (VirtioNetControlClass.NotfCoal, NotfCoalVqGet) => "VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET",
+            (VirtioNetControlClass.HashTunnel, HashTunnelSet) => "VIRTIO_NET_CTRL_HASH_TUNNEL_SET",
+            (VirtioNetControlClass.Stats, StatsQuery) => "VIRTIO_NET_CTRL_STATS_QUERY",
+            (VirtioNetControlClass.Stats, StatsGet) => "VIRTIO_NET_CTRL_STATS_GET",
             _ => null,
         };
         return name ?? $"control class {(byte)commandClass} command {command}";

@@ -7,8 +7,9 @@ namespace VirtioNet.Net.Control;
 
 /// <summary>
 /// The control virtqueue (VIRTIO_NET_F_CTRL_VQ): one command at a time, each a device-readable header (class, command)
-/// and payload followed by a device-writable ack byte, completed by polling the used ring with a timeout so that a slow
-/// or dead device cannot wedge the caller. Ref: virtio v1.2 §5.1.6.5.
+/// and payload followed by a device-writable ack byte and, for the commands that answer with data, a device-writable
+/// reply buffer (<c>command-specific-result</c>); completed by polling the used ring with a timeout so that a slow or
+/// dead device cannot wedge the caller. Ref: virtio v1.2 §5.1.6.5; virtio v1.3 §5.1.6.5 (command-specific-result).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -22,15 +23,22 @@ namespace VirtioNet.Net.Control;
 /// </remarks>
 public sealed class VirtioNetControlQueue : IDisposable
 {
-    // Layout of the one command buffer: header at 0, ack at 8 (its own descriptor, device-writable), payload from 16.
-    // The ack gets a descriptor of its own because §5.1.6.5 makes it the only device-writable part.
+    /// <summary>
+    /// The largest reply a command may ask for: room for every statistics block of 25 queues (160 bytes each at most,
+    /// §5.1.6.5.11), and far more than a VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET reply (8 bytes).
+    /// </summary>
+    public const int MaxReplyLength = 4096;
+
+    // Layout of the one command buffer: header at 0, ack at 8 (its own descriptor, device-writable), payload from 16,
+    // then the reply area (device-writable, after the ack in the chain as struct virtio_net_ctrl orders them).
+    // The ack gets a descriptor of its own because §5.1.6.5 makes it the first device-writable part.
     private const int AckOffset = 8;
     private const int PayloadOffset = 16;
 
     // A value the device never writes as an ack, so an untouched byte is told apart from VIRTIO_NET_OK.
     private const byte AckNotWritten = 0xFF;
 
-    // Header, two payload parts (the MAC table command has two tables), ack.
+    // Header, two payload parts (the MAC table command has two tables), ack; or header, payload, ack, reply.
     private const int MaxChain = 4;
 
     // Serializes commands: the ring and the buffer hold one command at a time.
@@ -45,8 +53,11 @@ public sealed class VirtioNetControlQueue : IDisposable
     // Sends the available-buffer notification.
     private readonly Action<int> _notify;
 
-    // The command buffer (header, ack, payload).
+    // The command buffer (header, ack, payload, reply).
     private readonly DmaRegion _buffer;
+
+    // Where the reply area starts in _buffer: after the largest payload, 8-byte aligned.
+    private readonly int _replyOffset;
 
     // For messages: which device this is.
     private readonly string _deviceDescription;
@@ -76,9 +87,10 @@ public sealed class VirtioNetControlQueue : IDisposable
         _dma = dma;
         _notify = notify;
         _queue = createQueue(queueIndex, size, MaxChain);
+        _replyOffset = PayloadOffset + ((maxPayloadLength + 7) & ~7);
         try
         {
-            _buffer = dma.Allocate(PayloadOffset + maxPayloadLength, 64);
+            _buffer = dma.Allocate(_replyOffset + MaxReplyLength, 64);
         }
         catch
         {
@@ -127,7 +139,38 @@ public sealed class VirtioNetControlQueue : IDisposable
     /// VIRTIO_F_ANY_LAYOUT expects for VIRTIO_NET_CTRL_MAC_TABLE_SET, §5.1.6.5.2), and waits for its ack.
     /// </summary>
     /// <inheritdoc cref="Execute(VirtioNetControlClass, byte, ReadOnlySpan{byte})" path="/exception"/>
-    public void Execute(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> secondPayload)
+    public void Execute(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> secondPayload) =>
+        Send(commandClass, command, payload, secondPayload, Span<byte>.Empty);
+
+    /// <summary>
+    /// Sends one command whose answer carries data (<c>command-specific-result</c>, e.g. VIRTIO_NET_CTRL_STATS_GET or
+    /// VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET) and waits for it. The reply buffer is offered to the device after the ack
+    /// byte; the used length the device reports says how much it wrote (ack included), and only that much is copied
+    /// into <paramref name="reply"/>. Ref: virtio v1.3 §5.1.6.5; §2.7.8.2 (the driver must not rely on data beyond the
+    /// used length).
+    /// </summary>
+    /// <param name="commandClass">The class.</param>
+    /// <param name="command">The command.</param>
+    /// <param name="payload">The device-readable <c>command-specific-data</c>.</param>
+    /// <param name="reply">Receives the reply; its length is the capacity offered to the device (1 to <see cref="MaxReplyLength"/>).</param>
+    /// <returns>The bytes of reply the device wrote (0 to <paramref name="reply"/>'s length), copied to the start of <paramref name="reply"/>.</returns>
+    /// <exception cref="VirtioException">
+    /// As <see cref="Execute(VirtioNetControlClass, byte, ReadOnlySpan{byte})"/>; also
+    /// <see cref="VirtioErrorReason.DeviceMisbehaved"/> when the used length claims more than the buffers offered.
+    /// On VIRTIO_NET_ERR the reply is discarded (§5.1.6.5.9: the driver must ignore it).
+    /// </exception>
+    /// <exception cref="ArgumentException">The payload is too long, or the reply buffer is empty or longer than <see cref="MaxReplyLength"/>.</exception>
+    public int ExecuteWithReply(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, Span<byte> reply)
+    {
+        if (reply.IsEmpty || reply.Length > MaxReplyLength)
+        {
+            throw new ArgumentException($"A reply buffer holds 1 to {MaxReplyLength} bytes; this one has {reply.Length}.", nameof(reply));
+        }
+
+        return Send(commandClass, command, payload, ReadOnlySpan<byte>.Empty, reply);
+    }
+
+    private int Send(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> secondPayload, Span<byte> reply)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (payload.Length + secondPayload.Length > MaxPayloadLength)
@@ -146,11 +189,13 @@ public sealed class VirtioNetControlQueue : IDisposable
 
             try
             {
-                byte ack = Run(commandClass, command, payload, secondPayload, name);
+                byte ack = Run(commandClass, command, payload, secondPayload, reply.Length, name, out int replyLength);
                 if (ack == VirtioNetControlCommands.AckOk)
                 {
+                    // Only what the used length covers is copied: bytes past it are whatever the buffer held before.
+                    _buffer.Span.Slice(_replyOffset, replyLength).CopyTo(reply);
                     _completed++;
-                    return;
+                    return replyLength;
                 }
 
                 if (ack == VirtioNetControlCommands.AckErr)
@@ -170,12 +215,16 @@ public sealed class VirtioNetControlQueue : IDisposable
         }
     }
 
-    private byte Run(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> secondPayload, string name)
+    private byte Run(VirtioNetControlClass commandClass, byte command, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> secondPayload, int replyCapacity, string name, out int replyLength)
     {
+        replyLength = 0;
         Span<byte> memory = _buffer.Span;
         memory[0] = (byte)commandClass;
         memory[1] = command;
         memory[AckOffset] = AckNotWritten;
+
+        // A device that reports more than it wrote then hands back zeros, not an earlier command's reply.
+        memory.Slice(_replyOffset, replyCapacity).Clear();
         payload.CopyTo(memory[PayloadOffset..]);
         secondPayload.CopyTo(memory[(PayloadOffset + payload.Length)..]);
         _dma.SyncForDevice(_buffer);
@@ -194,6 +243,11 @@ public sealed class VirtioNetControlQueue : IDisposable
         }
 
         _chain[count++] = new VirtqBuffer(address + AckOffset, 1, DeviceWritable: true);
+        if (replyCapacity > 0)
+        {
+            _chain[count++] = new VirtqBuffer(address + (ulong)_replyOffset, (uint)replyCapacity, DeviceWritable: true);
+        }
+
         if (!_queue.TryAdd(_chain.AsSpan(0, count), 0))
         {
             // One command at a time and each taken back before the next: a full ring means the queue is too small for one chain.
@@ -223,6 +277,19 @@ public sealed class VirtioNetControlQueue : IDisposable
         if (used.Length < 1)
         {
             throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{_deviceDescription}: the device returned {name} without writing its ack byte (used length {used.Length}).");
+        }
+
+        // §2.7.8.2: the used length is what the device wrote into the writable buffers, ack first. A command with a
+        // reply exists only on modern devices (its features are above bit 31), so the legacy habit of reporting the whole
+        // descriptor length (§5.1.6.2.1 legacy) does not apply; a length past the buffers offered is a lie.
+        if (replyCapacity > 0)
+        {
+            if (used.Length > 1 + (uint)replyCapacity)
+            {
+                throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{_deviceDescription}: the device claims to have written {used.Length} bytes of {name}'s ack and reply; it was offered {1 + replyCapacity}.");
+            }
+
+            replyLength = (int)used.Length - 1;
         }
 
         _dma.SyncForCpu(_buffer);

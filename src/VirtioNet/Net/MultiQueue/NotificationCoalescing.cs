@@ -14,6 +14,10 @@ public readonly record struct NotificationCoalescing(uint MaxPackets, uint MaxMi
     /// <summary>The encoded length: two le32 fields.</summary>
     public const int Length = 8;
 
+    /// <summary>Reads the structure (little-endian) from the start of <paramref name="source"/>, which holds at least <see cref="Length"/> bytes.</summary>
+    public static NotificationCoalescing Read(ReadOnlySpan<byte> source) =>
+        new(BinaryPrimitives.ReadUInt32LittleEndian(source), BinaryPrimitives.ReadUInt32LittleEndian(source[4..]));
+
     /// <summary>Writes the structure (little-endian) at the start of <paramref name="destination"/>.</summary>
     public void Write(Span<byte> destination)
     {

@@ -57,6 +57,12 @@ internal static class VirtioPciCommonCfg
     /// <summary>The size of the structure up to queue_device: what every modern device provides.</summary>
     public const ulong MinimumLength = 0x38;
 
+    /// <summary>
+    /// queue_notif_config_data (0x38, formerly queue_notify_data), le16 R, with VIRTIO_F_NOTIF_CONFIG_DATA: the value the
+    /// driver writes in its available buffer notifications instead of the queue index. Ref: virtio v1.3 §4.1.4.3.
+    /// </summary>
+    public const ulong QueueNotifConfigData = 0x38;
+
     /// <summary>queue_reset (0x3a), le16 RW, with VIRTIO_F_RING_RESET.</summary>
     public const ulong QueueReset = 0x3a;
 }

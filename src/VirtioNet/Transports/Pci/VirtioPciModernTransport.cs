@@ -21,6 +21,10 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     // Byte offset in the notify structure of each activated queue (§4.1.4.4), or -1; computed once at activation.
     private long[] _notifyOffsets;
 
+    // With VIRTIO_F_NOTIF_CONFIG_DATA: each activated queue's queue_notif_config_data, the value its notifications carry
+    // (§4.1.5.2); null while the feature is not accepted. Read once at activation, like the notify address.
+    private ushort[]? _notifConfigData;
+
     // config_msix_vector is cleared by every reset, so it is written again before the first queue after one.
     private bool _configVectorSet;
 
@@ -129,8 +133,13 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         {
             _configVectorSet = false;
             Array.Fill(_notifyOffsets, -1);
+            _notifConfigData = null;
         }
     }
+
+    /// <inheritdoc />
+    /// <remarks>Only when the common structure is long enough to hold queue_notif_config_data (0x38, 2 bytes).</remarks>
+    public bool SupportsNotifConfigData => _common.Length >= Cfg.QueueNotifConfigData + 2;
 
     /// <inheritdoc />
     public ulong ReadDeviceFeatures()
@@ -149,6 +158,9 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         _common.Write32(Cfg.DriverFeature, (uint)features);
         _common.Write32(Cfg.DriverFeatureSelect, 1);
         _common.Write32(Cfg.DriverFeature, (uint)(features >> 32));
+
+        // §4.1.5.2: with VIRTIO_F_NOTIF_CONFIG_DATA, notifications carry the device's per-queue value, not the index.
+        _notifConfigData = (features & VirtioFeatures.NotifConfigData) != 0 && SupportsNotifConfigData ? new ushort[_notifyOffsets.Length] : null;
     }
 
     /// <inheritdoc />
@@ -224,6 +236,17 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
             _notifyOffsets = grown;
         }
 
+        if (_notifConfigData is not null)
+        {
+            if (queueIndex >= _notifConfigData.Length)
+            {
+                Array.Resize(ref _notifConfigData, _notifyOffsets.Length);
+            }
+
+            // §4.1.4.3: queue_notif_config_data exists only with the feature; any 16-bit value is the device's to choose.
+            _notifConfigData[queueIndex] = _common.Read16(Cfg.QueueNotifConfigData);
+        }
+
         _notifyOffsets[queueIndex] = (long)notifyOffset;
         _common.Write16(Cfg.QueueEnable, 1);
     }
@@ -297,12 +320,16 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
             throw new InvalidOperationException($"{Description}: queue {queueIndex} is not active; there is nothing to notify.");
         }
 
-        // §4.1.5.2: without VIRTIO_F_NOTIFICATION_DATA the driver writes the 16-bit queue index.
-        _notify.Write16((ulong)offset, (ushort)queueIndex);
+        // §4.1.5.2: without VIRTIO_F_NOTIFICATION_DATA the driver writes a 16-bit value: the queue index, or with
+        // VIRTIO_F_NOTIF_CONFIG_DATA the queue's queue_notif_config_data.
+        _notify.Write16((ulong)offset, _notifConfigData is { } values ? values[queueIndex] : (ushort)queueIndex);
     }
 
     /// <inheritdoc />
-    /// <remarks>§4.1.5.2: with VIRTIO_F_NOTIFICATION_DATA the driver writes the 32-bit value to the queue's notify address.</remarks>
+    /// <remarks>
+    /// §4.1.5.2: with VIRTIO_F_NOTIFICATION_DATA the driver writes the 32-bit value to the queue's notify address; the
+    /// caller passes the queue index in the low 16 bits, which VIRTIO_F_NOTIF_CONFIG_DATA replaces with the device's value.
+    /// </remarks>
     public void Notify(int queueIndex, uint notificationData)
     {
         long offset = (uint)queueIndex < (uint)_notifyOffsets.Length ? _notifyOffsets[queueIndex] : -1;
@@ -322,6 +349,12 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
             throw new VirtioException(
                 VirtioErrorReason.InvalidConfiguration,
                 $"{Description}: queue {queueIndex}'s notify address 0x{offset:x} has no room for a 4-byte notification in the 0x{_notify.Length:x}-byte notify structure.");
+        }
+
+        // §4.1.5.2: with VIRTIO_F_NOTIF_CONFIG_DATA too, the low 16 bits are vq_notif_config_data instead of vq_index.
+        if (_notifConfigData is { } values)
+        {
+            notificationData = (notificationData & 0xFFFF_0000u) | values[queueIndex];
         }
 
         _notify.Write32((ulong)offset, notificationData);
@@ -364,6 +397,10 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
             list.Add(new("queue_msix_vector", Cfg.QueueMsixVector, _common.Read16(Cfg.QueueMsixVector), scope));
             list.Add(new("queue_enable", Cfg.QueueEnable, _common.Read16(Cfg.QueueEnable), scope));
             list.Add(new("queue_notify_off", Cfg.QueueNotifyOff, _common.Read16(Cfg.QueueNotifyOff), scope));
+            if (_notifConfigData is not null)
+            {
+                list.Add(new("queue_notif_config_data", Cfg.QueueNotifConfigData, _common.Read16(Cfg.QueueNotifConfigData), scope));
+            }
         }
 
         return list;
