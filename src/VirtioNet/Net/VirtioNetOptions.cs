@@ -23,12 +23,15 @@ public sealed record VirtioNetOptions
     /// <summary>
     /// The checksum and segmentation offloads, both directions (issue 5): CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit
     /// (software fallbacks when absent), GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6 on receive, and GUEST_HDRLEN
-    /// (the driver always writes the exact hdr_len). UFO is left out: deprecated, and removed from Linux in 4.14.
+    /// (the driver always writes the exact hdr_len), and RSC_EXT (the device's coalescing information beside large
+    /// receives, <see cref="Offloads.ReceivedFrameInfo.CoalescedSegments"/>; only with <see cref="ReceiveCoalescingInfo"/>).
+    /// UFO is left out: deprecated, and removed from Linux in 4.14.
     /// </summary>
     public const ulong OffloadFeatures =
         VirtioNetFeatures.Csum | VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn |
         VirtioNetFeatures.HostUso | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 |
-        VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6 | VirtioNetFeatures.GuestHdrLen;
+        VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6 | VirtioNetFeatures.GuestHdrLen |
+        VirtioNetFeatures.RscExt;
 
     /// <summary>
     /// The features carried by the control queue: VIRTIO_NET_F_CTRL_VQ and those that depend on it (§5.1.3.1: a driver
@@ -55,6 +58,17 @@ public sealed record VirtioNetOptions
     /// frames; the transmit calls that ask for offloads then do them in software.
     /// </summary>
     public bool Offloads { get; init; } = true;
+
+    /// <summary>
+    /// Negotiate VIRTIO_NET_F_RSC_EXT when offered (and <see cref="Offloads"/> is on, with GUEST_TSO4/6): the device then
+    /// coalesces received TCP segments and says how many went into each frame
+    /// (<see cref="Offloads.ReceivedFrameInfo.CoalescedSegments"/>, <see cref="VirtioNetQueueStatistics.CoalescedSegments"/>).
+    /// Default false, as Linux's driver never negotiates it: the one device that offers it, QEMU's virtio-net with
+    /// <c>guest_rsc_ext=on</c> (seen with 7.2 and 10.0), writes coalesced frames without NEEDS_CSUM or gso_size and leaves
+    /// the first segment's TCP checksum and a stale IPv4 header checksum in them, so a stack that checks checksums drops
+    /// every one (the driver reports them <see cref="Offloads.ReceivedChecksumState.None"/>, as §5.1.6.4.2 says).
+    /// </summary>
+    public bool ReceiveCoalescingInfo { get; init; }
 
     /// <summary>
     /// Recompute the TCP/UDP checksum of received frames the device marks VIRTIO_NET_HDR_F_DATA_VALID instead of taking
@@ -110,7 +124,8 @@ public sealed record VirtioNetOptions
     {
         get
         {
-            ulong supported = ImplementedFeatures & ~DisabledFeatures & (Offloads ? ulong.MaxValue : ~OffloadFeatures);
+            ulong supported = ImplementedFeatures & ~DisabledFeatures & (Offloads ? ulong.MaxValue : ~OffloadFeatures) &
+                (ReceiveCoalescingInfo ? ulong.MaxValue : ~VirtioNetFeatures.RscExt);
 
             // §5.1.3.1: segmentation needs the checksum offload of its direction, and ECN needs TSO.
             if ((supported & VirtioNetFeatures.Csum) == 0)
@@ -131,6 +146,14 @@ public sealed record VirtioNetOptions
             if ((supported & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
             {
                 supported &= ~VirtioNetFeatures.GuestEcn;
+            }
+
+            // RSC_EXT reports on coalesced receives, so it needs GUEST_TSO4 or GUEST_TSO6 (§5.1.6.4: "this implies one of
+            // VIRTIO_NET_F_GUEST_TSO4, TSO6"); §5.1.3.1 lists HOST_TSO4 or HOST_TSO6 as its requirement. Both are asked.
+            if ((supported & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0 ||
+                (supported & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
+            {
+                supported &= ~VirtioNetFeatures.RscExt;
             }
 
             if ((supported & VirtioNetFeatures.CtrlVq) == 0)
