@@ -66,7 +66,8 @@ public sealed record VirtioNetOptions
     /// Default false, as Linux's driver never negotiates it: the one device that offers it, QEMU's virtio-net with
     /// <c>guest_rsc_ext=on</c> (seen with 7.2 and 10.0), writes coalesced frames without NEEDS_CSUM or gso_size and leaves
     /// the first segment's TCP checksum and a stale IPv4 header checksum in them, so a stack that checks checksums drops
-    /// every one (the driver reports them <see cref="Offloads.ReceivedChecksumState.None"/>, as §5.1.6.4.2 says).
+    /// every one (the driver reports them <see cref="Offloads.ReceivedChecksumState.None"/>, as §5.1.6.4.2 says); its
+    /// source (virtio_net_rsc_drain_seg) also clears NEEDS_CSUM from segments it held but could not coalesce.
     /// </summary>
     public bool ReceiveCoalescingInfo { get; init; }
 
