@@ -26,12 +26,15 @@ public sealed record VirtioNetOptions
     /// <summary>
     /// The checksum and segmentation offloads, both directions (issue 5): CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit
     /// (software fallbacks when absent), GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6 on receive, and GUEST_HDRLEN
-    /// (the driver always writes the exact hdr_len). UFO is left out: deprecated, and removed from Linux in 4.14.
+    /// (the driver always writes the exact hdr_len), and RSC_EXT (the device's coalescing information beside large
+    /// receives, <see cref="Offloads.ReceivedFrameInfo.CoalescedSegments"/>; only with <see cref="ReceiveCoalescingInfo"/>).
+    /// UFO is left out: deprecated, and removed from Linux in 4.14.
     /// </summary>
     public const ulong OffloadFeatures =
         VirtioNetFeatures.Csum | VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn |
         VirtioNetFeatures.HostUso | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 |
-        VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6 | VirtioNetFeatures.GuestHdrLen;
+        VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6 | VirtioNetFeatures.GuestHdrLen |
+        VirtioNetFeatures.RscExt;
 
     /// <summary>
     /// The features carried by the control queue: VIRTIO_NET_F_CTRL_VQ and those that depend on it (§5.1.3.1: a driver
@@ -60,6 +63,18 @@ public sealed record VirtioNetOptions
     /// frames; the transmit calls that ask for offloads then do them in software.
     /// </summary>
     public bool Offloads { get; init; } = true;
+
+    /// <summary>
+    /// Negotiate VIRTIO_NET_F_RSC_EXT when offered (and <see cref="Offloads"/> is on, with GUEST_TSO4/6): the device then
+    /// coalesces received TCP segments and says how many went into each frame
+    /// (<see cref="Offloads.ReceivedFrameInfo.CoalescedSegments"/>, <see cref="VirtioNetQueueStatistics.CoalescedSegments"/>).
+    /// Default false, as Linux's driver never negotiates it: the one device that offers it, QEMU's virtio-net with
+    /// <c>guest_rsc_ext=on</c> (seen with 7.2 and 10.0), writes coalesced frames without NEEDS_CSUM or gso_size and leaves
+    /// the first segment's TCP checksum and a stale IPv4 header checksum in them, so a stack that checks checksums drops
+    /// every one (the driver reports them <see cref="Offloads.ReceivedChecksumState.None"/>, as §5.1.6.4.2 says); its
+    /// source (virtio_net_rsc_drain_seg) also clears NEEDS_CSUM from segments it held but could not coalesce.
+    /// </summary>
+    public bool ReceiveCoalescingInfo { get; init; }
 
     /// <summary>
     /// Recompute the TCP/UDP checksum of received frames the device marks VIRTIO_NET_HDR_F_DATA_VALID instead of taking
@@ -112,7 +127,8 @@ public sealed record VirtioNetOptions
     /// and disabling CTRL_RX withdraws CTRL_RX_EXTRA (§5.1.3.1).
     /// </summary>
     public ulong SupportedFeatures =>
-        WithoutUnmetDependencies(ImplementedFeatures & ~DisabledFeatures & (Offloads ? ulong.MaxValue : ~OffloadFeatures));
+        WithoutUnmetDependencies(ImplementedFeatures & ~DisabledFeatures & (Offloads ? ulong.MaxValue : ~OffloadFeatures) &
+            (ReceiveCoalescingInfo ? ulong.MaxValue : ~VirtioNetFeatures.RscExt));
 
     /// <summary>
     /// <paramref name="features"/> without every bit whose required feature is absent (§5.1.3.1 feature bit
@@ -144,6 +160,13 @@ public sealed record VirtioNetOptions
         if ((f & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6)) == 0)
         {
             f &= ~(VirtioNetFeatures.HostEcn | VirtioNetFeatures.RscExt);
+        }
+
+        // RSC_EXT reports on coalesced receives, so it also needs GUEST_TSO4 or GUEST_TSO6 (§5.1.6.4); §5.1.3.1 lists
+        // HOST_TSO4 or HOST_TSO6 as its requirement (above). Both are asked.
+        if ((f & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) == 0)
+        {
+            f &= ~VirtioNetFeatures.RscExt;
         }
 
         if ((f & VirtioNetFeatures.CtrlVq) == 0)

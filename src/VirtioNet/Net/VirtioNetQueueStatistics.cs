@@ -12,6 +12,7 @@ public sealed class VirtioNetQueueStatistics
     private long _errors;
     private long _notifications;
     private long _interrupts;
+    private long _coalescedSegments;
 
     /// <summary>Creates counters for a queue.</summary>
     public VirtioNetQueueStatistics(string name) => Name = name;
@@ -37,11 +38,19 @@ public sealed class VirtioNetQueueStatistics
     /// <summary>Used-buffer interrupts taken for this queue.</summary>
     public long Interrupts => Volatile.Read(ref _interrupts);
 
+    /// <summary>
+    /// Receive: TCP segments the device coalesced into the frames counted in <see cref="Packets"/>, as it reported them
+    /// with VIRTIO_NET_HDR_F_RSC_INFO (VIRTIO_NET_F_RSC_EXT); 0 on transmit queues and when the device does not say.
+    /// </summary>
+    public long CoalescedSegments => Volatile.Read(ref _coalescedSegments);
+
     internal void AddPacket(int bytes)
     {
         Volatile.Write(ref _packets, _packets + 1);
         Volatile.Write(ref _bytes, _bytes + bytes);
     }
+
+    internal void AddCoalescedSegments(int segments) => Volatile.Write(ref _coalescedSegments, _coalescedSegments + segments);
 
     internal void AddDrop() => Volatile.Write(ref _drops, _drops + 1);
 

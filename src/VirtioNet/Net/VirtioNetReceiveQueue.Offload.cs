@@ -2,7 +2,7 @@ using VirtioNet.Net.Offloads;
 
 namespace VirtioNet.Net;
 
-// Receive offloads (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6): the header of every received packet is checked
+// Receive offloads (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6, RSC_EXT): the header of every received packet is checked
 // against what was negotiated, partial checksums are completed, and what the header said is reported beside the frame.
 public sealed partial class VirtioNetReceiveQueue
 {
@@ -23,8 +23,10 @@ public sealed partial class VirtioNetReceiveQueue
     /// Like <see cref="TryReceive(Span{byte}, out int)"/>, and reports what the device said about the frame: its
     /// checksum state (a partial checksum is already completed in <paramref name="destination"/>; DATA_VALID is
     /// re-checked unless turned off) and, for a coalesced frame larger than the MTU (GUEST_TSO4/6, GUEST_USO4/6), the
-    /// GSO type and segment size. Headers that contradict the negotiated features or the frame are counted in
-    /// <see cref="VirtioNetQueueStatistics.Errors"/> and their packets dropped. Ref: virtio v1.2 §5.1.6.4.
+    /// GSO type and segment size, and with RSC_EXT the segments and duplicated ACKs the device coalesced into it (also
+    /// summed in <see cref="VirtioNetQueueStatistics.CoalescedSegments"/>). Headers that contradict the negotiated
+    /// features or the frame are counted in <see cref="VirtioNetQueueStatistics.Errors"/> and their packets dropped.
+    /// Ref: virtio v1.2 §5.1.6.4.
     /// </summary>
     /// <param name="destination">At least <see cref="MaxFrameLength"/> bytes (64 KiB and more with guest GSO).</param>
     /// <param name="length">The frame's length.</param>

@@ -161,6 +161,11 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
                 if (length > 0)
                 {
                     Statistics.AddPacket(length);
+                    if (_lastFrameInfo.CoalescedSegments > 0)
+                    {
+                        Statistics.AddCoalescedSegments(_lastFrameInfo.CoalescedSegments);
+                    }
+
                     return true;
                 }
             }

@@ -23,6 +23,12 @@ internal sealed partial class NetworkNamespace : IDisposable
     /// <summary>The address the test TCP endpoint above the driver uses.</summary>
     public const string DriverAddress = "10.77.0.2";
 
+    /// <summary>The kernel side's IPv6 address on the TAP (unique local, RFC 4193).</summary>
+    public const string KernelAddress6 = "fd77::1";
+
+    /// <summary>The IPv6 address the test TCP endpoint above the driver uses; the kernel finds it by neighbour discovery.</summary>
+    public const string DriverAddress6 = "fd77::2";
+
     /// <summary>The kernel side's MAC on the TAP (set explicitly so the endpoint needs no ARP).</summary>
     public static readonly byte[] KernelMac = [0x02, 0x00, 0x00, 0x77, 0x00, 0x01];
 
@@ -65,8 +71,9 @@ internal sealed partial class NetworkNamespace : IDisposable
     }
 
     /// <summary>
-    /// Moves the TAP (already opened by QEMU) into the namespace and configures it: MTU, MAC, address, up, and a
-    /// permanent neighbour entry for the driver's address.
+    /// Moves the TAP (already opened by QEMU) into the namespace and configures it: MTU, MAC, addresses, up, and a
+    /// permanent neighbour entry for the driver's IPv4 address. The IPv6 address skips duplicate address detection
+    /// (<c>nodad</c>), so it is usable at once; the driver's IPv6 address is left to neighbour discovery.
     /// </summary>
     public void MoveTapIn(int mtu, ReadOnlySpan<byte> driverMac)
     {
@@ -74,6 +81,7 @@ internal sealed partial class NetworkNamespace : IDisposable
         _moved = true;
         Ip($"-n {Name} link set {TapName} address {Mac(KernelMac)} mtu {mtu.ToString(CultureInfo.InvariantCulture)}");
         Ip($"-n {Name} addr add {KernelAddress}/24 dev {TapName}");
+        Ip($"-n {Name} addr add {KernelAddress6}/64 dev {TapName} nodad");
         Ip($"-n {Name} link set {TapName} up");
         Ip($"-n {Name} neigh replace {DriverAddress} lladdr {Mac(driverMac)} dev {TapName} nud permanent");
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using VirtioNet.Net;
@@ -12,7 +13,9 @@ namespace VirtioNet.IntegrationTests.Tap;
 /// TCP between the test TCP endpoint above the driver and a kernel socket in a network namespace of the test's own,
 /// through QEMU's virtio-net with a TAP backend (<c>vnet_hdr=on</c>, the only backend that offers offloads): several
 /// megabytes each way, hash compared, with checksum and segmentation offloads on, with the device's checksum but
-/// software segmentation, and with every offload off (software checksums and segmentation), at MTU 1500 and 9000.
+/// software segmentation, and with every offload off (software checksums and segmentation), at MTU 1500 and 9000, over
+/// IPv4 and IPv6 (HOST_TSO6/GSO_TCPV6 out, GUEST_TSO6 in). And QEMU's receive segment coalescing (RSC_EXT): the kernel's
+/// MSS-sized segments arrive coalesced, with the segment counts beside them.
 /// </summary>
 [Trait("Peer", "Qemu")]
 [Trait("Peer", "Kernel")]
@@ -34,12 +37,14 @@ public sealed class TapTcpTests
     }
 
     [Theory]
-    [InlineData(OffloadMode.All, 1500)]
-    [InlineData(OffloadMode.ChecksumOnly, 1500)]
-    [InlineData(OffloadMode.None, 1500)]
-    [InlineData(OffloadMode.None, 9000)]
-    [InlineData(OffloadMode.All, 9000)]
-    public async Task SeveralMegabytesFromTheDriverReachAKernelSocketIntact(OffloadMode mode, int mtu)
+    [InlineData(OffloadMode.All, 1500, 4)]
+    [InlineData(OffloadMode.ChecksumOnly, 1500, 4)]
+    [InlineData(OffloadMode.None, 1500, 4)]
+    [InlineData(OffloadMode.None, 9000, 4)]
+    [InlineData(OffloadMode.All, 9000, 4)]
+    [InlineData(OffloadMode.All, 1500, 6)]
+    [InlineData(OffloadMode.None, 1500, 6)]
+    public async Task SeveralMegabytesFromTheDriverReachAKernelSocketIntact(OffloadMode mode, int mtu, int ipVersion)
     {
         byte[] data = RandomNumberGenerator.GetBytes(TransferBytes);
         using var ns = NetworkNamespaceForTest();
@@ -49,7 +54,7 @@ public sealed class TapTcpTests
         using var listening = new ManualResetEventSlim();
         Task<(long Count, byte[] Hash)> kernel = ns.Run(() =>
         {
-            using Socket client = AcceptOne(listening);
+            using Socket client = AcceptOne(listening, ipVersion);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             byte[] buffer = new byte[256 * 1024];
             long count = 0;
@@ -64,7 +69,7 @@ public sealed class TapTcpTests
         });
         Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
 
-        TestTcpEndpoint endpoint = Endpoint(net, mtu, mode);
+        TestTcpEndpoint endpoint = Endpoint(net, mtu, ipVersion);
         endpoint.Connect(TimeSpan.FromSeconds(10));
         endpoint.SendAll(data, TransferTimeout);
         (long count, byte[] hash) = await kernel.WaitAsync(TransferTimeout, TestContext.Current.CancellationToken);
@@ -75,8 +80,8 @@ public sealed class TapTcpTests
         // How the bytes went: one GSO packet per large segment with TSO, MSS-sized frames otherwise.
         long packets = net.TransmitStatistics.Packets;
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{mode}, MTU {mtu}: {packets} packets, {net.TransmitStatistics.Bytes} bytes sent, {endpoint.Retransmissions} retransmissions; negotiated {string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatures & VirtioNetOptions.OffloadFeatures))}");
-        int mss = Mss(mtu);
+            $"{mode}, MTU {mtu}, IPv{ipVersion}: {packets} packets, {net.TransmitStatistics.Bytes} bytes sent, {endpoint.Retransmissions} retransmissions; negotiated {string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatures & VirtioNetOptions.OffloadFeatures))}");
+        int mss = Mss(mtu, ipVersion);
         if (mode == OffloadMode.All)
         {
             // Large segments are cut only by the window: at least three times fewer packets than MSS-sized frames.
@@ -90,12 +95,14 @@ public sealed class TapTcpTests
     }
 
     [Theory]
-    [InlineData(OffloadMode.All, 1500)]
-    [InlineData(OffloadMode.ChecksumOnly, 1500)]
-    [InlineData(OffloadMode.None, 1500)]
-    [InlineData(OffloadMode.None, 9000)]
-    [InlineData(OffloadMode.All, 9000)]
-    public async Task SeveralMegabytesFromAKernelSocketReachTheDriverIntact(OffloadMode mode, int mtu)
+    [InlineData(OffloadMode.All, 1500, 4)]
+    [InlineData(OffloadMode.ChecksumOnly, 1500, 4)]
+    [InlineData(OffloadMode.None, 1500, 4)]
+    [InlineData(OffloadMode.None, 9000, 4)]
+    [InlineData(OffloadMode.All, 9000, 4)]
+    [InlineData(OffloadMode.All, 1500, 6)]
+    [InlineData(OffloadMode.None, 1500, 6)]
+    public async Task SeveralMegabytesFromAKernelSocketReachTheDriverIntact(OffloadMode mode, int mtu, int ipVersion)
     {
         byte[] data = RandomNumberGenerator.GetBytes(TransferBytes);
         using var ns = NetworkNamespaceForTest();
@@ -105,7 +112,7 @@ public sealed class TapTcpTests
         using var listening = new ManualResetEventSlim();
         Task<int> kernel = ns.Run(() =>
         {
-            using Socket client = AcceptOne(listening);
+            using Socket client = AcceptOne(listening, ipVersion);
             client.Send(data);
             client.Shutdown(SocketShutdown.Send);
 
@@ -114,7 +121,7 @@ public sealed class TapTcpTests
         });
         Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
 
-        TestTcpEndpoint endpoint = Endpoint(net, mtu, mode);
+        TestTcpEndpoint endpoint = Endpoint(net, mtu, ipVersion);
         endpoint.Connect(TimeSpan.FromSeconds(10));
         byte[] received = endpoint.ReceiveAll(TransferTimeout);
         Assert.Equal(0, await kernel.WaitAsync(TransferTimeout, TestContext.Current.CancellationToken));
@@ -124,11 +131,11 @@ public sealed class TapTcpTests
         Assert.Equal(0, endpoint.BadChecksums);
 
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{mode}, MTU {mtu}: {endpoint.FramesReceived} frames received, {endpoint.GsoFramesReceived} GSO, {endpoint.FramesLargerThanMtu} above the MTU, longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; errors {net.ReceiveStatistics.Errors}");
+            $"{mode}, MTU {mtu}, IPv{ipVersion}: {endpoint.FramesReceived} frames received, {endpoint.GsoFramesReceived} GSO, {endpoint.FramesLargerThanMtu} above the MTU, longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; errors {net.ReceiveStatistics.Errors}");
         int largestFrame = mtu + EthernetFrame.HeaderLength;
         if (mode == OffloadMode.All)
         {
-            // GUEST_TSO4: the kernel hands the TAP segments larger than the MTU, and the driver delivers them whole.
+            // GUEST_TSO4/6: the kernel hands the TAP segments larger than the MTU, and the driver delivers them whole.
             Assert.True(endpoint.GsoFramesReceived > 0, "no GSO frame arrived");
             Assert.True(endpoint.FramesLargerThanMtu > 0, $"no frame above {largestFrame} bytes arrived (longest {endpoint.LongestFrameReceived})");
             Assert.True(endpoint.ChecksumStates.GetValueOrDefault(ReceivedChecksumState.Completed) > 0, "no partial checksum was completed by the driver");
@@ -143,6 +150,75 @@ public sealed class TapTcpTests
         {
             Assert.True(endpoint.LongestFrameReceived > 1514, $"no jumbo frame arrived (longest {endpoint.LongestFrameReceived})");
         }
+
+        if (ipVersion == 6)
+        {
+            // The kernel found the driver's IPv6 address by neighbour discovery, answered by the endpoint.
+            Assert.True(endpoint.NeighbourSolicitationsAnswered > 0, "no neighbour solicitation was answered");
+        }
+    }
+
+    /// <summary>
+    /// QEMU's receive segment coalescing (<c>guest_rsc_ext=on</c>, VIRTIO_NET_F_RSC_EXT with GUEST_TSO4/6): QEMU 7.2
+    /// coalesces, in virtio_net_rsc_receive4/6, in-order TCP segments of one flow that carry no TCP options, no IP options
+    /// or fragments, no ECN, no SYN/FIN/RST/URG, and (IPv4) DF, until the payload would pass 64 KiB or rsc_interval runs
+    /// out; it then writes gso_type TCPV4/TCPV6, VIRTIO_NET_HDR_F_RSC_INFO and the segment count into csum_start. The
+    /// segments must reach it MSS-sized: with the offloads QEMU asks of the TAP for GUEST_CSUM/TSO the kernel would send
+    /// 64 KiB GSO packets that leave nothing to coalesce, so the test turns the TAP's transmit checksum (and with it TSO
+    /// and SG) off inside the namespace, as <c>ethtool -K TAP tx off</c> does. The endpoint's SYN carries only an MSS
+    /// option, so the kernel's segments carry no timestamps (QEMU does not coalesce segments with TCP options).
+    /// </summary>
+    /// <remarks>
+    /// What QEMU 7.2 writes (virtio_net_rsc_drain_seg, seen here, and the same with 10.0): flags RSC_INFO alone, gso_size
+    /// 0, and the frame with the first segment's TCP checksum and, over IPv4, its IPv4 header checksum unchanged after the
+    /// lengths grew: both wrong. §5.1.6.4.1 asks NEEDS_CSUM and gso_size of a GSO frame; without NEEDS_CSUM or DATA_VALID
+    /// the driver must not rely on the checksum (§5.1.6.4.2), so it reports these frames
+    /// <see cref="ReceivedChecksumState.None"/>, and a stack that checks checksums would drop each. The endpoint takes
+    /// those (and only those: frames without coalescing information, or with a checksum state that claims something,
+    /// must still be right) and the SHA-256 of the whole stream stands in for their checksums; each frame's segment count
+    /// must account for its payload (no more than count times the MSS).
+    /// </remarks>
+    [Theory]
+    [InlineData(4)]
+    [InlineData(6)]
+    public async Task KernelSegmentsCoalescedByQemuReachTheDriverWithTheirSegmentCounts(int ipVersion)
+    {
+        byte[] data = RandomNumberGenerator.GetBytes(TransferBytes);
+        using var ns = NetworkNamespaceForTest();
+        using RiscvVirtBoard board = RiscvVirtBoard.Start(
+            new QemuMachineOptions { ModernMmio = true, Netdev = ns.Netdev, NetDeviceProperties = "guest_rsc_ext=on" },
+            TestContext.Current.CancellationToken);
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, ReceiveCoalescingInfo = true });
+        Assert.True((net.NegotiatedFeatures & VirtioNetFeatures.RscExt) != 0, "RSC_EXT was not negotiated");
+        ns.MoveTapIn(1500, net.MacAddress.Span);
+        Assert.True(await ns.Run(() => TapTransmitChecksum.TurnOff(ns.TapName)), "the TAP's transmit checksum stayed on");
+
+        using var listening = new ManualResetEventSlim();
+        Task<int> kernel = ns.Run(() =>
+        {
+            using Socket client = AcceptOne(listening, ipVersion);
+            client.Send(data);
+            client.Shutdown(SocketShutdown.Send);
+            return client.Receive(new byte[16]);
+        });
+        Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
+
+        TestTcpEndpoint endpoint = Endpoint(net, 1500, ipVersion, acceptUncheckedCoalescedFrames: true);
+        endpoint.Connect(TimeSpan.FromSeconds(10));
+        byte[] received = endpoint.ReceiveAll(TransferTimeout);
+
+        Assert.Equal(0, await kernel.WaitAsync(TransferTimeout, TestContext.Current.CancellationToken));
+
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"IPv{ipVersion}: {endpoint.FramesReceived} frames, {endpoint.CoalescedFramesReceived} with RSC_INFO ({endpoint.UncheckedCoalescedFramesAccepted} with wrong checksums), {endpoint.MultiSegmentFramesReceived} of several segments, most {endpoint.MostSegmentsInAFrame}; {net.ReceiveStatistics.CoalescedSegments} segments counted; longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; bad {endpoint.BadChecksums}; errors {net.ReceiveStatistics.Errors}");
+        Assert.Equal(data.Length, received.Length);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
+        Assert.Equal(0, endpoint.BadChecksums);
+        Assert.Equal(0, endpoint.SegmentCountsTooLow);
+        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.True(endpoint.MultiSegmentFramesReceived > 0, "no frame of several coalesced segments arrived");
+        Assert.True(endpoint.LongestFrameReceived > 1514, $"no coalesced frame above the MTU arrived (longest {endpoint.LongestFrameReceived})");
+        Assert.True(net.ReceiveStatistics.CoalescedSegments > endpoint.CoalescedFramesReceived, "the statistics did not count the coalesced segments");
     }
 
     private static NetworkNamespace NetworkNamespaceForTest()
@@ -186,25 +262,41 @@ public sealed class TapTcpTests
         }
     }
 
-    private static int Mss(int mtu) => mtu - 40;
+    // The MSS: the MTU less the IPv4 (20) or IPv6 (40) header and the TCP header (20).
+    private static int Mss(int mtu, int ipVersion) => mtu - (ipVersion == 6 ? 60 : 40);
 
-    private static TestTcpEndpoint Endpoint(VirtioNetDevice net, int mtu, OffloadMode mode)
+    private static TestTcpEndpoint Endpoint(VirtioNetDevice net, int mtu, int ipVersion, bool acceptUncheckedCoalescedFrames = false)
     {
-        int mss = Mss(mtu);
+        int mss = Mss(mtu, ipVersion);
+        IPAddress local = IPAddress.Parse(DriverAddress(ipVersion));
+        if (ipVersion == 6)
+        {
+            // The kernel's neighbour solicitations go to the solicited-node multicast group of the driver's address
+            // (RFC 4291 §2.7.1), on MAC 33:33:ff plus its last three bytes (RFC 2464 §7): let them through the filter.
+            byte[] address = local.GetAddressBytes();
+            net.SetMacFilter([], [new PhysicalAddress([0x33, 0x33, 0xff, address[13], address[14], address[15]])]);
+        }
 
         // Hand the driver large segments in every mode: the driver, not the endpoint, decides how they are cut.
         int largest = mss * Math.Max(1, 60000 / mss);
-        _ = mode;
         return new TestTcpEndpoint(
-            net, NetworkNamespace.KernelMac, IPAddress.Parse(NetworkNamespace.DriverAddress), IPAddress.Parse(NetworkNamespace.KernelAddress),
-            (ushort)Random.Shared.Next(32768, 60000), KernelPort, mss, largest);
+            net, NetworkNamespace.KernelMac, local, IPAddress.Parse(KernelAddress(ipVersion)),
+            (ushort)Random.Shared.Next(32768, 60000), KernelPort, mss, largest)
+        {
+            AcceptUncheckedCoalescedFrames = acceptUncheckedCoalescedFrames,
+        };
     }
 
+    private static string KernelAddress(int ipVersion) => ipVersion == 6 ? NetworkNamespace.KernelAddress6 : NetworkNamespace.KernelAddress;
+
+    private static string DriverAddress(int ipVersion) => ipVersion == 6 ? NetworkNamespace.DriverAddress6 : NetworkNamespace.DriverAddress;
+
     // On the namespace's thread: listen on the kernel address, say so, and take one connection.
-    private static Socket AcceptOne(ManualResetEventSlim listening)
+    private static Socket AcceptOne(ManualResetEventSlim listening, int ipVersion)
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Parse(NetworkNamespace.KernelAddress), KernelPort));
+        IPAddress address = IPAddress.Parse(KernelAddress(ipVersion));
+        using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(address, KernelPort));
         listener.Listen(1);
         listening.Set();
         if (!listener.Poll(TimeSpan.FromSeconds(30), SelectMode.SelectRead))

@@ -95,6 +95,51 @@ public sealed class OffloadDeviceTests : IDisposable
     }
 
     [Fact]
+    public void CoalescedSegmentsAreReportedAndCountedAndALyingCountIsADrop()
+    {
+        var (net, rx, _) = Open(Modern | GuestGso | HostGso | VirtioNetFeatures.RscExt, new VirtioNetOptions { Mode = OperationMode.Poll, ReceiveCoalescingInfo = true });
+        using (net)
+        {
+            Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.RscExt);
+            byte[] complete = OffloadFrames.Tcp(true, 1, OffloadFrames.Payload(7 * 1428, 3));
+            byte[] partial = (byte[])complete.Clone();
+            Assert.True(PacketLayout.TryParse(partial, out PacketLayout layout));
+            TransmitOffload.ApplyChecksum(partial, layout, new TransmitOffloadDecision { Flags = VirtioNetHeader.FlagNeedsCsum });
+            const byte flags = VirtioNetHeader.FlagRscInfo | VirtioNetHeader.FlagNeedsCsum;
+
+            // Zero segments: a counted drop. Then 7 segments and 1 duplicated ACK, across several buffers.
+            Deliver(rx, Header(flags, VirtioNetGsoType.TcpV6, 1428, 0, 0, 0), partial);
+            Deliver(rx, Header(flags, VirtioNetGsoType.TcpV6, 1428, 7, 1, 0), partial);
+
+            byte[] received = new byte[net.MaxReceiveFrameLength];
+            Assert.True(net.ReceiveQueues[0].TryReceive(received, out int length, out ReceivedFrameInfo info));
+            Assert.Equal(complete, received.AsSpan(0, length).ToArray());
+            Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, VirtioNetGsoType.TcpV6, 1428) { CoalescedSegments = 7, DuplicateAcks = 1 }, info);
+            Assert.Equal(1, net.ReceiveStatistics.Errors);
+            Assert.Equal(1, net.ReceiveStatistics.Packets);
+            Assert.Equal(7, net.ReceiveStatistics.CoalescedSegments);
+            Assert.Equal(256, rx.PendingAvailable);
+        }
+    }
+
+    [Fact]
+    public void RscInfoFromADeviceThatWasNotAllowedToSendItIsDropped()
+    {
+        // The device offers RSC_EXT, but the driver was not told to take it: RSC_INFO is then a lie (§5.1.6.4.1).
+        var (net, rx, _) = Open(Modern | GuestGso | HostGso | VirtioNetFeatures.RscExt);
+        using (net)
+        {
+            Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetFeatures.RscExt);
+            byte[] frame = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 2));
+            Deliver(rx, Header(VirtioNetHeader.FlagRscInfo, VirtioNetGsoType.TcpV4, 1448, 3, 0, 0), frame);
+            byte[] received = new byte[net.MaxReceiveFrameLength];
+            Assert.False(net.TryReceive(received, out _));
+            Assert.Equal(1, net.ReceiveStatistics.Errors);
+            Assert.Equal(0, net.ReceiveStatistics.CoalescedSegments);
+        }
+    }
+
+    [Fact]
     public void AGsoHeaderFromADeviceThatWasNotAllowedToSendOneIsDropped()
     {
         var (net, rx, _) = Open(Modern | VirtioNetFeatures.GuestCsum);

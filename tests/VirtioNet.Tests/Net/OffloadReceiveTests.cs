@@ -5,10 +5,15 @@ using Xunit;
 
 namespace VirtioNet.Tests.Net;
 
-/// <summary>Receive offload checks: partial checksums completed, DATA_VALID re-checked, inconsistent headers refused.</summary>
+/// <summary>
+/// Receive offload checks: partial checksums completed, DATA_VALID re-checked, coalescing information (RSC_INFO) read,
+/// inconsistent headers refused.
+/// </summary>
 public sealed class OffloadReceiveTests
 {
     private const ulong Guest = VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6;
+    private const ulong Rsc = Guest | VirtioNetFeatures.RscExt;
+    private const byte RscNeedsCsum = VirtioNetHeader.FlagRscInfo | VirtioNetHeader.FlagNeedsCsum;
 
     private static byte[] Header(byte flags, VirtioNetGsoType gso = VirtioNetGsoType.None, int gsoSize = 0, int csumStart = 0, int csumOffset = 0)
     {
@@ -80,6 +85,52 @@ public sealed class OffloadReceiveTests
         Assert.True(OffloadFrames.ChecksumsValid(frame));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ACoalescedFrameReportsItsSegmentsAndDuplicateAcksAndItsChecksumIsCompletedWhereTheFrameSays(bool ipv6)
+    {
+        // csum_start and csum_offset hold 20 segments and 2 duplicated ACKs: were they taken for a checksum position the
+        // sum would land in the Ethernet header. The TCP checksum's place comes from the frame itself (§5.1.6.4.2).
+        byte[] complete = OffloadFrames.Tcp(ipv6, 3, OffloadFrames.Payload(20 * 1448, 7));
+        byte[] frame = Partial(complete);
+        VirtioNetGsoType gso = ipv6 ? VirtioNetGsoType.TcpV6 : VirtioNetGsoType.TcpV4;
+        Assert.True(ReceiveOffload.TryProcess(Header(RscNeedsCsum, gso, 1448, 20, 2), frame, Rsc, true, out ReceivedFrameInfo info));
+        Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, gso, 1448) { CoalescedSegments = 20, DuplicateAcks = 2 }, info);
+        Assert.True(info.HasCoalescingInfo);
+        Assert.Equal(complete, frame);
+    }
+
+    [Fact]
+    public void ACoalescedFrameAsQemuWritesItIsReportedWithItsChecksumUnchecked()
+    {
+        // QEMU 7.2 and 10.0: flags RSC_INFO alone, gso_size 0, and the first segment's checksum left in the frame. The
+        // driver must not rely on that checksum (§5.1.6.4.2) and says so; the frame is not touched.
+        byte[] frame = OffloadFrames.Tcp(false, 3, OffloadFrames.Payload(4 * 1448, 8));
+        frame[^1] ^= 0xFF;
+        byte[] before = (byte[])frame.Clone();
+        Assert.True(ReceiveOffload.TryProcess(Header(VirtioNetHeader.FlagRscInfo, VirtioNetGsoType.TcpV4, 0, 4, 0), frame, Rsc, true, out ReceivedFrameInfo info));
+        Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.None, VirtioNetGsoType.TcpV4, 0) { CoalescedSegments = 4 }, info);
+        Assert.Equal(before, frame);
+    }
+
+    [Theory]
+    [InlineData(false, ReceivedChecksumState.Verified)]
+    [InlineData(true, ReceivedChecksumState.Invalid)]
+    public void ACoalescedFrameMarkedDataValidIsRechecked(bool corrupt, ReceivedChecksumState expected)
+    {
+        byte[] frame = OffloadFrames.Tcp(true, 3, OffloadFrames.Payload(3 * 1428, 9));
+        if (corrupt)
+        {
+            frame[^3] ^= 0x40;
+        }
+
+        byte flags = VirtioNetHeader.FlagRscInfo | VirtioNetHeader.FlagDataValid;
+        Assert.True(ReceiveOffload.TryProcess(Header(flags, VirtioNetGsoType.TcpV6, 1428, 3, 0), frame, Rsc, true, out ReceivedFrameInfo info));
+        Assert.Equal(expected, info.Checksum);
+        Assert.Equal(3, info.CoalescedSegments);
+    }
+
     public static TheoryData<string, byte[], bool, ulong> Inconsistent() => new()
     {
         { "flags without GUEST_CSUM", Header(VirtioNetHeader.FlagDataValid), false, 0 },
@@ -94,6 +145,14 @@ public sealed class OffloadReceiveTests
         { "UDP_L4 on a TCP frame", Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.UdpL4, 1448, 34, 16), false, Guest | VirtioNetFeatures.GuestUso4 },
         { "csum_start + csum_offset beyond the packet", Header(VirtioNetHeader.FlagNeedsCsum, csumStart: 34, csumOffset: 60000), false, Guest },
         { "csum_start inside the Ethernet header", Header(VirtioNetHeader.FlagNeedsCsum, csumStart: 2, csumOffset: 0), false, Guest },
+        { "RSC_INFO with gso_size and segments but without RSC_EXT", Header(RscNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 3, 0), false, Guest },
+        { "RSC_INFO with zero segments", Header(RscNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 0, 0), false, Rsc },
+        { "RSC_INFO with more segments than payload bytes", Header(RscNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 3002, 0), false, Rsc },
+        { "RSC_INFO on a frame that is not GSO", Header(RscNeedsCsum, VirtioNetGsoType.None, 0, 3, 0), false, Rsc },
+        { "RSC_INFO with gso_type UDP_L4", Header(RscNeedsCsum, VirtioNetGsoType.UdpL4, 1448, 3, 0), false, Rsc | VirtioNetFeatures.GuestUso4 },
+        { "RSC_INFO with TCPV6 on an IPv4 frame", Header(RscNeedsCsum, VirtioNetGsoType.TcpV6, 1448, 3, 0), false, Rsc },
+        { "RSC_INFO with TCPV4 without GUEST_TSO4", Header(RscNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 3, 0), false, VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.RscExt },
+        { "RSC_INFO without GUEST_CSUM", Header(VirtioNetHeader.FlagRscInfo, VirtioNetGsoType.TcpV4, 0, 3, 0), false, VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.RscExt },
     };
 
     [Theory]

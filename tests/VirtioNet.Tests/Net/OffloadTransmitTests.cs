@@ -146,4 +146,18 @@ public sealed class OffloadTransmitTests
         Assert.Equal(0UL, noTso & VirtioNetFeatures.HostEcn);
         Assert.NotEqual(0UL, noTso & VirtioNetFeatures.Csum);
     }
+
+    [Fact]
+    public void RscExtIsAskedForOnlyWhenSwitchedOnAndWithGuestAndHostTso()
+    {
+        Assert.Equal(0UL, new VirtioNetOptions().SupportedFeatures & VirtioNetFeatures.RscExt);
+        Assert.NotEqual(0UL, new VirtioNetOptions { ReceiveCoalescingInfo = true }.SupportedFeatures & VirtioNetFeatures.RscExt);
+        Assert.Equal(0UL, new VirtioNetOptions { ReceiveCoalescingInfo = true, Offloads = false }.SupportedFeatures & VirtioNetFeatures.RscExt);
+        Assert.Equal(0UL, new VirtioNetOptions { ReceiveCoalescingInfo = true, DisabledFeatures = VirtioNetFeatures.RscExt }.SupportedFeatures & VirtioNetFeatures.RscExt);
+        ulong noGuestTso = VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6;
+        Assert.Equal(0UL, new VirtioNetOptions { ReceiveCoalescingInfo = true, DisabledFeatures = noGuestTso }.SupportedFeatures & VirtioNetFeatures.RscExt);
+        ulong noHostTso = VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6;
+        Assert.Equal(0UL, new VirtioNetOptions { ReceiveCoalescingInfo = true, DisabledFeatures = noHostTso }.SupportedFeatures & VirtioNetFeatures.RscExt);
+        Assert.NotEqual(0UL, new VirtioNetOptions { ReceiveCoalescingInfo = true, DisabledFeatures = VirtioNetFeatures.GuestTso4 }.SupportedFeatures & VirtioNetFeatures.RscExt);
+    }
 }

@@ -6,11 +6,16 @@ namespace VirtioNet.Net.Offloads;
 /// Checks what the device wrote in a received packet's virtio_net_hdr against the negotiated features and the frame
 /// itself, and finishes a partial checksum for the caller. Nothing the device says is taken on trust: flags or a
 /// gso_type it may not use, a GSO packet whose headers do not match its type, and checksum positions outside the frame
-/// make the packet a counted drop. Ref: virtio v1.2 §5.1.6.4, §5.1.6.4.1 (device requirements), §5.1.6.4.2.
+/// make the packet a counted drop. With VIRTIO_NET_F_RSC_EXT a coalesced TCP frame may carry VIRTIO_NET_HDR_F_RSC_INFO:
+/// csum_start and csum_offset then hold the number of coalesced segments and of duplicated ACKs, never a checksum
+/// position. Ref: virtio v1.2 §5.1.6.4, §5.1.6.4.1 (device requirements), §5.1.6.4.2.
 /// </summary>
 public static class ReceiveOffload
 {
     private const byte KnownFlags = VirtioNetHeader.FlagNeedsCsum | VirtioNetHeader.FlagDataValid;
+
+    // The TCP checksum's offset in the TCP header (RFC 9293 §3.1).
+    private const int TcpChecksumOffset = 16;
 
     /// <summary>
     /// Checks the header <paramref name="header"/> of the received <paramref name="frame"/>, completes a partial
@@ -19,7 +24,7 @@ public static class ReceiveOffload
     /// </summary>
     /// <param name="header">The virtio_net_hdr, at least <see cref="VirtioNetHeader.LegacyLength"/> bytes.</param>
     /// <param name="frame">The frame, Ethernet header onwards.</param>
-    /// <param name="negotiated">The negotiated features (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO, GUEST_USO4/6).</param>
+    /// <param name="negotiated">The negotiated features (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_UFO, GUEST_USO4/6, RSC_EXT).</param>
     /// <param name="verifyDataValid">Recompute the checksum of DATA_VALID packets rather than take the device's word.</param>
     /// <param name="info">The checksum state and GSO information.</param>
     public static bool TryProcess(ReadOnlySpan<byte> header, Span<byte> frame, ulong negotiated, bool verifyDataValid, out ReceivedFrameInfo info)
@@ -38,8 +43,17 @@ public static class ReceiveOffload
             return true;
         }
 
-        // §5.1.6.4.1: without GUEST_CSUM the device sets flags to zero; RSC_INFO needs RSC_EXT, which is never negotiated.
-        if ((flags & ~KnownFlags) != 0 || (negotiated & VirtioNetFeatures.GuestCsum) == 0)
+        // §5.1.6.4.1: without GUEST_CSUM the device sets flags to zero, and without RSC_EXT it never sets RSC_INFO.
+        byte known = (negotiated & VirtioNetFeatures.RscExt) != 0 ? (byte)(KnownFlags | VirtioNetHeader.FlagRscInfo) : KnownFlags;
+        if ((flags & ~known) != 0 || (negotiated & VirtioNetFeatures.GuestCsum) == 0)
+        {
+            return false;
+        }
+
+        // §5.1.6.4.1: RSC_INFO describes a coalesced TCP frame, so it comes with gso_type TCPV4 or TCPV6 (checked below
+        // against the frame and the negotiated GUEST_TSO4/6).
+        bool rscInfo = (flags & VirtioNetHeader.FlagRscInfo) != 0;
+        if (rscInfo && (gso & ~VirtioNetGsoType.Ecn) is not (VirtioNetGsoType.TcpV4 or VirtioNetGsoType.TcpV6))
         {
             return false;
         }
@@ -48,8 +62,24 @@ public static class ReceiveOffload
         int gsoSize = 0;
         if (gso != VirtioNetGsoType.None)
         {
+            // A GSO frame needs its MSS in gso_size (§5.1.6.4.1). A coalesced frame with RSC_INFO is let through without
+            // one, its segment count standing in: QEMU (7.2, 10.0) leaves gso_size 0 on the frames it coalesces.
             gsoSize = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.GsoSizeOffset..]);
-            if (gsoSize == 0 || !parsed || !GsoTypeFits(gso, layout, negotiated))
+            if ((gsoSize == 0 && !rscInfo) || !parsed || !GsoTypeFits(gso, layout, negotiated))
+            {
+                return false;
+            }
+        }
+
+        int segments = 0;
+        int duplicateAcks = 0;
+        if (rscInfo)
+        {
+            // csum_start: the TCP segments coalesced; csum_offset: the duplicated ACKs (§5.1.6.4). At least one segment,
+            // and no more than the payload has bytes (every coalesced segment brought data, bar a first pure ACK).
+            segments = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumStartOffset..]);
+            duplicateAcks = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumOffsetOffset..]);
+            if (segments == 0 || segments > layout.PayloadLength + 1)
             {
                 return false;
             }
@@ -58,8 +88,10 @@ public static class ReceiveOffload
         ReceivedChecksumState state;
         if ((flags & VirtioNetHeader.FlagNeedsCsum) != 0)
         {
-            int start = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumStartOffset..]);
-            int offset = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumOffsetOffset..]);
+            // §5.1.6.4.2: with RSC_INFO the driver must not use csum_start/csum_offset; the partial checksum is then the
+            // TCP checksum, whose place the frame itself gives.
+            int start = rscInfo ? layout.TransportOffset : BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumStartOffset..]);
+            int offset = rscInfo ? TcpChecksumOffset : BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumOffsetOffset..]);
 
             // The sum runs to the end of the IP packet, not into Ethernet padding a device might have left after it.
             int end = parsed ? layout.PacketEnd : frame.Length;
@@ -79,11 +111,12 @@ public static class ReceiveOffload
         }
         else
         {
-            // A GSO packet the device neither validated nor left partial: its checksum is in the frame, unchecked.
+            // A GSO packet the device neither validated nor left partial: its checksum is in the frame, unchecked, and
+            // §5.1.6.4.2 says not to rely on it. QEMU's coalesced (RSC_INFO) frames come so, and their checksums are wrong.
             state = ReceivedChecksumState.None;
         }
 
-        info = new ReceivedFrameInfo(state, gso, gsoSize);
+        info = new ReceivedFrameInfo(state, gso, gsoSize) { CoalescedSegments = segments, DuplicateAcks = duplicateAcks };
         return true;
     }
 

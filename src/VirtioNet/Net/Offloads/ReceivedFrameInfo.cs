@@ -11,4 +11,19 @@ public readonly record struct ReceivedFrameInfo(ReceivedChecksumState Checksum, 
 {
     /// <summary>True for a coalesced frame (gso_type other than NONE): it may be larger than the MTU.</summary>
     public bool IsGso => GsoType != VirtioNetGsoType.None;
+
+    /// <summary>
+    /// With VIRTIO_NET_F_RSC_EXT and VIRTIO_NET_HDR_F_RSC_INFO: how many TCP segments the device coalesced into this
+    /// frame (csum_start), at least 1; 0 when the device gave no coalescing information. Ref: virtio v1.2 §5.1.6.4.
+    /// </summary>
+    public int CoalescedSegments { get; init; }
+
+    /// <summary>
+    /// With VIRTIO_NET_HDR_F_RSC_INFO: how many duplicated ACKs the device received for the coalesced segments
+    /// (csum_offset); 0 otherwise. Ref: virtio v1.2 §5.1.6.4.
+    /// </summary>
+    public int DuplicateAcks { get; init; }
+
+    /// <summary>True when the device reported coalescing information (VIRTIO_NET_HDR_F_RSC_INFO).</summary>
+    public bool HasCoalescingInfo => CoalescedSegments > 0;
 }
