@@ -131,6 +131,18 @@ public sealed class OffloadReceiveTests
         Assert.Equal(3, info.CoalescedSegments);
     }
 
+    [Fact]
+    public void FlagBitsTheDriverDoesNotRecogniseAreIgnored()
+    {
+        // §5.1.6.4.2: "The driver MUST ignore flag bits that it does not recognize." 0x08 (VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM
+        // in later versions of the spec) and the high bits leave the frame as it would be without them.
+        byte[] frame = OffloadFrames.Tcp(ipv6: false, 1, OffloadFrames.Payload(100, 1));
+        byte[] header = Header(0x08 | 0x80);
+        Assert.True(ReceiveOffload.TryProcess(header, frame, Guest, verifyDataValid: true, out ReceivedFrameInfo info));
+        Assert.Equal(ReceivedChecksumState.None, info.Checksum);
+        Assert.True(ReceiveOffload.TryProcess(header, frame, 0, verifyDataValid: true, out _));
+    }
+
     public static TheoryData<string, byte[], bool, ulong> Inconsistent() => new()
     {
         { "flags without GUEST_CSUM", Header(VirtioNetHeader.FlagDataValid), false, 0 },

@@ -35,7 +35,9 @@ public static class ReceiveOffload
             return false;
         }
 
-        byte flags = header[VirtioNetHeader.FlagsOffset];
+        // §5.1.6.4.2: the driver ignores flag bits it does not recognise (later versions of the spec add some, such as
+        // the UDP tunnel checksum bit); the ones it knows are checked below.
+        byte flags = (byte)(header[VirtioNetHeader.FlagsOffset] & (KnownFlags | VirtioNetHeader.FlagRscInfo));
         var gso = (VirtioNetGsoType)header[VirtioNetHeader.GsoTypeOffset];
         if (flags == 0 && gso == VirtioNetGsoType.None)
         {
