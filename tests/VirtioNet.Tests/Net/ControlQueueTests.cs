@@ -49,11 +49,6 @@ public sealed class ControlQueueTests : IDisposable
         net.Dispose();
     });
 
-    private sealed class DisposeAction(Action action) : IDisposable
-    {
-        public void Dispose() => action();
-    }
-
     /// <summary>A command as the device saw it: the readable buffers' lengths and their bytes.</summary>
     private sealed record Command(byte Class, byte Code, byte[] Payload, uint[] ReadableLengths, uint[] WritableLengths);
 

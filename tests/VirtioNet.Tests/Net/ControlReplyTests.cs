@@ -52,11 +52,6 @@ public sealed class ControlReplyTests : IDisposable
         net.Dispose();
     });
 
-    private sealed class DisposeAction(Action action) : IDisposable
-    {
-        public void Dispose() => action();
-    }
-
     // The responder attaches to the control queue as soon as the driver activates it (queue 2N), so that commands sent
     // during bring-up (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET with several pairs) are answered too.
     private (VirtioNetDevice Net, ConcurrentQueue<Command> Commands) Open(
@@ -70,7 +65,7 @@ public sealed class ControlReplyTests : IDisposable
         {
             if (index == controlIndex)
             {
-                attached.TrySetResult(new SoftwareSplitDevice(_memory, new RingAddresses(index, size, descriptors, driver, device), eventIdx: (offered & VirtioFeatures.EventIdx) != 0));
+                attached.TrySetResult(new SoftwareSplitDevice(_memory, new QueueAreas(index, size, descriptors, driver, device), eventIdx: (offered & VirtioFeatures.EventIdx) != 0));
             }
         };
 
@@ -581,43 +576,4 @@ public sealed class ControlReplyTests : IDisposable
         }
     }
 
-    /// <summary>Only the addresses of a queue, for attaching a <see cref="SoftwareSplitDevice"/> before the driver's queue object is reachable.</summary>
-    private sealed class RingAddresses(int index, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea) : VirtioNet.Virtqueues.IVirtqueue
-    {
-        public int QueueIndex => index;
-
-        public int Size => size;
-
-        public ulong DescriptorArea => descriptorArea;
-
-        public ulong DriverArea => driverArea;
-
-        public ulong DeviceArea => deviceArea;
-
-        public int FreeDescriptors => throw new NotSupportedException();
-
-        public int Outstanding => throw new NotSupportedException();
-
-        public bool IsBroken => throw new NotSupportedException();
-
-        public bool HasUsed => throw new NotSupportedException();
-
-        public bool TryAdd(ReadOnlySpan<VirtioNet.Virtqueues.VirtqBuffer> chain, int token) => throw new NotSupportedException();
-
-        public bool KickPrepare() => throw new NotSupportedException();
-
-        public bool TryTakeUsed(out VirtioNet.Virtqueues.UsedBuffer used) => throw new NotSupportedException();
-
-        public void DisableInterrupts() => throw new NotSupportedException();
-
-        public bool EnableInterrupts() => throw new NotSupportedException();
-
-        public int DetachAll(Span<int> tokens) => throw new NotSupportedException();
-
-        public VirtioNet.Virtqueues.VirtqueueState GetState() => throw new NotSupportedException();
-
-        public void Dispose()
-        {
-        }
-    }
 }
