@@ -93,6 +93,7 @@ internal static class StatsCommand
                     ["errors"] = q.Stats.Errors,
                     ["notifications"] = q.Stats.Notifications,
                     ["interrupts"] = q.Stats.Interrupts,
+                    ["coalescedSegments"] = q.Stats.CoalescedSegments,
                 })]),
                 ["configurationInterrupts"] = net.ConfigurationInterrupts,
                 ["controlCommandsCompleted"] = net.ControlQueue?.CommandsCompleted ?? 0,
@@ -121,6 +122,10 @@ internal static class StatsCommand
             Console.Out.WriteLine($"     {prefix}_errors: {stats.Errors}");
             Console.Out.WriteLine($"     {prefix}_kicks: {stats.Notifications}");
             Console.Out.WriteLine($"     {prefix}_interrupts: {stats.Interrupts}");
+            if (stats.CoalescedSegments > 0)
+            {
+                Console.Out.WriteLine($"     {prefix}_coalesced_segments: {stats.CoalescedSegments}");
+            }
         }
 
         foreach (DeviceStatisticsBlock block in device?.Blocks ?? [])
