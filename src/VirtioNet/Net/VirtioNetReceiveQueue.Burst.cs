@@ -33,6 +33,7 @@ public sealed partial class VirtioNetReceiveQueue
     public int ReceiveBurst(Span<ReceivedPacket> packets, ReceiveBurstOptions options)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        int freeBefore = _freeCount;
         int count = 0;
         if (_pendingCount > 0)
         {
@@ -49,6 +50,13 @@ public sealed partial class VirtioNetReceiveQueue
             {
                 break;
             }
+        }
+
+        if (_freeCount > freeBefore)
+        {
+            // Buffers of dropped packets go straight back to the device, as the copying path gives them back, rather
+            // than wait for the next ReleaseBurst (a caller that got nothing may not call it).
+            RefillAndKick();
         }
 
         return count;

@@ -54,7 +54,7 @@ public sealed partial class VirtioNetTransmitQueue
         for (int i = 0; i < count; i++)
         {
             int index = _freeLargeSlots[--_freeLargeCount];
-            packets[i] = new TransmitPacket(_freeSlots.Length + index, _largePool.Slice((index * _largeSlotLength) + _headerLength, _largeSlotLength - _headerLength), 0);
+            packets[i] = new TransmitPacket(_freeSlots.Length + index, _largePool.Slice((index * _largeSlotLength) + _headerLength, MaxSegmentFrameLength), 0);
         }
 
         return count;
@@ -151,7 +151,7 @@ public sealed partial class VirtioNetTransmitQueue
     private TransmitBurstStatus PrepareHeader(TransmitPacket packet, int index, Span<byte> header)
     {
         bool large = packet.Slot >= _freeSlots.Length;
-        int limit = large ? _largeSlotLength - _headerLength : MaxFrameLength;
+        int limit = large ? MaxSegmentFrameLength : MaxFrameLength;
         if (packet.Length < EthernetFrame.HeaderLength || packet.Length > limit)
         {
             throw new ArgumentException($"A frame must be {EthernetFrame.HeaderLength} to {limit} bytes long; packet {index} has {packet.Length}.", nameof(packet));
