@@ -223,6 +223,29 @@ public sealed class BurstOffloadTests : IDisposable
     }
 
     [Fact]
+    public void TheReportedHashTravelsWithTheFirstSegmentOfTheBurstPacket()
+    {
+        var (net, rx, _) = Open(Modern | GuestGso | VirtioNetFeatures.CtrlVq | VirtioNetFeatures.HashReport);
+        using (net)
+        {
+            Assert.Equal(VirtioNetHeader.HashReportLength, net.HeaderLength);
+            byte[] header = new byte[20];
+            header[0] = VirtioNetHeader.FlagDataValid;
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(12), 0x5a5a1234);
+            BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(16), (ushort)VirtioNet.Net.MultiQueue.HashReportType.TcpIpv4);
+            int n = Deliver(rx, header, OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 12)));
+
+            var packets = new ReceivedPacket[16];
+            Assert.Equal(n, net.ReceiveQueues[0].ReceiveBurst(packets, ReceiveBurstOptions.VerifyDataValid));
+            Assert.Equal(new VirtioNet.Net.MultiQueue.ReceiveHash(0x5a5a1234, VirtioNet.Net.MultiQueue.HashReportType.TcpIpv4), packets[0].Hash);
+            Assert.Equal(packets[0].Hash, net.ReceiveQueues[0].GetHash(packets[0]));
+            Assert.Equal(ReceivedChecksumState.Verified, packets[0].Offload.Checksum);
+            Assert.False(packets[1].Hash.IsPresent);
+            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, n));
+        }
+    }
+
+    [Fact]
     public void TheChecksumRequestIsAPartialChecksumForTheDeviceWithCsumAndComputedInPlaceWithout()
     {
         foreach (bool deviceChecksum in new[] { true, false })
