@@ -331,6 +331,34 @@ public sealed class BurstOffloadTests : IDisposable
     }
 
     [Fact]
+    public void UdpSegmentationGoesToAUsoDeviceAndACwrSegmentNeedsHostEcn()
+    {
+        var (net, _, tx) = Open(Modern | HostGso | VirtioNetFeatures.HostUso);
+        using (net)
+        {
+            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            var packets = new TransmitPacket[2];
+            Assert.Equal(2, queue.AllocateLargeBurst(packets));
+            byte[] udp = OffloadFrames.Udp(true, OffloadFrames.Payload(9000, 13));
+            udp.CopyTo(packets[0].Span);
+            packets[0] = packets[0].WithLength(udp.Length).WithOffload(TransmitOffloadRequest.Segmentation(1200));
+            byte[] cwr = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(9000, 14), cwr: true);
+            cwr.CopyTo(packets[1].Span);
+            packets[1] = packets[1].WithLength(cwr.Length).WithOffload(TransmitOffloadRequest.Segmentation(1448));
+
+            // HOST_USO cuts the UDP datagram; the CWR segment needs HOST_ECN, which was not offered.
+            Assert.Equal(1, queue.TransmitBurst(packets, out TransmitBurstStatus status));
+            Assert.Equal(TransmitBurstStatus.OffloadUnavailable, status);
+            Assert.True(tx.TryPop(out DeviceChain? chain));
+            byte[] sent = chain.ReadReadable();
+            Assert.Equal((byte)VirtioNetGsoType.UdpL4, sent[VirtioNetHeader.GsoTypeOffset]);
+            Assert.Equal(1200, BinaryPrimitives.ReadUInt16LittleEndian(sent.AsSpan(VirtioNetHeader.GsoSizeOffset)));
+            Assert.Equal(Partial(udp), sent[12..]);
+            queue.FreeBurst(packets.AsSpan(1));
+        }
+    }
+
+    [Fact]
     public void OffloadRequestsTheCopyingPathRefusesAreRefusedByTheBurstToo()
     {
         var (net, _, _) = Open(Modern | HostGso);
