@@ -94,6 +94,60 @@ public sealed class VhostUserBurstOffloadTests
         }
     }
 
+    /// <summary>
+    /// With <c>tso=1</c> the PMD offers HOST_TSO4/6 too: a 20 KB TCP segment leaves through a large burst buffer with a
+    /// segmentation request (GSO_TCPV4, gso_size 1448), DPDK's vhost takes it whole into a chain of mbufs, and the csum
+    /// engine hands it back whole with its own TSO size: a GSO frame far above the MTU, over many mergeable buffers,
+    /// whose partial checksum the driver completes across them.
+    /// </summary>
+    [Fact]
+    public void ALargeSegmentFromTransmitBurstComesBackFromDpdkAsAGsoFrameAcrossManyBuffers()
+    {
+        string commands = Path.Combine(Directory.CreateTempSubdirectory("vnet-burstoff-").FullName, "csum.cmds");
+        File.WriteAllText(commands, CsumCommands);
+        try
+        {
+            using DpdkTestpmd testpmd = DpdkTestpmd.StartWithVdevOptions("csum", "tso=1", $"--cmdline-file={commands}");
+            using VhostUserSession session = VhostUserSession.Open(
+                new VhostUserOptions { SocketPath = testpmd.SocketPath },
+                new VirtioNetOptions { Mode = OperationMode.Poll, Offloads = true },
+                cancellationToken: TestContext.Current.CancellationToken);
+            VirtioNetDevice net = session.Device;
+            const ulong expected = VirtioNetFeatures.Csum | VirtioNetFeatures.HostTso4 | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.MrgRxBuf;
+            Assert.Equal(expected, net.NegotiatedFeatures & expected);
+
+            byte[] frame = Frame(tcp: true, 20000);
+            var one = new TransmitPacket[1];
+            Assert.Equal(1, net.TransmitQueues[0].AllocateLargeBurst(one));
+            frame.CopyTo(one[0].Span);
+            one[0] = one[0].WithLength(frame.Length).WithOffload(TransmitOffloadRequest.Segmentation(1448));
+            Assert.Equal(1, net.TransmitQueues[0].TransmitBurst(one, out TransmitBurstStatus status));
+            Assert.Equal(TransmitBurstStatus.Complete, status);
+
+            ReceivedPacket[] packets = new ReceivedPacket[64];
+            var clock = Stopwatch.StartNew();
+            int count = 0;
+            while (count == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                count = net.ReceiveQueues[0].ReceiveBurst(packets, ReceiveBurstOptions.CompletePartialChecksums);
+            }
+
+            Assert.True(count > 1, $"{count} buffers came back");
+            Assert.Equal(count, packets[0].SegmentCount);
+            ReceivedFrameInfo info = packets[0].Offload;
+            TestContext.Current.TestOutputHelper?.WriteLine($"{count} buffers, {info}; transmitted {net.TransmitStatistics.Packets} packet(s)");
+            Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, VirtioNetGsoType.TcpV4, 1000), info);
+            byte[] received = [.. packets.AsSpan(0, count).ToArray().SelectMany(p => p.Span.ToArray())];
+            Assert.Equal(Complete(frame, withoutLength: true)[14..], received[14..]);
+            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, count));
+            Assert.Equal(0, net.ReceiveStatistics.Errors);
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(commands)!, recursive: true);
+        }
+    }
+
     private static void Send(VirtioNetTransmitQueue tx, byte[][] frames)
     {
         var packets = new TransmitPacket[frames.Length];
