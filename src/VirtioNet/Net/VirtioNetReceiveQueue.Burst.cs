@@ -14,9 +14,26 @@ public sealed partial class VirtioNetReceiveQueue
     /// A multi-buffer packet is never split across two calls: if its segments do not fit what is left of the span, it is
     /// handed out first by the next call; one with more segments than the whole span is dropped and counted.
     /// </remarks>
-    public int ReceiveBurst(Span<ReceivedPacket> packets)
+    public int ReceiveBurst(Span<ReceivedPacket> packets) => ReceiveBurst(packets, ReceiveBurstOptions.None);
+
+    /// <summary>
+    /// Like <see cref="ReceiveBurst(Span{ReceivedPacket})"/>, and does what <paramref name="options"/> asks of each
+    /// packet's checksum. Every packet's virtio_net_hdr is checked whatever the options, by the same validator as the
+    /// copying path (<see cref="Offloads.ReceiveOffload"/>): flags or a gso_type the negotiated features forbid, GSO fields the
+    /// frame contradicts, or csum_start/csum_offset outside the IP packet make the packet a counted error
+    /// (<see cref="VirtioNetQueueStatistics.Errors"/>), its buffers reposted and never handed out. What the header said
+    /// is in <see cref="ReceivedPacket.Offload"/> and <see cref="ReceivedPacket.Hash"/> of the first segment.
+    /// Ref: virtio v1.2 §5.1.6.4.
+    /// </summary>
+    /// <remarks>
+    /// A multi-buffer (mergeable) packet must have every header up to its TCP/UDP payload in its first buffer (a
+    /// device that follows the spec fills buffers in order, and the first holds 1.5 KB); its partial checksum, whose
+    /// field may lie anywhere in the IP packet, is completed across the segments when asked, in place, without a copy.
+    /// </remarks>
+    public int ReceiveBurst(Span<ReceivedPacket> packets, ReceiveBurstOptions options)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        int freeBefore = _freeCount;
         int count = 0;
         if (_pendingCount > 0)
         {
@@ -28,17 +45,24 @@ public sealed partial class VirtioNetReceiveQueue
         while (count < packets.Length && _queue.TryTakeUsed(out UsedBuffer used))
         {
             // Receive dispatch point of the burst API.
-            count += Mode == ReceiveMode.Mergeable ? BurstMergeable(used, packets[count..], wholeSpan: count == 0) : BurstWhole(used, packets[count..]);
+            count += Mode == ReceiveMode.Mergeable ? BurstMergeable(used, packets[count..], wholeSpan: count == 0, options) : BurstWhole(used, packets[count..], options);
             if (_pendingCount > 0)
             {
                 break;
             }
         }
 
+        if (_freeCount > freeBefore)
+        {
+            // Buffers of dropped packets go straight back to the device, as the copying path gives them back, rather
+            // than wait for the next ReleaseBurst (a caller that got nothing may not call it).
+            RefillAndKick();
+        }
+
         return count;
     }
 
-    /// <summary>Gives buffers from <see cref="ReceiveBurst"/> back to the device, with one notification at most.</summary>
+    /// <summary>Gives buffers from <see cref="ReceiveBurst(Span{ReceivedPacket}, ReceiveBurstOptions)"/> back to the device, with one notification at most.</summary>
     public void ReleaseBurst(ReadOnlySpan<ReceivedPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -56,7 +80,7 @@ public sealed partial class VirtioNetReceiveQueue
     }
 
     // Small and big modes: one chain, one packet.
-    private int BurstWhole(UsedBuffer used, Span<ReceivedPacket> packets)
+    private int BurstWhole(UsedBuffer used, Span<ReceivedPacket> packets, ReceiveBurstOptions options)
     {
         int slot = used.Token;
         int frameLength = used.Length - _headerLength;
@@ -69,12 +93,19 @@ public sealed partial class VirtioNetReceiveQueue
 
         int start = slot * _slotLength;
         packets[0] = new ReceivedPacket(slot, _pool.Slice(start + _headerLength, frameLength), 1, false, _pool.Span[start + VirtioNetHeader.FlagsOffset]);
+        if (!TryCheckBurstOffloads(packets[..1], frameLength, options))
+        {
+            Repost(slot);
+            Statistics.AddError();
+            return 0;
+        }
+
         Statistics.AddPacket(frameLength);
         return 1;
     }
 
     // Mergeable mode: num_buffers entries for one packet, or none when it is malformed.
-    private int BurstMergeable(UsedBuffer first, Span<ReceivedPacket> packets, bool wholeSpan)
+    private int BurstMergeable(UsedBuffer first, Span<ReceivedPacket> packets, bool wholeSpan, ReceiveBurstOptions options)
     {
         int slot = first.Token;
         int start = slot * _slotLength;
@@ -119,7 +150,8 @@ public sealed partial class VirtioNetReceiveQueue
             target[i] = new ReceivedPacket(next.Token, _pool.Slice(next.Token * _slotLength, next.Length), 0, true, 0);
         }
 
-        if (total < EthernetFrame.HeaderLength || total > MaxFrameLength || dropForSpan)
+        // The header is checked (and the checksum completed) only for a packet that is handed out, now or next call.
+        if (total < EthernetFrame.HeaderLength || total > MaxFrameLength || dropForSpan || !TryCheckBurstOffloads(target[..numBuffers], total, options))
         {
             for (int j = 0; j < numBuffers; j++)
             {

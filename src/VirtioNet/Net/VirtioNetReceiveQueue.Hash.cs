@@ -26,7 +26,7 @@ public sealed partial class VirtioNetReceiveQueue
     }
 
     /// <summary>
-    /// The hash the device reported for a packet from <see cref="ReceiveBurst"/>, read from its header, which stays
+    /// The hash the device reported for a packet from <see cref="ReceiveBurst(Span{ReceivedPacket}, ReceiveBurstOptions)"/>, read from its header, which stays
     /// intact until the buffer is released. None for continuation entries and without HASH_REPORT.
     /// </summary>
     public ReceiveHash GetHash(in ReceivedPacket packet)

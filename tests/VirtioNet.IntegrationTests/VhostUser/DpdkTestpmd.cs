@@ -111,6 +111,29 @@ internal sealed class DpdkTestpmd : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts testpmd (server mode, one queue pair) with devargs added to its net_vhost vdev, e.g. <c>tso=1</c> for the
+    /// PMD to offer HOST_TSO4/6, which it leaves out by default.
+    /// </summary>
+    public static DpdkTestpmd StartWithVdevOptions(string forwardMode, string vdevOptions, params string[] extraArguments)
+    {
+        DpdkRequirement.EnsureAvailable();
+        var testpmd = new DpdkTestpmd(forwardMode, backendIsClient: false, extraArguments) { VdevOptions = vdevOptions };
+        try
+        {
+            testpmd.Restart();
+            return testpmd;
+        }
+        catch
+        {
+            testpmd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Devargs added to the net_vhost vdev (comma-separated, without the leading comma); empty by default.</summary>
+    public string VdevOptions { get; private init; } = string.Empty;
+
     /// <summary>Starts testpmd again (after <see cref="Kill"/>), on the same socket path.</summary>
     public void Restart()
     {
@@ -127,7 +150,7 @@ internal sealed class DpdkTestpmd : IDisposable
             _log.Clear();
         }
 
-        string vdev = $"net_vhost0,iface={SocketPath},queues={Queues}{(BackendIsClient ? ",client=1" : string.Empty)}";
+        string vdev = $"net_vhost0,iface={SocketPath},queues={Queues}{(BackendIsClient ? ",client=1" : string.Empty)}{(VdevOptions.Length > 0 ? "," + VdevOptions : string.Empty)}";
         string[] arguments =
         [
             "--pdeathsig", "KILL", "--", DpdkRequirement.TestpmdBinary,

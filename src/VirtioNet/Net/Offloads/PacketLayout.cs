@@ -4,7 +4,7 @@ namespace VirtioNet.Net.Offloads;
 
 /// <summary>
 /// Where the headers of a TCP or UDP frame over IPv4 or IPv6 lie: what every offload decision needs. Found by
-/// <see cref="TryParse"/>, which checks each length against the frame so no offload ever reads or writes outside it.
+/// <see cref="TryParse(ReadOnlySpan{byte}, out PacketLayout)"/>, which checks each length against the frame so no offload ever reads or writes outside it.
 /// </summary>
 /// <remarks>
 /// Recognised: Ethernet II with up to two 802.1Q/802.1ad tags; IPv4 with options but not fragmented; IPv6 whose next
@@ -66,7 +66,15 @@ public readonly record struct PacketLayout
     /// Finds the headers of a TCP or UDP frame over IPv4 or IPv6. Returns false for any other frame, and for one whose
     /// lengths contradict each other or the frame's length.
     /// </summary>
-    public static bool TryParse(ReadOnlySpan<byte> frame, out PacketLayout layout)
+    public static bool TryParse(ReadOnlySpan<byte> frame, out PacketLayout layout) => TryParse(frame, frame.Length, out layout);
+
+    /// <summary>
+    /// Like <see cref="TryParse(ReadOnlySpan{byte}, out PacketLayout)"/> for a frame of <paramref name="frameLength"/>
+    /// bytes of which only the first, <paramref name="frame"/>, are contiguous (the first buffer of a mergeable packet):
+    /// every header up to the payload must lie in <paramref name="frame"/>; the IP lengths are checked against
+    /// <paramref name="frameLength"/>. With the whole frame given, the same checks as the one-span form.
+    /// </summary>
+    internal static bool TryParse(ReadOnlySpan<byte> frame, int frameLength, out PacketLayout layout)
     {
         layout = default;
         if (frame.Length < EthernetFrame.HeaderLength)
@@ -105,7 +113,7 @@ public readonly record struct PacketLayout
 
             // More-fragments set or a non-zero offset: only the first fragment has the transport header, and no
             // offload applies to a fragment (RFC 791).
-            if (ihl < 20 || totalLength < ihl || network + totalLength > frame.Length || (fragment & 0x3FFF) != 0)
+            if (ihl < 20 || totalLength < ihl || network + totalLength > frameLength || (fragment & 0x3FFF) != 0)
             {
                 return false;
             }
@@ -127,7 +135,7 @@ public readonly record struct PacketLayout
             transport = network + IPv6HeaderLength;
             end = transport + payloadLength;
             ipv6 = true;
-            if (end > frame.Length)
+            if (end > frameLength)
             {
                 return false;
             }
@@ -140,7 +148,7 @@ public readonly record struct PacketLayout
         int transportHeader;
         if (protocol == InternetChecksum.ProtocolTcp)
         {
-            if (end < transport + TcpMinimumHeaderLength)
+            if (end < transport + TcpMinimumHeaderLength || frame.Length < transport + TcpMinimumHeaderLength)
             {
                 return false;
             }
@@ -160,6 +168,12 @@ public readonly record struct PacketLayout
             }
         }
         else
+        {
+            return false;
+        }
+
+        // Every header in the contiguous part (always so when it is the whole frame: the end lies within it).
+        if (transport + transportHeader > frame.Length)
         {
             return false;
         }

@@ -29,7 +29,39 @@ public static class ReceiveOffload
     /// <param name="info">The checksum state and GSO information.</param>
     public static bool TryProcess(ReadOnlySpan<byte> header, Span<byte> frame, ulong negotiated, bool verifyDataValid, out ReceivedFrameInfo info)
     {
+        if (!TryValidate(header, frame, frame.Length, negotiated, out info, out PacketLayout layout, out bool parsed))
+        {
+            return false;
+        }
+
+        if (info.Checksum == ReceivedChecksumState.Partial)
+        {
+            // The sum runs to the end of the IP packet, not into Ethernet padding a device might have left after it.
+            InternetChecksum.CompletePartial(frame[..(parsed ? layout.PacketEnd : frame.Length)], info.ChecksumStart, info.ChecksumOffset);
+            info = info with { Checksum = ReceivedChecksumState.Completed, ChecksumStart = 0, ChecksumOffset = 0 };
+        }
+        else if (info.Checksum == ReceivedChecksumState.DeviceValidated && verifyDataValid && parsed)
+        {
+            info = info with { Checksum = IsTransportChecksumValid(frame, layout) ? ReceivedChecksumState.Verified : ReceivedChecksumState.Invalid };
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The checks of <see cref="TryProcess"/> without touching the frame's bytes: the one validator of the copying and
+    /// the burst receive paths. <paramref name="head"/> is the contiguous start of a frame of <paramref name="frameLength"/>
+    /// bytes (the whole frame, or a mergeable packet's first buffer, which must then hold every header). Returns false
+    /// for a header that lies; otherwise <paramref name="info"/> says <see cref="ReceivedChecksumState.Partial"/> (with
+    /// where, checked to lie inside the IP packet), <see cref="ReceivedChecksumState.DeviceValidated"/> or
+    /// <see cref="ReceivedChecksumState.None"/>, and the caller completes or verifies as it was asked.
+    /// </summary>
+    internal static bool TryValidate(
+        ReadOnlySpan<byte> header, ReadOnlySpan<byte> head, int frameLength, ulong negotiated, out ReceivedFrameInfo info, out PacketLayout layout, out bool parsed)
+    {
         info = default;
+        layout = default;
+        parsed = false;
         if (header.Length < VirtioNetHeader.LegacyLength)
         {
             return false;
@@ -60,7 +92,7 @@ public static class ReceiveOffload
             return false;
         }
 
-        bool parsed = PacketLayout.TryParse(frame, out PacketLayout layout);
+        parsed = PacketLayout.TryParse(head, frameLength, out layout);
         int gsoSize = 0;
         if (gso != VirtioNetGsoType.None)
         {
@@ -96,20 +128,24 @@ public static class ReceiveOffload
             int offset = rscInfo ? TcpChecksumOffset : BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumOffsetOffset..]);
 
             // The sum runs to the end of the IP packet, not into Ethernet padding a device might have left after it.
-            int end = parsed ? layout.PacketEnd : frame.Length;
+            int end = parsed ? layout.PacketEnd : frameLength;
             if (start < EthernetFrame.HeaderLength || start + offset + 2 > end)
             {
                 return false;
             }
 
-            InternetChecksum.CompletePartial(frame[..end], start, offset);
-            state = ReceivedChecksumState.Completed;
+            info = new ReceivedFrameInfo(ReceivedChecksumState.Partial, gso, gsoSize)
+            {
+                CoalescedSegments = segments,
+                DuplicateAcks = duplicateAcks,
+                ChecksumStart = start,
+                ChecksumOffset = offset,
+            };
+            return true;
         }
         else if ((flags & VirtioNetHeader.FlagDataValid) != 0)
         {
-            state = !verifyDataValid ? ReceivedChecksumState.DeviceValidated
-                : !parsed ? ReceivedChecksumState.DeviceValidated
-                : IsTransportChecksumValid(frame, layout) ? ReceivedChecksumState.Verified : ReceivedChecksumState.Invalid;
+            state = ReceivedChecksumState.DeviceValidated;
         }
         else
         {

@@ -23,4 +23,12 @@ public enum ReceivedChecksumState
 
     /// <summary>VIRTIO_NET_HDR_F_DATA_VALID, but the driver recomputed the checksum and it is wrong: the device lied.</summary>
     Invalid,
+
+    /// <summary>
+    /// VIRTIO_NET_HDR_F_NEEDS_CSUM, left as the device wrote it: the checksum field holds only the pseudo-header sum,
+    /// and <see cref="ReceivedFrameInfo.ChecksumStart"/> and <see cref="ReceivedFrameInfo.ChecksumOffset"/> say where to
+    /// complete it (checked to lie inside the packet). Only the zero-copy burst API reports this, when the caller did not
+    /// ask the driver to complete it (DPDK's RX_L4_CKSUM_NONE: the data is sound, the field is not yet the checksum).
+    /// </summary>
+    Partial,
 }

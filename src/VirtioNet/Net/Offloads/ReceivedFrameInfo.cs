@@ -26,4 +26,16 @@ public readonly record struct ReceivedFrameInfo(ReceivedChecksumState Checksum, 
 
     /// <summary>True when the device reported coalescing information (VIRTIO_NET_HDR_F_RSC_INFO).</summary>
     public bool HasCoalescingInfo => CoalescedSegments > 0;
+
+    /// <summary>
+    /// With <see cref="ReceivedChecksumState.Partial"/>: where the checksum sum starts (csum_start, or the TCP header for
+    /// an RSC_INFO frame), checked to lie inside the IP packet; 0 in every other state. Ref: virtio v1.2 §5.1.6.4.
+    /// </summary>
+    public int ChecksumStart { get; init; }
+
+    /// <summary>
+    /// With <see cref="ReceivedChecksumState.Partial"/>: where from <see cref="ChecksumStart"/> the checksum field lies
+    /// (csum_offset: 16 for TCP, 6 for UDP); 0 in every other state.
+    /// </summary>
+    public int ChecksumOffset { get; init; }
 }

@@ -1,0 +1,101 @@
+using System.Buffers.Binary;
+using VirtioNet.Net.MultiQueue;
+using VirtioNet.Net.Offloads;
+
+namespace VirtioNet.Net;
+
+// Receive offloads on the burst API: each packet's header goes through the copying path's validator
+// (ReceiveOffload.TryValidate), and what it said travels in the packet's first entry, as ol_flags travel in an mbuf.
+// Checksums are completed or verified in place, across the segments of a multi-buffer packet, only when asked.
+public sealed partial class VirtioNetReceiveQueue
+{
+    // Checks the header of the packet whose entries are segments (its first buffer still holds the header), completes
+    // or verifies the checksum as options ask, and puts the result in segments[0]. False: the header lies.
+    private bool TryCheckBurstOffloads(Span<ReceivedPacket> segments, int frameLength, ReceiveBurstOptions options)
+    {
+        ReadOnlySpan<byte> header = _pool.Span.Slice(segments[0].Slot * _slotLength, _headerLength);
+        if (!ReceiveOffload.TryValidate(header, segments[0].Span, frameLength, _offloadFeatures, out ReceivedFrameInfo info, out PacketLayout layout, out bool parsed))
+        {
+            return false;
+        }
+
+        if (info.Checksum == ReceivedChecksumState.Partial && (options & ReceiveBurstOptions.CompletePartialChecksums) != 0)
+        {
+            // The sum runs to the end of the IP packet, not into Ethernet padding (as in ReceiveOffload.TryProcess).
+            int end = parsed ? layout.PacketEnd : frameLength;
+            ushort checksum = (ushort)~Sum(segments, info.ChecksumStart, end, 0);
+            int field = info.ChecksumStart + info.ChecksumOffset;
+            WriteByte(segments, field, (byte)(checksum >> 8));
+            WriteByte(segments, field + 1, (byte)checksum);
+            info = info with { Checksum = ReceivedChecksumState.Completed, ChecksumStart = 0, ChecksumOffset = 0 };
+        }
+        else if (info.Checksum == ReceivedChecksumState.DeviceValidated && parsed && (options & ReceiveBurstOptions.VerifyDataValid) != 0)
+        {
+            info = info with { Checksum = IsTransportChecksumValid(segments, layout) ? ReceivedChecksumState.Verified : ReceivedChecksumState.Invalid };
+        }
+
+        if (info.CoalescedSegments > 0)
+        {
+            Statistics.AddCoalescedSegments(info.CoalescedSegments);
+        }
+
+        segments[0] = new ReceivedPacket(segments[0], info, ReceiveHash.Read(header));
+        return true;
+    }
+
+    // ReceiveOffload.IsTransportChecksumValid over the segments of a packet whose headers lie in the first.
+    private static bool IsTransportChecksumValid(ReadOnlySpan<ReceivedPacket> segments, in PacketLayout layout)
+    {
+        ReadOnlySpan<byte> head = segments[0].Span;
+        if (segments.Length == 1)
+        {
+            return ReceiveOffload.IsTransportChecksumValid(head, layout);
+        }
+
+        if (!layout.IsTcp && !layout.IsIPv6 && BinaryPrimitives.ReadUInt16BigEndian(head[(layout.TransportOffset + 6)..]) == 0)
+        {
+            return true;
+        }
+
+        uint pseudo = InternetChecksum.PseudoHeaderSum(layout.SourceAddress(head), layout.DestinationAddress(head), layout.Protocol, layout.TransportLength);
+        return Sum(segments, layout.TransportOffset, layout.PacketEnd, pseudo) == 0xFFFF;
+    }
+
+    // The one's complement sum (RFC 1071) of bytes [from, to) of the packet, added to sum, as if they were contiguous. A
+    // piece that starts an odd number of bytes after from has its sum byte-swapped (RFC 1071 §2(B): byte order
+    // independence), so segments of any length chain correctly.
+    private static uint Sum(ReadOnlySpan<ReceivedPacket> segments, int from, int to, uint sum)
+    {
+        ulong acc = sum;
+        int position = 0;
+        foreach (ReceivedPacket segment in segments)
+        {
+            int first = Math.Max(from, position);
+            int last = Math.Min(to, position + segment.Length);
+            if (first < last)
+            {
+                uint piece = InternetChecksum.Add(segment.Span[(first - position)..(last - position)]);
+                acc += ((first - from) & 1) == 0 ? piece : ((piece & 0xFF) << 8) | (piece >> 8);
+            }
+
+            position += segment.Length;
+        }
+
+        return InternetChecksum.Fold(acc);
+    }
+
+    // Stores one byte at offset position of the packet; the validator checked that it lies inside.
+    private static void WriteByte(ReadOnlySpan<ReceivedPacket> segments, int position, byte value)
+    {
+        foreach (ReceivedPacket segment in segments)
+        {
+            if (position < segment.Length)
+            {
+                segment.Span[position] = value;
+                return;
+            }
+
+            position -= segment.Length;
+        }
+    }
+}
