@@ -131,6 +131,35 @@ public sealed record VirtioNetOptions
             (ReceiveCoalescingInfo ? ulong.MaxValue : ~VirtioNetFeatures.RscExt));
 
     /// <summary>
+    /// <see cref="SupportedFeatures"/> with the bits above 63 this driver implements (feature words 2 and 3, §5.1.3):
+    /// what <see cref="VirtioNetDevice"/> offers to negotiation.
+    /// </summary>
+    public VirtioFeatureSet SupportedFeatureSet =>
+        WithoutUnmetDependencies((new VirtioFeatureSet(SupportedFeatures, 0) | (Offloads ? HighOffloadFeatures : VirtioFeatureSet.None))
+            .Without(new VirtioFeatureSet(0, DisabledFeaturesHigh)));
+
+    /// <summary>
+    /// The features above 63 this driver implements, all offloads (withdrawn with <see cref="Offloads"/> = false). None yet.
+    /// </summary>
+    public static readonly VirtioFeatureSet HighOffloadFeatures = VirtioFeatureSet.None;
+
+    /// <summary>
+    /// Bits 64 to 127 the caller refuses even when offered, as <see cref="VirtioFeatureSet.High"/> holds them (bit 64 in
+    /// bit 0), e.g. <c>VirtioNetFeatures.HostUdpTunnelGso.High</c>. Default none.
+    /// </summary>
+    public ulong DisabledFeaturesHigh { get; init; }
+
+    /// <summary>
+    /// <see cref="WithoutUnmetDependencies(ulong)"/> over all 128 bits, with the rules of the bits above 63 (§5.1.3.1):
+    /// none yet.
+    /// </summary>
+    public static VirtioFeatureSet WithoutUnmetDependencies(VirtioFeatureSet features)
+    {
+        ulong low = WithoutUnmetDependencies(features.Low);
+        return new VirtioFeatureSet(low, features.High);
+    }
+
+    /// <summary>
     /// <paramref name="features"/> without every bit whose required feature is absent (§5.1.3.1 feature bit
     /// requirements; §2.2.1: the driver must not accept a feature that requires one it did not accept): segmentation
     /// without the checksum offload of its direction, ECN without TSO, the control-queue features without CTRL_VQ,
