@@ -174,7 +174,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         OfferedFeatures = _transport.ReadDeviceFeatures();
         OfferedFeatureSet = new VirtioFeatureSet(OfferedFeatures, _transport.IsLegacy ? 0 : _transport.ReadDeviceFeaturesHigh());
         CheckAccessPlatform();
-        HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);
+        HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatureSet);
 
         Config = VirtioNetConfig.Read(_transport, NegotiatedFeatures);
         _lastStatus = Config.Status;
@@ -215,8 +215,8 @@ public sealed partial class VirtioNetDevice : IDisposable
             _transmitQueues[pair] = new VirtioNetTransmitQueue(
                 txIndex, QueueSizeFor(txIndex, $"transmitq{pair + 1}"), HeaderLength, MaxTransmitFrameLength,
                 headerInOwnDescriptor, indirect, _dma, CreateQueue, _notifyQueue);
-            _receiveQueues[pair].ConfigureOffloads(NegotiatedFeatures, _options.VerifyReceivedChecksums);
-            _transmitQueues[pair].ConfigureOffloads(NegotiatedFeatures);
+            _receiveQueues[pair].ConfigureOffloads(NegotiatedFeatureSet, _options.VerifyReceivedChecksums);
+            _transmitQueues[pair].ConfigureOffloads(NegotiatedFeatureSet);
         }
 
         CreateControlQueue();

@@ -139,9 +139,12 @@ public sealed record VirtioNetOptions
             .Without(new VirtioFeatureSet(0, DisabledFeaturesHigh)));
 
     /// <summary>
-    /// The features above 63 this driver implements, all offloads (withdrawn with <see cref="Offloads"/> = false). None yet.
+    /// The features above 63 this driver implements, all offloads (withdrawn with <see cref="Offloads"/> = false): the
+    /// UDP tunnel segmentation offloads GUEST_UDP_TUNNEL_GSO(_CSUM) and HOST_UDP_TUNNEL_GSO(_CSUM) (virtio v1.4 §5.1.3;
+    /// software segmentation of tunnelled TCP when the HOST ones are absent). RSS_CONTEXT, OUT_NET_HEADER and IPSEC are not.
     /// </summary>
-    public static readonly VirtioFeatureSet HighOffloadFeatures = VirtioFeatureSet.None;
+    public static readonly VirtioFeatureSet HighOffloadFeatures =
+        VirtioNetFeatures.GuestUdpTunnelGso | VirtioNetFeatures.GuestUdpTunnelGsoCsum | VirtioNetFeatures.HostUdpTunnelGso | VirtioNetFeatures.HostUdpTunnelGsoCsum;
 
     /// <summary>
     /// Bits 64 to 127 the caller refuses even when offered, as <see cref="VirtioFeatureSet.High"/> holds them (bit 64 in
@@ -150,13 +153,42 @@ public sealed record VirtioNetOptions
     public ulong DisabledFeaturesHigh { get; init; }
 
     /// <summary>
-    /// <see cref="WithoutUnmetDependencies(ulong)"/> over all 128 bits, with the rules of the bits above 63 (§5.1.3.1):
-    /// none yet.
+    /// <see cref="WithoutUnmetDependencies(ulong)"/> over all 128 bits, with the rules of the bits above 63 (virtio v1.4
+    /// §5.1.3.1): GUEST_UDP_TUNNEL_GSO needs GUEST_TSO4, GUEST_TSO6, GUEST_USO4 and GUEST_USO6; HOST_UDP_TUNNEL_GSO needs
+    /// HOST_TSO4, HOST_TSO6 and HOST_USO; each _CSUM variant needs its GSO feature; RSS_CONTEXT needs CTRL_VQ and RSS.
     /// </summary>
     public static VirtioFeatureSet WithoutUnmetDependencies(VirtioFeatureSet features)
     {
         ulong low = WithoutUnmetDependencies(features.Low);
-        return new VirtioFeatureSet(low, features.High);
+        var f = new VirtioFeatureSet(low, features.High);
+        const ulong guestInner = VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
+        const ulong hostInner = VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUso;
+        if ((low & guestInner) != guestInner)
+        {
+            f = f.Without(VirtioNetFeatures.GuestUdpTunnelGso);
+        }
+
+        if (!f.ContainsAny(VirtioNetFeatures.GuestUdpTunnelGso))
+        {
+            f = f.Without(VirtioNetFeatures.GuestUdpTunnelGsoCsum);
+        }
+
+        if ((low & hostInner) != hostInner)
+        {
+            f = f.Without(VirtioNetFeatures.HostUdpTunnelGso);
+        }
+
+        if (!f.ContainsAny(VirtioNetFeatures.HostUdpTunnelGso))
+        {
+            f = f.Without(VirtioNetFeatures.HostUdpTunnelGsoCsum);
+        }
+
+        if ((low & (VirtioNetFeatures.CtrlVq | VirtioNetFeatures.Rss)) != (VirtioNetFeatures.CtrlVq | VirtioNetFeatures.Rss))
+        {
+            f = f.Without(VirtioNetFeatures.RssContext);
+        }
+
+        return f;
     }
 
     /// <summary>

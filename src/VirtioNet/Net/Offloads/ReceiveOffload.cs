@@ -28,8 +28,21 @@ public static class ReceiveOffload
     /// <param name="verifyDataValid">Recompute the checksum of DATA_VALID packets rather than take the device's word.</param>
     /// <param name="info">The checksum state and GSO information.</param>
     public static bool TryProcess(ReadOnlySpan<byte> header, Span<byte> frame, ulong negotiated, bool verifyDataValid, out ReceivedFrameInfo info)
+        => TryProcess(header, frame, Core.VirtioFeatureSet.FromUInt64(negotiated), verifyDataValid, out info);
+
+    /// <summary>
+    /// As <see cref="TryProcess(ReadOnlySpan{byte}, Span{byte}, ulong, bool, out ReceivedFrameInfo)"/> over all 128
+    /// negotiated bits: with VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO a GSO packet may carry GSO_UDP_TUNNEL_IPV4/IPV6, and is
+    /// then checked against its outer_th_offset and inner_nh_offset (a UDP header there, an inner IP header of the
+    /// version the bit names, csum_start at the inner transport header); with GUEST_UDP_TUNNEL_GSO_CSUM and
+    /// UDP_TUNNEL_CSUM the outer UDP checksum is completed too. Ref: virtio v1.4 §5.1.6.4, §5.1.6.4.1.
+    /// </summary>
+    public static bool TryProcess(ReadOnlySpan<byte> header, Span<byte> frame, Core.VirtioFeatureSet negotiatedSet, bool verifyDataValid, out ReceivedFrameInfo info)
     {
         info = default;
+        ulong negotiated = negotiatedSet.Low;
+        bool tunnelNegotiated = negotiatedSet.ContainsAny(VirtioNetFeatures.GuestUdpTunnelGso);
+        bool tunnelCsumNegotiated = negotiatedSet.ContainsAny(VirtioNetFeatures.GuestUdpTunnelGsoCsum);
         if (header.Length < VirtioNetHeader.LegacyLength)
         {
             return false;
@@ -37,8 +50,10 @@ public static class ReceiveOffload
 
         // §5.1.6.4.2: the driver ignores flag bits it does not recognise (later versions of the spec add some, such as
         // the UDP tunnel checksum bit); the ones it knows are checked below.
-        byte flags = (byte)(header[VirtioNetHeader.FlagsOffset] & (KnownFlags | VirtioNetHeader.FlagRscInfo));
+        byte flags = (byte)(header[VirtioNetHeader.FlagsOffset] & (KnownFlags | VirtioNetHeader.FlagRscInfo | (tunnelCsumNegotiated ? VirtioNetHeader.FlagUdpTunnelCsum : 0)));
         var gso = (VirtioNetGsoType)header[VirtioNetHeader.GsoTypeOffset];
+        const VirtioNetGsoType tunnelBits = VirtioNetGsoType.UdpTunnelIPv4 | VirtioNetGsoType.UdpTunnelIPv6;
+        VirtioNetGsoType tunnel = gso & tunnelBits;
         if (flags == 0 && gso == VirtioNetGsoType.None)
         {
             // The common case without receive offloads: nothing to check.
@@ -47,9 +62,34 @@ public static class ReceiveOffload
 
         // §5.1.6.4.1: without GUEST_CSUM the device sets flags to zero, and without RSC_EXT it never sets RSC_INFO.
         byte known = (negotiated & VirtioNetFeatures.RscExt) != 0 ? (byte)(KnownFlags | VirtioNetHeader.FlagRscInfo) : KnownFlags;
+        if (tunnelCsumNegotiated)
+        {
+            known |= VirtioNetHeader.FlagUdpTunnelCsum;
+        }
+
         if ((flags & ~known) != 0 || (negotiated & VirtioNetFeatures.GuestCsum) == 0)
         {
             return false;
+        }
+
+        // v1.4 §5.1.6.4.1: the tunnel bits only with GUEST_UDP_TUNNEL_GSO, never both, only on a GSO packet, which has
+        // NEEDS_CSUM (with csum_start at the inner transport header); UDP_TUNNEL_CSUM only on such a packet. RSC_INFO
+        // describes plain TCP coalescing.
+        bool outerCsum = (flags & VirtioNetHeader.FlagUdpTunnelCsum) != 0;
+        if (tunnel != 0 && (!tunnelNegotiated || tunnel == tunnelBits || (gso & ~(tunnelBits | VirtioNetGsoType.Ecn)) == VirtioNetGsoType.None
+            || (flags & VirtioNetHeader.FlagNeedsCsum) == 0 || (flags & VirtioNetHeader.FlagRscInfo) != 0 || header.Length < VirtioNetHeader.UdpTunnelLength))
+        {
+            return false;
+        }
+
+        if (outerCsum && tunnel == 0)
+        {
+            return false;
+        }
+
+        if (tunnel != 0)
+        {
+            return TryProcessUdpTunnel(header, frame, gso, outerCsum, negotiated, out info);
         }
 
         // §5.1.6.4.1: RSC_INFO describes a coalesced TCP frame, so it comes with gso_type TCPV4 or TCPV6 (checked below
@@ -119,6 +159,50 @@ public static class ReceiveOffload
         }
 
         info = new ReceivedFrameInfo(state, gso, gsoSize) { CoalescedSegments = segments, DuplicateAcks = duplicateAcks };
+        return true;
+    }
+
+    // A UDP-tunnel GSO packet (flags and bits checked by the caller): the offsets must name the frame's own outer UDP
+    // and inner IP headers, the inner packet must be of the type gso_type says, and csum_start/csum_offset must be its
+    // checksum. The inner partial checksum is completed, then the outer one when UDP_TUNNEL_CSUM says it is partial.
+    private static bool TryProcessUdpTunnel(ReadOnlySpan<byte> header, Span<byte> frame, VirtioNetGsoType gso, bool outerCsum, ulong negotiated, out ReceivedFrameInfo info)
+    {
+        info = default;
+        int gsoSize = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.GsoSizeOffset..]);
+        int outerTh = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.OuterThOffsetOffset..]);
+        int innerNh = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.InnerNhOffsetOffset..]);
+        if (gsoSize == 0 || !UdpTunnelLayout.TryParseAt(frame, outerTh, innerNh, out UdpTunnelLayout tunnel))
+        {
+            return false;
+        }
+
+        PacketLayout inner = tunnel.Inner;
+        bool ipv6Bit = (gso & VirtioNetGsoType.UdpTunnelIPv6) != 0;
+        VirtioNetGsoType innerType = gso & ~(VirtioNetGsoType.UdpTunnelIPv4 | VirtioNetGsoType.UdpTunnelIPv6);
+        if (inner.IsIPv6 != ipv6Bit || (innerType & ~VirtioNetGsoType.Ecn) is VirtioNetGsoType.Udp || !GsoTypeFits(innerType, inner, negotiated))
+        {
+            return false;
+        }
+
+        int start = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumStartOffset..]);
+        int offset = BinaryPrimitives.ReadUInt16LittleEndian(header[VirtioNetHeader.CsumOffsetOffset..]);
+        if (start != inner.TransportOffset || offset != inner.ChecksumFieldOffset)
+        {
+            return false;
+        }
+
+        InternetChecksum.CompletePartial(frame[..inner.PacketEnd], start, offset);
+        if (outerCsum)
+        {
+            // The outer UDP checksum field holds the pseudo-header sum (v1.4 §5.1.6.4, point 5).
+            InternetChecksum.CompletePartial(frame[..tunnel.Outer.PacketEnd], tunnel.OuterTransportOffset, 6);
+        }
+
+        info = new ReceivedFrameInfo(ReceivedChecksumState.Completed, gso, gsoSize)
+        {
+            OuterTransportOffset = tunnel.OuterTransportOffset,
+            InnerNetworkOffset = tunnel.InnerNetworkOffset,
+        };
         return true;
     }
 
