@@ -137,6 +137,15 @@ public static class VirtioNetFeatures
     /// <summary>VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM (68): the device completes a partial outer UDP checksum of UDP-tunnel GSO packets.</summary>
     public static readonly VirtioFeatureSet HostUdpTunnelGsoCsum = VirtioFeatureSet.FromBit(68);
 
+    /// <summary>
+    /// GUEST_UDP_TUNNEL_GSO's bit (46) in the le64 offloads bitmap of VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, which has no
+    /// room for feature 65: a command bit, not a feature bit (46 is a reserved feature). Ref: virtio v1.4 §5.1.6.5.6.1.
+    /// </summary>
+    public const ulong GuestUdpTunnelGsoOffload = 1UL << 46;
+
+    /// <summary>GUEST_UDP_TUNNEL_GSO_CSUM's bit (47) in the VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET bitmap (not a feature bit).</summary>
+    public const ulong GuestUdpTunnelGsoCsumOffload = 1UL << 47;
+
     /// <summary>VIRTIO_NET_F_OUT_NET_HEADER (69): the driver can give the outer network header's offset (outer_nh_offset).</summary>
     public static readonly VirtioFeatureSet OutNetHeader = VirtioFeatureSet.FromBit(69);
 
