@@ -50,10 +50,14 @@ public static class ReceiveOffload
 
         // §5.1.6.4.2: the driver ignores flag bits it does not recognise (later versions of the spec add some, such as
         // the UDP tunnel checksum bit); the ones it knows are checked below.
-        byte flags = (byte)(header[VirtioNetHeader.FlagsOffset] & (KnownFlags | VirtioNetHeader.FlagRscInfo | (tunnelCsumNegotiated ? VirtioNetHeader.FlagUdpTunnelCsum : 0)));
         var gso = (VirtioNetGsoType)header[VirtioNetHeader.GsoTypeOffset];
         const VirtioNetGsoType tunnelBits = VirtioNetGsoType.UdpTunnelIPv4 | VirtioNetGsoType.UdpTunnelIPv6;
         VirtioNetGsoType tunnel = gso & tunnelBits;
+
+        // UDP_TUNNEL_CSUM matters on a tunnel GSO frame only, where it says the outer UDP checksum field holds a
+        // pseudo-header sum; elsewhere (with DATA_VALID: both levels validated, v1.4 §5.1.6.4) it changes nothing here.
+        bool outerCsum = tunnel != 0 && (header[VirtioNetHeader.FlagsOffset] & VirtioNetHeader.FlagUdpTunnelCsum) != 0;
+        byte flags = (byte)(header[VirtioNetHeader.FlagsOffset] & (KnownFlags | VirtioNetHeader.FlagRscInfo));
         if (flags == 0 && gso == VirtioNetGsoType.None)
         {
             // The common case without receive offloads: nothing to check.
@@ -62,27 +66,16 @@ public static class ReceiveOffload
 
         // §5.1.6.4.1: without GUEST_CSUM the device sets flags to zero, and without RSC_EXT it never sets RSC_INFO.
         byte known = (negotiated & VirtioNetFeatures.RscExt) != 0 ? (byte)(KnownFlags | VirtioNetHeader.FlagRscInfo) : KnownFlags;
-        if (tunnelCsumNegotiated)
-        {
-            known |= VirtioNetHeader.FlagUdpTunnelCsum;
-        }
-
         if ((flags & ~known) != 0 || (negotiated & VirtioNetFeatures.GuestCsum) == 0)
         {
             return false;
         }
 
         // v1.4 §5.1.6.4.1: the tunnel bits only with GUEST_UDP_TUNNEL_GSO, never both, only on a GSO packet, which has
-        // NEEDS_CSUM (with csum_start at the inner transport header); UDP_TUNNEL_CSUM only on such a packet. RSC_INFO
-        // describes plain TCP coalescing.
-        bool outerCsum = (flags & VirtioNetHeader.FlagUdpTunnelCsum) != 0;
+        // NEEDS_CSUM (so not DATA_VALID; csum_start at the inner transport header); UDP_TUNNEL_CSUM on it only with
+        // GUEST_UDP_TUNNEL_GSO_CSUM. RSC_INFO describes plain TCP coalescing.
         if (tunnel != 0 && (!tunnelNegotiated || tunnel == tunnelBits || (gso & ~(tunnelBits | VirtioNetGsoType.Ecn)) == VirtioNetGsoType.None
-            || (flags & VirtioNetHeader.FlagNeedsCsum) == 0 || (flags & VirtioNetHeader.FlagRscInfo) != 0 || header.Length < VirtioNetHeader.UdpTunnelLength))
-        {
-            return false;
-        }
-
-        if (outerCsum && tunnel == 0)
+            || flags != VirtioNetHeader.FlagNeedsCsum || (outerCsum && !tunnelCsumNegotiated) || header.Length < VirtioNetHeader.UdpTunnelLength))
         {
             return false;
         }
@@ -176,10 +169,14 @@ public static class ReceiveOffload
             return false;
         }
 
+        // The spec's text ties GSO_UDP_TUNNEL_IPV4/IPV6 to the inner network header, Linux's virtio_net_hdr_tnl_to_skb
+        // and _from_skb (the implementation QEMU 10.1's tap backend hands the header to) to the outer one; they differ
+        // only when the two IP versions do, and a bit naming neither is a lie.
         PacketLayout inner = tunnel.Inner;
         bool ipv6Bit = (gso & VirtioNetGsoType.UdpTunnelIPv6) != 0;
         VirtioNetGsoType innerType = gso & ~(VirtioNetGsoType.UdpTunnelIPv4 | VirtioNetGsoType.UdpTunnelIPv6);
-        if (inner.IsIPv6 != ipv6Bit || (innerType & ~VirtioNetGsoType.Ecn) is VirtioNetGsoType.Udp || !GsoTypeFits(innerType, inner, negotiated))
+        if ((inner.IsIPv6 != ipv6Bit && tunnel.Outer.IsIPv6 != ipv6Bit) || (innerType & ~VirtioNetGsoType.Ecn) is VirtioNetGsoType.Udp
+            || !GsoTypeFits(innerType, inner, negotiated))
         {
             return false;
         }

@@ -75,7 +75,8 @@ public static class TransmitOffload
     /// Decides how to send a UDP-tunnelled frame (<paramref name="tunnel"/>), whose inner TCP or UDP packet the request's
     /// checksum and segmentation apply to. With VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO (and the HOST_TSO4/TSO6/USO, HOST_ECN
     /// the inner packet needs; and HOST_UDP_TUNNEL_GSO_CSUM when the outer UDP checksum is asked for) the device gets one
-    /// GSO packet: gso_type the inner type with GSO_UDP_TUNNEL_IPV4 or _IPV6 by the inner IP version, csum_start at the
+    /// GSO packet: gso_type the inner type with GSO_UDP_TUNNEL_IPV4 or _IPV6 by the outer IP version (as Linux does; see
+    /// the note in the code), csum_start at the
     /// inner transport header, outer_th_offset and inner_nh_offset set, UDP_TUNNEL_CSUM for the outer checksum. Otherwise
     /// the driver segments (<see cref="SoftwareSegmentation.WriteUdpTunnelSegment"/>) and each packet has one checksum the
     /// device may complete with VIRTIO_NET_F_CSUM: the inner one, or the outer UDP one when asked for (the inner one is
@@ -106,7 +107,11 @@ public static class TransmitOffload
                 return new TransmitOffloadDecision
                 {
                     Flags = (byte)(VirtioNetHeader.FlagNeedsCsum | (request.OuterUdpChecksum ? VirtioNetHeader.FlagUdpTunnelCsum : 0)),
-                    GsoType = type | (inner.IsIPv6 ? VirtioNetGsoType.UdpTunnelIPv6 : VirtioNetGsoType.UdpTunnelIPv4),
+                    // The tunnel bit by the outer IP version, as Linux's virtio_net_hdr_tnl_from_skb sets it and its
+                    // _to_skb checks it (outer_th_offset at least 14 + the IP header the bit names). The spec's wording
+                    // names the inner header; the readings differ only when the two IP versions do, and then a
+                    // Linux-based device (QEMU 10.1 with tap) refuses the inner one.
+                    GsoType = type | (tunnel.Outer.IsIPv6 ? VirtioNetGsoType.UdpTunnelIPv6 : VirtioNetGsoType.UdpTunnelIPv4),
                     GsoSize = request.SegmentSize,
                     HdrLen = inner.HeaderLength,
                     CsumStart = inner.TransportOffset,

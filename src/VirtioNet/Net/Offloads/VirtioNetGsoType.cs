@@ -24,12 +24,14 @@ public enum VirtioNetGsoType : byte
     UdpL4 = 5,
 
     /// <summary>
-    /// VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 (0x20), combined with TCPV4 or UDP_L4: the GSO packet is carried by a UDP
-    /// tunnel and its inner network header is IPv4 (HOST/GUEST_UDP_TUNNEL_GSO). Ref: virtio v1.4 §5.1.6.
+    /// VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 (0x20), combined with TCPV4, TCPV6 or UDP_L4: the GSO packet is carried by a
+    /// UDP tunnel over IPv4 (HOST/GUEST_UDP_TUNNEL_GSO). The spec's text says the bit names the inner network header;
+    /// Linux, whose header helpers QEMU 10.1's tap backend relies on, sets and checks it by the outer one, and so does
+    /// this driver on transmit (either is accepted on receive). Ref: virtio v1.4 §5.1.6.
     /// </summary>
     UdpTunnelIPv4 = 0x20,
 
-    /// <summary>VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6 (0x40), combined with TCPV6 or UDP_L4: as <see cref="UdpTunnelIPv4"/> with an inner IPv6 header.</summary>
+    /// <summary>VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6 (0x40): as <see cref="UdpTunnelIPv4"/>, a UDP tunnel over IPv6.</summary>
     UdpTunnelIPv6 = 0x40,
 
     /// <summary>VIRTIO_NET_HDR_GSO_ECN (0x80): the TCP segment carries CWR, which only the first segment may keep.</summary>
