@@ -261,6 +261,49 @@ public sealed class UdpTunnelOffloadTests : IDisposable
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AVxlanFrameAskingOnlyForChecksumsLeavesOneToTheDeviceAndComputesTheOther(bool outerChecksum)
+    {
+        var (net, _, tx) = Open(Modern | HostGso, 0);
+        using (net)
+        {
+            byte[] frame = VxlanFrame(false, OffloadFrames.Tcp(false, 9, OffloadFrames.Payload(1000, 10), zeroChecksum: true));
+            var request = new TransmitOffloadRequest(ComputeChecksum: true) { UdpTunnelHeaderLength = Vxlan, OuterUdpChecksum = outerChecksum };
+            Assert.True(net.TransmitQueues[0].TrySend(frame, request));
+
+            Assert.True(tx.TryPop(out DeviceChain? chain));
+            byte[] seen = chain.ReadReadable();
+            Assert.Equal(VirtioNetHeader.FlagNeedsCsum, seen[0]);
+            Assert.Equal(0, seen[1]);
+            int start = BinaryPrimitives.ReadUInt16LittleEndian(seen.AsSpan(6));
+            int offset = BinaryPrimitives.ReadUInt16LittleEndian(seen.AsSpan(8));
+            Assert.Equal(outerChecksum ? (OuterTh(false), 6) : (InnerTh(false, false), 16), (start, offset));
+
+            byte[] sent = seen[12..];
+            InternetChecksum.CompletePartial(sent, start, offset);
+            var (_, outerUdp, innerEthernet) = Dissect(sent);
+            Assert.True(innerEthernet.Extract<TcpPacket>()!.ValidTcpChecksum);
+            Assert.True(outerChecksum ? outerUdp.ValidUdpChecksum : outerUdp.Checksum == 0);
+        }
+    }
+
+    [Fact]
+    public void AFrameThatIsNotTheTunnelItClaimsIsRefused()
+    {
+        var (net, _, tx) = Open(Modern | HostGso, HostTunnel);
+        using (net)
+        {
+            // A plain TCP frame, and a VXLAN frame described with the wrong tunnel header length.
+            byte[] plain = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 11));
+            byte[] vxlan = VxlanFrame(false, OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 11)));
+            Assert.Throws<ArgumentException>(() => net.TransmitQueues[0].TrySend(plain, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan)));
+            Assert.Throws<ArgumentException>(() => net.TransmitQueues[0].TrySend(vxlan, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan + 4)));
+            Assert.False(tx.TryPop(out _));
+        }
+    }
+
+    [Theory]
     [InlineData(false, false, 0x21)]
     [InlineData(true, true, 0x44)]   // the tunnel bit by the inner IP version, as the spec's text has it
     [InlineData(true, false, 0x24)]  // by the outer one, as Linux (and so QEMU 10.1 with tap) has it
