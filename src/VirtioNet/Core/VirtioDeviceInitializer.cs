@@ -27,6 +27,26 @@ public static class VirtioDeviceInitializer
     /// not accept). Null when the device type has none.
     /// </param>
     public static ulong Negotiate(IVirtioTransport transport, uint expectedDeviceId, ulong supported, ulong required = 0, Func<ulong, ulong>? dropUnmetDependencies = null)
+        => Negotiate(
+            transport,
+            expectedDeviceId,
+            VirtioFeatureSet.FromUInt64(supported),
+            VirtioFeatureSet.FromUInt64(required),
+            dropUnmetDependencies is null ? null : set => VirtioFeatureSet.FromUInt64(dropUnmetDependencies(set.Low))).Low;
+
+    /// <summary>
+    /// <see cref="Negotiate(IVirtioTransport, uint, ulong, ulong, Func{ulong, ulong}?)"/> over all 128 feature bits: on
+    /// modern transports feature words 2 and 3 are read too, and written (before words 0 and 1) when the device offered
+    /// bits there. A bit the device offers that is not in <paramref name="supported"/> is never accepted, whatever its
+    /// number. Returns the negotiated set.
+    /// </summary>
+    /// <param name="transport">The device.</param>
+    /// <param name="expectedDeviceId">The device type the caller drives (1 for network).</param>
+    /// <param name="supported">Every feature bit the driver understands and wants.</param>
+    /// <param name="required">Bits without which the driver cannot work (<see cref="VirtioFeatureSet.None"/> for none).</param>
+    /// <param name="dropUnmetDependencies">The device type's feature dependencies (see the 64-bit overload), or null.</param>
+    public static VirtioFeatureSet Negotiate(
+        IVirtioTransport transport, uint expectedDeviceId, VirtioFeatureSet supported, VirtioFeatureSet required, Func<VirtioFeatureSet, VirtioFeatureSet>? dropUnmetDependencies)
     {
         ArgumentNullException.ThrowIfNull(transport);
         uint deviceId = transport.DeviceId;
@@ -50,19 +70,20 @@ public static class VirtioDeviceInitializer
         transport.WriteStatus(VirtioDeviceStatus.Acknowledge | VirtioDeviceStatus.Driver);
 
         // Step 4: read the device's features and write the subset the driver understands.
-        ulong offered = transport.ReadDeviceFeatures();
-        ulong wanted = supported;
+        // Legacy interfaces have no words above 0, so nothing beyond them is selected (§4.1.4.8, §4.2.4).
+        var offered = new VirtioFeatureSet(transport.ReadDeviceFeatures(), transport.IsLegacy ? 0 : transport.ReadDeviceFeaturesHigh());
+        VirtioFeatureSet wanted = supported;
         if (transport.IsLegacy)
         {
             // §3.1.2 and §6.3: a legacy interface has 32 feature bits and no VERSION_1.
             wanted &= 0xFFFF_FFFFUL & ~VirtioFeatures.Version1;
         }
-        else if ((offered & VirtioFeatures.Version1) == 0)
+        else if (!offered.ContainsAny(VirtioFeatures.Version1))
         {
             Fail(transport);
             throw new VirtioException(
                 VirtioErrorReason.UnsupportedVersion,
-                $"{transport.Description}: a modern transport whose device does not offer VIRTIO_F_VERSION_1 (offered 0x{offered:x16}).");
+                $"{transport.Description}: a modern transport whose device does not offer VIRTIO_F_VERSION_1 (offered {offered}).");
         }
         else
         {
@@ -73,11 +94,11 @@ public static class VirtioDeviceInitializer
         // transport that has no such value cannot accept the feature.
         if (!transport.SupportsNotifConfigData)
         {
-            wanted &= ~VirtioFeatures.NotifConfigData;
+            wanted = wanted.Without(VirtioFeatures.NotifConfigData);
         }
 
         // §6.3: a device offering the legacy UNUSED bit (30) is broken; the driver never accepts it.
-        ulong accepted = offered & wanted & ~VirtioFeatures.BadFeature;
+        VirtioFeatureSet accepted = (offered & wanted).Without(VirtioFeatures.BadFeature);
 
         // A device may offer a feature without the one it requires (QEMU offers HOST_TSO4 and HOST_USO with csum=off).
         if (dropUnmetDependencies is not null)
@@ -85,16 +106,23 @@ public static class VirtioDeviceInitializer
             accepted = dropUnmetDependencies(accepted) & accepted;
         }
 
-        ulong missing = required & ~accepted;
-        if (missing != 0)
+        VirtioFeatureSet missing = required & ~accepted;
+        if (!missing.IsEmpty)
         {
             Fail(transport);
             throw new VirtioException(
                 VirtioErrorReason.RequiredFeatureMissing,
-                $"{transport.Description}: the device does not offer required features 0x{missing:x16} (offered 0x{offered:x16}).");
+                $"{transport.Description}: the device does not offer required features {missing} (offered {offered}).");
         }
 
-        transport.WriteDriverFeatures(accepted);
+        // Words 2 and 3 first and only when the device offered bits there: a device that folds selects above 1 onto 1
+        // (QEMU's virtio-mmio before 10.1) then has word 1 rewritten right after.
+        if (offered.High != 0)
+        {
+            transport.WriteDriverFeaturesHigh(accepted.High);
+        }
+
+        transport.WriteDriverFeatures(accepted.Low);
 
         if (!transport.IsLegacy)
         {
@@ -106,7 +134,7 @@ public static class VirtioDeviceInitializer
                 Fail(transport);
                 throw new VirtioException(
                     VirtioErrorReason.FeaturesRefused,
-                    $"{transport.Description}: the device refused the features 0x{accepted:x16} (FEATURES_OK did not stay set; status 0x{(byte)status:x2}).");
+                    $"{transport.Description}: the device refused the features {accepted} (FEATURES_OK did not stay set; status 0x{(byte)status:x2}).");
             }
         }
 

@@ -44,4 +44,19 @@ public static class VirtioFeatureNames
 
         return result;
     }
+
+    /// <summary>As <see cref="Describe(ulong, Func{int, string?}?)"/> over all 128 bits (feature words 0 to 3).</summary>
+    public static IReadOnlyList<string> Describe(VirtioFeatureSet features, Func<int, string?>? deviceSpecific = null)
+    {
+        var result = new List<string>();
+        for (int bit = 0; bit < VirtioFeatureSet.BitCount; bit++)
+        {
+            if (features.Contains(bit))
+            {
+                result.Add(TryGetName(bit) ?? deviceSpecific?.Invoke(bit) ?? $"BIT_{bit}");
+            }
+        }
+
+        return result;
+    }
 }

@@ -24,7 +24,15 @@ public sealed partial class VirtioNetDevice
     // The guest offload bits VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET may carry (§5.1.6.5.6.2: only negotiated ones).
     private const ulong GuestOffloadFeatures =
         VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn |
-        VirtioNetFeatures.GuestUfo | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
+        VirtioNetFeatures.GuestUfo | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6 |
+        VirtioNetFeatures.GuestUdpTunnelGsoOffload | VirtioNetFeatures.GuestUdpTunnelGsoCsumOffload;
+
+    // The negotiated guest offloads as the le64 bitmap of VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET numbers them: the feature
+    // bits below 64, and GUEST_UDP_TUNNEL_GSO (65) and its _CSUM (66) at 46 and 47 (virtio v1.4 §5.1.6.5.6.1).
+    private ulong NegotiatedGuestOffloads =>
+        (NegotiatedFeatures & GuestOffloadFeatures) |
+        (NegotiatedFeatureSet.ContainsAny(VirtioNetFeatures.GuestUdpTunnelGso) ? VirtioNetFeatures.GuestUdpTunnelGsoOffload : 0) |
+        (NegotiatedFeatureSet.ContainsAny(VirtioNetFeatures.GuestUdpTunnelGsoCsum) ? VirtioNetFeatures.GuestUdpTunnelGsoCsumOffload : 0);
 
     // The modes that need VIRTIO_NET_F_CTRL_RX_EXTRA rather than CTRL_RX alone.
     private const ReceiveFilterFlags ExtraReceiveFilters =
@@ -196,7 +204,10 @@ public sealed partial class VirtioNetDevice
     /// Changes which guest (receive) offloads the device applies (VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET), within those
     /// negotiated. Ref: virtio v1.2 §5.1.6.5.6.
     /// </summary>
-    /// <param name="offloads">A subset of the negotiated VIRTIO_NET_F_GUEST_* bits (<see cref="VirtioNetFeatures"/>).</param>
+    /// <param name="offloads">
+    /// A subset of the negotiated VIRTIO_NET_F_GUEST_* bits (<see cref="VirtioNetFeatures"/>); the UDP tunnel ones as
+    /// <see cref="VirtioNetFeatures.GuestUdpTunnelGsoOffload"/> and <see cref="VirtioNetFeatures.GuestUdpTunnelGsoCsumOffload"/>.
+    /// </param>
     /// <exception cref="ArgumentException">A bit is not a guest offload, or was not negotiated.</exception>
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_CTRL_GUEST_OFFLOADS, or the control queue's failures.</exception>
     public void SetGuestOffloads(ulong offloads)
@@ -209,9 +220,9 @@ public sealed partial class VirtioNetDevice
         lock (_controlStateLock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlGuestOffloads, "VIRTIO_NET_F_CTRL_GUEST_OFFLOADS", "changing guest offloads");
-            if ((offloads & ~NegotiatedFeatures) != 0)
+            if ((offloads & ~NegotiatedGuestOffloads) != 0)
             {
-                throw new ArgumentException($"Only negotiated guest offloads can be turned on; {string.Join(", ", VirtioNetFeatureNames.Describe(offloads & ~NegotiatedFeatures))} were not negotiated.", nameof(offloads));
+                throw new ArgumentException($"Only negotiated guest offloads can be turned on; {string.Join(", ", VirtioNetFeatureNames.Describe(offloads & ~NegotiatedGuestOffloads))} were not negotiated.", nameof(offloads));
             }
 
             Span<byte> payload = stackalloc byte[8];
@@ -352,7 +363,7 @@ public sealed partial class VirtioNetDevice
     // Bring-up, before DRIVER_OK: the control queue follows the data queues (index 2N, §5.1.2).
     private void CreateControlQueue()
     {
-        GuestOffloads = NegotiatedFeatures & GuestOffloadFeatures;
+        GuestOffloads = NegotiatedGuestOffloads;
         if ((NegotiatedFeatures & VirtioNetFeatures.CtrlVq) == 0)
         {
             return;

@@ -73,6 +73,12 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// <summary>The features both sides agreed on.</summary>
     public ulong NegotiatedFeatures { get; private set; }
 
+    /// <summary>All 128 feature bits the device offered (<see cref="OfferedFeatures"/> is its bits 0 to 63).</summary>
+    public VirtioFeatureSet OfferedFeatureSet { get; private set; }
+
+    /// <summary>All 128 feature bits both sides agreed on (<see cref="NegotiatedFeatures"/> is its bits 0 to 63).</summary>
+    public VirtioFeatureSet NegotiatedFeatureSet { get; private set; }
+
     /// <summary>The MAC address in use: the device's (VIRTIO_NET_F_MAC) or a random locally administered one.</summary>
     public ReadOnlyMemory<byte> MacAddress { get; private set; }
 
@@ -156,17 +162,19 @@ public sealed partial class VirtioNetDevice : IDisposable
     private void Initialize()
     {
         // §6.1: ORDER_PLATFORM promises barriers suitable for hardware devices, which only the platform can vouch for.
-        ulong wanted = _options.SupportedFeatures;
+        VirtioFeatureSet wanted = _options.SupportedFeatureSet;
         if (!_dma.OrdersAccessesForHardwareDevices)
         {
-            wanted &= ~VirtioFeatures.OrderPlatform;
+            wanted = wanted.Without(VirtioFeatures.OrderPlatform);
         }
 
-        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(
-            _transport, VirtioDeviceTypes.Network, wanted, dropUnmetDependencies: VirtioNetOptions.WithoutUnmetDependencies);
+        NegotiatedFeatureSet = VirtioDeviceInitializer.Negotiate(
+            _transport, VirtioDeviceTypes.Network, wanted, VirtioFeatureSet.None, VirtioNetOptions.WithoutUnmetDependencies);
+        NegotiatedFeatures = NegotiatedFeatureSet.Low;
         OfferedFeatures = _transport.ReadDeviceFeatures();
+        OfferedFeatureSet = new VirtioFeatureSet(OfferedFeatures, _transport.IsLegacy ? 0 : _transport.ReadDeviceFeaturesHigh());
         CheckAccessPlatform();
-        HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);
+        HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatureSet);
 
         Config = VirtioNetConfig.Read(_transport, NegotiatedFeatures);
         _lastStatus = Config.Status;
@@ -207,8 +215,8 @@ public sealed partial class VirtioNetDevice : IDisposable
             _transmitQueues[pair] = new VirtioNetTransmitQueue(
                 txIndex, QueueSizeFor(txIndex, $"transmitq{pair + 1}"), HeaderLength, MaxTransmitFrameLength,
                 headerInOwnDescriptor, indirect, _dma, CreateQueue, _notifyQueue);
-            _receiveQueues[pair].ConfigureOffloads(NegotiatedFeatures, _options.VerifyReceivedChecksums);
-            _transmitQueues[pair].ConfigureOffloads(NegotiatedFeatures);
+            _receiveQueues[pair].ConfigureOffloads(NegotiatedFeatureSet, _options.VerifyReceivedChecksums);
+            _transmitQueues[pair].ConfigureOffloads(NegotiatedFeatureSet);
         }
 
         CreateControlQueue();

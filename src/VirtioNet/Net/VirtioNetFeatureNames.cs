@@ -43,6 +43,13 @@ public static class VirtioNetFeatureNames
         [61] = "VIRTIO_NET_F_RSC_EXT",
         [62] = "VIRTIO_NET_F_STANDBY",
         [63] = "VIRTIO_NET_F_SPEED_DUPLEX",
+        [64] = "VIRTIO_NET_F_RSS_CONTEXT",
+        [65] = "VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO",
+        [66] = "VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM",
+        [67] = "VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO",
+        [68] = "VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM",
+        [69] = "VIRTIO_NET_F_OUT_NET_HEADER",
+        [70] = "VIRTIO_NET_F_IPSEC",
     };
 
     /// <summary>The spec name of a network-device bit, or null.</summary>
@@ -50,4 +57,7 @@ public static class VirtioNetFeatureNames
 
     /// <summary>Names every set bit, device-independent and network bits alike.</summary>
     public static IReadOnlyList<string> Describe(ulong features) => VirtioFeatureNames.Describe(features, TryGetName);
+
+    /// <summary>Names every set bit of all 128, device-independent and network bits alike.</summary>
+    public static IReadOnlyList<string> Describe(VirtioFeatureSet features) => VirtioFeatureNames.Describe(features, TryGetName);
 }

@@ -1,8 +1,10 @@
+using VirtioNet.Core;
+
 namespace VirtioNet.Net;
 
 /// <summary>
-/// Feature bits of the network device. Ref: virtio v1.2 §5.1.3 (and v1.3 §5.1.3 for bits 50 to 52).
-/// Each constant is the bit's mask in the 64-bit feature word.
+/// Feature bits of the network device. Ref: virtio v1.2 §5.1.3 (v1.3 §5.1.3 for bits 50 to 52, v1.4 for 64 to 70).
+/// Each constant below 64 is the bit's mask in the 64-bit feature word; bits 64 and above are <see cref="VirtioFeatureSet"/>s.
 /// </summary>
 public static class VirtioNetFeatures
 {
@@ -117,4 +119,36 @@ public static class VirtioNetFeatures
 
     /// <summary>VIRTIO_NET_F_SPEED_DUPLEX (63): the device reports speed and duplex.</summary>
     public const ulong SpeedDuplex = 1UL << 63;
+
+    // Bits 64 and above live in feature words 2 and 3: sets, not ulong masks. Ref: virtio v1.4 §5.1.3.
+
+    /// <summary>VIRTIO_NET_F_RSS_CONTEXT (64): the device supports several RSS contexts.</summary>
+    public static readonly VirtioFeatureSet RssContext = VirtioFeatureSet.FromBit(64);
+
+    /// <summary>VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO (65): the driver can receive GSO packets carried by a UDP tunnel.</summary>
+    public static readonly VirtioFeatureSet GuestUdpTunnelGso = VirtioFeatureSet.FromBit(65);
+
+    /// <summary>VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM (66): the driver handles UDP-tunnel GSO packets with a partial outer UDP checksum.</summary>
+    public static readonly VirtioFeatureSet GuestUdpTunnelGsoCsum = VirtioFeatureSet.FromBit(66);
+
+    /// <summary>VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO (67): the device can segment GSO packets carried by a UDP tunnel.</summary>
+    public static readonly VirtioFeatureSet HostUdpTunnelGso = VirtioFeatureSet.FromBit(67);
+
+    /// <summary>VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM (68): the device completes a partial outer UDP checksum of UDP-tunnel GSO packets.</summary>
+    public static readonly VirtioFeatureSet HostUdpTunnelGsoCsum = VirtioFeatureSet.FromBit(68);
+
+    /// <summary>
+    /// GUEST_UDP_TUNNEL_GSO's bit (46) in the le64 offloads bitmap of VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, which has no
+    /// room for feature 65: a command bit, not a feature bit (46 is a reserved feature). Ref: virtio v1.4 §5.1.6.5.6.1.
+    /// </summary>
+    public const ulong GuestUdpTunnelGsoOffload = 1UL << 46;
+
+    /// <summary>GUEST_UDP_TUNNEL_GSO_CSUM's bit (47) in the VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET bitmap (not a feature bit).</summary>
+    public const ulong GuestUdpTunnelGsoCsumOffload = 1UL << 47;
+
+    /// <summary>VIRTIO_NET_F_OUT_NET_HEADER (69): the driver can give the outer network header's offset (outer_nh_offset).</summary>
+    public static readonly VirtioFeatureSet OutNetHeader = VirtioFeatureSet.FromBit(69);
+
+    /// <summary>VIRTIO_NET_F_IPSEC (70): the device supports inline IPsec processing.</summary>
+    public static readonly VirtioFeatureSet Ipsec = VirtioFeatureSet.FromBit(70);
 }

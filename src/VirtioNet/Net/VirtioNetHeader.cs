@@ -36,6 +36,19 @@ public static class VirtioNetHeader
     /// <summary>VIRTIO_NET_HDR_F_RSC_INFO (4): csum fields hold coalescing information.</summary>
     public const byte FlagRscInfo = 4;
 
+    /// <summary>
+    /// VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM (8): on transmit, the device completes the outer UDP checksum of a UDP-tunnel GSO
+    /// packet (HOST_UDP_TUNNEL_GSO_CSUM); on receive, the outer UDP checksum was validated and holds the pseudo-header
+    /// sum (GUEST_UDP_TUNNEL_GSO_CSUM). Ref: virtio v1.4 §5.1.6.2, §5.1.6.4.
+    /// </summary>
+    public const byte FlagUdpTunnelCsum = 8;
+
+    /// <summary>outer_th_offset (le16, offset 20): the outer UDP header's offset, with HOST/GUEST_UDP_TUNNEL_GSO.</summary>
+    public const int OuterThOffsetOffset = 20;
+
+    /// <summary>inner_nh_offset (le16, offset 22): the inner network header's offset, with HOST/GUEST_UDP_TUNNEL_GSO.</summary>
+    public const int InnerNhOffsetOffset = 22;
+
     /// <summary>VIRTIO_NET_HDR_GSO_NONE (0).</summary>
     public const byte GsoNone = 0;
 
@@ -47,6 +60,19 @@ public static class VirtioNetHeader
 
     /// <summary>The header with hash_value, hash_report and padding (20 bytes): with VIRTIO_NET_F_HASH_REPORT.</summary>
     public const int HashReportLength = 20;
+
+    /// <summary>
+    /// The header up to inner_nh_offset (24 bytes): with VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO or GUEST_UDP_TUNNEL_GSO, the
+    /// hash fields included whether or not HASH_REPORT is negotiated (§5.1.6.3.1: "24 bytes if ... UDP_TUNNEL_GSO").
+    /// </summary>
+    public const int UdpTunnelLength = 24;
+
+    /// <summary>
+    /// The header length for all 128 negotiated bits: <see cref="UdpTunnelLength"/> with HOST_UDP_TUNNEL_GSO or
+    /// GUEST_UDP_TUNNEL_GSO, otherwise as <see cref="LengthFor(ulong)"/>. Ref: virtio v1.4 §5.1.6.3.1.
+    /// </summary>
+    public static int LengthFor(Core.VirtioFeatureSet negotiated) =>
+        negotiated.ContainsAny(VirtioNetFeatures.HostUdpTunnelGso | VirtioNetFeatures.GuestUdpTunnelGso) ? UdpTunnelLength : LengthFor(negotiated.Low);
 
     /// <summary>
     /// The header length for a negotiated feature set: 12 bytes once VERSION_1 or MRG_RXBUF is negotiated (§5.1.6:

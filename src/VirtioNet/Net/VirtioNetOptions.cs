@@ -131,6 +131,67 @@ public sealed record VirtioNetOptions
             (ReceiveCoalescingInfo ? ulong.MaxValue : ~VirtioNetFeatures.RscExt));
 
     /// <summary>
+    /// <see cref="SupportedFeatures"/> with the bits above 63 this driver implements (feature words 2 and 3, §5.1.3):
+    /// what <see cref="VirtioNetDevice"/> offers to negotiation.
+    /// </summary>
+    public VirtioFeatureSet SupportedFeatureSet =>
+        WithoutUnmetDependencies((new VirtioFeatureSet(SupportedFeatures, 0) | (Offloads ? HighOffloadFeatures : VirtioFeatureSet.None))
+            .Without(new VirtioFeatureSet(0, DisabledFeaturesHigh)));
+
+    /// <summary>
+    /// The features above 63 this driver implements, all offloads (withdrawn with <see cref="Offloads"/> = false): the
+    /// UDP tunnel segmentation offloads GUEST_UDP_TUNNEL_GSO(_CSUM) and HOST_UDP_TUNNEL_GSO(_CSUM) (virtio v1.4 §5.1.3;
+    /// software segmentation of tunnelled TCP when the HOST ones are absent). RSS_CONTEXT, OUT_NET_HEADER and IPSEC are not.
+    /// </summary>
+    public static readonly VirtioFeatureSet HighOffloadFeatures =
+        VirtioNetFeatures.GuestUdpTunnelGso | VirtioNetFeatures.GuestUdpTunnelGsoCsum | VirtioNetFeatures.HostUdpTunnelGso | VirtioNetFeatures.HostUdpTunnelGsoCsum;
+
+    /// <summary>
+    /// Bits 64 to 127 the caller refuses even when offered, as <see cref="VirtioFeatureSet.High"/> holds them (bit 64 in
+    /// bit 0), e.g. <c>VirtioNetFeatures.HostUdpTunnelGso.High</c>. Default none.
+    /// </summary>
+    public ulong DisabledFeaturesHigh { get; init; }
+
+    /// <summary>
+    /// <see cref="WithoutUnmetDependencies(ulong)"/> over all 128 bits, with the rules of the bits above 63 (virtio v1.4
+    /// §5.1.3.1): GUEST_UDP_TUNNEL_GSO needs GUEST_TSO4, GUEST_TSO6, GUEST_USO4 and GUEST_USO6; HOST_UDP_TUNNEL_GSO needs
+    /// HOST_TSO4, HOST_TSO6 and HOST_USO; each _CSUM variant needs its GSO feature; RSS_CONTEXT needs CTRL_VQ and RSS.
+    /// </summary>
+    public static VirtioFeatureSet WithoutUnmetDependencies(VirtioFeatureSet features)
+    {
+        ulong low = WithoutUnmetDependencies(features.Low);
+        var f = new VirtioFeatureSet(low, features.High);
+        const ulong guestInner = VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
+        const ulong hostInner = VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUso;
+        if ((low & guestInner) != guestInner)
+        {
+            f = f.Without(VirtioNetFeatures.GuestUdpTunnelGso);
+        }
+
+        if (!f.ContainsAny(VirtioNetFeatures.GuestUdpTunnelGso))
+        {
+            f = f.Without(VirtioNetFeatures.GuestUdpTunnelGsoCsum);
+        }
+
+        if ((low & hostInner) != hostInner)
+        {
+            f = f.Without(VirtioNetFeatures.HostUdpTunnelGso);
+        }
+
+        if (!f.ContainsAny(VirtioNetFeatures.HostUdpTunnelGso))
+        {
+            f = f.Without(VirtioNetFeatures.HostUdpTunnelGsoCsum);
+        }
+
+        if ((low & (VirtioNetFeatures.CtrlVq | VirtioNetFeatures.Rss)) != (VirtioNetFeatures.CtrlVq | VirtioNetFeatures.Rss))
+        {
+            f = f.Without(VirtioNetFeatures.RssContext);
+        }
+
+        return f;
+    }
+
+    /// <summary>
     /// <paramref name="features"/> without every bit whose required feature is absent (§5.1.3.1 feature bit
     /// requirements; §2.2.1: the driver must not accept a feature that requires one it did not accept): segmentation
     /// without the checksum offload of its direction, ECN without TSO, the control-queue features without CTRL_VQ,

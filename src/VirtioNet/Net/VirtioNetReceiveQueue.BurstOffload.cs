@@ -19,14 +19,19 @@ public sealed partial class VirtioNetReceiveQueue
             return false;
         }
 
-        if (info.Checksum == ReceivedChecksumState.Partial && (options & ReceiveBurstOptions.CompletePartialChecksums) != 0)
+        // A UDP-tunnel frame whose outer UDP checksum is partial too (UDP_TUNNEL_CSUM) is completed whatever the options:
+        // the outer sum covers the inner checksum, so a caller could not finish it from one reported position.
+        bool outerPartial = ReceiveOffload.IsOuterChecksumPartial(header, info);
+        if (info.Checksum == ReceivedChecksumState.Partial && ((options & ReceiveBurstOptions.CompletePartialChecksums) != 0 || outerPartial))
         {
             // The sum runs to the end of the IP packet, not into Ethernet padding (as in ReceiveOffload.TryProcess).
             int end = parsed ? layout.PacketEnd : frameLength;
-            ushort checksum = (ushort)~Sum(segments, info.ChecksumStart, end, 0);
-            int field = info.ChecksumStart + info.ChecksumOffset;
-            WriteByte(segments, field, (byte)(checksum >> 8));
-            WriteByte(segments, field + 1, (byte)checksum);
+            CompleteAcrossSegments(segments, info.ChecksumStart, info.ChecksumStart + info.ChecksumOffset, end);
+            if (outerPartial)
+            {
+                CompleteAcrossSegments(segments, info.OuterTransportOffset, info.OuterTransportOffset + 6, end);
+            }
+
             info = info with { Checksum = ReceivedChecksumState.Completed, ChecksumStart = 0, ChecksumOffset = 0 };
         }
         else if (info.Checksum == ReceivedChecksumState.DeviceValidated && parsed && (options & ReceiveBurstOptions.VerifyDataValid) != 0)
@@ -41,6 +46,14 @@ public sealed partial class VirtioNetReceiveQueue
 
         segments[0] = new ReceivedPacket(segments[0], info, ReceiveHash.Read(header));
         return true;
+    }
+
+    // InternetChecksum.CompletePartial over the segments of a packet: the sum from start to end, complemented, stored at field.
+    private static void CompleteAcrossSegments(Span<ReceivedPacket> segments, int start, int field, int end)
+    {
+        ushort checksum = (ushort)~Sum(segments, start, end, 0);
+        WriteByte(segments, field, (byte)(checksum >> 8));
+        WriteByte(segments, field + 1, (byte)checksum);
     }
 
     // ReceiveOffload.IsTransportChecksumValid over the segments of a packet whose headers lie in the first.

@@ -32,7 +32,7 @@ public sealed partial class VirtioNetReceiveQueue
     public ReceiveHash GetHash(in ReceivedPacket packet)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (packet.IsContinuation || _headerLength < VirtioNetHeader.HashReportLength || (uint)packet.Slot >= (uint)_slotCount)
+        if (packet.IsContinuation || !_hashReported || (uint)packet.Slot >= (uint)_slotCount)
         {
             return default;
         }
@@ -43,7 +43,7 @@ public sealed partial class VirtioNetReceiveQueue
     // Called by the receive paths while the packet's first buffer still holds its header.
     private void CaptureHash(int slotStart)
     {
-        if (_headerLength >= VirtioNetHeader.HashReportLength)
+        if (_hashReported)
         {
             _lastHash = ReceiveHash.Read(_pool.Span.Slice(slotStart, _headerLength));
         }

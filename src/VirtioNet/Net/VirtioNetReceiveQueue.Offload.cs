@@ -1,3 +1,4 @@
+using VirtioNet.Core;
 using VirtioNet.Net.Offloads;
 
 namespace VirtioNet.Net;
@@ -6,8 +7,12 @@ namespace VirtioNet.Net;
 // against what was negotiated, partial checksums are completed, and what the header said is reported beside the frame.
 public sealed partial class VirtioNetReceiveQueue
 {
-    // The negotiated features the receive checks go by (the guest offload bits); 0 until the device configures them.
-    private ulong _offloadFeatures;
+    // The negotiated features the receive checks go by (the guest offload bits, GUEST_UDP_TUNNEL_GSO above 63); none
+    // until the device configures them.
+    private VirtioFeatureSet _offloadFeatures;
+
+    // HASH_REPORT negotiated: the header's hash fields are meaningful (a 24-byte UDP tunnel header has them as padding otherwise).
+    private bool _hashReported;
 
     // Recompute DATA_VALID checksums rather than trust the device (VirtioNetOptions.VerifyReceivedChecksums).
     private bool _verifyDataValid = true;
@@ -40,9 +45,10 @@ public sealed partial class VirtioNetReceiveQueue
     }
 
     /// <summary>Sets what the receive checks go by; called by the device once features are negotiated.</summary>
-    internal void ConfigureOffloads(ulong negotiated, bool verifyDataValid)
+    internal void ConfigureOffloads(VirtioFeatureSet negotiated, bool verifyDataValid)
     {
         _offloadFeatures = negotiated;
+        _hashReported = negotiated.ContainsAny(VirtioNetFeatures.HashReport);
         _verifyDataValid = verifyDataValid;
     }
 

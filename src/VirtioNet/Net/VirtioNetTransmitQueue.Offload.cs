@@ -1,3 +1,4 @@
+using VirtioNet.Core;
 using VirtioNet.Net.Offloads;
 using VirtioNet.Platform;
 
@@ -14,6 +15,9 @@ public sealed partial class VirtioNetTransmitQueue
 
     // The negotiated features the offload decisions go by; 0 until the device configures them.
     private ulong _offloadFeatures;
+
+    // The negotiated features above 63 (HOST_UDP_TUNNEL_GSO, _CSUM), bit 64 in bit 0.
+    private ulong _offloadFeaturesHigh;
 
     // The large slots' memory (default when the device cannot segment); slot k is at k * _largeSlotLength.
     private DmaRegion _largePool;
@@ -57,6 +61,11 @@ public sealed partial class VirtioNetTransmitQueue
             return TrySend(frame);
         }
 
+        if (request.IsUdpTunnel)
+        {
+            return TrySendUdpTunnel(frame, request);
+        }
+
         if (!PacketLayout.TryParse(frame, out PacketLayout layout))
         {
             throw new ArgumentException("Checksum and segmentation offloads apply to TCP or UDP over IPv4 or IPv6 (unfragmented, without IPv6 extension headers); this frame is neither.", nameof(frame));
@@ -93,7 +102,7 @@ public sealed partial class VirtioNetTransmitQueue
         frame.CopyTo(room);
         TransmitOffload.ApplyChecksum(room, layout, decision);
 
-        Span<byte> header = stackalloc byte[VirtioNetHeader.HashReportLength];
+        Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
         decision.WriteHeader(header[.._headerLength]);
         if (!Enqueue(slot, frame.Length, header[.._headerLength]))
         {
@@ -106,10 +115,18 @@ public sealed partial class VirtioNetTransmitQueue
         return true;
     }
 
+    /// <summary>
+    /// The features above 63 the offload decisions go by (<see cref="VirtioFeatureSet.High"/>): HOST_UDP_TUNNEL_GSO and
+    /// HOST_UDP_TUNNEL_GSO_CSUM when negotiated.
+    /// </summary>
+    public ulong OffloadFeaturesHigh => _offloadFeaturesHigh;
+
     /// <summary>Sets what the offload decisions go by, and sets up the large slots when the device can segment.</summary>
-    internal void ConfigureOffloads(ulong negotiated)
+    internal void ConfigureOffloads(VirtioFeatureSet negotiatedSet)
     {
+        ulong negotiated = negotiatedSet.Low;
         _offloadFeatures = negotiated;
+        _offloadFeaturesHigh = negotiatedSet.High;
         const ulong deviceSegmentation = VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUso;
         if ((negotiated & deviceSegmentation) == 0 || _largeSlotLength != 0)
         {
@@ -123,6 +140,106 @@ public sealed partial class VirtioNetTransmitQueue
         {
             _freeLargeSlots[_freeLargeCount++] = LargeSlotCount - 1 - i;
         }
+    }
+
+    // A UDP-tunnelled frame (VXLAN, Geneve): one tunnel GSO packet for the device with HOST_UDP_TUNNEL_GSO, else the
+    // inner packet cut here with the outer headers fixed per segment (virtio v1.4 §5.1.6.2).
+    private bool TrySendUdpTunnel(ReadOnlySpan<byte> frame, TransmitOffloadRequest request)
+    {
+        if (!UdpTunnelLayout.TryParse(frame, request.UdpTunnelHeaderLength, out UdpTunnelLayout tunnel))
+        {
+            throw new ArgumentException($"A UDP tunnel offload applies to an outer UDP packet over IPv4 or IPv6 carrying {request.UdpTunnelHeaderLength} bytes of tunnel header and an inner Ethernet frame with TCP or UDP over IPv4 or IPv6 that fills it; this frame is not one.", nameof(frame));
+        }
+
+        TransmitOffloadDecision decision = TransmitOffload.DecideUdpTunnel(frame, tunnel, request, new VirtioFeatureSet(_offloadFeatures, _offloadFeaturesHigh));
+        if (decision.SegmentInSoftware)
+        {
+            return TrySendUdpTunnelSegmented(frame, tunnel, decision, request.OuterUdpChecksum);
+        }
+
+        if (decision.IsUdpTunnelGso && tunnel.Inner.HeaderLength + decision.GsoSize > MaxFrameLength)
+        {
+            throw new ArgumentException($"Segments of {decision.GsoSize} payload bytes behind {tunnel.Inner.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(request));
+        }
+
+        bool large = frame.Length > MaxFrameLength;
+        if (large && (!decision.IsUdpTunnelGso || _largeSlotLength == 0 || frame.Length > _largeSlotLength - _headerLength))
+        {
+            throw new ArgumentException($"A frame of {frame.Length} bytes is longer than {MaxFrameLength} (MaxFrameLength) and is not sent as a segmentation offload; ask for a segment size.", nameof(frame));
+        }
+
+        Reclaim();
+        if (large ? _freeLargeCount == 0 : _freeCount == 0)
+        {
+            return false;
+        }
+
+        int slot = large ? _freeSlots.Length + _freeLargeSlots[--_freeLargeCount] : _freeSlots[--_freeCount];
+        (DmaRegion pool, int start) = LocateSlot(slot);
+        Span<byte> room = pool.Span.Slice(start + _headerLength, frame.Length);
+        frame.CopyTo(room);
+        TransmitOffload.ApplyUdpTunnel(room, tunnel, decision, request.OuterUdpChecksum);
+
+        Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
+        decision.WriteHeader(header[.._headerLength]);
+        if (!Enqueue(slot, frame.Length, header[.._headerLength]))
+        {
+            ReturnSlot(slot);
+            return false;
+        }
+
+        Kick();
+        Statistics.AddPacket(frame.Length);
+        return true;
+    }
+
+    private bool TrySendUdpTunnelSegmented(ReadOnlySpan<byte> frame, in UdpTunnelLayout tunnel, in TransmitOffloadDecision decision, bool outerUdpChecksum)
+    {
+        int mss = decision.SoftwareSegmentSize;
+        int count = SoftwareSegmentation.SegmentCount(tunnel.Inner, mss);
+        if (tunnel.Inner.HeaderLength + mss > MaxFrameLength && count > 1)
+        {
+            throw new ArgumentException($"Segments of {mss} payload bytes behind {tunnel.Inner.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(frame));
+        }
+
+        if (count > _freeSlots.Length)
+        {
+            throw new ArgumentException($"The frame makes {count} segments of {mss} bytes, more than the {_freeSlots.Length} transmit buffers; use a larger segment size.", nameof(frame));
+        }
+
+        Reclaim();
+        if (_freeCount < count)
+        {
+            return false;
+        }
+
+        Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
+        var perSegment = new TransmitOffloadDecision
+        {
+            Flags = decision.Flags,
+            CsumStart = decision.CsumStart,
+            CsumOffset = decision.CsumOffset,
+        };
+        perSegment.WriteHeader(header[.._headerLength]);
+        for (int i = 0; i < count; i++)
+        {
+            int slot = _freeSlots[--_freeCount];
+            Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, _slotLength - _headerLength);
+            int length = SoftwareSegmentation.WriteUdpTunnelSegment(frame, tunnel, mss, i, room, perSegment, outerUdpChecksum);
+
+            // The slots were counted above and each ring entry has its slot, so the ring has room for all of them.
+            if (!Enqueue(slot, length, header[.._headerLength]))
+            {
+                _freeSlots[_freeCount++] = slot;
+                Statistics.AddDrop();
+                break;
+            }
+
+            Statistics.AddPacket(length);
+        }
+
+        Kick();
+        return true;
     }
 
     // Software segmentation: every segment in an ordinary slot, then one notification for all of them.
@@ -146,7 +263,7 @@ public sealed partial class VirtioNetTransmitQueue
             return false;
         }
 
-        Span<byte> header = stackalloc byte[VirtioNetHeader.HashReportLength];
+        Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
         var perSegment = new TransmitOffloadDecision
         {
             Flags = decision.Flags,

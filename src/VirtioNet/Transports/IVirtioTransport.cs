@@ -37,11 +37,37 @@ public interface IVirtioTransport : IDisposable
     /// <summary>Writes the device status field.</summary>
     void WriteStatus(VirtioDeviceStatus status);
 
-    /// <summary>Reads all 64 bits the device offers (the high word reads 0 on legacy transports).</summary>
+    /// <summary>Reads feature bits 0 to 63 the device offers, feature words 0 and 1 (word 1 reads 0 on legacy transports).</summary>
     ulong ReadDeviceFeatures();
 
-    /// <summary>Writes the feature bits the driver accepts.</summary>
+    /// <summary>Writes the feature bits 0 to 63 the driver accepts (feature words 0 and 1).</summary>
     void WriteDriverFeatures(ulong features);
+
+    /// <summary>
+    /// Reads feature bits 64 to 127 the device offers (bit 64 in bit 0): feature words 2 and 3, selected by writing 2 and
+    /// 3 to virtio-pci's device_feature_select or virtio-mmio's DeviceFeaturesSel. Ref: virtio v1.4 §2.2, §4.1.4.3, §4.2.2.
+    /// </summary>
+    /// <remarks>
+    /// The default returns 0 without touching the device: legacy interfaces have one 32-bit feature word (§4.1.4.8,
+    /// §4.2.4) and vhost-user's VHOST_USER_GET_FEATURES carries 64 bits.
+    /// </remarks>
+    ulong ReadDeviceFeaturesHigh() => 0;
+
+    /// <summary>
+    /// Writes feature bits 64 to 127 the driver accepts (driver_feature_select / DriverFeaturesSel = 2 and 3). The
+    /// initializer calls it only when the device offered bits there, and before <see cref="WriteDriverFeatures"/>.
+    /// </summary>
+    /// <remarks>
+    /// The default, for transports without words 2 and 3, accepts only 0 (nothing there can have been offered) and throws
+    /// <see cref="NotSupportedException"/> otherwise.
+    /// </remarks>
+    void WriteDriverFeaturesHigh(ulong features)
+    {
+        if (features != 0)
+        {
+            throw new NotSupportedException($"{Description} has no feature bits above 63 (feature words 2 and 3).");
+        }
+    }
 
     /// <summary>The largest size of queue <paramref name="queueIndex"/>; 0 when the queue does not exist.</summary>
     int GetQueueSizeMax(int queueIndex);

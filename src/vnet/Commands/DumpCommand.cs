@@ -51,7 +51,7 @@ internal static class DumpCommand
 
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(net.TransportDescription)}[/]  MAC {Json.FormatMac(net.MacAddress.Span)}  link {(net.IsLinkUp ? "up" : "down")}  " +
             $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  {net.RingLayout} rings  header {net.HeaderLength} bytes  {net.Mode} ({Markup.Escape(net.InterruptDescription)})");
-        AnsiConsole.MarkupLine($"negotiated: {Markup.Escape(string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatures)))}");
+        AnsiConsole.MarkupLine($"negotiated: {Markup.Escape(string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatureSet)))}");
 
         var regs = new Table().AddColumns("Register", "Offset", "Scope", "Value");
         foreach (RegisterValue r in registers)
@@ -128,7 +128,7 @@ internal static class DumpCommand
         ["mode"] = net.Mode.ToString().ToLowerInvariant(),
         ["ringLayout"] = net.RingLayout,
         ["interrupt"] = net.InterruptDescription,
-        ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatures).Select(f => (JsonNode)f)]),
+        ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatureSet).Select(f => (JsonNode)f)]),
         ["registers"] = new JsonArray([.. registers.Select(r => (JsonNode)new JsonObject
         {
             ["name"] = r.Name,

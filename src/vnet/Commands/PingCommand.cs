@@ -106,7 +106,7 @@ internal static class PingCommand
                 ["transmitted"] = stats.Transmitted,
                 ["received"] = stats.Received,
                 ["rttMs"] = rtts,
-                ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatures).Select(f => (JsonNode)f)]),
+                ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatureSet).Select(f => (JsonNode)f)]),
             };
             Console.Out.WriteLine(json.ToJsonString(Json.Options));
         }

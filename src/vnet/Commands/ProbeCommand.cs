@@ -113,7 +113,7 @@ internal static class ProbeCommand
             Transport = transport.Description,
             Mac = Json.FormatMac(net.MacAddress.Span),
             LinkUp = net.IsLinkUp,
-            OfferedFeatures = VirtioNetFeatureNames.Describe(net.OfferedFeatures),
+            OfferedFeatures = VirtioNetFeatureNames.Describe(net.OfferedFeatureSet),
         };
     }
 

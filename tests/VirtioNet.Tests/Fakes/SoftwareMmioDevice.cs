@@ -28,6 +28,21 @@ internal sealed class SoftwareMmioDevice : IRegisterWindow
 
     public bool HighDriverFeatureWordWritten { get; private set; }
 
+    /// <summary>Bits 64 to 127 offered (feature words 2 and 3, bit 64 in bit 0); version 2 only.</summary>
+    public ulong OfferedFeaturesHigh { get; set; }
+
+    /// <summary>Bits 64 to 127 the driver wrote with DriverFeaturesSel 2 and 3.</summary>
+    public ulong DriverFeaturesHigh { get; private set; }
+
+    /// <summary>Every value written to DeviceFeaturesSel and DriverFeaturesSel, in order.</summary>
+    public List<uint> FeatureSelectsWritten { get; } = [];
+
+    /// <summary>
+    /// When true, any non-zero feature select acts as 1, as QEMU's virtio-mmio before 10.1 does: words 2 and 3 read
+    /// back word 1, and writes to them land in word 1.
+    /// </summary>
+    public bool FoldsFeatureSelectsAboveOne { get; set; }
+
     /// <summary>When true, the device clears FEATURES_OK on write: it refuses whatever subset the driver chose.</summary>
     public bool RefuseFeatures { get; set; }
 
@@ -72,7 +87,15 @@ internal sealed class SoftwareMmioDevice : IRegisterWindow
             0x004 => Version,
             0x008 => DeviceId,
             0x00c => 0x554d4551,
-            0x010 => _deviceFeaturesSel switch { 0 => (uint)OfferedFeatures, 1 => Version == 1 ? 0 : (uint)(OfferedFeatures >> 32), _ => 0 },
+            0x010 => _deviceFeaturesSel switch
+            {
+                0 => (uint)OfferedFeatures,
+                _ when Version == 1 => 0,
+                1 => (uint)(OfferedFeatures >> 32),
+                2 => (uint)OfferedFeaturesHigh,
+                3 => (uint)(OfferedFeaturesHigh >> 32),
+                _ => 0,
+            },
             0x034 => QueueNumMax,
             0x040 => q.Pfn,
             0x044 => q.Ready ? 1u : 0u,
@@ -94,11 +117,22 @@ internal sealed class SoftwareMmioDevice : IRegisterWindow
         Queues.TryGetValue(_queueSel, out var q);
         switch (offset)
         {
-            case 0x014: _deviceFeaturesSel = value; break;
+            case 0x014:
+                FeatureSelectsWritten.Add(value);
+                _deviceFeaturesSel = FoldsFeatureSelectsAboveOne && value != 0 ? 1 : value;
+                break;
             case 0x020:
                 if (_driverFeaturesSel == 0)
                 {
                     DriverFeatures = (DriverFeatures & 0xFFFF_FFFF_0000_0000UL) | value;
+                }
+                else if (_driverFeaturesSel == 2)
+                {
+                    DriverFeaturesHigh = (DriverFeaturesHigh & 0xFFFF_FFFF_0000_0000UL) | value;
+                }
+                else if (_driverFeaturesSel == 3)
+                {
+                    DriverFeaturesHigh = (DriverFeaturesHigh & 0xFFFF_FFFFUL) | ((ulong)value << 32);
                 }
                 else
                 {
@@ -107,7 +141,10 @@ internal sealed class SoftwareMmioDevice : IRegisterWindow
                 }
 
                 break;
-            case 0x024: _driverFeaturesSel = value; break;
+            case 0x024:
+                FeatureSelectsWritten.Add(value);
+                _driverFeaturesSel = FoldsFeatureSelectsAboveOne && value != 0 ? 1 : value;
+                break;
             case 0x028: GuestPageSize = value; break;
             case 0x030: _queueSel = value; break;
             case 0x038: Queues[_queueSel] = q with { Num = value }; break;

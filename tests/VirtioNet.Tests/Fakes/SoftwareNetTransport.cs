@@ -74,6 +74,23 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
 
     public void WriteDriverFeatures(ulong features) => DriverFeatures = features;
 
+    /// <summary>Bits 64 to 127 offered (feature words 2 and 3, bit 64 in bit 0); a legacy transport never shows them.</summary>
+    public ulong OfferedFeaturesHigh { get; set; }
+
+    /// <summary>Bits 64 to 127 the driver wrote; null until it writes words 2 and 3.</summary>
+    public ulong? DriverFeaturesHigh { get; private set; }
+
+    /// <summary>How often feature words 2 and 3 were read.</summary>
+    public int HighFeatureReads { get; private set; }
+
+    public ulong ReadDeviceFeaturesHigh()
+    {
+        HighFeatureReads++;
+        return IsLegacy ? 0 : OfferedFeaturesHigh;
+    }
+
+    public void WriteDriverFeaturesHigh(ulong features) => DriverFeaturesHigh = features;
+
     public int GetQueueSizeMax(int queueIndex) => QueueSizeMax.GetValueOrDefault(queueIndex);
 
     public bool IsQueueActive(int queueIndex) => ActiveQueues.ContainsKey(queueIndex);

@@ -55,9 +55,9 @@ public sealed class ControlQueueTests : IDisposable
     /// <summary>Decides the ack of each command; null means never answer.</summary>
     private delegate byte? Answer(Command command);
 
-    private (VirtioNetDevice Net, ConcurrentQueue<Command> Commands) Open(ulong offered, Answer answer, VirtioNetOptions? options = null)
+    private (VirtioNetDevice Net, ConcurrentQueue<Command> Commands) Open(ulong offered, Answer answer, VirtioNetOptions? options = null, ulong offeredHigh = 0)
     {
-        var transport = new SoftwareNetTransport(offered);
+        var transport = new SoftwareNetTransport(offered) { OfferedFeaturesHigh = offeredHigh };
         VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, options ?? new VirtioNetOptions { Mode = OperationMode.Poll });
         var commands = new ConcurrentQueue<Command>();
         if (net.ControlQueue is { } control)
@@ -286,6 +286,33 @@ public sealed class ControlQueueTests : IDisposable
             Command command = Assert.Single(commands);
             Assert.Equal(((byte)VirtioNetControlClass.GuestOffloads, VirtioNetControlCommands.GuestOffloadsSet), (command.Class, command.Code));
             Assert.Equal(new byte[8], command.Payload);
+        }
+    }
+
+    [Fact]
+    public void UdpTunnelGuestOffloadsTravelAsBits46And47OfTheOffloadsBitmap()
+    {
+        const ulong guest = VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
+        const ulong tunnelBits = VirtioNetFeatures.GuestUdpTunnelGsoOffload | VirtioNetFeatures.GuestUdpTunnelGsoCsumOffload;
+        var (net, commands) = Open(Modern | Control | guest, Ok, offeredHigh: (VirtioNetFeatures.GuestUdpTunnelGso | VirtioNetFeatures.GuestUdpTunnelGsoCsum).High);
+        using (StopFirst(net))
+        {
+            // Features 65 and 66 negotiated: in effect as bits 46 and 47 (virtio v1.4 §5.1.6.5.6.1).
+            Assert.Equal(guest | tunnelBits, net.GuestOffloads);
+
+            net.SetGuestOffloads(guest);
+            net.SetGuestOffloads(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload);
+            Assert.Equal(2, commands.Count);
+            Assert.Equal(BitConverter.GetBytes(guest), commands.ToArray()[0].Payload);
+            Assert.Equal(BitConverter.GetBytes(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload), commands.ToArray()[1].Payload);
+        }
+
+        var (plain, plainCommands) = Open(Modern | Control | guest, Ok);
+        using (StopFirst(plain))
+        {
+            Assert.Equal(guest, plain.GuestOffloads);
+            Assert.Throws<ArgumentException>(() => plain.SetGuestOffloads(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload));
+            Assert.Empty(plainCommands);
         }
     }
 

@@ -24,6 +24,18 @@ public readonly record struct ReceivedFrameInfo(ReceivedChecksumState Checksum, 
     /// </summary>
     public int DuplicateAcks { get; init; }
 
+    /// <summary>
+    /// For a UDP-tunnel GSO frame (<see cref="IsUdpTunnel"/>, GUEST_UDP_TUNNEL_GSO): outer_th_offset, the outer UDP
+    /// header's offset in the frame, checked against it; 0 otherwise. Ref: virtio v1.4 §5.1.6.4.
+    /// </summary>
+    public int OuterTransportOffset { get; init; }
+
+    /// <summary>For a UDP-tunnel GSO frame: inner_nh_offset, the inner IP header's offset in the frame, checked against it; 0 otherwise.</summary>
+    public int InnerNetworkOffset { get; init; }
+
+    /// <summary>True for a GSO frame carried by a UDP tunnel (gso_type with GSO_UDP_TUNNEL_IPV4 or _IPV6).</summary>
+    public bool IsUdpTunnel => (GsoType & (VirtioNetGsoType.UdpTunnelIPv4 | VirtioNetGsoType.UdpTunnelIPv6)) != 0;
+
     /// <summary>True when the device reported coalescing information (VIRTIO_NET_HDR_F_RSC_INFO).</summary>
     public bool HasCoalescingInfo => CoalescedSegments > 0;
 

@@ -105,4 +105,43 @@ public static class SoftwareSegmentation
 
         return length;
     }
+
+    /// <summary>
+    /// Writes packet <paramref name="index"/> of the cut of a UDP-tunnelled frame's inner packet (segments of
+    /// <paramref name="segmentSize"/> inner payload bytes, as <see cref="WriteSegment"/> cuts a plain one, with
+    /// <see cref="SegmentCount"/> and <see cref="SegmentLength"/> over <see cref="UdpTunnelLayout.Inner"/>) and returns its
+    /// length. The outer headers are fixed per packet: IPv4 total length, identification (incremented per packet) and
+    /// header checksum, or the IPv6 payload length; the UDP length; the UDP checksum zero, or with
+    /// <paramref name="outerUdpChecksum"/> filled. <paramref name="perPacket"/> says which checksum the device completes
+    /// (its csum_start: the inner transport header, or the outer UDP header); the other is computed here.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is too short.</exception>
+    public static int WriteUdpTunnelSegment(
+        ReadOnlySpan<byte> frame, in UdpTunnelLayout tunnel, int segmentSize, int index, Span<byte> destination, in TransmitOffloadDecision perPacket, bool outerUdpChecksum)
+    {
+        bool innerPartial = perPacket.NeedsChecksum && perPacket.CsumStart == tunnel.Inner.TransportOffset;
+        int length = WriteSegment(frame, tunnel.Inner, segmentSize, index, destination, innerPartial);
+        Span<byte> segment = destination[..length];
+
+        PacketLayout outer = tunnel.Outer with { PacketEnd = length };
+        int network = outer.NetworkOffset;
+        if (outer.IsIPv6)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(length - outer.TransportOffset));
+        }
+        else
+        {
+            int ihl = outer.TransportOffset - network;
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 2)..], (ushort)(length - network));
+            ushort id = BinaryPrimitives.ReadUInt16BigEndian(segment[(network + 4)..]);
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(id + index));
+            segment[network + 10] = 0;
+            segment[network + 11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 10)..], InternetChecksum.Compute(segment.Slice(network, ihl)));
+        }
+
+        bool outerPartial = perPacket.NeedsChecksum && perPacket.CsumStart == outer.TransportOffset;
+        TransmitOffload.FinishOuterUdp(segment, outer, outerUdpChecksum, outerPartial);
+        return length;
+    }
 }

@@ -26,6 +26,15 @@ public readonly record struct TransmitOffloadDecision
     /// <summary>csum_offset: where from <see cref="CsumStart"/> the device stores the checksum.</summary>
     public int CsumOffset { get; init; }
 
+    /// <summary>outer_th_offset: the outer UDP header of a UDP-tunnel GSO packet, 0 otherwise (HOST_UDP_TUNNEL_GSO).</summary>
+    public int OuterThOffset { get; init; }
+
+    /// <summary>inner_nh_offset: the inner IP header of a UDP-tunnel GSO packet, 0 otherwise (HOST_UDP_TUNNEL_GSO).</summary>
+    public int InnerNhOffset { get; init; }
+
+    /// <summary>True when the gso_type carries VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 or _IPV6.</summary>
+    public bool IsUdpTunnelGso => (GsoType & (VirtioNetGsoType.UdpTunnelIPv4 | VirtioNetGsoType.UdpTunnelIPv6)) != 0;
+
     /// <summary>True when the driver computes the full checksum itself (VIRTIO_NET_F_CSUM not negotiated).</summary>
     public bool ChecksumInSoftware { get; init; }
 
@@ -41,7 +50,10 @@ public readonly record struct TransmitOffloadDecision
     /// <summary>True when the device is asked to complete a partial checksum.</summary>
     public bool NeedsChecksum => (Flags & VirtioNetHeader.FlagNeedsCsum) != 0;
 
-    /// <summary>Writes the header fields into <paramref name="header"/> (10, 12 or 20 bytes; the rest is zeroed).</summary>
+    /// <summary>
+    /// Writes the header fields into <paramref name="header"/> (10, 12, 20 or 24 bytes; the rest is zeroed), the tunnel
+    /// offsets only for a UDP-tunnel GSO packet in a 24-byte header (§5.1.6.2: the device must not use them otherwise).
+    /// </summary>
     public void WriteHeader(Span<byte> header)
     {
         header.Clear();
@@ -57,6 +69,17 @@ public readonly record struct TransmitOffloadDecision
         {
             BinaryPrimitives.WriteUInt16LittleEndian(header[VirtioNetHeader.CsumStartOffset..], (ushort)CsumStart);
             BinaryPrimitives.WriteUInt16LittleEndian(header[VirtioNetHeader.CsumOffsetOffset..], (ushort)CsumOffset);
+        }
+
+        if (IsUdpTunnelGso)
+        {
+            if (header.Length < VirtioNetHeader.UdpTunnelLength)
+            {
+                throw new ArgumentException("A UDP-tunnel GSO header needs the 24-byte virtio_net_hdr (HOST_UDP_TUNNEL_GSO negotiated).", nameof(header));
+            }
+
+            BinaryPrimitives.WriteUInt16LittleEndian(header[VirtioNetHeader.OuterThOffsetOffset..], (ushort)OuterThOffset);
+            BinaryPrimitives.WriteUInt16LittleEndian(header[VirtioNetHeader.InnerNhOffsetOffset..], (ushort)InnerNhOffset);
         }
     }
 }

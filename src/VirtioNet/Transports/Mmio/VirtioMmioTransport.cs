@@ -114,6 +114,53 @@ public sealed class VirtioMmioTransport : IVirtioTransport, IRegisterDump
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Legacy (version 1): 0, no register access (§4.2.4). Version 2: DeviceFeaturesSel 2 and 3. QEMU before 10.1 turns
+    /// any non-zero DeviceFeaturesSel into 1 (hw/virtio/virtio-mmio.c), so words 2 and 3 read back word 1; word 1 of a
+    /// modern device holds VIRTIO_F_VERSION_1, and a device that really offers bits 96 to 127 equal to bits 32 to 63
+    /// would offer bits no device type defines, so both words equal to word 1 are taken as "no bits above 63".
+    /// </remarks>
+    public ulong ReadDeviceFeaturesHigh()
+    {
+        if (IsLegacy)
+        {
+            return 0;
+        }
+
+        _registers.Write32(R.DeviceFeaturesSel, 1);
+        uint word1 = _registers.Read32(R.DeviceFeatures);
+        _registers.Write32(R.DeviceFeaturesSel, 2);
+        uint word2 = _registers.Read32(R.DeviceFeatures);
+        _registers.Write32(R.DeviceFeaturesSel, 3);
+        uint word3 = _registers.Read32(R.DeviceFeatures);
+        _registers.Write32(R.DeviceFeaturesSel, 0);
+        return word2 == word1 && word3 == word1 ? 0 : ((ulong)word3 << 32) | word2;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Version 2 only: DriverFeaturesSel 2 and 3. On a QEMU that folds selects above 1 onto 1 these writes land in word
+    /// 1, which is why the initializer writes them before words 0 and 1 (and only when bits above 63 were offered).
+    /// </remarks>
+    public void WriteDriverFeaturesHigh(ulong features)
+    {
+        if (IsLegacy)
+        {
+            if (features != 0)
+            {
+                throw new NotSupportedException($"{Description}: a legacy interface has no feature bits above 31.");
+            }
+
+            return;
+        }
+
+        _registers.Write32(R.DriverFeaturesSel, 2);
+        _registers.Write32(R.DriverFeatures, (uint)features);
+        _registers.Write32(R.DriverFeaturesSel, 3);
+        _registers.Write32(R.DriverFeatures, (uint)(features >> 32));
+    }
+
+    /// <inheritdoc />
     public int GetQueueSizeMax(int queueIndex)
     {
         SelectQueue(queueIndex);

@@ -152,6 +152,27 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     }
 
     /// <inheritdoc />
+    /// <remarks>device_feature_select 2 and 3; a device defining nothing above 63 presents 0 there (§4.1.4.3.1).</remarks>
+    public ulong ReadDeviceFeaturesHigh()
+    {
+        _common.Write32(Cfg.DeviceFeatureSelect, 2);
+        ulong word2 = _common.Read32(Cfg.DeviceFeature);
+        _common.Write32(Cfg.DeviceFeatureSelect, 3);
+        ulong word3 = _common.Read32(Cfg.DeviceFeature);
+        return (word3 << 32) | word2;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>driver_feature_select 2 and 3 (§4.1.4.3).</remarks>
+    public void WriteDriverFeaturesHigh(ulong features)
+    {
+        _common.Write32(Cfg.DriverFeatureSelect, 2);
+        _common.Write32(Cfg.DriverFeature, (uint)features);
+        _common.Write32(Cfg.DriverFeatureSelect, 3);
+        _common.Write32(Cfg.DriverFeature, (uint)(features >> 32));
+    }
+
+    /// <inheritdoc />
     public void WriteDriverFeatures(ulong features)
     {
         _common.Write32(Cfg.DriverFeatureSelect, 0);
