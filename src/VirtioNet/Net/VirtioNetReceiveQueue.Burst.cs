@@ -17,6 +17,19 @@ public sealed partial class VirtioNetReceiveQueue
     public int ReceiveBurst(Span<ReceivedPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return ReceiveBurstCore(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int ReceiveBurstCore(Span<ReceivedPacket> packets)
+    {
         int count = 0;
         if (_pendingCount > 0)
         {
@@ -42,6 +55,19 @@ public sealed partial class VirtioNetReceiveQueue
     public void ReleaseBurst(ReadOnlySpan<ReceivedPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            ReleaseBurstCore(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private void ReleaseBurstCore(ReadOnlySpan<ReceivedPacket> packets)
+    {
         foreach (ReceivedPacket packet in packets)
         {
             if ((uint)packet.Slot >= (uint)_slotCount)

@@ -12,6 +12,19 @@ public sealed partial class VirtioNetTransmitQueue
     public int AllocateBurst(Span<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return AllocateBurstEntered(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int AllocateBurstEntered(Span<TransmitPacket> packets)
+    {
         if (_freeCount < packets.Length)
         {
             Reclaim();
@@ -34,6 +47,19 @@ public sealed partial class VirtioNetTransmitQueue
     public int TransmitBurst(ReadOnlySpan<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return TransmitBurstEntered(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int TransmitBurstEntered(ReadOnlySpan<TransmitPacket> packets)
+    {
         int sent = 0;
         foreach (TransmitPacket packet in packets)
         {
@@ -65,6 +91,19 @@ public sealed partial class VirtioNetTransmitQueue
     public void FreeBurst(ReadOnlySpan<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            FreeBurstEntered(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private void FreeBurstEntered(ReadOnlySpan<TransmitPacket> packets)
+    {
         foreach (TransmitPacket packet in packets)
         {
             CheckOwned(packet);
