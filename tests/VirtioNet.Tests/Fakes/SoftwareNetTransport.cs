@@ -105,6 +105,16 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
         ActiveQueues.Remove(queueIndex);
     }
 
+    /// <summary>
+    /// Plays a device that hit an error it cannot get out of alone (§2.1.2): sets DEVICE_NEEDS_RESET and raises a
+    /// configuration change, as QEMU's virtio_error does on a modern device.
+    /// </summary>
+    public void RequestReset()
+    {
+        Status |= VirtioDeviceStatus.DeviceNeedsReset;
+        PendingCause |= InterruptCause.ConfigurationChange;
+    }
+
     public InterruptCause ReadAndAcknowledgeInterrupt()
     {
         InterruptCause cause = PendingCause;
