@@ -78,7 +78,7 @@ public sealed partial class VirtioNetDevice
 
         if (_options.AutoRecover && RecoveryFailure is null)
         {
-            RecoverCore(fault, onlyIfFaulty: true);
+            _ = RecoverCore(fault, onlyIfFaulty: true);
         }
 
         return false;
@@ -102,7 +102,7 @@ public sealed partial class VirtioNetDevice
     public void Recover()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        RecoverCore("recovery requested by the caller", onlyIfFaulty: false);
+        _ = RecoverCore("recovery requested by the caller", onlyIfFaulty: false);
     }
 
     // What is wrong with the device, or null.
@@ -146,8 +146,8 @@ public sealed partial class VirtioNetDevice
             return false;
         }
 
-        RecoverCore(e.Message, onlyIfFaulty: true);
-        return true;
+        // False when nothing was found to recover from (a lie that latched nothing): the caller sees the exception.
+        return RecoverCore(e.Message, onlyIfFaulty: true);
     }
 
     // Health check in poll mode, where no configuration interrupt says the device needs a reset.
@@ -159,11 +159,14 @@ public sealed partial class VirtioNetDevice
         }
     }
 
-    private void RecoverCore(string cause, bool onlyIfFaulty)
+    // Recovers; with onlyIfFaulty, only when a fault is still there. Returns false when there was none and no other
+    // thread recovered the device meanwhile.
+    private bool RecoverCore(string cause, bool onlyIfFaulty)
     {
         int dropped;
         int reclaimed;
         long count;
+        long before = Recoveries;
         lock (_recoveryLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -171,7 +174,7 @@ public sealed partial class VirtioNetDevice
             // Two workers may have seen the same fault: the second finds the device sound again and goes on.
             if (onlyIfFaulty && RecoveryFailure is null && FindFault() is null)
             {
-                return;
+                return Recoveries != before;
             }
 
             lock (_controlStateLock)
@@ -207,6 +210,7 @@ public sealed partial class VirtioNetDevice
         }
 
         Recovered?.Invoke(this, new DeviceRecoveredEventArgs(cause, count, dropped, reclaimed));
+        return true;
     }
 
     // Waits for each queue's worker to leave; a worker stuck in a call leaves the device untouched and says so.

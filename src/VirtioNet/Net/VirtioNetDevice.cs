@@ -382,7 +382,11 @@ public sealed partial class VirtioNetDevice : IDisposable
             }
             catch (VirtioException e) when (TryRecoverFrom(e))
             {
-                // Recovered (or recovered by another thread meanwhile): buffers are posted again; wait on.
+                // Recovered (or recovered by another thread meanwhile): buffers are posted again; wait on for the time left.
+                if (clock.Elapsed >= timeout)
+                {
+                    return false;
+                }
             }
         }
     }
@@ -439,8 +443,21 @@ public sealed partial class VirtioNetDevice : IDisposable
             bool raised = line.IsRaised || (remaining > TimeSpan.Zero && line.Wait(remaining, cancellationToken));
             if (raised)
             {
-                HandleInterrupt(rx.Statistics);
-                continue;
+                InterruptCause cause = HandleInterrupt(rx.Statistics);
+                if (cause == InterruptCause.None && line.IsRaised)
+                {
+                    // A line that stays raised with nothing to acknowledge: QEMU stops driving the interrupt of a
+                    // device it marked broken (virtio_notify_vector returns early), so the last level stays. Ask the
+                    // device (DEVICE_NEEDS_RESET on modern ones) and do not spin on the line.
+                    CheckNeedsResetPolled();
+                    Thread.Sleep(1);
+                }
+
+                // The timeout holds even while interrupts keep coming.
+                if (clock.Elapsed < timeout)
+                {
+                    continue;
+                }
             }
 
             entered = rx.Gate.Enter();
@@ -471,7 +488,7 @@ public sealed partial class VirtioNetDevice : IDisposable
             }
             else if (_transport.Interrupt!.IsRaised)
             {
-                HandleInterrupt(ReceiveStatistics);
+                _ = HandleInterrupt(ReceiveStatistics);
             }
         }
         catch (VirtioException e) when (TryRecoverFrom(e))
@@ -481,7 +498,7 @@ public sealed partial class VirtioNetDevice : IDisposable
     }
 
     // The used-buffer interrupt is counted on the receive queue that was waited for (a shared line cannot say which).
-    private void HandleInterrupt(VirtioNetQueueStatistics receiveStatistics)
+    private InterruptCause HandleInterrupt(VirtioNetQueueStatistics receiveStatistics)
     {
         InterruptCause cause = _transport.ReadAndAcknowledgeInterrupt();
         if ((cause & InterruptCause.UsedBuffer) != 0)
@@ -495,6 +512,8 @@ public sealed partial class VirtioNetDevice : IDisposable
             VirtioDeviceInitializer.CheckHealthy(_transport);
             CheckLink();
         }
+
+        return cause;
     }
 
     // Poll mode: no configuration interrupt arrives, so link and DEVICE_NEEDS_RESET are read every LinkPollInterval.
