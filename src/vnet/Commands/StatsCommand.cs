@@ -73,6 +73,8 @@ internal static class StatsCommand
                     ["interrupts"] = q.Stats.Interrupts,
                 })]),
                 ["configurationInterrupts"] = net.ConfigurationInterrupts,
+                ["recoveries"] = net.Recoveries,
+                ["recoveryDroppedTransmits"] = net.RecoveryDroppedTransmits,
                 ["controlCommandsCompleted"] = net.ControlQueue?.CommandsCompleted ?? 0,
                 ["controlCommandsRejected"] = net.ControlQueue?.CommandsRejected ?? 0,
             }.ToJsonString(Json.Options));
@@ -89,6 +91,9 @@ internal static class StatsCommand
             Console.Out.WriteLine($"     {prefix}_kicks: {stats.Notifications}");
             Console.Out.WriteLine($"     {prefix}_interrupts: {stats.Interrupts}");
         }
+
+        Console.Out.WriteLine($"     recoveries: {net.Recoveries}");
+        Console.Out.WriteLine($"     recovery_dropped_transmits: {net.RecoveryDroppedTransmits}");
 
         return 0;
     }

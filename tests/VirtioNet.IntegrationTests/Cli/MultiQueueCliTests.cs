@@ -92,6 +92,7 @@ public sealed class MultiQueueCliTests
         using JsonDocument json = JsonDocument.Parse(result.StandardOutput);
         Assert.Equal(["receiveq1", "receiveq2", "transmitq1", "transmitq2"], json.RootElement.GetProperty("queues").EnumerateArray().Select(q => q.GetProperty("name").GetString()));
         Assert.Equal(1, json.RootElement.GetProperty("controlCommandsCompleted").GetInt64());
+        Assert.Equal(0, json.RootElement.GetProperty("recoveries").GetInt64());
     }
 
     [Fact]
