@@ -78,8 +78,16 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
 
     public bool IsQueueActive(int queueIndex) => ActiveQueues.ContainsKey(queueIndex);
 
-    public void ActivateQueue(int queueIndex, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea) =>
+    // How many queue activations there were: a device serving a ring from another thread starts over when it changes.
+    public int Activations => Volatile.Read(ref _activations);
+
+    private int _activations;
+
+    public void ActivateQueue(int queueIndex, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea)
+    {
         ActiveQueues[queueIndex] = (size, descriptorArea, driverArea, deviceArea);
+        Interlocked.Increment(ref _activations);
+    }
 
     public void DeactivateQueue(int queueIndex) => ActiveQueues.Remove(queueIndex);
 

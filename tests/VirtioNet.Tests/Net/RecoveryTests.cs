@@ -1,6 +1,9 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net.NetworkInformation;
 using VirtioNet.Core;
 using VirtioNet.Net;
+using VirtioNet.Net.Control;
 using VirtioNet.Tests.Fakes;
 using Xunit;
 
@@ -213,6 +216,85 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(slots, tx.SlotsFree);
         rxq.ReleaseBurst(held.AsSpan(0, 2));
         Assert.Equal(rxq.BufferCount, Attach(_memory, net, receive: true).PendingAvailable);
+    }
+
+    [Fact]
+    public async Task RecoveryTellsTheDeviceAgainEverythingTheControlQueueHadToldIt()
+    {
+        const ulong control = VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlRxExtra | VirtioNetFeatures.CtrlVlan |
+            VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.CtrlGuestOffloads | VirtioNetFeatures.GuestCsum;
+        var transport = new SoftwareNetTransport(Modern | control);
+        VirtioNetDevice net = Open(transport);
+        var commands = new ConcurrentQueue<(byte Class, byte Code, byte[] Payload)>();
+        using var stop = new CancellationTokenSource();
+
+        // The device side of the control queue, on its own thread, starting over whenever the queues are activated again.
+        Task responder = Task.Run(() =>
+        {
+            int seen = -1;
+            SoftwareSplitDevice? device = null;
+            while (!stop.IsCancellationRequested)
+            {
+                if (transport.Activations != seen || device is null)
+                {
+                    seen = transport.Activations;
+                    device = new SoftwareSplitDevice(_memory, net.ControlQueue!.Queue, eventIdx: true);
+                }
+
+                if (!device.TryPop(out DeviceChain? chain))
+                {
+                    Thread.Sleep(1);
+                    continue;
+                }
+
+                byte[] readable = chain.ReadReadable();
+                commands.Enqueue((readable[0], readable[1], readable[2..]));
+                device.Complete(chain, (uint)chain.WriteWritable([VirtioNetControlCommands.AckOk]));
+            }
+        }, CancellationToken.None);
+
+        try
+        {
+            byte[] mac = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+            byte[] listed = [0x02, 0, 0, 0, 0, 0x01];
+            net.SetPromiscuous(false);
+            net.SetMacFilter([new PhysicalAddress(listed)], []);
+            net.AddVlan(10);
+            net.AddVlan(20);
+            net.SetMacAddress(new PhysicalAddress(mac));
+            net.SetGuestOffloads(0);
+            commands.Clear();
+
+            transport.RequestReset();
+            Assert.False(net.CheckHealth());
+            Assert.Equal(1, net.Recoveries);
+
+            (byte Class, byte Code, byte[] Payload)[] sent = [.. commands];
+            Assert.Equal(((byte)VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet), (sent[0].Class, sent[0].Code));
+            Assert.Equal(mac, sent[0].Payload);
+
+            // Every receive mode the device had been told, each off as before (promiscuous included).
+            Assert.Equal([0, 1, 2, 3, 4, 5], sent[1..7].Select(c => (int)c.Code));
+            Assert.All(sent[1..7], c => Assert.Equal(((byte)VirtioNetControlClass.Rx, (byte)0), (c.Class, c.Payload[0])));
+
+            Assert.Equal(((byte)VirtioNetControlClass.Mac, VirtioNetControlCommands.MacTableSet), (sent[7].Class, sent[7].Code));
+            Assert.Equal([1, 0, 0, 0, .. listed, 0, 0, 0, 0], sent[7].Payload);
+            Assert.Equal(
+                [((byte)VirtioNetControlClass.Vlan, (ushort)10), ((byte)VirtioNetControlClass.Vlan, (ushort)20)],
+                sent[8..10].Select(c => (c.Class, BinaryPrimitives.ReadUInt16LittleEndian(c.Payload))));
+            Assert.Equal((byte)VirtioNetControlClass.GuestOffloads, sent[10].Class);
+            Assert.Equal(0UL, BinaryPrimitives.ReadUInt64LittleEndian(sent[10].Payload));
+            Assert.Equal(11, sent.Length);
+            Assert.Equal(mac, net.MacAddress.ToArray());
+        }
+        finally
+        {
+            stop.Cancel();
+            await responder.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+            net.Dispose();
+        }
+
+        Assert.Equal(0, _memory.OutstandingAllocations);
     }
 
     [Fact]
