@@ -229,6 +229,31 @@ public sealed class RecoveryTests
         Assert.Equal(1, net.Recoveries);
     }
 
+    [Theory]
+    [InlineData("mmio", OperationMode.Interrupt, VirtioPciInterruptMode.None)]
+    [InlineData("pci", OperationMode.Poll, VirtioPciInterruptMode.None)]
+    public void AUsedIndexThatJumpsPastTheRingLatchesItBrokenAndTheDriverRecoversFromItsOwnFinding(string transport, OperationMode mode, VirtioPciInterruptMode pciInterrupts)
+    {
+        using var wire = new UdpWire();
+        using RiscvVirtBoard board = Start(transport, packed: false, wire.Netdev);
+        using VirtioNetDevice net = Open(board, mode, pciInterrupts);
+        var events = new List<DeviceRecoveredEventArgs>();
+        net.Recovered += (_, e) => events.Add(e);
+        ExchangeVerifiedFrames(net, wire, 10);
+
+        // Test-only sabotage of what the device writes: receiveq1's used.idx (§2.7.8, at offset 2 of the used ring)
+        // moved 500 entries on, more than the ring holds. QEMU itself sees nothing wrong; the driver's check does.
+        VirtqueueState rx = net.GetQueueStates()[0];
+        Span<byte> usedIdx = board.Machine.GuestRam.GetSpan(rx.DeviceArea + 2, 2);
+        BinaryPrimitives.WriteUInt16LittleEndian(usedIdx, (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(usedIdx) + 500));
+        WaitForRecoveries(net, 1);
+
+        Assert.Contains("broke", Assert.Single(events).Cause, StringComparison.Ordinal);
+        Assert.True(net.CheckHealth());
+        ExchangeVerifiedFrames(net, wire, Frames);
+        Assert.Equal(1, net.Recoveries);
+    }
+
     // An ARP request (RFC 826) from the driver's MAC and address for the target's hardware address.
     private static byte[] ArpRequest(ReadOnlySpan<byte> mac, IPAddress sender, IPAddress target)
     {
