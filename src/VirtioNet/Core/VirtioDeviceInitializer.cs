@@ -49,25 +49,7 @@ public static class VirtioDeviceInitializer
         IVirtioTransport transport, uint expectedDeviceId, VirtioFeatureSet supported, VirtioFeatureSet required, Func<VirtioFeatureSet, VirtioFeatureSet>? dropUnmetDependencies)
     {
         ArgumentNullException.ThrowIfNull(transport);
-        uint deviceId = transport.DeviceId;
-        if (deviceId == 0)
-        {
-            throw new VirtioException(VirtioErrorReason.NoDevice, $"{transport.Description}: the slot is empty (device id 0).");
-        }
-
-        if (deviceId != expectedDeviceId)
-        {
-            throw new VirtioException(
-                VirtioErrorReason.WrongDeviceType,
-                $"{transport.Description}: expected virtio device id {expectedDeviceId}, found {deviceId} ({VirtioDeviceTypes.NameOf(deviceId)}).");
-        }
-
-        // §3.1.1 step 1: reset the device.
-        Reset(transport);
-
-        // Steps 2 and 3: the guest has noticed the device, and knows how to drive it.
-        transport.WriteStatus(VirtioDeviceStatus.Acknowledge);
-        transport.WriteStatus(VirtioDeviceStatus.Acknowledge | VirtioDeviceStatus.Driver);
+        ResetAndAcknowledge(transport, expectedDeviceId);
 
         // Step 4: read the device's features and write the subset the driver understands.
         // Legacy interfaces have no words above 0, so nothing beyond them is selected (§4.1.4.8, §4.2.4).
@@ -115,6 +97,66 @@ public static class VirtioDeviceInitializer
                 $"{transport.Description}: the device does not offer required features {missing} (offered {offered}).");
         }
 
+        WriteFeatures(transport, offered, accepted);
+        return accepted;
+    }
+
+    /// <summary>
+    /// Steps 1 to 6 of §3.1.1 again, for a device being recovered after a reset (§2.1.2 DEVICE_NEEDS_RESET): the same
+    /// checks, and exactly the features negotiated before, so that every queue, buffer and header the driver built
+    /// for them stays valid. The caller then sets its queues up again and calls <see cref="SetDriverOk"/>.
+    /// </summary>
+    /// <param name="transport">The device.</param>
+    /// <param name="expectedDeviceId">The device type the caller drives (1 for network).</param>
+    /// <param name="negotiated">The features negotiated at bring-up, all 128 bits.</param>
+    /// <exception cref="VirtioException">
+    /// <see cref="VirtioErrorReason.RequiredFeatureMissing"/> when the device no longer offers one of them, or
+    /// <see cref="VirtioErrorReason.FeaturesRefused"/> when it does not keep FEATURES_OK; the device is left FAILED.
+    /// </exception>
+    public static void Renegotiate(IVirtioTransport transport, uint expectedDeviceId, VirtioFeatureSet negotiated)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        ResetAndAcknowledge(transport, expectedDeviceId);
+        var offered = new VirtioFeatureSet(transport.ReadDeviceFeatures(), transport.IsLegacy ? 0 : transport.ReadDeviceFeaturesHigh());
+        VirtioFeatureSet missing = negotiated & ~offered;
+        if (!missing.IsEmpty)
+        {
+            Fail(transport);
+            throw new VirtioException(
+                VirtioErrorReason.RequiredFeatureMissing,
+                $"{transport.Description}: after its reset the device no longer offers the negotiated features {missing} (offered {offered}).");
+        }
+
+        WriteFeatures(transport, offered, negotiated);
+    }
+
+    // §3.1.1 steps 1 to 3, after checking the device is the one the driver drives.
+    private static void ResetAndAcknowledge(IVirtioTransport transport, uint expectedDeviceId)
+    {
+        uint deviceId = transport.DeviceId;
+        if (deviceId == 0)
+        {
+            throw new VirtioException(VirtioErrorReason.NoDevice, $"{transport.Description}: the slot is empty (device id 0).");
+        }
+
+        if (deviceId != expectedDeviceId)
+        {
+            throw new VirtioException(
+                VirtioErrorReason.WrongDeviceType,
+                $"{transport.Description}: expected virtio device id {expectedDeviceId}, found {deviceId} ({VirtioDeviceTypes.NameOf(deviceId)}).");
+        }
+
+        // §3.1.1 step 1: reset the device.
+        Reset(transport);
+
+        // Steps 2 and 3: the guest has noticed the device, and knows how to drive it.
+        transport.WriteStatus(VirtioDeviceStatus.Acknowledge);
+        transport.WriteStatus(VirtioDeviceStatus.Acknowledge | VirtioDeviceStatus.Driver);
+    }
+
+    // §3.1.1 steps 4 (the write) to 6.
+    private static void WriteFeatures(IVirtioTransport transport, VirtioFeatureSet offered, VirtioFeatureSet accepted)
+    {
         // Words 2 and 3 first and only when the device offered bits there: a device that folds selects above 1 onto 1
         // (QEMU's virtio-mmio before 10.1) then has word 1 rewritten right after.
         if (offered.High != 0)
@@ -137,8 +179,13 @@ public static class VirtioDeviceInitializer
                     $"{transport.Description}: the device refused the features {accepted} (FEATURES_OK did not stay set; status 0x{(byte)status:x2}).");
             }
         }
+    }
 
-        return accepted;
+    /// <summary>True when the device has set DEVICE_NEEDS_RESET (§2.1.2). One status read; never throws for the bit itself.</summary>
+    public static bool NeedsReset(IVirtioTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        return (transport.ReadStatus() & VirtioDeviceStatus.DeviceNeedsReset) != 0;
     }
 
     /// <summary>§3.1.1 step 8: the driver is ready; the device may now use its queues.</summary>

@@ -27,6 +27,12 @@ public enum VirtioErrorReason
     /// <summary>The device set DEVICE_NEEDS_RESET.</summary>
     DeviceNeedsReset,
 
+    /// <summary>
+    /// The device is being reset and set up again (<c>VirtioNetDevice.Recover</c>) by another thread; the call touched
+    /// nothing and may be repeated once recovery is done.
+    /// </summary>
+    DeviceRecovering,
+
     /// <summary>The device wrote something impossible into a ring (id out of range, length past the buffer); the queue is broken.</summary>
     DeviceMisbehaved,
 

@@ -170,6 +170,7 @@ public sealed partial class VirtioNetDevice
             MultiQueuePayloads.WriteHashConfig(payload, hashTypes, key);
             control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqHashConfig, payload);
             _hashReportTypes = hashTypes;
+            _hashReportKey = key.ToArray();
         }
     }
 

@@ -13,8 +13,11 @@ namespace VirtioNet.Net;
 /// and interrupt-driven or busy-poll operation. Ref: virtio v1.2 §5.1.
 /// </summary>
 /// <remarks>
-/// Not thread-safe: one worker owns the device's queues at a time (the packet path takes no lock). Statistics and
-/// <see cref="IsLinkUp"/> may be read from any thread.
+/// Threading: each queue pair belongs to one worker at a time (the packet path takes no lock); a second thread calling
+/// into a queue while its worker is inside gets an <see cref="InvalidOperationException"/> instead of a torn ring.
+/// The control methods (Set/Add/Remove/Configure), <see cref="Recover"/>, <see cref="CheckHealth"/>, statistics and
+/// <see cref="IsLinkUp"/> may be used from any thread; recovery never lets a worker see a queue half built
+/// (VirtioNetDevice.Recovery.cs).
 /// </remarks>
 public sealed partial class VirtioNetDevice : IDisposable
 {
@@ -349,6 +352,20 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         bool receive = queueIndex % 2 == 0;
         IVirtqueue queue = receive ? _receiveQueues[pair].Queue : _transmitQueues[pair].Queue;
+        QueueGate gate = receive ? _receiveQueues[pair].Gate : _transmitQueues[pair].Gate;
+        bool entered = gate.Enter();
+        try
+        {
+            return ResetQueueEntered(queueIndex, pair, receive, queue);
+        }
+        finally
+        {
+            gate.Exit(entered);
+        }
+    }
+
+    private int ResetQueueEntered(int queueIndex, int pair, bool receive, IVirtqueue queue)
+    {
 
         // §2.6.1.1: the device is done with the queue's memory once the reset completes, so the buffers can be taken back.
         _transport.ResetQueue(queueIndex);
@@ -384,17 +401,47 @@ public sealed partial class VirtioNetDevice : IDisposable
         return WaitForReceive(_receiveQueues[0], timeout, cancellationToken);
     }
 
-    // The wait loop of WaitForReceive, for any receive queue (receiveq1 or a given pair's).
+    // WaitForReceive for any receive queue (receiveq1 or a given pair's): with automatic recovery, a device found
+    // needing a reset (configuration interrupt, poll-mode check) or a ring found broken is recovered, and the wait
+    // goes on for the time left.
     private bool WaitForReceive(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         while (true)
         {
+            try
+            {
+                return WaitForReceiveCore(rx, clock, timeout, cancellationToken);
+            }
+            catch (VirtioException e) when (TryRecoverFrom(e))
+            {
+                // Recovered (or recovered by another thread meanwhile): buffers are posted again; wait on for the time left.
+                if (clock.Elapsed >= timeout)
+                {
+                    return false;
+                }
+            }
+        }
+    }
+
+    // The wait loop. The ring is touched only inside the queue's gate, never across the sleep.
+    private bool WaitForReceiveCore(VirtioNetReceiveQueue rx, Stopwatch clock, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
             cancellationToken.ThrowIfCancellationRequested();
             IVirtqueue rxq = rx.Queue;
-            if (rxq.HasUsed)
+            bool entered = rx.Gate.Enter();
+            try
             {
-                return true;
+                if (rxq.HasUsed)
+                {
+                    return true;
+                }
+            }
+            finally
+            {
+                rx.Gate.Exit(entered);
             }
 
             TimeSpan remaining = timeout - clock.Elapsed;
@@ -411,43 +458,80 @@ public sealed partial class VirtioNetDevice : IDisposable
             }
 
             // §2.7.10: re-enable, then re-check; a buffer used in between would otherwise never interrupt.
-            if (!rxq.EnableInterrupts())
+            entered = rx.Gate.Enter();
+            try
             {
-                rxq.DisableInterrupts();
-                return true;
+                if (!rxq.EnableInterrupts())
+                {
+                    rxq.DisableInterrupts();
+                    return true;
+                }
+            }
+            finally
+            {
+                rx.Gate.Exit(entered);
             }
 
             IInterruptLine line = _transport.Interrupt!;
             bool raised = line.IsRaised || (remaining > TimeSpan.Zero && line.Wait(remaining, cancellationToken));
             if (raised)
             {
-                HandleInterrupt(rx.Statistics);
-                continue;
+                InterruptCause cause = HandleInterrupt(rx.Statistics);
+                if (cause == InterruptCause.None && line.IsRaised)
+                {
+                    // A line that stays raised with nothing to acknowledge: QEMU stops driving the interrupt of a
+                    // device it marked broken (virtio_notify_vector returns early), so the last level stays. Ask the
+                    // device (DEVICE_NEEDS_RESET on modern ones) and do not spin on the line.
+                    CheckNeedsResetPolled();
+                    Thread.Sleep(1);
+                }
+
+                // The timeout holds even while interrupts keep coming.
+                if (clock.Elapsed < timeout)
+                {
+                    continue;
+                }
             }
 
-            rxq.DisableInterrupts();
-            return rxq.HasUsed;
+            entered = rx.Gate.Enter();
+            try
+            {
+                rxq.DisableInterrupts();
+                return rxq.HasUsed;
+            }
+            finally
+            {
+                rx.Gate.Exit(entered);
+            }
         }
     }
 
     /// <summary>
-    /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode, a due link check in poll mode.
+    /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode, a due link and health
+    /// check in poll mode. With <see cref="VirtioNetOptions.AutoRecover"/>, a device found needing a reset is recovered.
     /// </summary>
     public void ProcessEvents()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (Mode == OperationMode.Poll)
+        try
         {
-            PollLink();
+            if (Mode == OperationMode.Poll)
+            {
+                PollLink();
+            }
+            else if (_transport.Interrupt!.IsRaised)
+            {
+                _ = HandleInterrupt(ReceiveStatistics);
+            }
         }
-        else if (_transport.Interrupt!.IsRaised)
+        catch (VirtioException e) when (TryRecoverFrom(e))
         {
-            HandleInterrupt(ReceiveStatistics);
+            // Recovered.
         }
     }
 
     // The used-buffer interrupt is counted on the receive queue that was waited for (a shared line cannot say which).
-    private void HandleInterrupt(VirtioNetQueueStatistics receiveStatistics)
+    private InterruptCause HandleInterrupt(VirtioNetQueueStatistics receiveStatistics)
     {
         InterruptCause cause = _transport.ReadAndAcknowledgeInterrupt();
         if ((cause & InterruptCause.UsedBuffer) != 0)
@@ -461,13 +545,17 @@ public sealed partial class VirtioNetDevice : IDisposable
             VirtioDeviceInitializer.CheckHealthy(_transport);
             CheckLink();
         }
+
+        return cause;
     }
 
+    // Poll mode: no configuration interrupt arrives, so link and DEVICE_NEEDS_RESET are read every LinkPollInterval.
     private void PollLink()
     {
         if (_linkPollClock.Elapsed >= _options.LinkPollInterval)
         {
             _linkPollClock.Restart();
+            CheckNeedsResetPolled();
             CheckLink();
         }
     }
@@ -547,25 +635,53 @@ public sealed partial class VirtioNetDevice : IDisposable
         _control?.Dispose();
     }
 
-    /// <summary>Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.</summary>
+    /// <summary>
+    /// Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.
+    /// With <see cref="VirtioNetOptions.AutoRecover"/>, a ring the device broke is recovered and this returns false.
+    /// </summary>
     public bool TryReceive(Span<byte> destination, out int length)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _receiveQueues[0].TryReceive(destination, out length);
+        try
+        {
+            return _receiveQueues[0].TryReceive(destination, out length);
+        }
+        catch (VirtioException e) when (TryRecoverFrom(e))
+        {
+            length = 0;
+            return false;
+        }
     }
 
-    /// <summary>Sends a frame on transmitq1; see <see cref="VirtioNetTransmitQueue.TrySend(ReadOnlySpan{byte})"/>.</summary>
+    /// <summary>
+    /// Sends a frame on transmitq1; see <see cref="VirtioNetTransmitQueue.TrySend(ReadOnlySpan{byte})"/>. With
+    /// <see cref="VirtioNetOptions.AutoRecover"/>, a ring the device broke is recovered and this returns false (send again).
+    /// </summary>
     public bool TrySend(ReadOnlySpan<byte> frame)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _transmitQueues[0].TrySend(frame);
+        try
+        {
+            return _transmitQueues[0].TrySend(frame);
+        }
+        catch (VirtioException e) when (TryRecoverFrom(e))
+        {
+            return false;
+        }
     }
 
-    /// <summary>Takes back completed transmit buffers of transmitq1. Returns how many.</summary>
+    /// <summary>Takes back completed transmit buffers of transmitq1. Returns how many (0 after an automatic recovery).</summary>
     public int ReclaimTransmitted()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _transmitQueues[0].Reclaim();
+        try
+        {
+            return _transmitQueues[0].Reclaim();
+        }
+        catch (VirtioException e) when (TryRecoverFrom(e))
+        {
+            return 0;
+        }
     }
 
     /// <summary>Transmit slots of transmitq1 free right now.</summary>

@@ -109,6 +109,18 @@ public sealed record VirtioNetOptions
     public TimeSpan LinkPollInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
+    /// Recover the device automatically (<see cref="VirtioNetDevice.Recover"/>) when it sets DEVICE_NEEDS_RESET (seen on
+    /// a configuration interrupt, and in poll mode every <see cref="LinkPollInterval"/>) or breaks a ring the driver
+    /// validates. Recovery then happens inside <see cref="VirtioNetDevice.WaitForReceive(TimeSpan, CancellationToken)"/>,
+    /// <see cref="VirtioNetDevice.ProcessEvents"/>, <see cref="VirtioNetDevice.CheckHealth"/> and receiveq1/transmitq1's
+    /// <c>TryReceive</c>, <c>TrySend</c> and <c>ReclaimTransmitted</c> on the device, which carry on as if no frame had
+    /// arrived; the queue-level calls (bursts, other pairs) still throw, and the next of those device calls recovers.
+    /// Default false: without it every fault reaches the caller as a <see cref="VirtioException"/>, which is what a
+    /// caller that wants to decide (or a test of a lying device) needs; a long-running service turns it on.
+    /// </summary>
+    public bool AutoRecover { get; init; }
+
+    /// <summary>
     /// How long a control command may take before it fails with <see cref="VirtioErrorReason.Timeout"/> (and the control
     /// queue is given up until a reset). Default 1 s: QEMU answers in well under a millisecond, so a second means the
     /// device is stuck, while a caller that waits for a link or a filter change is not held long.

@@ -33,6 +33,19 @@ public sealed partial class VirtioNetReceiveQueue
     public int ReceiveBurst(Span<ReceivedPacket> packets, ReceiveBurstOptions options)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return ReceiveBurstCore(packets, options);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int ReceiveBurstCore(Span<ReceivedPacket> packets, ReceiveBurstOptions options)
+    {
         int freeBefore = _freeCount;
         int count = 0;
         if (_pendingCount > 0)
@@ -66,6 +79,19 @@ public sealed partial class VirtioNetReceiveQueue
     public void ReleaseBurst(ReadOnlySpan<ReceivedPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            ReleaseBurstCore(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private void ReleaseBurstCore(ReadOnlySpan<ReceivedPacket> packets)
+    {
         foreach (ReceivedPacket packet in packets)
         {
             if ((uint)packet.Slot >= (uint)_slotCount)

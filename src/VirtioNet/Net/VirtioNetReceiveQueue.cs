@@ -50,6 +50,9 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
     // Set once disposed.
     private bool _disposed;
 
+    // Who is inside the queue: its one worker, or the device's recovery (QueueGate).
+    private readonly QueueGate _gate;
+
     // Segments of a multi-buffer packet taken by ReceiveBurst that did not fit the caller's span; handed out next call.
     private readonly ReceivedPacket[] _pending;
 
@@ -67,6 +70,7 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         _dma = dma;
         _notify = notify;
         Statistics = new VirtioNetQueueStatistics($"receiveq{(queueIndex / 2) + 1}");
+        _gate = new QueueGate(Statistics.Name);
 
         int descriptorsPerBuffer;
         switch (mode)
@@ -145,6 +149,7 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
             throw new ArgumentException($"The destination must hold {MaxFrameLength} bytes (MaxFrameLength); it has {destination.Length}.", nameof(destination));
         }
 
+        bool entered = _gate.Enter();
         try
         {
             while (_queue.TryTakeUsed(out UsedBuffer used))
@@ -172,7 +177,8 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         }
         finally
         {
-            RefillAndKick();
+            RefillAndKickIfUsable();
+            _gate.Exit(entered);
         }
 
         length = 0;
@@ -204,14 +210,27 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         }
     }
 
+    // After a receive: repost, unless the device has just broken the ring (the exception on its way out says why).
+    private void RefillAndKickIfUsable()
+    {
+        if (!_queue.IsBroken)
+        {
+            RefillAndKick();
+        }
+    }
+
+    /// <summary>The queue's gate: the worker inside, or the device's recovery.</summary>
+    internal QueueGate Gate => _gate;
+
     /// <summary>
-    /// Takes every posted buffer back from a queue the device has just reset alone (VIRTIO_F_RING_RESET): their slots
-    /// go back to the free list for the next refill. Returns how many were taken back. Not on the packet path.
+    /// Takes every posted buffer back from a queue the device has just reset alone (VIRTIO_F_RING_RESET), or after the
+    /// whole device was reset (<paramref name="deviceReset"/>, which also clears a broken latch): their slots go back to
+    /// the free list for the next refill. Returns how many were taken back. Not on the packet path.
     /// </summary>
-    internal int ReclaimAfterQueueReset()
+    internal int ReclaimAfterQueueReset(bool deviceReset = false)
     {
         int[] tokens = new int[_queue.Outstanding];
-        int count = _queue.DetachAll(tokens);
+        int count = deviceReset ? _queue.DetachAllAfterDeviceReset(tokens) : _queue.DetachAll(tokens);
         for (int i = 0; i < count; i++)
         {
             Repost(tokens[i]);

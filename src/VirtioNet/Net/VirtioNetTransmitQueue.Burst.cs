@@ -16,6 +16,19 @@ public sealed partial class VirtioNetTransmitQueue
     public int AllocateBurst(Span<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return AllocateBurstEntered(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int AllocateBurstEntered(Span<TransmitPacket> packets)
+    {
         if (_freeCount < packets.Length)
         {
             Reclaim();
@@ -40,6 +53,19 @@ public sealed partial class VirtioNetTransmitQueue
     public int AllocateLargeBurst(Span<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return AllocateLargeBurstEntered(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int AllocateLargeBurstEntered(Span<TransmitPacket> packets)
+    {
         if (_largeSlotLength == 0)
         {
             return 0;
@@ -97,6 +123,19 @@ public sealed partial class VirtioNetTransmitQueue
     public int TransmitBurst(ReadOnlySpan<TransmitPacket> packets, out TransmitBurstStatus status)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return TransmitBurstEntered(packets, out status);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int TransmitBurstEntered(ReadOnlySpan<TransmitPacket> packets, out TransmitBurstStatus status)
+    {
         status = TransmitBurstStatus.Complete;
         Span<byte> header = stackalloc byte[VirtioNetHeader.HashReportLength];
         int sent = 0;
@@ -138,6 +177,19 @@ public sealed partial class VirtioNetTransmitQueue
     public void FreeBurst(ReadOnlySpan<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            FreeBurstEntered(packets);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private void FreeBurstEntered(ReadOnlySpan<TransmitPacket> packets)
+    {
         foreach (TransmitPacket packet in packets)
         {
             CheckOwned(packet);

@@ -56,6 +56,19 @@ public sealed partial class VirtioNetTransmitQueue
     public bool TrySend(ReadOnlySpan<byte> frame, TransmitOffloadRequest request)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return TrySendEntered(frame, request);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private bool TrySendEntered(ReadOnlySpan<byte> frame, TransmitOffloadRequest request)
+    {
         if (!request.ComputeChecksum && request.SegmentSize == 0)
         {
             return TrySend(frame);

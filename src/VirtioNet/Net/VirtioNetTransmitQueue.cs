@@ -43,6 +43,9 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
     // Set once disposed.
     private bool _disposed;
 
+    // Who is inside the queue: its one worker, or the device's recovery (QueueGate).
+    private readonly QueueGate _gate;
+
     internal VirtioNetTransmitQueue(
         int queueIndex, int size, int headerLength, int maxFrameLength, bool headerInOwnDescriptor, bool indirect,
         IDmaAllocator dma, Func<int, int, int, IVirtqueue> createQueue, Action<int> notify)
@@ -53,6 +56,7 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         _notify = notify;
         MaxFrameLength = maxFrameLength;
         Statistics = new VirtioNetQueueStatistics($"transmitq{(queueIndex / 2) + 1}");
+        _gate = new QueueGate(Statistics.Name);
 
         int descriptorsPerPacket = headerInOwnDescriptor ? 2 : 1;
         int slots = indirect || descriptorsPerPacket == 1 ? size : size / descriptorsPerPacket;
@@ -100,6 +104,19 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
     private bool TrySendCore(ReadOnlySpan<byte> frame, VlanTag? tag)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return TrySendEntered(frame, tag);
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private bool TrySendEntered(ReadOnlySpan<byte> frame, VlanTag? tag)
+    {
         int length = frame.Length + (tag is null ? 0 : EthernetFrame.VlanTagLength);
         if (frame.Length < EthernetFrame.HeaderLength || length > MaxFrameLength)
         {
@@ -176,6 +193,19 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
     public int Reclaim()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        bool entered = _gate.Enter();
+        try
+        {
+            return ReclaimEntered();
+        }
+        finally
+        {
+            _gate.Exit(entered);
+        }
+    }
+
+    private int ReclaimEntered()
+    {
         int reclaimed = 0;
         while (_queue.TryTakeUsed(out UsedBuffer used))
         {
@@ -190,14 +220,18 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         return reclaimed;
     }
 
+    /// <summary>The queue's gate: the worker inside, or the device's recovery.</summary>
+    internal QueueGate Gate => _gate;
+
     /// <summary>
-    /// Takes every slot back from a queue the device has just reset alone (VIRTIO_F_RING_RESET); the frames in them may
-    /// or may not have been sent. Returns how many were taken back. Not on the packet path.
+    /// Takes every slot back from a queue the device has just reset alone (VIRTIO_F_RING_RESET), or after the whole
+    /// device was reset (<paramref name="deviceReset"/>, which also clears a broken latch); the frames in them may or may
+    /// not have been sent. Returns how many were taken back. Not on the packet path.
     /// </summary>
-    internal int ReclaimAfterQueueReset()
+    internal int ReclaimAfterQueueReset(bool deviceReset = false)
     {
         int[] tokens = new int[_queue.Outstanding];
-        int count = _queue.DetachAll(tokens);
+        int count = deviceReset ? _queue.DetachAllAfterDeviceReset(tokens) : _queue.DetachAll(tokens);
         for (int i = 0; i < count; i++)
         {
             if (!TryReleaseLargeSlot(tokens[i]))

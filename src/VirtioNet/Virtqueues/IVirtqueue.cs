@@ -67,6 +67,14 @@ public interface IVirtqueue : IDisposable
     /// <summary>Takes back the tokens of every chain still outstanding, for teardown after the device was reset.</summary>
     int DetachAll(Span<int> tokens);
 
+    /// <summary>
+    /// Takes back the tokens of every chain still outstanding after the whole device was reset (§2.1.2 DEVICE_NEEDS_RESET,
+    /// §3.3.1), exactly as <see cref="DetachAll"/> does, and clears a broken latch: the device that made the mess has
+    /// forgotten the ring, so the queue can be activated again at the same addresses as a new one.
+    /// </summary>
+    /// <remarks>The default, for queues that cannot be recovered, throws <see cref="NotSupportedException"/>.</remarks>
+    int DetachAllAfterDeviceReset(Span<int> tokens) => throw new NotSupportedException($"{GetType().Name} cannot be recovered after a device reset.");
+
     /// <summary>A snapshot for dumps.</summary>
     VirtqueueState GetState();
 

@@ -596,6 +596,15 @@ public sealed class PackedVirtqueue : IVirtqueue
     }
 
     /// <inheritdoc />
+    /// <remarks>Only for a device that was reset as a whole; after a queue reset alone a broken queue stays broken.</remarks>
+    public int DetachAllAfterDeviceReset(Span<int> tokens)
+    {
+        int count = DetachAll(tokens);
+        _brokenReason = null;
+        return count;
+    }
+
+    /// <inheritdoc />
     /// <remarks>
     /// A packed ring has no used index in shared memory: <see cref="VirtqueueState.DeviceUsedIndex"/> and
     /// <see cref="VirtqueueState.LastUsedIndex"/> are both the next used slot, <see cref="VirtqueueState.AvailableIndex"/>

@@ -551,6 +551,15 @@ public sealed class SplitVirtqueue : IVirtqueue
     }
 
     /// <inheritdoc />
+    /// <remarks>Only for a device that was reset as a whole; after a queue reset alone a broken queue stays broken.</remarks>
+    public int DetachAllAfterDeviceReset(Span<int> tokens)
+    {
+        int count = DetachAll(tokens);
+        _brokenReason = null;
+        return count;
+    }
+
+    /// <inheritdoc />
     public VirtqueueState GetState()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

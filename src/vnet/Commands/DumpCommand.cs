@@ -95,6 +95,7 @@ internal static class DumpCommand
         }
 
         AnsiConsole.Write(stats);
+        AnsiConsole.WriteLine($"Recoveries: {N(net.Recoveries)} (transmits dropped by them: {N(net.RecoveryDroppedTransmits)})");
         return 0;
     }
 
@@ -166,5 +167,7 @@ internal static class DumpCommand
             ["notifications"] = s.Notifications,
             ["interrupts"] = s.Interrupts,
         })]),
+        ["recoveries"] = net.Recoveries,
+        ["recoveryDroppedTransmits"] = net.RecoveryDroppedTransmits,
     };
 }

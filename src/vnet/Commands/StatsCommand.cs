@@ -96,6 +96,8 @@ internal static class StatsCommand
                     ["coalescedSegments"] = q.Stats.CoalescedSegments,
                 })]),
                 ["configurationInterrupts"] = net.ConfigurationInterrupts,
+                ["recoveries"] = net.Recoveries,
+                ["recoveryDroppedTransmits"] = net.RecoveryDroppedTransmits,
                 ["controlCommandsCompleted"] = net.ControlQueue?.CommandsCompleted ?? 0,
                 ["controlCommandsRejected"] = net.ControlQueue?.CommandsRejected ?? 0,
                 ["deviceStatistics"] = device is null ? null : new JsonObject
@@ -138,6 +140,9 @@ internal static class StatsCommand
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"     hw_{queue}_{name}: {counter.Value}"));
             }
         }
+
+        Console.Out.WriteLine($"     recoveries: {net.Recoveries}");
+        Console.Out.WriteLine($"     recovery_dropped_transmits: {net.RecoveryDroppedTransmits}");
 
         return Finish(deviceError);
     }

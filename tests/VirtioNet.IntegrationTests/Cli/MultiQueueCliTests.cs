@@ -96,6 +96,7 @@ public sealed class MultiQueueCliTests
         // QEMU 7.2 does not offer VIRTIO_NET_F_DEVICE_STATS: the section is there, empty.
         Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("deviceStatistics").ValueKind);
         Assert.All(json.RootElement.GetProperty("queues").EnumerateArray(), q => Assert.Equal(0, q.GetProperty("coalescedSegments").GetInt64()));
+        Assert.Equal(0, json.RootElement.GetProperty("recoveries").GetInt64());
     }
 
     [Fact]

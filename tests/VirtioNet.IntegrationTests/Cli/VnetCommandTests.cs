@@ -91,6 +91,7 @@ public sealed class VnetCommandTests
         Assert.Equal(256, queues[0].GetProperty("outstanding").GetInt32());
         Assert.True(queues[1].GetProperty("availIdx").GetInt32() >= 5);
         Assert.True(root.GetProperty("statistics")[1].GetProperty("packets").GetInt64() >= 5);
+        Assert.Equal(0, root.GetProperty("recoveries").GetInt64());
     }
 
     [Fact]

@@ -98,10 +98,16 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
     /// <summary>Called on the driver's thread as each queue is activated: lets a test attach a device to a queue before <c>Open</c> returns.</summary>
     public Action<int, int, ulong, ulong, ulong>? QueueActivated { get; set; }
 
+    // How many queue activations there were: a device serving a ring from another thread starts over when it changes.
+    public int Activations => Volatile.Read(ref _activations);
+
+    private int _activations;
+
     public void ActivateQueue(int queueIndex, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea)
     {
         ActiveQueues[queueIndex] = (size, descriptorArea, driverArea, deviceArea);
         QueueActivated?.Invoke(queueIndex, size, descriptorArea, driverArea, deviceArea);
+        Interlocked.Increment(ref _activations);
     }
 
     public void DeactivateQueue(int queueIndex) => ActiveQueues.Remove(queueIndex);
@@ -126,6 +132,16 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
     {
         QueueResets.Add(queueIndex);
         ActiveQueues.Remove(queueIndex);
+    }
+
+    /// <summary>
+    /// Plays a device that hit an error it cannot get out of alone (§2.1.2): sets DEVICE_NEEDS_RESET and raises a
+    /// configuration change, as QEMU's virtio_error does on a modern device.
+    /// </summary>
+    public void RequestReset()
+    {
+        Status |= VirtioDeviceStatus.DeviceNeedsReset;
+        PendingCause |= InterruptCause.ConfigurationChange;
     }
 
     public InterruptCause ReadAndAcknowledgeInterrupt()

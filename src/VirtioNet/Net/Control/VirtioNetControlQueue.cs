@@ -296,6 +296,23 @@ public sealed class VirtioNetControlQueue : IDisposable
         return Volatile.Read(ref memory[AckOffset]);
     }
 
+    /// <summary>
+    /// After the whole device was reset (recovery): takes the command buffer back from the ring, clears a broken latch
+    /// and forgets a timed-out command, so the queue can be activated again at the same addresses. Waits for a command
+    /// in progress on another thread to end (at most <see cref="Timeout"/>, against a device that no longer answers).
+    /// </summary>
+    internal void ResetAfterDeviceReset()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            Span<int> tokens = stackalloc int[MaxChain];
+            _queue.DetachAllAfterDeviceReset(tokens[.._queue.Outstanding]);
+            Volatile.Write(ref _unusable, null);
+            _queue.DisableInterrupts();
+        }
+    }
+
     /// <summary>Releases the queue and its buffer. The device must be reset first so it no longer touches them.</summary>
     public void Dispose()
     {
