@@ -120,7 +120,15 @@ public sealed class TapUsoTests
             int expected = (round + 1) * DatagramsPerRound;
             while (Volatile.Read(ref delivered.Value) < expected && !kernel.IsCompleted)
             {
-                Assert.True(clock.Elapsed < StepTimeout, $"round {round}: the kernel socket has {Volatile.Read(ref delivered.Value)} of {expected} datagrams");
+                if (clock.Elapsed >= StepTimeout)
+                {
+                    // What each stage saw, so that a failure says where the datagrams stopped.
+                    Assert.Fail(
+                        $"round {round}: the kernel socket has {Volatile.Read(ref delivered.Value)} of {expected} datagrams; " +
+                        $"transmitq1 sent {tx.Statistics.Packets} packets with {tx.Statistics.Notifications} notifications, " +
+                        $"{tx.SlotsFree} slots free; the TAP received {TapPackets(ns, "rx") - tapPacketsBefore} packets");
+                }
+
                 Thread.Sleep(1);
             }
         }
