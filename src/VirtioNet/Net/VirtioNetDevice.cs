@@ -13,8 +13,9 @@ namespace VirtioNet.Net;
 /// and interrupt-driven or busy-poll operation. Ref: virtio v1.2 §5.1.
 /// </summary>
 /// <remarks>
-/// Not thread-safe: one worker owns the device's queues at a time (the packet path takes no lock). Statistics and
-/// <see cref="IsLinkUp"/> may be read from any thread.
+/// Each queue pair belongs to one worker at a time (the packet path takes no lock); workers of different pairs may run
+/// and wait at once, also in interrupt mode on a shared line (VirtioNetDevice.Interrupts.cs explains how and what is
+/// safe from which thread). Statistics and <see cref="IsLinkUp"/> may be read from any thread.
 /// </remarks>
 public sealed partial class VirtioNetDevice : IDisposable
 {
@@ -212,6 +213,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
 
         CreateControlQueue();
+        CreateReceiveWaiters();
 
         // §5.1.5: fill the receive queues before DRIVER_OK so the device never sees them empty; notify after.
         foreach (VirtioNetReceiveQueue rx in _receiveQueues)
@@ -376,54 +378,38 @@ public sealed partial class VirtioNetDevice : IDisposable
         return WaitForReceive(_receiveQueues[0], timeout, cancellationToken);
     }
 
-    // The wait loop of WaitForReceive, for any receive queue (receiveq1 or a given pair's).
+    // The wait loop of WaitForReceive, for any receive queue (receiveq1 or a given pair's). Interrupt mode lets one
+    // worker per pair wait at once (VirtioNetDevice.Interrupts.cs); poll mode spins on the used ring.
     private bool WaitForReceive(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var clock = Stopwatch.StartNew();
+        if (Mode == OperationMode.Interrupt)
+        {
+            return WaitForReceiveOnInterrupt(rx.QueueIndex / 2, timeout, cancellationToken);
+        }
+
+        long start = Stopwatch.GetTimestamp();
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            IVirtqueue rxq = rx.Queue;
-            if (rxq.HasUsed)
+            if (rx.Queue.HasUsed)
             {
                 return true;
             }
 
-            TimeSpan remaining = timeout - clock.Elapsed;
-            if (Mode == OperationMode.Poll)
+            PollLink();
+            if (Stopwatch.GetElapsedTime(start) >= timeout)
             {
-                PollLink();
-                if (remaining <= TimeSpan.Zero)
-                {
-                    return false;
-                }
-
-                Thread.SpinWait(64);
-                continue;
+                return false;
             }
 
-            // §2.7.10: re-enable, then re-check; a buffer used in between would otherwise never interrupt.
-            if (!rxq.EnableInterrupts())
-            {
-                rxq.DisableInterrupts();
-                return true;
-            }
-
-            IInterruptLine line = _transport.Interrupt!;
-            bool raised = line.IsRaised || (remaining > TimeSpan.Zero && line.Wait(remaining, cancellationToken));
-            if (raised)
-            {
-                HandleInterrupt(rx.Statistics);
-                continue;
-            }
-
-            rxq.DisableInterrupts();
-            return rxq.HasUsed;
+            Thread.SpinWait(64);
         }
     }
 
     /// <summary>
-    /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode, a due link check in poll mode.
+    /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode (unless a worker waiting
+    /// in <see cref="WaitForReceive(int, TimeSpan, CancellationToken)"/> holds the line and handles it), a due link
+    /// check in poll mode. May be called from any thread.
     /// </summary>
     public void ProcessEvents()
     {
@@ -432,19 +418,21 @@ public sealed partial class VirtioNetDevice : IDisposable
         {
             PollLink();
         }
-        else if (_transport.Interrupt!.IsRaised)
+        else
         {
-            HandleInterrupt(ReceiveStatistics);
+            ProcessPendingInterrupt();
         }
     }
 
-    // The used-buffer interrupt is counted on the receive queue that was waited for (a shared line cannot say which).
-    private void HandleInterrupt(VirtioNetQueueStatistics receiveStatistics)
+    // Reads and acknowledges the device's interrupt causes; on a configuration change checks the device's health and the
+    // link. Only the worker holding the line calls it (VirtioNetDevice.Interrupts.cs), so one thread at a time reads the
+    // ISR or InterruptStatus. A shared line cannot say which queue a used-buffer interrupt was for: the holder looks.
+    private InterruptCause HandleInterrupt()
     {
         InterruptCause cause = _transport.ReadAndAcknowledgeInterrupt();
         if ((cause & InterruptCause.UsedBuffer) != 0)
         {
-            receiveStatistics.AddInterrupt();
+            Interlocked.Increment(ref _usedBufferInterrupts);
         }
 
         if ((cause & InterruptCause.ConfigurationChange) != 0)
@@ -453,6 +441,8 @@ public sealed partial class VirtioNetDevice : IDisposable
             VirtioDeviceInitializer.CheckHealthy(_transport);
             CheckLink();
         }
+
+        return cause;
     }
 
     private void PollLink()
@@ -537,6 +527,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
 
         _control?.Dispose();
+        DisposeReceiveWaiters();
     }
 
     /// <summary>Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.</summary>
