@@ -114,6 +114,9 @@ public sealed partial class VirtioNetDevice
             throw new InvalidOperationException($"Another thread is already waiting for queue pair {pair}: each pair belongs to one worker at a time.");
         }
 
+        // True once this wait found nothing after asking for a notification and went to sleep: a frame that ends it then
+        // came by an interrupt (directly, or through the worker holding the line), and is counted as one for this queue.
+        bool slept = false;
         try
         {
             while (true)
@@ -126,49 +129,36 @@ public sealed partial class VirtioNetDevice
                 // §2.7.10: ask for a notification, then re-check; a buffer used in between would otherwise never interrupt.
                 if (!queue.EnableInterrupts())
                 {
-                    queue.DisableInterrupts();
-                    return true;
+                    return Woken(rx, slept);
                 }
 
-                TimeSpan remaining = timeout - Stopwatch.GetElapsedTime(start);
+                slept = true;
                 if (Interlocked.CompareExchange(ref _lineHolder, pair, NoHolder) == NoHolder)
                 {
                     bool work;
                     try
                     {
-                        work = HoldLine(pair, queue, rx.Statistics, start, timeout, cancellationToken);
+                        work = HoldLine(pair, queue, start, timeout, cancellationToken);
                     }
                     finally
                     {
                         Volatile.Write(ref _lineHolder, NoHolder);
                     }
 
-                    queue.DisableInterrupts();
-                    return work || queue.HasUsed;
+                    return work || queue.HasUsed ? Woken(rx, slept) : TimedOut(queue);
                 }
 
                 // Another worker holds the line and will set the event when this queue has work or the line is free.
-                bool woken = remaining > TimeSpan.Zero && wakeup.Wait(Min(remaining, LongestSleep), cancellationToken);
-                if (queue.IsBroken)
+                TimeSpan remaining = timeout - Stopwatch.GetElapsedTime(start);
+                bool signalled = remaining > TimeSpan.Zero && wakeup.Wait(Min(remaining, LongestSleep), cancellationToken);
+                if (queue.IsBroken || queue.HasUsed)
                 {
-                    return true;
+                    return Woken(rx, slept);
                 }
 
-                if (queue.HasUsed)
+                if (!signalled && Stopwatch.GetElapsedTime(start) >= timeout)
                 {
-                    if (woken)
-                    {
-                        rx.Statistics.AddInterrupt();
-                    }
-
-                    queue.DisableInterrupts();
-                    return true;
-                }
-
-                if (!woken && Stopwatch.GetElapsedTime(start) >= timeout)
-                {
-                    queue.DisableInterrupts();
-                    return queue.HasUsed;
+                    return TimedOut(queue);
                 }
 
                 // Woken to take the line over (or a stale wake-up): go round, re-check, and try to take it.
@@ -181,8 +171,33 @@ public sealed partial class VirtioNetDevice
         }
     }
 
+    // A wait that ends with a frame (or a broken queue, whose owner learns why from its next call): notifications off
+    // again, since the worker now takes frames until the queue is empty and only asks again when it next waits.
+    private static bool Woken(VirtioNetReceiveQueue rx, bool slept)
+    {
+        if (rx.Queue.IsBroken)
+        {
+            return true;
+        }
+
+        if (slept)
+        {
+            rx.Statistics.AddInterrupt();
+        }
+
+        rx.Queue.DisableInterrupts();
+        return true;
+    }
+
+    // Time is up: notifications off, and a last look, for a frame used just before they were.
+    private static bool TimedOut(IVirtqueue queue)
+    {
+        queue.DisableInterrupts();
+        return queue.HasUsed;
+    }
+
     // The line holder's loop: wait on the line, acknowledge, dispatch, until the holder's own queue has work or time is up.
-    private bool HoldLine(int pair, IVirtqueue queue, VirtioNetQueueStatistics statistics, long start, TimeSpan timeout, CancellationToken cancellationToken)
+    private bool HoldLine(int pair, IVirtqueue queue, long start, TimeSpan timeout, CancellationToken cancellationToken)
     {
         IInterruptLine line = _transport.Interrupt!;
         while (true)
@@ -199,7 +214,6 @@ public sealed partial class VirtioNetDevice
 
                 if (queue.HasUsed)
                 {
-                    statistics.AddInterrupt();
                     return true;
                 }
 
