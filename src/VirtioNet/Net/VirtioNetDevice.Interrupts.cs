@@ -142,7 +142,8 @@ public sealed partial class VirtioNetDevice
                     }
                     finally
                     {
-                        Volatile.Write(ref _lineHolder, NoHolder);
+                        // Interlocked (a full fence): the release must be visible before this thread looks for waiters in PassLine.
+                        Interlocked.Exchange(ref _lineHolder, NoHolder);
                     }
 
                     return work || queue.HasUsed ? Woken(rx, slept) : TimedOut(queue);
@@ -293,7 +294,8 @@ public sealed partial class VirtioNetDevice
         }
         finally
         {
-            Volatile.Write(ref _lineHolder, NoHolder);
+            // Interlocked (a full fence): the release must be visible before PassLine looks for waiters.
+            Interlocked.Exchange(ref _lineHolder, NoHolder);
         }
 
         PassLine(NoHolder);

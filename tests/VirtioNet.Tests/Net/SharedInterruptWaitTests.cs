@@ -286,6 +286,55 @@ public sealed class SharedInterruptWaitTests : IDisposable
         Assert.Equal(1, device.Transport.Line.MaxConcurrentWaiters);
     }
 
+    // Waiting, being woken (as holder or follower) and taking the frame allocate nothing once warmed up.
+    [Fact]
+    public void WaitingAndBeingWokenAllocateNothing()
+    {
+        const int Warmup = 50;
+        const int Measured = 300;
+        using var device = Device.Open(_memory, eventIdx: true);
+        VirtioNetDevice net = device.Net;
+        long[] allocated = new long[2];
+        int[] done = new int[2];
+        Worker[] workers = [.. Enumerable.Range(0, 2).Select(pair => Worker.Start(() =>
+        {
+            byte[] buffer = new byte[net.MaxReceiveFrameLength];
+            long before = 0;
+            for (int i = 0; i < Warmup + Measured; i++)
+            {
+                if (i == Warmup)
+                {
+                    before = GC.GetAllocatedBytesForCurrentThread();
+                }
+
+                // CancellationToken.None: a cancellable token registers a callback per sleep.
+                if (!net.WaitForReceive(pair, Forever, CancellationToken.None) || !net.TryReceive(pair, buffer, out _))
+                {
+                    return false;
+                }
+
+                Volatile.Write(ref done[pair], i + 1);
+            }
+
+            allocated[pair] = GC.GetAllocatedBytesForCurrentThread() - before;
+            return true;
+        }))];
+
+        // One frame per pair at a time, each after its worker took the previous one, so every wait sleeps and is woken.
+        for (int i = 0; i < Warmup + Measured; i++)
+        {
+            for (int pair = 0; pair < 2; pair++)
+            {
+                WaitUntil(() => Volatile.Read(ref done[pair]) == i && net.IsWaitingForReceive(pair), $"pair {pair} waiting for frame {i}");
+                Assert.True(device.Deliver(pair, Frame(pair)));
+            }
+        }
+
+        Assert.All(workers, w => Assert.True(w.Join(Long) && w.Result));
+        Assert.Equal(new long[2], allocated);
+        Assert.All(net.ReceiveQueues.Take(2), q => Assert.True(q.Statistics.Interrupts >= Measured, $"{q.Statistics.Name}: {q.Statistics.Interrupts} interrupt wake-ups"));
+    }
+
     private static byte[] Frame(int pair)
     {
         byte[] frame = new byte[60];
