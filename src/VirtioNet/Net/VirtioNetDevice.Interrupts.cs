@@ -69,6 +69,9 @@ public sealed partial class VirtioNetDevice
     // Used-buffer interrupts acknowledged, whichever queue they were for.
     private long _usedBufferInterrupts;
 
+    // Waiters the line holder woke because their queues had work (for tests: proof that the dispatch ran).
+    private long _waitersWokenByHolder;
+
     /// <summary>
     /// Used-buffer interrupts the driver acknowledged, for all queues together (a shared line cannot tell which queue
     /// raised it; <see cref="VirtioNetQueueStatistics.Interrupts"/> counts the ones that woke each queue's waiter).
@@ -238,6 +241,7 @@ public sealed partial class VirtioNetDevice
         {
             if (pair != except && Volatile.Read(ref _receiveWaiting[pair]) != 0 && HasWorkForWaiter(_receiveQueues[pair].Queue))
             {
+                Interlocked.Increment(ref _waitersWokenByHolder);
                 _receiveWakeups[pair].Set();
             }
         }
@@ -303,6 +307,9 @@ public sealed partial class VirtioNetDevice
 
     /// <summary>True while a worker waits for <paramref name="pair"/>'s receive queue in interrupt mode (for tests).</summary>
     internal bool IsWaitingForReceive(int pair) => Volatile.Read(ref _receiveWaiting[pair]) != 0;
+
+    /// <summary>Waiters the line holder woke because their queues had work (for tests).</summary>
+    internal long WaitersWokenByHolder => Interlocked.Read(ref _waitersWokenByHolder);
 
     /// <summary>The pair whose worker holds the interrupt line, or -1 (for tests).</summary>
     internal int LineHolder => Volatile.Read(ref _lineHolder);

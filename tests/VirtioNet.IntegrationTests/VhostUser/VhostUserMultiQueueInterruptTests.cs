@@ -39,12 +39,13 @@ public sealed class VhostUserMultiQueueInterruptTests
 
         var received = new int[Pairs];
         var waits = new int[Pairs];
+        var primed = new int[Pairs];
         var errors = new Exception?[Pairs];
         var workers = Enumerable.Range(0, Pairs).Select(pair => new Thread(() =>
         {
             try
             {
-                received[pair] = Exchange(device, pair, ref waits[pair], ct);
+                received[pair] = Exchange(device, pair, ref waits[pair], ref primed[pair], ct);
             }
             catch (Exception e)
             {
@@ -57,7 +58,13 @@ public sealed class VhostUserMultiQueueInterruptTests
         // First every worker blocks in WaitForReceive with nothing in flight (one of them on the eventfds); then one frame
         // per pair, sent from here, wakes each of them. Only then do the workers send their own.
         Assert.True(SpinWait.SpinUntil(() => Enumerable.Range(0, Pairs).All(device.IsWaitingForReceive) && device.LineHolder >= 0, WaitLimit), "the workers did not all start waiting");
-        for (int pair = 0; pair < Pairs; pair++)
+        // The first primer goes to a pair whose worker does not hold the line: only the holder's dispatch can wake it.
+        int holder = device.LineHolder;
+        int[] order = [.. Enumerable.Range(1, Pairs).Select(i => (holder + i) % Pairs)];
+        Assert.True(device.TrySend(order[0], LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(order[0]), device.MaxTransmitFrameLength)));
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref primed[order[0]]) != 0 || errors[order[0]] is not null, WaitLimit), $"pair {order[0]}'s worker was not woken by the holder (pair {holder})");
+        Assert.True(device.WaitersWokenByHolder >= 1, "the worker holding the eventfds did not wake the worker whose queue had the frame");
+        foreach (int pair in order.Skip(1))
         {
             Assert.True(device.TrySend(pair, LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(pair), device.MaxTransmitFrameLength)));
         }
@@ -84,7 +91,7 @@ public sealed class VhostUserMultiQueueInterruptTests
 
     // Waits for the pair's primer, then sends PerPair numbered frames on the pair, at most Window in flight, and waits (by interrupt) for each to come
     // back on the same pair; a frame of another pair, or one that comes back twice, fails.
-    private static int Exchange(VirtioNetDevice device, int pair, ref int waits, CancellationToken ct)
+    private static int Exchange(VirtioNetDevice device, int pair, ref int waits, ref int primed, CancellationToken ct)
     {
         byte[] buffer = new byte[device.MaxReceiveFrameLength];
         var outstanding = new HashSet<uint> { Primer(pair) };
@@ -94,6 +101,8 @@ public sealed class VhostUserMultiQueueInterruptTests
         {
             throw new InvalidOperationException($"pair {pair}: the first frame back was not this pair's primer");
         }
+
+        Volatile.Write(ref primed, 1);
 
         int sent = 0;
         int received = 0;
