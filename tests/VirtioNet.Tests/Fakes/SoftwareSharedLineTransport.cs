@@ -21,6 +21,7 @@ internal sealed class SoftwareSharedLineTransport : IVirtioTransport
     private readonly SoftwareInterruptLine _line = new();
     private readonly object _isrLock = new();
     private SoftwareSplitDevice? _control;
+    private SoftwarePackedDevice? _packedControl;
     private int _isr;
     private int _acknowledgements;
 
@@ -95,7 +96,15 @@ internal sealed class SoftwareSharedLineTransport : IVirtioTransport
         _inner.ActivateQueue(queueIndex, size, descriptorArea, driverArea, deviceArea);
         if (queueIndex == _controlIndex)
         {
-            _control = new SoftwareSplitDevice(_memory, new AreasOnly(queueIndex, size, descriptorArea, driverArea, deviceArea), eventIdx: false);
+            var areas = new AreasOnly(queueIndex, size, descriptorArea, driverArea, deviceArea);
+            if ((_inner.DriverFeatures & VirtioFeatures.RingPacked) != 0)
+            {
+                _packedControl = new SoftwarePackedDevice(_memory, areas, eventIdx: false);
+            }
+            else
+            {
+                _control = new SoftwareSplitDevice(_memory, areas, eventIdx: false);
+            }
         }
     }
 
@@ -103,14 +112,23 @@ internal sealed class SoftwareSharedLineTransport : IVirtioTransport
 
     public void Notify(int queueIndex)
     {
-        if (queueIndex != _controlIndex || _control is null)
+        if (queueIndex != _controlIndex)
         {
             return;
         }
 
-        while (_control.TryPop(out DeviceChain? chain))
+        DeviceChain? chain;
+        while (_control is not null ? _control.TryPop(out chain) : _packedControl is not null && _packedControl.TryPop(out chain))
         {
-            _control.Complete(chain, (uint)chain.WriteWritable([VirtioNetControlCommands.AckOk]));
+            uint written = (uint)chain.WriteWritable([VirtioNetControlCommands.AckOk]);
+            if (_control is not null)
+            {
+                _control.Complete(chain, written);
+            }
+            else
+            {
+                _packedControl!.Complete(chain, written);
+            }
         }
     }
 

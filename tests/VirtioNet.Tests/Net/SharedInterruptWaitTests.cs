@@ -32,11 +32,12 @@ public sealed class SharedInterruptWaitTests : IDisposable
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void AFrameWakesOnlyTheWorkerOfThePairItLandedOnAndEveryPairInTurn(bool eventIdx)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void AFrameWakesOnlyTheWorkerOfThePairItLandedOnAndEveryPairInTurn(bool eventIdx, bool packed)
     {
-        using var device = Device.Open(_memory, eventIdx);
+        using var device = Device.Open(_memory, eventIdx, packed);
         VirtioNetDevice net = device.Net;
         Worker[] waits = [.. Enumerable.Range(0, Pairs).Select(p => StartWaiting(net, p, Forever))];
         WaitUntil(() => Enumerable.Range(0, Pairs).All(net.IsWaitingForReceive) && net.LineHolder >= 0, "every worker waiting and one holding the line");
@@ -126,9 +127,12 @@ public sealed class SharedInterruptWaitTests : IDisposable
     [InlineData(true, 3)]
     [InlineData(false, 1)]
     [InlineData(true, 1)]
-    public void AFramePublishedBeforeTheNotificationRequestWasSeenIsFoundByTheReCheck(bool eventIdx, int pair)
+    [InlineData(false, 0, true)]
+    [InlineData(true, 0, true)]
+    [InlineData(true, 1, true)]
+    public void AFramePublishedBeforeTheNotificationRequestWasSeenIsFoundByTheReCheck(bool eventIdx, int pair, bool packed = false)
     {
-        using var device = Device.Open(_memory, eventIdx);
+        using var device = Device.Open(_memory, eventIdx, packed);
         VirtioNetDevice net = device.Net;
 
         // Pair 1 holds the line, so `pair` 0 or 3 is a follower; the frame lands while its worker enables notifications.
@@ -225,12 +229,14 @@ public sealed class SharedInterruptWaitTests : IDisposable
     // Many frames on every pair at random, with the device interrupting only when the driver asked: a lost wake-up
     // leaves a worker asleep until its timeout, which fails the test.
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void FourWorkersReceiveEveryFrameOfTheirOwnPairAndNoWaitTimesOut(bool eventIdx)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void FourWorkersReceiveEveryFrameOfTheirOwnPairAndNoWaitTimesOut(bool eventIdx, bool packed)
     {
         const int PerPair = 300;
-        using var device = Device.Open(_memory, eventIdx);
+        using var device = Device.Open(_memory, eventIdx, packed);
         VirtioNetDevice net = device.Net;
         int[] received = new int[Pairs];
         int[] timeouts = new int[Pairs];
@@ -401,13 +407,13 @@ public sealed class SharedInterruptWaitTests : IDisposable
         public bool Join(TimeSpan timeout) => _thread.Join(timeout);
     }
 
-    /// <summary>The driver on the software device, with a software device attached to each receive queue.</summary>
+    /// <summary>The driver on the software device, with a software device (split or packed) attached to each receive queue.</summary>
     private sealed class Device : IDisposable
     {
-        private readonly SoftwareSplitDevice[] _receive;
+        private readonly ReceiveSide[] _receive;
         private readonly object _deviceLock = new();
 
-        private Device(VirtioNetDevice net, SoftwareSharedLineTransport transport, SoftwareSplitDevice[] receive)
+        private Device(VirtioNetDevice net, SoftwareSharedLineTransport transport, ReceiveSide[] receive)
         {
             Net = net;
             Transport = transport;
@@ -418,22 +424,23 @@ public sealed class SharedInterruptWaitTests : IDisposable
 
         public SoftwareSharedLineTransport Transport { get; }
 
-        public static Device Open(HeapDmaAllocator memory, bool eventIdx)
+        public static Device Open(HeapDmaAllocator memory, bool eventIdx, bool packed = false)
         {
-            ulong features = Features | (eventIdx ? VirtioFeatures.EventIdx : 0);
+            ulong features = Features | (eventIdx ? VirtioFeatures.EventIdx : 0) | (packed ? VirtioFeatures.RingPacked : 0);
             var transport = new SoftwareSharedLineTransport(new SoftwareNetTransport(features), memory, Pairs);
             VirtioNetDevice net = VirtioNetDevice.Open(transport, memory, new VirtioNetOptions { Mode = OperationMode.Interrupt, QueuePairs = Pairs });
             Assert.Equal(Pairs, net.QueuePairs);
-            SoftwareSplitDevice[] receive = [.. net.ReceiveQueues.Select(q => new SoftwareSplitDevice(memory, q.Queue, eventIdx))];
+            Assert.Equal(packed ? "packed" : "split", net.RingLayout);
+            ReceiveSide[] receive = [.. net.ReceiveQueues.Select(q => packed ? ReceiveSide.Packed(new SoftwarePackedDevice(memory, q.Queue, eventIdx)) : ReceiveSide.Split(new SoftwareSplitDevice(memory, q.Queue, eventIdx)))];
             return new Device(net, transport, receive);
         }
 
-        /// <summary>Writes a frame into the pair's next receive buffer, publishes it, and interrupts if the driver asked (§2.7.7).</summary>
+        /// <summary>Writes a frame into the pair's next receive buffer, publishes it, and interrupts if the driver asked (§2.7.7, §2.8.10).</summary>
         public bool Deliver(int pair, byte[] frame, bool interrupt = true)
         {
             lock (_deviceLock)
             {
-                SoftwareSplitDevice rx = _receive[pair];
+                ReceiveSide rx = _receive[pair];
                 if (!rx.TryPop(out DeviceChain? chain))
                 {
                     return false;
@@ -456,5 +463,39 @@ public sealed class SharedInterruptWaitTests : IDisposable
             Net.Dispose();
             Transport.Dispose();
         }
+    }
+
+    /// <summary>The device side of one receive queue, split or packed.</summary>
+    private sealed class ReceiveSide
+    {
+        private readonly SoftwareSplitDevice? _split;
+        private readonly SoftwarePackedDevice? _packed;
+
+        private ReceiveSide(SoftwareSplitDevice? split, SoftwarePackedDevice? packed)
+        {
+            _split = split;
+            _packed = packed;
+        }
+
+        public static ReceiveSide Split(SoftwareSplitDevice device) => new(device, null);
+
+        public static ReceiveSide Packed(SoftwarePackedDevice device) => new(null, device);
+
+        public bool TryPop([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DeviceChain? chain) =>
+            _split is not null ? _split.TryPop(out chain) : _packed!.TryPop(out chain);
+
+        public void Complete(DeviceChain chain, uint length)
+        {
+            if (_split is not null)
+            {
+                _split.Complete(chain, length);
+            }
+            else
+            {
+                _packed!.Complete(chain, length);
+            }
+        }
+
+        public bool TakeInterruptDecision() => _split?.TakeInterruptDecision() ?? _packed!.TakeInterruptDecision();
     }
 }
