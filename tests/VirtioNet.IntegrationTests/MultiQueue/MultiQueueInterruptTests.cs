@@ -4,6 +4,7 @@ using System.Text;
 using VirtioNet.Core;
 using VirtioNet.Discovery;
 using VirtioNet.Net;
+using VirtioNet.Platform;
 using VirtioNet.Net.MultiQueue;
 using VirtioNet.Net.Offloads;
 using VirtioNet.Qemu;
@@ -47,6 +48,15 @@ public sealed class MultiQueueInterruptTests
 
         /// <summary>virtio-pci modern with MSI-X, configuration on vector 0 and each queue on its own.</summary>
         PciMsixPerQueue,
+
+        /// <summary>x86_64 q35, virtio-pci modern with INTx through the IOAPIC (GSI 21).</summary>
+        Q35Intx,
+
+        /// <summary>x86_64 q35, virtio-pci modern with one shared MSI-X vector.</summary>
+        Q35MsixShared,
+
+        /// <summary>x86_64 q35, virtio-pci modern with a vector per queue.</summary>
+        Q35MsixPerQueue,
     }
 
     [Theory]
@@ -60,14 +70,16 @@ public sealed class MultiQueueInterruptTests
     [InlineData(Layout.PciMsixPerQueue, ",packed=on")]
     [InlineData(Layout.MmioLine, ",event_idx=off")]
     [InlineData(Layout.PciMsixPerQueue, ",event_idx=off,packed=on")]
+    [InlineData(Layout.Q35Intx, "")]
+    [InlineData(Layout.Q35MsixShared, ",packed=on")]
+    [InlineData(Layout.Q35MsixPerQueue, "")]
     public void EveryWorkerIsWokenForItsOwnPairsFramesAndSendsItsOwnBack(Layout layout, string ringProperties)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using MultiQueueTap tap = MultiQueueTap.Create();
-        using RiscvVirtBoard board = StartBoard(tap, layout, "mq=on,rss=on" + ringProperties, ct);
-        var (net, transport) = OpenDevice(board, layout);
-        using IVirtioTransport ownedTransport = transport;
-        using VirtioNetDevice ownedNet = net;
+        using Rig rig = Rig.Open(tap, layout, "mq=on,rss=on" + ringProperties, ct);
+        VirtioNetDevice net = rig.Net;
+        IVirtioTransport transport = rig.Transport;
         Assert.Equal(OperationMode.Interrupt, net.Mode);
         Assert.Equal((Pairs, Pairs), (net.QueuePairs, net.ActiveQueuePairs));
         Assert.Equal(ringProperties.Contains("packed=on", StringComparison.Ordinal) ? "packed" : "split", net.RingLayout);
@@ -75,8 +87,8 @@ public sealed class MultiQueueInterruptTests
         Assert.Contains(layout switch
         {
             Layout.MmioLine => "virtio-mmio",
-            Layout.PciIntx => "INTx",
-            Layout.PciMsixShared => "MSI-X shared",
+            Layout.PciIntx or Layout.Q35Intx => "INTx",
+            Layout.PciMsixShared or Layout.Q35MsixShared => "MSI-X shared",
             _ => "MSI-X per queue",
         }, net.TransportDescription, StringComparison.Ordinal);
         tap.AddGuestNeighbour(net.MacAddress.Span);
@@ -179,7 +191,7 @@ public sealed class MultiQueueInterruptTests
         Assert.False(transport.Interrupt!.IsRaised);
         Assert.True(net.UsedBufferInterrupts > 0);
         Assert.True(transport.Interrupt!.RaiseCount > raisesBefore, $"the interrupt line never fired: {transport.Interrupt}");
-        if (layout == Layout.PciMsixPerQueue)
+        if (layout is Layout.PciMsixPerQueue or Layout.Q35MsixPerQueue)
         {
             // Each receive queue's own vector fired: the per-queue messages were what woke the workers.
             var vectors = (IQueueInterrupts)transport;
@@ -193,14 +205,15 @@ public sealed class MultiQueueInterruptTests
     [InlineData(Layout.PciIntx)]
     [InlineData(Layout.PciMsixShared)]
     [InlineData(Layout.PciMsixPerQueue)]
+    [InlineData(Layout.Q35Intx)]
+    [InlineData(Layout.Q35MsixPerQueue)]
     public void LinkChangesAreSeenWhileEveryWorkerWaits(Layout layout)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using MultiQueueTap tap = MultiQueueTap.Create();
-        using RiscvVirtBoard board = StartBoard(tap, layout, "mq=on", ct);
-        var (net, transport) = OpenDevice(board, layout);
-        using IVirtioTransport ownedTransport = transport;
-        using VirtioNetDevice ownedNet = net;
+        using Rig rig = Rig.Open(tap, layout, "mq=on", ct);
+        VirtioNetDevice net = rig.Net;
+        IVirtioTransport transport = rig.Transport;
         var events = new List<bool>();
         net.LinkStateChanged += (_, e) =>
         {
@@ -236,9 +249,9 @@ public sealed class MultiQueueInterruptTests
         try
         {
             Assert.True(SpinWait.SpinUntil(() => Enumerable.Range(0, Pairs).All(net.IsWaitingForReceive) && net.LineHolder >= 0, WaitLimit), "the workers did not all start waiting");
-            board.SetLink(false);
+            rig.SetLink(false);
             Assert.True(SpinWait.SpinUntil(() => !net.IsLinkUp, WaitLimit), "link down was not seen");
-            board.SetLink(true);
+            rig.SetLink(true);
             Assert.True(SpinWait.SpinUntil(() => net.IsLinkUp, WaitLimit), "link up was not seen");
             lock (events)
             {
@@ -261,50 +274,88 @@ public sealed class MultiQueueInterruptTests
         socket.Send(payload, payload.Length, new IPEndPoint(tap.GuestAddress, GuestPort));
     }
 
-    private static RiscvVirtBoard StartBoard(MultiQueueTap tap, Layout layout, string deviceProperties, CancellationToken ct) =>
-        RiscvVirtBoard.Start(
-            new QemuMachineOptions
+    /// <summary>QEMU with the layout's machine and device, the transport with the layout's interrupt, and the driver on it.</summary>
+    private sealed class Rig : IDisposable
+    {
+        private readonly IDisposable _board;
+        private readonly Action<bool> _setLink;
+
+        private Rig(IDisposable board, Action<bool> setLink, IVirtioTransport transport, VirtioNetDevice net)
+        {
+            _board = board;
+            _setLink = setLink;
+            Transport = transport;
+            Net = net;
+        }
+
+        public IVirtioTransport Transport { get; }
+
+        public VirtioNetDevice Net { get; }
+
+        public static Rig Open(MultiQueueTap tap, Layout layout, string deviceProperties, CancellationToken ct)
+        {
+            bool q35 = layout is Layout.Q35Intx or Layout.Q35MsixShared or Layout.Q35MsixPerQueue;
+            var options = new QemuMachineOptions
             {
-                ModernMmio = true,
+                Machine = q35 ? QemuMachineKind.X86Q35 : QemuMachineKind.RiscvVirt,
+                ModernMmio = !q35,
                 NetDeviceModel = layout == Layout.MmioLine ? QemuNetDeviceModel.VirtioMmio : QemuNetDeviceModel.VirtioPciModern,
                 Netdev = tap.Netdev(Pairs),
                 NetDeviceProperties = deviceProperties,
-            },
-            ct);
-
-    // The transport with the layout's interrupt, and the driver on it in interrupt mode with every pair.
-    private static (VirtioNetDevice Net, IVirtioTransport Transport) OpenDevice(RiscvVirtBoard board, Layout layout)
-    {
-        IVirtioTransport transport;
-        if (layout == Layout.MmioLine)
-        {
-            VirtioMmioSlot slot = board.Slots.First(s =>
-            {
-                using VirtioMmioTransport probe = board.OpenTransport(s, withInterrupt: false);
-                return probe.DeviceId == VirtioDeviceTypes.Network;
-            });
-            transport = board.OpenTransport(slot, withInterrupt: true);
-        }
-        else
-        {
+            };
             VirtioPciInterruptMode mode = layout switch
             {
-                Layout.PciIntx => VirtioPciInterruptMode.Intx,
-                Layout.PciMsixShared => VirtioPciInterruptMode.MsixShared,
-                _ => VirtioPciInterruptMode.MsixPerQueue,
+                Layout.PciMsixShared or Layout.Q35MsixShared => VirtioPciInterruptMode.MsixShared,
+                Layout.PciMsixPerQueue or Layout.Q35MsixPerQueue => VirtioPciInterruptMode.MsixPerQueue,
+                _ => VirtioPciInterruptMode.Intx,
             };
-            transport = board.OpenPciTransport(board.FindPciNetFunction(), legacy: false, mode);
+            IDisposable board;
+            Action<bool> setLink;
+            IDmaAllocator dma;
+            Func<IVirtioTransport> openTransport;
+            if (q35)
+            {
+                X86Q35Board x86 = X86Q35Board.Start(options, ct);
+                (board, setLink, dma) = (x86, x86.SetLink, x86.Dma);
+                openTransport = () => x86.OpenPciTransport(x86.FindPciNetFunction(), legacy: false, mode);
+            }
+            else
+            {
+                RiscvVirtBoard riscv = RiscvVirtBoard.Start(options, ct);
+                (board, setLink, dma) = (riscv, riscv.SetLink, riscv.Dma);
+                openTransport = layout == Layout.MmioLine
+                    ? () => riscv.OpenTransport(
+                        riscv.Slots.First(s =>
+                        {
+                            using VirtioMmioTransport probe = riscv.OpenTransport(s, withInterrupt: false);
+                            return probe.DeviceId == VirtioDeviceTypes.Network;
+                        }),
+                        withInterrupt: true)
+                    : () => riscv.OpenPciTransport(riscv.FindPciNetFunction(), legacy: false, mode);
+            }
+
+            IVirtioTransport? transport = null;
+            try
+            {
+                transport = openTransport();
+                VirtioNetDevice net = VirtioNetDevice.Open(transport, dma, new VirtioNetOptions { Mode = OperationMode.Interrupt, QueuePairs = Pairs });
+                return new Rig(board, setLink, transport, net);
+            }
+            catch
+            {
+                transport?.Dispose();
+                board.Dispose();
+                throw;
+            }
         }
 
-        try
+        public void SetLink(bool up) => _setLink(up);
+
+        public void Dispose()
         {
-            VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { Mode = OperationMode.Interrupt, QueuePairs = Pairs });
-            return (net, transport);
-        }
-        catch
-        {
-            transport.Dispose();
-            throw;
+            Net.Dispose();
+            Transport.Dispose();
+            _board.Dispose();
         }
     }
 
