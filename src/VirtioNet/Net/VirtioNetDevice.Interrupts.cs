@@ -38,12 +38,16 @@ namespace VirtioNet.Net;
 /// <para>
 /// Threading contract. The data path of a pair (WaitForReceive(pair), TryReceive(pair), TrySend(pair), the burst calls,
 /// ReclaimTransmitted(pair)) is called by the one worker that owns the pair; different pairs' workers run concurrently and
-/// take no lock. The line holder only reads other pairs' used rings (never their driver-side state) and sets their
-/// events. <see cref="LinkStateChanged"/> is raised on whichever worker's thread handled the configuration interrupt,
-/// never on two threads at once. <see cref="ProcessEvents"/> may be called from any thread: it handles a pending
-/// interrupt only if no worker holds the line (the holder handles it otherwise). Statistics may be read from any thread.
-/// Waiting never allocates (with <see cref="CancellationToken.None"/>); it sleeps in the platform's line wait or in a
-/// <see cref="ManualResetEventSlim"/>, never spins on the rings.
+/// take no lock; two threads waiting for the same pair is refused (<see cref="InvalidOperationException"/>). The line
+/// holder touches nothing of another pair but a read of its used index (against the index its owner saw last, which a
+/// waiting owner does not change) and a set of its event. <see cref="LinkStateChanged"/> is raised, and a
+/// DEVICE_NEEDS_RESET seen in a configuration interrupt is thrown, on whichever worker's thread held the line, never on
+/// two threads at once. <see cref="ProcessEvents"/> may be called from any thread: it handles a pending interrupt only if
+/// no worker holds the line (the holder handles it otherwise). The configuration methods go through the serialized
+/// control queue from any thread; statistics may be read from any thread. Waiting allocates nothing (with
+/// <see cref="CancellationToken.None"/>; a cancellable token registers a callback per sleep) and never spins on the
+/// rings: the holder sleeps in the platform's line wait, the others in a <see cref="ManualResetEventSlim"/>. (The QEMU
+/// platform's MSI-X vectors are memory cells that the platform's wait itself polls, see <see cref="MemoryCellInterruptLine"/>.)
 /// </para>
 /// </remarks>
 public sealed partial class VirtioNetDevice
