@@ -16,6 +16,14 @@ internal sealed class SoftwareInterruptLine : IInterruptLine, IDisposable
     private int _maxConcurrentWaiters;
     private int _waits;
 
+    /// <summary>Creates a low line.</summary>
+    public SoftwareInterruptLine()
+    {
+        // The event creates its lock object on its first blocking wait; do it now, so that allocation tests of the
+        // driver's waits see none of the fake's.
+        _level.Wait(1);
+    }
+
     public int Number => 1;
 
     public bool IsRaised => _level.IsSet;
