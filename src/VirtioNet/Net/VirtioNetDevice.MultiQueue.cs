@@ -210,8 +210,11 @@ public sealed partial class VirtioNetDevice
 
     /// <summary>
     /// Waits until a frame is ready on <paramref name="pair"/>'s receive queue, as <see cref="WaitForReceive(TimeSpan, CancellationToken)"/>
-    /// does for receiveq1. With a shared interrupt line (virtio-mmio, INTx), one worker at a time may wait in interrupt mode.
+    /// does for receiveq1. In interrupt mode one worker per pair may wait at once, whatever the interrupt layout (one
+    /// line per device on virtio-mmio, INTx or a shared MSI-X vector; a vector per queue; vhost-user's call eventfds): one
+    /// of the waiters holds the line, acknowledges it and wakes the others whose queues have work.
     /// </summary>
+    /// <exception cref="InvalidOperationException">Another thread is already waiting for the same pair.</exception>
     public bool WaitForReceive(int pair, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -15,9 +15,10 @@ namespace VirtioNet.Net;
 /// <remarks>
 /// Threading: each queue pair belongs to one worker at a time (the packet path takes no lock); a second thread calling
 /// into a queue while its worker is inside gets an <see cref="InvalidOperationException"/> instead of a torn ring.
-/// The control methods (Set/Add/Remove/Configure), <see cref="Recover"/>, <see cref="CheckHealth"/>, statistics and
-/// <see cref="IsLinkUp"/> may be used from any thread; recovery never lets a worker see a queue half built
-/// (VirtioNetDevice.Recovery.cs).
+/// Workers of different pairs may run and wait at once, also in interrupt mode on a shared line
+/// (VirtioNetDevice.Interrupts.cs explains how and what is safe from which thread). The control methods
+/// (Set/Add/Remove/Configure), <see cref="Recover"/>, <see cref="CheckHealth"/>, statistics and <see cref="IsLinkUp"/>
+/// may be used from any thread; recovery never lets a worker see a queue half built (VirtioNetDevice.Recovery.cs).
 /// </remarks>
 public sealed partial class VirtioNetDevice : IDisposable
 {
@@ -223,6 +224,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
 
         CreateControlQueue();
+        CreateReceiveWaiters();
 
         // §5.1.5: fill the receive queues before DRIVER_OK so the device never sees them empty; notify after.
         foreach (VirtioNetReceiveQueue rx in _receiveQueues)
@@ -401,22 +403,26 @@ public sealed partial class VirtioNetDevice : IDisposable
         return WaitForReceive(_receiveQueues[0], timeout, cancellationToken);
     }
 
-    // WaitForReceive for any receive queue (receiveq1 or a given pair's): with automatic recovery, a device found
-    // needing a reset (configuration interrupt, poll-mode check) or a ring found broken is recovered, and the wait
-    // goes on for the time left.
+    // WaitForReceive for any receive queue (receiveq1 or a given pair's). Interrupt mode lets one worker per pair wait at
+    // once (VirtioNetDevice.Interrupts.cs); poll mode spins on the used ring. With automatic recovery, a device found
+    // needing a reset (configuration interrupt, poll-mode check) or a ring found broken is recovered, and the wait goes
+    // on for the time left.
     private bool WaitForReceive(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var clock = Stopwatch.StartNew();
+        long start = Stopwatch.GetTimestamp();
         while (true)
         {
             try
             {
-                return WaitForReceiveCore(rx, clock, timeout, cancellationToken);
+                TimeSpan remaining = timeout - Stopwatch.GetElapsedTime(start);
+                return Mode == OperationMode.Interrupt
+                    ? WaitForReceiveOnInterrupt(rx.QueueIndex / 2, remaining, cancellationToken)
+                    : WaitForReceivePolling(rx, start, timeout, cancellationToken);
             }
             catch (VirtioException e) when (TryRecoverFrom(e))
             {
                 // Recovered (or recovered by another thread meanwhile): buffers are posted again; wait on for the time left.
-                if (clock.Elapsed >= timeout)
+                if (Stopwatch.GetElapsedTime(start) >= timeout)
                 {
                     return false;
                 }
@@ -424,17 +430,16 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
     }
 
-    // The wait loop. The ring is touched only inside the queue's gate, never across the sleep.
-    private bool WaitForReceiveCore(VirtioNetReceiveQueue rx, Stopwatch clock, TimeSpan timeout, CancellationToken cancellationToken)
+    // The poll-mode wait. The ring is touched only inside the queue's gate.
+    private bool WaitForReceivePolling(VirtioNetReceiveQueue rx, long start, TimeSpan timeout, CancellationToken cancellationToken)
     {
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            IVirtqueue rxq = rx.Queue;
             bool entered = rx.Gate.Enter();
             try
             {
-                if (rxq.HasUsed)
+                if (rx.Queue.HasUsed)
                 {
                     return true;
                 }
@@ -444,71 +449,21 @@ public sealed partial class VirtioNetDevice : IDisposable
                 rx.Gate.Exit(entered);
             }
 
-            TimeSpan remaining = timeout - clock.Elapsed;
-            if (Mode == OperationMode.Poll)
+            PollLink();
+            if (Stopwatch.GetElapsedTime(start) >= timeout)
             {
-                PollLink();
-                if (remaining <= TimeSpan.Zero)
-                {
-                    return false;
-                }
-
-                Thread.SpinWait(64);
-                continue;
+                return false;
             }
 
-            // §2.7.10: re-enable, then re-check; a buffer used in between would otherwise never interrupt.
-            entered = rx.Gate.Enter();
-            try
-            {
-                if (!rxq.EnableInterrupts())
-                {
-                    rxq.DisableInterrupts();
-                    return true;
-                }
-            }
-            finally
-            {
-                rx.Gate.Exit(entered);
-            }
-
-            IInterruptLine line = _transport.Interrupt!;
-            bool raised = line.IsRaised || (remaining > TimeSpan.Zero && line.Wait(remaining, cancellationToken));
-            if (raised)
-            {
-                InterruptCause cause = HandleInterrupt(rx.Statistics);
-                if (cause == InterruptCause.None && line.IsRaised)
-                {
-                    // A line that stays raised with nothing to acknowledge: QEMU stops driving the interrupt of a
-                    // device it marked broken (virtio_notify_vector returns early), so the last level stays. Ask the
-                    // device (DEVICE_NEEDS_RESET on modern ones) and do not spin on the line.
-                    CheckNeedsResetPolled();
-                    Thread.Sleep(1);
-                }
-
-                // The timeout holds even while interrupts keep coming.
-                if (clock.Elapsed < timeout)
-                {
-                    continue;
-                }
-            }
-
-            entered = rx.Gate.Enter();
-            try
-            {
-                rxq.DisableInterrupts();
-                return rxq.HasUsed;
-            }
-            finally
-            {
-                rx.Gate.Exit(entered);
-            }
+            Thread.SpinWait(64);
         }
     }
 
     /// <summary>
-    /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode, a due link and health
-    /// check in poll mode. With <see cref="VirtioNetOptions.AutoRecover"/>, a device found needing a reset is recovered.
+    /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode (unless a worker waiting
+    /// in <see cref="WaitForReceive(int, TimeSpan, CancellationToken)"/> holds the line and handles it), a due link and
+    /// health check in poll mode. With <see cref="VirtioNetOptions.AutoRecover"/>, a device found needing a reset is
+    /// recovered. May be called from any thread.
     /// </summary>
     public void ProcessEvents()
     {
@@ -519,9 +474,9 @@ public sealed partial class VirtioNetDevice : IDisposable
             {
                 PollLink();
             }
-            else if (_transport.Interrupt!.IsRaised)
+            else
             {
-                _ = HandleInterrupt(ReceiveStatistics);
+                ProcessPendingInterrupt();
             }
         }
         catch (VirtioException e) when (TryRecoverFrom(e))
@@ -530,13 +485,15 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
     }
 
-    // The used-buffer interrupt is counted on the receive queue that was waited for (a shared line cannot say which).
-    private InterruptCause HandleInterrupt(VirtioNetQueueStatistics receiveStatistics)
+    // Reads and acknowledges the device's interrupt causes; on a configuration change checks the device's health and the
+    // link. Only the worker holding the line calls it (VirtioNetDevice.Interrupts.cs), so one thread at a time reads the
+    // ISR or InterruptStatus. A shared line cannot say which queue a used-buffer interrupt was for: the holder looks.
+    private InterruptCause HandleInterrupt()
     {
         InterruptCause cause = _transport.ReadAndAcknowledgeInterrupt();
         if ((cause & InterruptCause.UsedBuffer) != 0)
         {
-            receiveStatistics.AddInterrupt();
+            Interlocked.Increment(ref _usedBufferInterrupts);
         }
 
         if ((cause & InterruptCause.ConfigurationChange) != 0)
@@ -633,6 +590,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
 
         _control?.Dispose();
+        DisposeReceiveWaiters();
     }
 
     /// <summary>

@@ -35,7 +35,10 @@ public sealed class VirtioNetQueueStatistics
     /// <summary>Available-buffer notifications sent to the device (kicks).</summary>
     public long Notifications => Volatile.Read(ref _notifications);
 
-    /// <summary>Used-buffer interrupts taken for this queue.</summary>
+    /// <summary>
+    /// Used-buffer interrupts that woke this queue's waiter with frames to take: on a line shared by several queues, the
+    /// interrupts after which the driver found this queue's used ring had moved (WaitForReceive in interrupt mode).
+    /// </summary>
     public long Interrupts => Volatile.Read(ref _interrupts);
 
     /// <summary>

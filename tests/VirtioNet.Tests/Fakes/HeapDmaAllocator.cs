@@ -34,6 +34,16 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
     /// <summary>Whether the allocator vouches for hardware-device ordering (§6.1 ORDER_PLATFORM); false plays an Arm64 platform without device barriers.</summary>
     public bool OrdersAccessesForHardwareDevices { get; init; } = true;
 
+    /// <summary>
+    /// Called on every <see cref="SyncForDevice"/>, on the driver's thread: the moment the driver has written something
+    /// for the device (a notification request, say) and not yet looked again; where a test plays a device that acted
+    /// just before the write became visible.
+    /// </summary>
+    public Action<DmaRegion>? OnSyncForDevice { get; set; }
+
+    /// <inheritdoc />
+    public void SyncForDevice(DmaRegion region) => OnSyncForDevice?.Invoke(region);
+
     /// <summary>Allocations made and not yet freed.</summary>
     public int OutstandingAllocations => _live.Count;
 
