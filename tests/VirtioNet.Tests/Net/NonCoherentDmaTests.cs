@@ -74,6 +74,24 @@ public sealed class NonCoherentDmaTests : IDisposable
         return data;
     }
 
+    public static TheoryData<bool, bool, bool, bool> QueueCases()
+    {
+        var data = new TheoryData<bool, bool, bool, bool>();
+        foreach (bool packed in new[] { false, true })
+        {
+            foreach (bool indirect in new[] { false, true })
+            {
+                foreach (bool eventIdx in new[] { false, true })
+                {
+                    data.Add(packed, indirect, eventIdx, false);
+                    data.Add(packed, indirect, eventIdx, true);
+                }
+            }
+        }
+
+        return data;
+    }
+
     [Fact]
     public void OnlySyncsMoveBytesBetweenTheCpusAndTheDevicesView()
     {
@@ -155,10 +173,10 @@ public sealed class NonCoherentDmaTests : IDisposable
     }
 
     [Theory]
-    [MemberData(nameof(RingCases))]
-    public void InterruptRequestsReachTheDeviceAndUsedEntriesReachTheDriver(bool packed, bool indirect, bool eventIdx)
+    [MemberData(nameof(QueueCases))]
+    public void InterruptRequestsReachTheDeviceAndUsedEntriesReachTheDriver(bool packed, bool indirect, bool eventIdx, bool inOrder)
     {
-        var options = new VirtqueueOptions { EventIdx = eventIdx, IndirectDesc = indirect };
+        var options = new VirtqueueOptions { EventIdx = eventIdx, IndirectDesc = indirect, InOrder = inOrder };
         using IVirtqueue queue = packed ? new PackedVirtqueue(0, 8, _memory, options) : new SplitVirtqueue(0, 8, _memory, options);
         var device = new RingDevice(_memory, queue, packed, eventIdx);
         DmaRegion data = _memory.Allocate(64, 8);
@@ -167,8 +185,8 @@ public sealed class NonCoherentDmaTests : IDisposable
             Assert.True(queue.EnableInterrupts(), "nothing is used yet");
             for (int i = 0; i < 20; i++)
             {
-                // Two readable buffers (one ring descriptor, or an indirect table) and a writable one; the "driver" here
-                // is the test, so it cleans the data it wrote as the net queues do.
+                // Two chains per kick, each two readable buffers (two ring descriptors, or an indirect table) and a
+                // writable one; the "driver" here is the test, so it cleans the data it wrote as the net queues do.
                 data.Span[..16].Fill((byte)i);
                 _memory.SyncForDevice(data.Slice(0, 16));
                 VirtqBuffer[] chain =
@@ -177,20 +195,28 @@ public sealed class NonCoherentDmaTests : IDisposable
                     new(data.DeviceAddress + 8, 8, false),
                     new(data.DeviceAddress + 32, 32, true),
                 ];
-                Assert.True(queue.TryAdd(chain, i));
+                Assert.True(queue.TryAdd(chain, 2 * i));
+                Assert.True(queue.TryAdd(chain, (2 * i) + 1));
                 queue.KickPrepare();
-                Assert.True(device.TryPop(out DeviceChain? popped), $"round {i}: the device sees no new descriptor");
-                Assert.Equal(indirect, popped.Indirect);
-                Assert.Equal(Enumerable.Repeat((byte)i, 16), popped.ReadReadable());
-                device.Complete(popped, (uint)popped.WriteWritable(Enumerable.Repeat((byte)(i + 100), 20).ToArray()));
+                Assert.True(device.TryPop(out DeviceChain? first), $"round {i}: the device sees no new descriptor");
+                Assert.True(device.TryPop(out DeviceChain? second), $"round {i}: the device sees no second descriptor");
+                Assert.Equal(indirect, first.Indirect);
+                Assert.Equal(Enumerable.Repeat((byte)i, 16), first.ReadReadable());
+                Assert.Equal(Enumerable.Repeat((byte)i, 16), second.ReadReadable());
 
-                // Interrupts are enabled; with EVENT_IDX the driver moved used_event / off_wrap on at its last take.
-                Assert.True(device.TakeInterruptDecision(), $"round {i}: the device sees a stale interrupt request");
-                Assert.True(queue.HasUsed);
-                Assert.True(queue.TryTakeUsed(out UsedBuffer used), $"round {i}: the driver missed a used buffer");
-                Assert.Equal((i, 20), (used.Token, used.Length));
-                _memory.SyncForCpu(data.Slice(32, 20));
-                Assert.Equal(Enumerable.Repeat((byte)(i + 100), 20), data.Span.Slice(32, 20).ToArray());
+                // Interrupts are enabled. With EVENT_IDX the driver moves used_event / off_wrap on at each take, with no
+                // kick in between here: the device sees the move only if the take cleaned it.
+                foreach (DeviceChain popped in new[] { first, second })
+                {
+                    byte fill = (byte)(i + popped.Head + 100);
+                    device.Complete(popped, (uint)popped.WriteWritable(Enumerable.Repeat(fill, 20).ToArray()));
+                    Assert.True(device.TakeInterruptDecision(), $"round {i}: the device sees a stale interrupt request");
+                    Assert.True(queue.HasUsed);
+                    Assert.True(queue.TryTakeUsed(out UsedBuffer used), $"round {i}: the driver missed a used buffer");
+                    Assert.Equal(20, used.Length);
+                    _memory.SyncForCpu(data.Slice(32, 20));
+                    Assert.Equal(Enumerable.Repeat(fill, 20), data.Span.Slice(32, 20).ToArray());
+                }
             }
 
             queue.DisableInterrupts();
