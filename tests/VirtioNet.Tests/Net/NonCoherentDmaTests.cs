@@ -182,6 +182,14 @@ public sealed class NonCoherentDmaTests : IDisposable
         DmaRegion data = _memory.Allocate(64, 8);
         try
         {
+            // A fresh queue's own request is in the device's copy: with EVENT_IDX on a packed ring, the first used slot.
+            if (packed)
+            {
+                Assert.Equal(eventIdx ? PackedRing.RingEventFlagsDesc : PackedRing.RingEventFlagsEnable, device.DriverEventFlags);
+            }
+
+            // Disabled, then enabled again: the device must see the second request, not the first.
+            queue.DisableInterrupts();
             Assert.True(queue.EnableInterrupts(), "nothing is used yet");
             for (int i = 0; i < 20; i++)
             {
@@ -226,6 +234,57 @@ public sealed class NonCoherentDmaTests : IDisposable
             device.Complete(quiet, 0);
             Assert.False(device.TakeInterruptDecision(), "the device does not see interrupts disabled");
             Assert.True(queue.TryTakeUsed(out _));
+            Assert.True(queue.EnableInterrupts());
+            Assert.True(queue.TryAdd([new VirtqBuffer(data.DeviceAddress, 8, false)], 100));
+            queue.KickPrepare();
+            Assert.True(device.TryPop(out DeviceChain? loud));
+            device.Complete(loud, 0);
+            Assert.True(device.TakeInterruptDecision(), "the device does not see interrupts enabled again");
+            Assert.True(queue.TryTakeUsed(out _));
+            Assert.Empty(_memory.LostWrites);
+        }
+        finally
+        {
+            _memory.Free(data);
+        }
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void EveryKickReadsTheDevicesNotificationRequestAfresh(bool packed, bool eventIdx)
+    {
+        var options = new VirtqueueOptions { EventIdx = eventIdx };
+        using IVirtqueue queue = packed ? new PackedVirtqueue(0, 8, _memory, options) : new SplitVirtqueue(0, 8, _memory, options);
+        var device = new RingDevice(_memory, queue, packed, eventIdx);
+        DmaRegion data = _memory.Allocate(8, 8);
+        try
+        {
+            VirtqBuffer[] chain = [new(data.DeviceAddress, 8, false)];
+            for (int round = 0; round < 12; round++)
+            {
+                // No used buffer is taken between these kicks, so nothing but the kick itself refreshes the driver's copy
+                // of avail_event / used.flags / the Device Event Suppression structure.
+                Assert.True(queue.TryAdd(chain, 0));
+                Assert.True(queue.KickPrepare(), $"round {round}: the first kick was not notified");
+                Assert.True(device.TryPop(out DeviceChain? a));
+                Assert.True(queue.TryAdd(chain, 1));
+                Assert.True(queue.KickPrepare(), $"round {round}: the driver read a stale request and skipped a notification");
+                Assert.True(device.TryPop(out DeviceChain? b));
+                device.SuppressNotifications();
+                Assert.True(queue.TryAdd(chain, 2));
+                Assert.False(queue.KickPrepare(), $"round {round}: the driver read a stale request and notified a device that asked for none");
+                Assert.True(device.TryPop(out DeviceChain? c));
+                device.AllowNotifications();
+                foreach (DeviceChain done in new[] { a, b, c })
+                {
+                    device.Complete(done, 0);
+                    Assert.True(queue.TryTakeUsed(out _));
+                }
+            }
+
             Assert.Empty(_memory.LostWrites);
         }
         finally
@@ -459,5 +518,20 @@ public sealed class NonCoherentDmaTests : IDisposable
                 _split!.NoNotify = true;
             }
         }
+
+        // Undoes SuppressNotifications (with EVENT_IDX on a split ring, the next pop moves avail_event on anyway).
+        public void AllowNotifications()
+        {
+            if (_packed is not null)
+            {
+                _packed.DeviceEventFlags = eventIdx ? PackedRing.RingEventFlagsDesc : PackedRing.RingEventFlagsEnable;
+            }
+            else if (!eventIdx)
+            {
+                _split!.NoNotify = false;
+            }
+        }
+
+        public ushort DriverEventFlags => _packed!.DriverEventFlags;
     }
 }
