@@ -217,7 +217,12 @@ public unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
     /// a cache clean writes dirty lines back. Returns how many of the bytes overwritten held a value the device had
     /// written since the range was last synced that differs from the CPU's (device writes the clean destroyed).
     /// </summary>
-    protected int CopyToDevice(DmaRegion region)
+    /// <param name="region">The range to copy.</param>
+    /// <param name="betweenLines">
+    /// When given, the copy goes line by line (64 bytes, counted from the allocation's start), lowest first, and this
+    /// runs between two lines.
+    /// </param>
+    protected int CopyToDevice(DmaRegion region, Action? betweenLines = null)
     {
         (Allocation allocation, int offset) = Find(region);
 
@@ -234,8 +239,26 @@ public unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
             }
         }
 
-        cpu.CopyTo(device);
         cpu.CopyTo(synced);
+        if (betweenLines is null)
+        {
+            cpu.CopyTo(device);
+            return destroyed;
+        }
+
+        const int line = 64;
+        int done = 0;
+        while (done < cpu.Length)
+        {
+            int part = Math.Min(line - ((offset + done) % line), cpu.Length - done);
+            cpu.Slice(done, part).CopyTo(device[done..]);
+            done += part;
+            if (done < cpu.Length)
+            {
+                betweenLines();
+            }
+        }
+
         return destroyed;
     }
 

@@ -31,6 +31,14 @@ public sealed class NonCoherentDmaAllocator : HeapDmaAllocator, IDmaAllocator
     /// <summary>Calls of <see cref="SyncForCpu"/> so far.</summary>
     public int CpuSyncs { get; private set; }
 
+    /// <summary>
+    /// When set, <see cref="SyncForDevice"/> writes a range back one 64-byte line at a time, lowest first, and runs this
+    /// between two lines: a device reading memory while a clean is under way, which a real cache allows (it writes lines
+    /// back in no promised order). A driver that publishes an index or a head's flags in the same clean as what they
+    /// expose lets such a device see the index before the entries.
+    /// </summary>
+    public Action? BetweenLines { get; set; }
+
     /// <summary>Every sync that destroyed the other side's writes, as "clean/invalidate of region: n bytes".</summary>
     public List<string> LostWrites { get; } = [];
 
@@ -43,7 +51,7 @@ public sealed class NonCoherentDmaAllocator : HeapDmaAllocator, IDmaAllocator
         lock (_lock)
         {
             DeviceSyncs++;
-            int destroyed = CopyToDevice(region);
+            int destroyed = CopyToDevice(region, BetweenLines);
             if (destroyed > 0)
             {
                 LostWrites.Add($"clean of {region} overwrote {destroyed} bytes the device had written");
