@@ -271,6 +271,75 @@ public sealed class NonCoherentDmaTests : IDisposable
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void NoChainIsVisibleBeforeEverythingItIsMadeOfEvenToADeviceReadingMidClean(bool packed)
+    {
+        // 64 entries: the available ring and the descriptor ring span several lines. Chains of 1 to 3 direct descriptors,
+        // completed newest first, so the heads and slots the device finds differ from lap to lap and a stale one shows.
+        using IVirtqueue queue = packed ? new PackedVirtqueue(0, 64, _memory, new VirtqueueOptions()) : new SplitVirtqueue(0, 64, _memory, new VirtqueueOptions());
+        var device = new RingDevice(_memory, queue, packed, eventIdx: false);
+        DmaRegion data = _memory.Allocate(3 * 64 * 8, 8);
+        _memory.BetweenLines = device.PopEarly;
+        try
+        {
+            int token = 0;
+            for (int round = 0; round < 40; round++)
+            {
+                var expected = new List<byte[]>();
+                int batch = 3 + (round % 5);
+                for (int c = 0; c < batch; c++, token++)
+                {
+                    int parts = 1 + ((token + round) % 3);
+                    var chain = new VirtqBuffer[parts];
+                    byte[] content = new byte[parts * 8];
+                    for (int p = 0; p < parts; p++)
+                    {
+                        int at = (((token * 3) + p) % (3 * 64)) * 8;
+                        data.Span.Slice(at, 8).Fill((byte)(token + p));
+                        content.AsSpan(p * 8, 8).Fill((byte)(token + p));
+                        _memory.SyncForDevice(data.Slice(at, 8));
+                        chain[p] = new VirtqBuffer(data.DeviceAddress + (ulong)at, 8, false);
+                    }
+
+                    Assert.True(queue.TryAdd(chain, token));
+                    expected.Add(content);
+                }
+
+                queue.KickPrepare();
+                var popped = new List<DeviceChain>();
+                while (device.TryPop(out DeviceChain? chain))
+                {
+                    popped.Add(chain);
+                }
+
+                Assert.Equal(expected.Count, popped.Count);
+                for (int c = 0; c < popped.Count; c++)
+                {
+                    Assert.Equal(expected[c], popped[c].ReadReadable());
+                }
+
+                for (int c = popped.Count - 1; c >= 0; c--)
+                {
+                    device.Complete(popped[c], 0);
+                }
+
+                for (int c = 0; c < popped.Count; c++)
+                {
+                    Assert.True(queue.TryTakeUsed(out _));
+                }
+            }
+
+            Assert.Empty(_memory.LostWrites);
+        }
+        finally
+        {
+            _memory.BetweenLines = null;
+            _memory.Free(data);
+        }
+    }
+
+    [Theory]
     [InlineData(false, false)]
     [InlineData(false, true)]
     [InlineData(true, false)]
