@@ -55,7 +55,7 @@ public sealed partial class VirtioNetReceiveQueue
             _pendingCount = 0;
         }
 
-        while (count < packets.Length && _queue.TryTakeUsed(out UsedBuffer used))
+        while (count < packets.Length && TryTakeUsed(out UsedBuffer used))
         {
             // Receive dispatch point of the burst API.
             count += Mode == ReceiveMode.Mergeable ? BurstMergeable(used, packets[count..], wholeSpan: count == 0, options) : BurstWhole(used, packets[count..], options);
@@ -99,6 +99,10 @@ public sealed partial class VirtioNetReceiveQueue
                 throw new ArgumentException($"Slot {packet.Slot} is not a receive buffer of {Statistics.Name}.", nameof(packets));
             }
 
+            // The caller owned the buffer and may have written it (so may the checksum completion): cleaned before the
+            // device gets it back, so no dirty cache line can later land on what the device writes. A no-op on
+            // cache-coherent platforms.
+            _dma.SyncForDevice(_pool.Slice(packet.Slot * _slotLength, _slotLength));
             Repost(packet.Slot);
         }
 
@@ -160,7 +164,7 @@ public sealed partial class VirtioNetReceiveQueue
         target[0] = new ReceivedPacket(slot, _pool.Slice(start + _headerLength, total), numBuffers, false, pool[start + VirtioNetHeader.FlagsOffset]);
         for (int i = 1; i < numBuffers; i++)
         {
-            if (!_queue.TryTakeUsed(out UsedBuffer next))
+            if (!TryTakeUsed(out UsedBuffer next))
             {
                 // Fewer buffers than num_buffers promised: give back what was taken and count the packet as an error.
                 for (int j = 0; j < i; j++)
@@ -208,7 +212,7 @@ public sealed partial class VirtioNetReceiveQueue
 
     private void DropFollowing(int count)
     {
-        for (int i = 0; i < count && i < _slotCount && _queue.TryTakeUsed(out UsedBuffer next); i++)
+        for (int i = 0; i < count && i < _slotCount && TryTakeUsed(out UsedBuffer next); i++)
         {
             Repost(next.Token);
         }

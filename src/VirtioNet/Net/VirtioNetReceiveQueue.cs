@@ -152,7 +152,7 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         bool entered = _gate.Enter();
         try
         {
-            while (_queue.TryTakeUsed(out UsedBuffer used))
+            while (TryTakeUsed(out UsedBuffer used))
             {
                 // Receive dispatch point.
                 length = Mode == ReceiveMode.Mergeable ? ReceiveMergeable(used, destination) : ReceiveWhole(used, destination);
@@ -284,6 +284,20 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
 
     private void Repost(int slot) => _freeSlots[_freeCount++] = slot;
 
+    // Takes the next used buffer and makes what the device wrote into its slot visible to the CPU before anything reads
+    // it: a no-op on cache-coherent platforms, an invalidate of the used length (checked by the queue against the
+    // slot's writable buffers) elsewhere. Every receive path takes buffers through here.
+    private bool TryTakeUsed(out UsedBuffer used)
+    {
+        if (!_queue.TryTakeUsed(out used))
+        {
+            return false;
+        }
+
+        _dma.SyncForCpu(_pool.Slice(used.Token * _slotLength, used.Length));
+        return true;
+    }
+
     // Small and big modes: one chain holds one packet, header first.
     private int ReceiveWhole(UsedBuffer used, Span<byte> destination)
     {
@@ -329,7 +343,7 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         // Take every further buffer the packet claims, even when dropping it, so the next packet starts in step.
         for (int i = 1; i < numBuffers && i < _slotCount; i++)
         {
-            if (!_queue.TryTakeUsed(out UsedBuffer next))
+            if (!TryTakeUsed(out UsedBuffer next))
             {
                 // The device published fewer buffers than num_buffers promised (it must publish them together).
                 ok = false;

@@ -172,6 +172,10 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
             header.CopyTo(headerRoom);
         }
 
+        // The header and frame written by the CPU must reach memory before the descriptor that names them is published
+        // (§2.7.13.1, §2.8.21.1): a no-op on cache-coherent platforms, a clean of just these bytes elsewhere.
+        _dma.SyncForDevice(pool.Slice(start, _headerLength + frameLength));
+
         ulong address = pool.DeviceAddress + (ulong)start;
         int count;
         if (_headerInOwnDescriptor)

@@ -399,15 +399,23 @@ public sealed class PackedVirtqueue : IVirtqueue
             return false;
         }
 
-        _dma.SyncForDevice(_descriptorRegion);
-        if (_useIndirect)
-        {
-            _dma.SyncForDevice(_indirectPool);
-        }
-
         // Every descriptor of every pending list, and its indirect table, must be visible before the head flags that
         // make the list available: the device may read it the moment it sees them (§2.8.21.1.1). The flag writes are
-        // release stores, so everything written before them is visible first.
+        // release stores, so everything written before them is visible first; on a non-coherent platform the lists
+        // are cleaned first, and the head flags after.
+        SyncPendingForDevice();
+        if (_useIndirect)
+        {
+            for (int i = 0; i < _pendingCount; i++)
+            {
+                ushort id = _pendingIds[i];
+                if ((_headFlags[id] & PackedRing.DescFlagIndirect) != 0)
+                {
+                    _dma.SyncForDevice(_indirectPool.Slice(id * _indirectStride, _indirectStride));
+                }
+            }
+        }
+
         for (int i = 0; i < _pendingCount; i++)
         {
             ushort id = _pendingIds[i];
@@ -415,11 +423,11 @@ public sealed class PackedVirtqueue : IVirtqueue
             _published[id] = true;
         }
 
+        SyncPendingForDevice();
         int added = _unpublishedDescriptors;
         _inFlightDescriptors += added;
         _unpublishedDescriptors = 0;
         _pendingCount = 0;
-        _dma.SyncForDevice(_descriptorRegion);
 
         // The head flags must be visible before the device's event suppression structure is read: otherwise the device
         // could go idle after we read a stale "no notification needed" and before it sees the new descriptors.
@@ -718,13 +726,21 @@ public sealed class PackedVirtqueue : IVirtqueue
         {
             WriteDriverEventFlags(PackedRing.RingEventFlagsEnable);
         }
+
+        _dma.SyncForDevice(_driverEventRegion);
     }
 
     // Reads the descriptor at the next used slot: false when the device has not used it yet, else its Buffer ID (checked:
     // in range and in flight) and length. A slot that is neither the driver's nor a used one breaks the queue.
     private bool TryReadUsedDescriptor(out ushort id, out uint length)
     {
-        _dma.SyncForCpu(_descriptorRegion);
+        if (!SyncNextUsedForCpu())
+        {
+            id = 0;
+            length = 0;
+            return false;
+        }
+
         nint descriptor = _descriptorRing + _layout.DescriptorOffset(_nextUsed);
         ushort flags = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorFlagsOffset);
         if (!PackedRing.IsUsed(flags, _usedWrap))
@@ -856,8 +872,45 @@ public sealed class PackedVirtqueue : IVirtqueue
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool NextIsUsed()
     {
-        _dma.SyncForCpu(_descriptorRegion);
-        return PackedRing.IsUsed(SharedMemory.ReadUInt16(DescriptorFlags(_nextUsed)), _usedWrap);
+        return SyncNextUsedForCpu() && PackedRing.IsUsed(SharedMemory.ReadUInt16(DescriptorFlags(_nextUsed)), _usedWrap);
+    }
+
+    // The Descriptor Ring is written by both sides (§2.8), so each sync covers only the slots one side owns: a wider
+    // clean would write the driver's stale copies over used descriptors, a wider invalidate would drop descriptors the
+    // driver wrote and has not cleaned yet. A no-op on cache-coherent platforms.
+
+    // Cleans the slots of the chains added since the last KickPrepare, the only slots the driver wrote since its last
+    // clean; the device does not write them, since it has not seen them available.
+    private void SyncPendingForDevice()
+    {
+        int count = _unpublishedDescriptors;
+        int first = _nextAvail - count;
+        if (first < 0)
+        {
+            first += _layout.Size;
+        }
+
+        int run = Math.Min(count, _layout.Size - first);
+        _dma.SyncForDevice(_ring.Slice(_layout.DescriptorOffset(first), run * PackedRing.DescriptorSize));
+        if (run < count)
+        {
+            _dma.SyncForDevice(_ring.Slice(_layout.DescriptorOffset(0), (count - run) * PackedRing.DescriptorSize));
+        }
+    }
+
+    // Invalidates the descriptor at the next used slot, the one the driver reads next. Returns false, without touching
+    // it, when that slot starts a chain added but not yet made available (nothing in flight, something pending): it is
+    // the driver's, not cleaned yet, and cannot have been used.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool SyncNextUsedForCpu()
+    {
+        if (_inFlightDescriptors == 0 && _unpublishedDescriptors > 0)
+        {
+            return false;
+        }
+
+        _dma.SyncForCpu(_ring.Slice(_layout.DescriptorOffset(_nextUsed), PackedRing.DescriptorSize));
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -49,6 +49,9 @@ public sealed class SplitVirtqueue : IVirtqueue
     private readonly DmaRegion _availableRegion;
     private readonly DmaRegion _usedRegion;
 
+    // used_event alone (EVENT_IDX), cleaned after each update: the avail ring around it holds entries not yet published.
+    private readonly DmaRegion _usedEventRegion;
+
     // CPU addresses of fields written or read on every packet, computed once.
     private readonly nint _descriptorTable;
     private readonly nint _availIdx;
@@ -177,6 +180,7 @@ public sealed class SplitVirtqueue : IVirtqueue
         _descriptorRegion = _ring.Slice(_layout.DescriptorTableOffset, _layout.DescriptorTableLength);
         _availableRegion = _ring.Slice(_layout.AvailableRingOffset, _layout.AvailableRingLength);
         _usedRegion = _ring.Slice(_layout.UsedRingOffset, _layout.UsedRingLength);
+        _usedEventRegion = _ring.Slice(_layout.UsedEventOffset, sizeof(ushort));
 
         nint b = _ring.Pointer;
         _descriptorTable = b + _layout.DescriptorTableOffset;
@@ -457,6 +461,7 @@ public sealed class SplitVirtqueue : IVirtqueue
             // Ask for an interrupt at the next entry, as virtqueue_get_buf does; the store must be visible before the
             // next used.idx read so that an entry published in between is not missed by both sides. §2.7.7.
             WriteUsedEvent(_lastUsedIdx);
+            _dma.SyncForDevice(_usedEventRegion);
             SharedMemory.FullBarrier();
         }
 
@@ -792,6 +797,7 @@ public sealed class SplitVirtqueue : IVirtqueue
         {
             // As in TryTakeUsed: ask for an interrupt at the next entry; visible before the next used.idx read.
             WriteUsedEvent(_lastUsedIdx);
+            _dma.SyncForDevice(_usedEventRegion);
             SharedMemory.FullBarrier();
         }
 

@@ -10,7 +10,12 @@ namespace VirtioNet.Tests.Fakes;
 /// allocation has guard bytes on both sides and a gap in device-address space to the next one, and the allocator
 /// counts what is still live so tests can assert that nothing leaked.
 /// </summary>
-public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
+/// <remarks>
+/// Made with a separate device view (see <see cref="NonCoherentDmaAllocator"/>), every allocation has a second copy that
+/// <see cref="Translate"/> and <see cref="Map"/> hand to the software devices, while <see cref="DmaRegion.Pointer"/> is
+/// the CPU's copy; only <see cref="CopyToDevice"/> and <see cref="CopyToCpu"/> move bytes between them.
+/// </remarks>
+public unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
 {
     /// <summary>Device address of the first allocation: far outside any user-space pointer of this process.</summary>
     public const ulong DefaultDeviceBase = 0xD000_0000_0000_0000;
@@ -22,11 +27,25 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
     private const ulong DeviceGap = 0x1000;
 
     private readonly List<Allocation> _live = [];
+    private readonly bool _separateDeviceView;
     private ulong _nextDeviceAddress;
     private int _allocationsLeft = int.MaxValue;
 
     /// <summary>Creates an allocator whose first device address is <paramref name="deviceBase"/>.</summary>
-    public HeapDmaAllocator(ulong deviceBase = DefaultDeviceBase) => _nextDeviceAddress = deviceBase;
+    public HeapDmaAllocator(ulong deviceBase = DefaultDeviceBase)
+        : this(deviceBase, separateDeviceView: false)
+    {
+    }
+
+    /// <summary>
+    /// Creates an allocator; with <paramref name="separateDeviceView"/> every allocation gets a device copy and a record
+    /// of its contents as of the last sync, apart from the CPU's copy.
+    /// </summary>
+    protected HeapDmaAllocator(ulong deviceBase, bool separateDeviceView)
+    {
+        _nextDeviceAddress = deviceBase;
+        _separateDeviceView = separateDeviceView;
+    }
 
     /// <summary>What the allocator tells the driver about its addresses: true plays a platform with an IOMMU (§6.1).</summary>
     public bool TranslatesDeviceAddresses { get; init; }
@@ -96,7 +115,22 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
 
         ulong deviceAddress = (_nextDeviceAddress + (ulong)alignment - 1) & ~((ulong)alignment - 1);
         _nextDeviceAddress = deviceAddress + (ulong)length + DeviceGap;
-        var allocation = new Allocation((nint)raw, (nint)(raw + guard), deviceAddress, length, guard);
+        nint deviceView = (nint)(raw + guard);
+        nint synced = 0;
+        if (_separateDeviceView)
+        {
+            // The device's copy has guards of its own; the record of the last sync needs none (only the allocator writes it).
+            byte* deviceRaw = (byte*)NativeMemory.AlignedAlloc(total, (nuint)guard);
+
+            // SAFETY: deviceRaw is valid for total bytes, just allocated.
+            var deviceWhole = new Span<byte>(deviceRaw, (int)total);
+            deviceWhole.Fill(GuardPattern);
+            deviceWhole.Slice(guard, length).Clear();
+            deviceView = (nint)(deviceRaw + guard);
+            synced = (nint)NativeMemory.AllocZeroed((nuint)length);
+        }
+
+        var allocation = new Allocation((nint)raw, (nint)(raw + guard), deviceAddress, length, guard, deviceView, synced);
         _live.Add(allocation);
         TotalAllocations++;
         return new DmaRegion(allocation.Pointer, deviceAddress, length);
@@ -123,7 +157,7 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
         }
 
         _live.RemoveAt(index);
-        NativeMemory.AlignedFree((void*)allocation.Raw);
+        Release(allocation);
     }
 
     /// <summary>
@@ -138,7 +172,7 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
                 && length >= 0
                 && deviceAddress - allocation.DeviceAddress + (ulong)length <= (ulong)allocation.Length)
             {
-                return allocation.Pointer + (nint)(deviceAddress - allocation.DeviceAddress);
+                return allocation.DeviceView + (nint)(deviceAddress - allocation.DeviceAddress);
             }
         }
 
@@ -181,10 +215,118 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
     {
         foreach (Allocation allocation in _live)
         {
-            NativeMemory.AlignedFree((void*)allocation.Raw);
+            Release(allocation);
         }
 
         _live.Clear();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// Copies the CPU's view of <paramref name="region"/> (an allocation or a slice of one) into the device's view, as
+    /// a cache clean writes dirty lines back. Returns how many of the bytes overwritten held a value the device had
+    /// written since the range was last synced that differs from the CPU's (device writes the clean destroyed).
+    /// </summary>
+    /// <param name="region">The range to copy.</param>
+    /// <param name="betweenLines">
+    /// When given, the copy goes line by line (64 bytes, counted from the allocation's start), lowest first, and this
+    /// runs between two lines.
+    /// </param>
+    protected int CopyToDevice(DmaRegion region, Action? betweenLines = null)
+    {
+        (Allocation allocation, int offset) = Find(region);
+
+        // SAFETY: Find checked that the range lies inside the live allocation, whose three copies have Length bytes.
+        var cpu = new Span<byte>((void*)(allocation.Pointer + offset), region.Length);
+        var device = new Span<byte>((void*)(allocation.DeviceView + offset), region.Length);
+        var synced = new Span<byte>((void*)(allocation.Synced + offset), region.Length);
+        int destroyed = 0;
+        for (int i = 0; i < cpu.Length; i++)
+        {
+            if (device[i] != synced[i] && device[i] != cpu[i])
+            {
+                destroyed++;
+            }
+        }
+
+        cpu.CopyTo(synced);
+        if (betweenLines is null)
+        {
+            cpu.CopyTo(device);
+            return destroyed;
+        }
+
+        const int line = 64;
+        int done = 0;
+        while (done < cpu.Length)
+        {
+            int part = Math.Min(line - ((offset + done) % line), cpu.Length - done);
+            cpu.Slice(done, part).CopyTo(device[done..]);
+            done += part;
+            if (done < cpu.Length)
+            {
+                betweenLines();
+            }
+        }
+
+        return destroyed;
+    }
+
+    /// <summary>
+    /// Copies the device's view of <paramref name="region"/> into the CPU's view, as a cache invalidate makes the CPU
+    /// read memory again. Returns how many of the bytes overwritten held a value the CPU had written since the range
+    /// was last synced that differs from the device's (CPU writes the invalidate discarded).
+    /// </summary>
+    protected int CopyToCpu(DmaRegion region)
+    {
+        (Allocation allocation, int offset) = Find(region);
+
+        // SAFETY: as in CopyToDevice.
+        var cpu = new Span<byte>((void*)(allocation.Pointer + offset), region.Length);
+        var device = new Span<byte>((void*)(allocation.DeviceView + offset), region.Length);
+        var synced = new Span<byte>((void*)(allocation.Synced + offset), region.Length);
+        int discarded = 0;
+        for (int i = 0; i < cpu.Length; i++)
+        {
+            if (cpu[i] != synced[i] && cpu[i] != device[i])
+            {
+                discarded++;
+            }
+        }
+
+        device.CopyTo(cpu);
+        device.CopyTo(synced);
+        return discarded;
+    }
+
+    // The live allocation holding region (by CPU pointer, checked against the device address too) and its offset.
+    private (Allocation Allocation, int Offset) Find(DmaRegion region)
+    {
+        foreach (Allocation allocation in _live)
+        {
+            long offset = region.Pointer - allocation.Pointer;
+            if (offset >= 0 && offset + region.Length <= allocation.Length)
+            {
+                if (region.DeviceAddress != allocation.DeviceAddress + (ulong)offset)
+                {
+                    throw new InvalidOperationException($"Sync of {region}, whose device address does not match its CPU pointer.");
+                }
+
+                return (allocation, (int)offset);
+            }
+        }
+
+        throw new InvalidOperationException($"Sync of {region}, which lies outside every live DMA allocation.");
+    }
+
+    private static void Release(Allocation allocation)
+    {
+        NativeMemory.AlignedFree((void*)allocation.Raw);
+        if (allocation.DeviceView != allocation.Pointer)
+        {
+            NativeMemory.AlignedFree((void*)(allocation.DeviceView - allocation.Guard));
+            NativeMemory.Free((void*)allocation.Synced);
+        }
     }
 
     private static bool GuardsIntact(Allocation allocation)
@@ -192,8 +334,18 @@ public sealed unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
         // SAFETY: the allocation is live; both guards lie inside the block AlignedAlloc returned.
         var before = new ReadOnlySpan<byte>((void*)allocation.Raw, allocation.Guard);
         var after = new ReadOnlySpan<byte>((void*)(allocation.Pointer + allocation.Length), allocation.Guard);
-        return !before.ContainsAnyExcept(GuardPattern) && !after.ContainsAnyExcept(GuardPattern);
+        bool intact = !before.ContainsAnyExcept(GuardPattern) && !after.ContainsAnyExcept(GuardPattern);
+        if (allocation.DeviceView != allocation.Pointer)
+        {
+            // SAFETY: the device copy has guards of the same size around it.
+            var deviceBefore = new ReadOnlySpan<byte>((void*)(allocation.DeviceView - allocation.Guard), allocation.Guard);
+            var deviceAfter = new ReadOnlySpan<byte>((void*)(allocation.DeviceView + allocation.Length), allocation.Guard);
+            intact &= !deviceBefore.ContainsAnyExcept(GuardPattern) && !deviceAfter.ContainsAnyExcept(GuardPattern);
+        }
+
+        return intact;
     }
 
-    private readonly record struct Allocation(nint Raw, nint Pointer, ulong DeviceAddress, int Length, int Guard);
+    // DeviceView is Pointer for a coherent allocation; Synced (the contents as of the last sync) is 0 then.
+    private readonly record struct Allocation(nint Raw, nint Pointer, ulong DeviceAddress, int Length, int Guard, nint DeviceView, nint Synced);
 }
