@@ -21,6 +21,13 @@ public interface IDmaAllocator
     /// Makes CPU writes in the range visible to the device. A no-op on cache-coherent platforms
     /// (x86, QEMU's shared guest RAM); platforms with non-coherent caches clean the range here.
     /// </summary>
+    /// <remarks>
+    /// The queues call the two sync methods on exactly the bytes each side owns, which is right for a byte-exact cache;
+    /// real caches work in lines, and ring memory has driver- and device-written fields in the same line (the whole
+    /// packed ring; the tail of the split avail ring and the head of the used ring). A non-coherent platform must
+    /// therefore hand out ring memory uncached (as Linux's coherent DMA allocations are), or a clean of one side's
+    /// bytes would write back the other side's stale ones.
+    /// </remarks>
     void SyncForDevice(DmaRegion region) { }
 
     /// <summary>

@@ -61,7 +61,7 @@ public unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
     public Action<DmaRegion>? OnSyncForDevice { get; set; }
 
     /// <inheritdoc />
-    public void SyncForDevice(DmaRegion region) => OnSyncForDevice?.Invoke(region);
+    public virtual void SyncForDevice(DmaRegion region) => OnSyncForDevice?.Invoke(region);
 
     /// <summary>Allocations made and not yet freed.</summary>
     public int OutstandingAllocations => _live.Count;

@@ -45,9 +45,10 @@ public sealed class NonCoherentDmaAllocator : HeapDmaAllocator, IDmaAllocator
     // The lock orders syncs from a device thread (none here) and the driver; the copy itself is what a cache does.
     private readonly Lock _lock = new();
 
-    /// <summary>Copies the range from the CPU's view to the device's view.</summary>
-    public void SyncForDevice(DmaRegion region)
+    /// <summary>Copies the range from the CPU's view to the device's view (after the base class's hook).</summary>
+    public override void SyncForDevice(DmaRegion region)
     {
+        base.SyncForDevice(region);
         lock (_lock)
         {
             DeviceSyncs++;
