@@ -14,6 +14,14 @@ public sealed partial class VirtioNetReceiveQueue
     private bool TryCheckBurstOffloads(Span<ReceivedPacket> segments, int frameLength, ReceiveBurstOptions options)
     {
         ReadOnlySpan<byte> header = _pool.Span.Slice(segments[0].Slot * _slotLength, _headerLength);
+
+        // The common case, first: no flag, no GSO and no hash to report leave nothing to check or hand out (the
+        // validator would say the same), and the packet keeps the metadata it was built with.
+        if ((header[VirtioNetHeader.FlagsOffset] | header[VirtioNetHeader.GsoTypeOffset]) == 0 && !_hashReported)
+        {
+            return true;
+        }
+
         if (!ReceiveOffload.TryValidate(header, segments[0].Span, frameLength, _offloadFeatures, out ReceivedFrameInfo info, out PacketLayout layout, out bool parsed))
         {
             return false;
@@ -44,7 +52,7 @@ public sealed partial class VirtioNetReceiveQueue
             Statistics.AddCoalescedSegments(info.CoalescedSegments);
         }
 
-        segments[0] = new ReceivedPacket(segments[0], info, ReceiveHash.Read(header));
+        segments[0] = new ReceivedPacket(segments[0], info, _hashReported ? ReceiveHash.Read(header) : default);
         return true;
     }
 
