@@ -206,34 +206,48 @@ public sealed partial class VirtioNetTransmitQueue
         return true;
     }
 
-    private bool TrySendUdpTunnelSegmented(ReadOnlySpan<byte> frame, in UdpTunnelLayout tunnel, in TransmitOffloadDecision decision, bool outerUdpChecksum)
+    // Before software segmentation: every segment must fit a slot and the MTU, and all of them must fit at once (false:
+    // not enough free slots yet, back-pressure).
+    private bool TryReserveSegments(int headersLength, int mss, int count, string frameParameter)
     {
-        int mss = decision.SoftwareSegmentSize;
-        int count = SoftwareSegmentation.SegmentCount(tunnel.Inner, mss);
-        if (tunnel.Inner.HeaderLength + mss > MaxFrameLength && count > 1)
+        if (headersLength + mss > MaxFrameLength && count > 1)
         {
-            throw new ArgumentException($"Segments of {mss} payload bytes behind {tunnel.Inner.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(frame));
+            throw new ArgumentException($"Segments of {mss} payload bytes behind {headersLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", frameParameter);
         }
 
         if (count > _freeSlots.Length)
         {
-            throw new ArgumentException($"The frame makes {count} segments of {mss} bytes, more than the {_freeSlots.Length} transmit buffers; use a larger segment size.", nameof(frame));
+            throw new ArgumentException($"The frame makes {count} segments of {mss} bytes, more than the {_freeSlots.Length} transmit buffers; use a larger segment size.", frameParameter);
         }
 
         Reclaim();
-        if (_freeCount < count)
-        {
-            return false;
-        }
+        return _freeCount >= count;
+    }
 
-        Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
+    // The header every software segment carries: the decision's checksum request, no GSO.
+    private static TransmitOffloadDecision SegmentHeader(in TransmitOffloadDecision decision, Span<byte> header)
+    {
         var perSegment = new TransmitOffloadDecision
         {
             Flags = decision.Flags,
             CsumStart = decision.CsumStart,
             CsumOffset = decision.CsumOffset,
         };
-        perSegment.WriteHeader(header[.._headerLength]);
+        perSegment.WriteHeader(header);
+        return perSegment;
+    }
+
+    private bool TrySendUdpTunnelSegmented(ReadOnlySpan<byte> frame, in UdpTunnelLayout tunnel, in TransmitOffloadDecision decision, bool outerUdpChecksum)
+    {
+        int mss = decision.SoftwareSegmentSize;
+        int count = SoftwareSegmentation.SegmentCount(tunnel.Inner, mss);
+        if (!TryReserveSegments(tunnel.Inner.HeaderLength, mss, count, nameof(frame)))
+        {
+            return false;
+        }
+
+        Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
+        TransmitOffloadDecision perSegment = SegmentHeader(decision, header[.._headerLength]);
         for (int i = 0; i < count; i++)
         {
             int slot = _freeSlots[--_freeCount];
@@ -260,30 +274,13 @@ public sealed partial class VirtioNetTransmitQueue
     {
         int mss = decision.SoftwareSegmentSize;
         int count = SoftwareSegmentation.SegmentCount(layout, mss);
-        if (layout.HeaderLength + mss > MaxFrameLength && count > 1)
-        {
-            throw new ArgumentException($"Segments of {mss} payload bytes behind {layout.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(frame));
-        }
-
-        if (count > _freeSlots.Length)
-        {
-            throw new ArgumentException($"The frame makes {count} segments of {mss} bytes, more than the {_freeSlots.Length} transmit buffers; use a larger segment size.", nameof(frame));
-        }
-
-        Reclaim();
-        if (_freeCount < count)
+        if (!TryReserveSegments(layout.HeaderLength, mss, count, nameof(frame)))
         {
             return false;
         }
 
         Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
-        var perSegment = new TransmitOffloadDecision
-        {
-            Flags = decision.Flags,
-            CsumStart = decision.CsumStart,
-            CsumOffset = decision.CsumOffset,
-        };
-        perSegment.WriteHeader(header[.._headerLength]);
+        TransmitOffloadDecision perSegment = SegmentHeader(decision, header[.._headerLength]);
         for (int i = 0; i < count; i++)
         {
             int slot = _freeSlots[--_freeCount];

@@ -96,7 +96,7 @@ internal sealed class SoftwareSharedLineTransport : IVirtioTransport
         _inner.ActivateQueue(queueIndex, size, descriptorArea, driverArea, deviceArea);
         if (queueIndex == _controlIndex)
         {
-            var areas = new AreasOnly(queueIndex, size, descriptorArea, driverArea, deviceArea);
+            var areas = new QueueAreas(queueIndex, size, descriptorArea, driverArea, deviceArea);
             if ((_inner.DriverFeatures & VirtioFeatures.RingPacked) != 0)
             {
                 _packedControl = new SoftwarePackedDevice(_memory, areas, eventIdx: false);
@@ -143,44 +143,4 @@ internal sealed class SoftwareSharedLineTransport : IVirtioTransport
     public void WriteConfig8(int offset, byte value) => _inner.WriteConfig8(offset, value);
 
     public void Dispose() => _line.Dispose();
-
-    /// <summary>Only a queue's addresses, to attach the control queue's software device while the driver sets it up.</summary>
-    private sealed class AreasOnly(int index, int size, ulong descriptorArea, ulong driverArea, ulong deviceArea) : IVirtqueue
-    {
-        public int QueueIndex => index;
-
-        public int Size => size;
-
-        public ulong DescriptorArea => descriptorArea;
-
-        public ulong DriverArea => driverArea;
-
-        public ulong DeviceArea => deviceArea;
-
-        public int FreeDescriptors => throw new NotSupportedException();
-
-        public int Outstanding => throw new NotSupportedException();
-
-        public bool IsBroken => throw new NotSupportedException();
-
-        public bool HasUsed => throw new NotSupportedException();
-
-        public bool TryAdd(ReadOnlySpan<VirtqBuffer> chain, int token) => throw new NotSupportedException();
-
-        public bool KickPrepare() => throw new NotSupportedException();
-
-        public bool TryTakeUsed(out UsedBuffer used) => throw new NotSupportedException();
-
-        public void DisableInterrupts() => throw new NotSupportedException();
-
-        public bool EnableInterrupts() => throw new NotSupportedException();
-
-        public int DetachAll(Span<int> tokens) => throw new NotSupportedException();
-
-        public VirtqueueState GetState() => throw new NotSupportedException();
-
-        public void Dispose()
-        {
-        }
-    }
 }
