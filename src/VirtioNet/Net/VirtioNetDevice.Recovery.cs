@@ -284,25 +284,7 @@ public sealed partial class VirtioNetDevice
         }
 
         // §5.1.5: receive buffers before DRIVER_OK, notified after; interrupts as at bring-up.
-        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
-        {
-            rx.Refill();
-        }
-
-        VirtioDeviceInitializer.SetDriverOk(_transport);
-        foreach (VirtioNetReceiveQueue rx in _receiveQueues)
-        {
-            rx.RefillAndKick();
-            if (Mode == OperationMode.Poll)
-            {
-                rx.Queue.DisableInterrupts();
-            }
-        }
-
-        foreach (VirtioNetTransmitQueue tx in _transmitQueues)
-        {
-            tx.Queue.DisableInterrupts();
-        }
+        PostReceiveBuffersAndSetDriverOk();
 
         Volatile.Write(ref _lastStatus, VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures));
         RestoreDeviceState();

@@ -226,7 +226,15 @@ public sealed partial class VirtioNetDevice : IDisposable
         CreateControlQueue();
         CreateReceiveWaiters();
 
-        // §5.1.5: fill the receive queues before DRIVER_OK so the device never sees them empty; notify after.
+        PostReceiveBuffersAndSetDriverOk();
+        StartControl();
+        StartMultiQueue();
+    }
+
+    // Bring-up and recovery, once the queues are set up: §5.1.5, fill the receive queues before DRIVER_OK so the device
+    // never sees them empty, and notify after; interrupts on receive only, and only in interrupt mode.
+    private void PostReceiveBuffersAndSetDriverOk()
+    {
         foreach (VirtioNetReceiveQueue rx in _receiveQueues)
         {
             rx.Refill();
@@ -247,9 +255,6 @@ public sealed partial class VirtioNetDevice : IDisposable
         {
             tx.Queue.DisableInterrupts();
         }
-
-        StartControl();
-        StartMultiQueue();
     }
 
     private int QueueSizeFor(int queueIndex, string name)
