@@ -53,21 +53,7 @@ public static class SoftwareSegmentation
         frame.Slice(layout.HeaderLength + payloadStart, length - layout.HeaderLength).CopyTo(destination[layout.HeaderLength..]);
         Span<byte> segment = destination[..length];
 
-        int network = layout.NetworkOffset;
-        if (layout.IsIPv6)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(length - layout.TransportOffset));
-        }
-        else
-        {
-            int ihl = layout.TransportOffset - network;
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 2)..], (ushort)(length - network));
-            ushort id = BinaryPrimitives.ReadUInt16BigEndian(segment[(network + 4)..]);
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(id + index));
-            segment[network + 10] = 0;
-            segment[network + 11] = 0;
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 10)..], InternetChecksum.Compute(segment.Slice(network, ihl)));
-        }
+        FixIpHeader(segment, layout, index);
 
         int transport = layout.TransportOffset;
         if (layout.IsTcp)
@@ -124,24 +110,30 @@ public static class SoftwareSegmentation
         Span<byte> segment = destination[..length];
 
         PacketLayout outer = tunnel.Outer with { PacketEnd = length };
-        int network = outer.NetworkOffset;
-        if (outer.IsIPv6)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(length - outer.TransportOffset));
-        }
-        else
-        {
-            int ihl = outer.TransportOffset - network;
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 2)..], (ushort)(length - network));
-            ushort id = BinaryPrimitives.ReadUInt16BigEndian(segment[(network + 4)..]);
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(id + index));
-            segment[network + 10] = 0;
-            segment[network + 11] = 0;
-            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 10)..], InternetChecksum.Compute(segment.Slice(network, ihl)));
-        }
+        FixIpHeader(segment, outer, index);
 
         bool outerPartial = perPacket.NeedsChecksum && perPacket.CsumStart == outer.TransportOffset;
         TransmitOffload.FinishOuterUdp(segment, outer, outerUdpChecksum, outerPartial);
         return length;
+    }
+
+    // The IP header of segment `index` (the whole segment is `segment`): IPv6 payload length, or IPv4 total length,
+    // identification (the original's plus the index, as Linux's GSO numbers them) and header checksum.
+    private static void FixIpHeader(Span<byte> segment, in PacketLayout layout, int index)
+    {
+        int network = layout.NetworkOffset;
+        if (layout.IsIPv6)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(segment.Length - layout.TransportOffset));
+            return;
+        }
+
+        int ihl = layout.TransportOffset - network;
+        BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 2)..], (ushort)(segment.Length - network));
+        ushort id = BinaryPrimitives.ReadUInt16BigEndian(segment[(network + 4)..]);
+        BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 4)..], (ushort)(id + index));
+        segment[network + 10] = 0;
+        segment[network + 11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(segment[(network + 10)..], InternetChecksum.Compute(segment.Slice(network, ihl)));
     }
 }
