@@ -97,35 +97,13 @@ public sealed partial class VirtioNetTransmitQueue
             throw new ArgumentException($"Segments of {decision.GsoSize} payload bytes behind {layout.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(request));
         }
 
-        bool large = frame.Length > MaxFrameLength;
-        if (large && (decision.GsoType == VirtioNetGsoType.None || _largeSlotLength == 0 || frame.Length > _largeSlotLength - _headerLength))
-        {
-            throw new ArgumentException($"A frame of {frame.Length} bytes is longer than {MaxFrameLength} (MaxFrameLength) and is not sent as a segmentation offload; ask for a segment size.", nameof(frame));
-        }
-
-        Reclaim();
-        if (large ? _freeLargeCount == 0 : _freeCount == 0)
+        if (!TryCopyIntoSlot(frame, deviceSegments: decision.GsoType != VirtioNetGsoType.None, out int slot, out Span<byte> room))
         {
             return false;
         }
 
-        int slot = large ? _freeSlots.Length + _freeLargeSlots[--_freeLargeCount] : _freeSlots[--_freeCount];
-        (DmaRegion pool, int start) = LocateSlot(slot);
-        Span<byte> room = pool.Span.Slice(start + _headerLength, frame.Length);
-        frame.CopyTo(room);
         TransmitOffload.ApplyChecksum(room, layout, decision);
-
-        Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
-        decision.WriteHeader(header[.._headerLength]);
-        if (!Enqueue(slot, frame.Length, header[.._headerLength]))
-        {
-            ReturnSlot(slot);
-            return false;
-        }
-
-        Kick();
-        Statistics.AddPacket(frame.Length);
-        return true;
+        return EnqueueOne(slot, frame.Length, decision);
     }
 
     /// <summary>
@@ -175,8 +153,21 @@ public sealed partial class VirtioNetTransmitQueue
             throw new ArgumentException($"Segments of {decision.GsoSize} payload bytes behind {tunnel.Inner.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(request));
         }
 
+        if (!TryCopyIntoSlot(frame, deviceSegments: decision.IsUdpTunnelGso, out int slot, out Span<byte> room))
+        {
+            return false;
+        }
+
+        TransmitOffload.ApplyUdpTunnel(room, tunnel, decision, request.OuterUdpChecksum);
+        return EnqueueOne(slot, frame.Length, decision);
+    }
+
+    // One frame the device takes whole: a free slot (a large one for a frame longer than the MTU, which only a
+    // segmentation offload may send), the frame copied in. False when no slot is free (back-pressure).
+    private bool TryCopyIntoSlot(ReadOnlySpan<byte> frame, bool deviceSegments, out int slot, out Span<byte> room)
+    {
         bool large = frame.Length > MaxFrameLength;
-        if (large && (!decision.IsUdpTunnelGso || _largeSlotLength == 0 || frame.Length > _largeSlotLength - _headerLength))
+        if (large && (!deviceSegments || _largeSlotLength == 0 || frame.Length > _largeSlotLength - _headerLength))
         {
             throw new ArgumentException($"A frame of {frame.Length} bytes is longer than {MaxFrameLength} (MaxFrameLength) and is not sent as a segmentation offload; ask for a segment size.", nameof(frame));
         }
@@ -184,25 +175,31 @@ public sealed partial class VirtioNetTransmitQueue
         Reclaim();
         if (large ? _freeLargeCount == 0 : _freeCount == 0)
         {
+            slot = -1;
+            room = default;
             return false;
         }
 
-        int slot = large ? _freeSlots.Length + _freeLargeSlots[--_freeLargeCount] : _freeSlots[--_freeCount];
+        slot = large ? _freeSlots.Length + _freeLargeSlots[--_freeLargeCount] : _freeSlots[--_freeCount];
         (DmaRegion pool, int start) = LocateSlot(slot);
-        Span<byte> room = pool.Span.Slice(start + _headerLength, frame.Length);
+        room = pool.Span.Slice(start + _headerLength, frame.Length);
         frame.CopyTo(room);
-        TransmitOffload.ApplyUdpTunnel(room, tunnel, decision, request.OuterUdpChecksum);
+        return true;
+    }
 
+    // The frame in `slot` behind the header `decision` asks for, then one notification.
+    private bool EnqueueOne(int slot, int length, in TransmitOffloadDecision decision)
+    {
         Span<byte> header = stackalloc byte[VirtioNetHeader.UdpTunnelLength];
         decision.WriteHeader(header[.._headerLength]);
-        if (!Enqueue(slot, frame.Length, header[.._headerLength]))
+        if (!Enqueue(slot, length, header[.._headerLength]))
         {
             ReturnSlot(slot);
             return false;
         }
 
         Kick();
-        Statistics.AddPacket(frame.Length);
+        Statistics.AddPacket(length);
         return true;
     }
 
