@@ -17,9 +17,11 @@ public sealed partial class RiscvVirtBoard
     // Guards the one-time enumeration.
     private readonly Lock _pciLock = new();
 
-    // The host bridge and the functions found behind it, once enumerated and assigned.
+    // The host bridge, once found in the device tree.
     private PciHostBridge? _pciHost;
-    private IReadOnlyList<PciFunction>? _pciFunctions;
+
+    // The root bus behind it (enumeration, windows, transports), shared with the q35 board.
+    private QemuPciRootBus? _pciBus;
 
     /// <summary>
     /// The interrupt kind <see cref="OpenPciNetDevice"/> uses in interrupt mode. Default <see cref="VirtioPciInterruptMode.Intx"/>.
@@ -51,53 +53,17 @@ public sealed partial class RiscvVirtBoard
     /// Every function on the host bridge's root bus. The first call enumerates, sizes the BARs, places them in the
     /// bridge's windows and enables decoding and bus mastering; later calls return the same list.
     /// </summary>
-    public IReadOnlyList<PciFunction> EnumeratePci()
-    {
-        PciHostBridge host = PciHost;
-        lock (_pciLock)
-        {
-            if (_pciFunctions is null)
-            {
-                IReadOnlyList<PciFunction> functions = PciEnumerator.Enumerate(host, Machine.OpenRegisterWindow);
-                PciEnumerator.AssignResources(host, functions, Machine.OpenRegisterWindow);
-                _pciFunctions = functions;
-            }
-
-            return _pciFunctions;
-        }
-    }
+    public IReadOnlyList<PciFunction> EnumeratePci() => PciBus.Enumerate();
 
     /// <summary>The first virtio network function (1af4:1000 with subsystem 1, or 1af4:1041).</summary>
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.NoDevice"/> when there is none.</exception>
-    public PciFunction FindPciNetFunction()
-    {
-        return VirtioPciIdentity.FindFirst(EnumeratePci(), VirtioDeviceTypes.Network, PciHost.NodePath);
-    }
+    public PciFunction FindPciNetFunction() => PciBus.FindNetFunction();
 
     /// <summary>The function's configuration space and assigned BARs as register windows.</summary>
-    public PciFunctionAccess OpenPciFunction(PciFunction function)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        IRegisterWindow config = Machine.OpenRegisterWindow(function.ConfigAddress, PciHeaderRegisters.ExtendedConfigSpaceSize);
-        var bars = new IRegisterWindow?[PciFunctionAccess.BarCount];
-        foreach (PciBar bar in function.Bars)
-        {
-            if (bar.IsAssigned)
-            {
-                bars[bar.Index] = Machine.OpenRegisterWindow(bar.CpuAddress, bar.Size);
-            }
-        }
-
-        return new PciFunctionAccess(function.Address.ToString(), config, bars);
-    }
+    public PciFunctionAccess OpenPciFunction(PciFunction function) => PciBus.Open(function);
 
     /// <summary>Walks the function's capability list (bounds-checked).</summary>
-    public PciCapabilityList ReadPciCapabilities(PciFunction function)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        IRegisterWindow config = Machine.OpenRegisterWindow(function.ConfigAddress, PciHeaderRegisters.ExtendedConfigSpaceSize);
-        return VirtioPciCapabilityParser.Parse(config, function.Address.ToString());
-    }
+    public PciCapabilityList ReadPciCapabilities(PciFunction function) => PciBus.ReadCapabilities(function);
 
     /// <summary>Where the function's INTx pin arrives at the PLIC, from the host bridge's <c>interrupt-map</c>.</summary>
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.MalformedDescription"/> when the function has no pin or the map has no entry.</exception>
@@ -129,37 +95,25 @@ public sealed partial class RiscvVirtBoard
     /// <param name="function">A virtio function from <see cref="EnumeratePci"/>.</param>
     /// <param name="legacy">Which interface to drive.</param>
     /// <param name="mode">INTx (its PLIC line from the interrupt-map), MSI-X (vectors written into guest RAM cells), or none.</param>
-    public IVirtioTransport OpenPciTransport(PciFunction function, bool? legacy, VirtioPciInterruptMode mode)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        PciFunctionAccess access = OpenPciFunction(function);
-        bool useLegacy = legacy ?? !VirtioPciCapabilityParser.Parse(access.ConfigSpace, access.Name).HasModernInterface;
-        IInterruptLine? intx = mode == VirtioPciInterruptMode.Intx ? Machine.OpenPlicLine((int)RoutePciIntx(function).Line) : null;
-        Func<int, IMessageInterruptLine>? vectors = mode is VirtioPciInterruptMode.MsixShared or VirtioPciInterruptMode.MsixPerQueue
-            ? vector => new MemoryCellInterruptLine(Dma, vector)
-            : null;
-        return useLegacy
-            ? new VirtioPciLegacyTransport(access, mode, intx, vectors)
-            : new VirtioPciModernTransport(access, mode, intx, vectors);
-    }
+    public IVirtioTransport OpenPciTransport(PciFunction function, bool? legacy, VirtioPciInterruptMode mode) =>
+        PciBus.OpenTransport(function, legacy, mode);
 
     /// <summary>
     /// Brings up the first virtio network function: the interface chosen as <see cref="OpenPciTransport"/> does, the
     /// interrupt kind <paramref name="mode"/> (default <see cref="PciInterruptMode"/>) in interrupt mode, none in poll mode.
     /// </summary>
-    public VirtioNetDevice OpenPciNetDevice(VirtioNetOptions options, bool? legacy = null, VirtioPciInterruptMode? mode = null)
+    public VirtioNetDevice OpenPciNetDevice(VirtioNetOptions options, bool? legacy = null, VirtioPciInterruptMode? mode = null) =>
+        PciBus.OpenNetDevice(options, legacy, mode ?? PciInterruptMode);
+
+    // INTx arrives at the PLIC line the interrupt-map names; I/O BARs are memory-mapped through the bridge's I/O window.
+    private QemuPciRootBus PciBus
     {
-        ArgumentNullException.ThrowIfNull(options);
-        VirtioPciInterruptMode interrupts = options.Mode == OperationMode.Interrupt ? mode ?? PciInterruptMode : VirtioPciInterruptMode.None;
-        IVirtioTransport transport = OpenPciTransport(FindPciNetFunction(), legacy, interrupts);
-        try
+        get
         {
-            return VirtioNetDevice.Open(transport, Dma, options);
-        }
-        catch
-        {
-            transport.Dispose();
-            throw;
+            lock (_pciLock)
+            {
+                return _pciBus ??= new QemuPciRootBus(Machine, () => PciHost, ioBarsInPortSpace: false, function => Machine.OpenPlicLine((int)RoutePciIntx(function).Line));
+            }
         }
     }
 }

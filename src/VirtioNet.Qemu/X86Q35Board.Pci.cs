@@ -14,11 +14,11 @@ namespace VirtioNet.Qemu;
 /// </summary>
 public sealed partial class X86Q35Board
 {
-    // Guards the one-time enumeration.
+    // Guards the creation of the root bus.
     private readonly Lock _pciLock = new();
 
-    // The functions found on the root bus, once enumerated and assigned.
-    private IReadOnlyList<PciFunction>? _pciFunctions;
+    // The root bus (enumeration, windows, transports), shared with the riscv64 virt board.
+    private QemuPciRootBus? _pciBus;
 
     /// <summary>
     /// The interrupt kind <see cref="OpenPciNetDevice"/> uses in interrupt mode. Default <see cref="VirtioPciInterruptMode.Intx"/>.
@@ -29,57 +29,20 @@ public sealed partial class X86Q35Board
     /// Every function on the root bus (MCH, ICH9 functions, the net device). The first call enumerates, sizes the BARs,
     /// places them in the windows and enables decoding and bus mastering; later calls return the same list.
     /// </summary>
-    public IReadOnlyList<PciFunction> EnumeratePci()
-    {
-        lock (_pciLock)
-        {
-            if (_pciFunctions is null)
-            {
-                IReadOnlyList<PciFunction> functions = PciEnumerator.Enumerate(PciHost, Machine.OpenRegisterWindow);
-                PciEnumerator.AssignResources(PciHost, functions, Machine.OpenRegisterWindow);
-                _pciFunctions = functions;
-            }
-
-            return _pciFunctions;
-        }
-    }
+    public IReadOnlyList<PciFunction> EnumeratePci() => PciBus.Enumerate();
 
     /// <summary>The first virtio network function (1af4:1000 with subsystem 1, or 1af4:1041).</summary>
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.NoDevice"/> when there is none.</exception>
-    public PciFunction FindPciNetFunction()
-    {
-        return VirtioPciIdentity.FindFirst(EnumeratePci(), VirtioDeviceTypes.Network, PciHost.NodePath);
-    }
+    public PciFunction FindPciNetFunction() => PciBus.FindNetFunction();
 
     /// <summary>
     /// The function's configuration space (ECAM) and assigned BARs as register windows: memory BARs over qtest
     /// memory accesses, I/O BARs over qtest port accesses (on x86 an I/O BAR's address is a port number).
     /// </summary>
-    public PciFunctionAccess OpenPciFunction(PciFunction function)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        IRegisterWindow config = Machine.OpenRegisterWindow(function.ConfigAddress, PciHeaderRegisters.ExtendedConfigSpaceSize);
-        var bars = new IRegisterWindow?[PciFunctionAccess.BarCount];
-        foreach (PciBar bar in function.Bars)
-        {
-            if (bar.IsAssigned)
-            {
-                bars[bar.Index] = bar.Space == PciAddressSpace.Io
-                    ? Machine.OpenPortWindow(bar.CpuAddress, bar.Size)
-                    : Machine.OpenRegisterWindow(bar.CpuAddress, bar.Size);
-            }
-        }
-
-        return new PciFunctionAccess(function.Address.ToString(), config, bars);
-    }
+    public PciFunctionAccess OpenPciFunction(PciFunction function) => PciBus.Open(function);
 
     /// <summary>Walks the function's capability list (bounds-checked).</summary>
-    public PciCapabilityList ReadPciCapabilities(PciFunction function)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        IRegisterWindow config = Machine.OpenRegisterWindow(function.ConfigAddress, PciHeaderRegisters.ExtendedConfigSpaceSize);
-        return VirtioPciCapabilityParser.Parse(config, function.Address.ToString());
-    }
+    public PciCapabilityList ReadPciCapabilities(PciFunction function) => PciBus.ReadCapabilities(function);
 
     /// <summary>
     /// The IOAPIC input (GSI) the function's INTx pin raises: its PIRQ from the board's wiring
@@ -117,40 +80,26 @@ public sealed partial class X86Q35Board
     /// <param name="function">A virtio function from <see cref="EnumeratePci"/>.</param>
     /// <param name="legacy">Which interface to drive.</param>
     /// <param name="mode">INTx (its IOAPIC input), MSI-X (vectors written into guest RAM cells), or none.</param>
-    public IVirtioTransport OpenPciTransport(PciFunction function, bool? legacy, VirtioPciInterruptMode mode)
-    {
-        ArgumentNullException.ThrowIfNull(function);
-        PciFunctionAccess access = OpenPciFunction(function);
-        bool useLegacy = legacy ?? !VirtioPciCapabilityParser.Parse(access.ConfigSpace, access.Name).HasModernInterface;
-        IInterruptLine? intx = mode == VirtioPciInterruptMode.Intx ? Machine.OpenIoapicLine(RoutePciIntx(function)) : null;
-
-        // The message address is a RAM cell, not the local APIC's 0xFEExxxxx range: the device's write reaches RAM
-        // through its bus-master address space, and this process watches the cell (docs/PCI.md).
-        Func<int, IMessageInterruptLine>? vectors = mode is VirtioPciInterruptMode.MsixShared or VirtioPciInterruptMode.MsixPerQueue
-            ? vector => new MemoryCellInterruptLine(Dma, vector)
-            : null;
-        return useLegacy
-            ? new VirtioPciLegacyTransport(access, mode, intx, vectors)
-            : new VirtioPciModernTransport(access, mode, intx, vectors);
-    }
+    public IVirtioTransport OpenPciTransport(PciFunction function, bool? legacy, VirtioPciInterruptMode mode) =>
+        PciBus.OpenTransport(function, legacy, mode);
 
     /// <summary>
     /// Brings up the first virtio network function: the interface chosen as <see cref="OpenPciTransport"/> does, the
     /// interrupt kind <paramref name="mode"/> (default <see cref="PciInterruptMode"/>) in interrupt mode, none in poll mode.
     /// </summary>
-    public VirtioNetDevice OpenPciNetDevice(VirtioNetOptions options, bool? legacy = null, VirtioPciInterruptMode? mode = null)
+    public VirtioNetDevice OpenPciNetDevice(VirtioNetOptions options, bool? legacy = null, VirtioPciInterruptMode? mode = null) =>
+        PciBus.OpenNetDevice(options, legacy, mode ?? PciInterruptMode);
+
+    // INTx arrives at the IOAPIC input of the function's PIRQ; I/O BARs are reached in port space (an I/O BAR's address
+    // is a port number on x86).
+    private QemuPciRootBus PciBus
     {
-        ArgumentNullException.ThrowIfNull(options);
-        VirtioPciInterruptMode interrupts = options.Mode == OperationMode.Interrupt ? mode ?? PciInterruptMode : VirtioPciInterruptMode.None;
-        IVirtioTransport transport = OpenPciTransport(FindPciNetFunction(), legacy, interrupts);
-        try
+        get
         {
-            return VirtioNetDevice.Open(transport, Dma, options);
-        }
-        catch
-        {
-            transport.Dispose();
-            throw;
+            lock (_pciLock)
+            {
+                return _pciBus ??= new QemuPciRootBus(Machine, () => PciHost, ioBarsInPortSpace: true, function => Machine.OpenIoapicLine(RoutePciIntx(function)));
+            }
         }
     }
 }
