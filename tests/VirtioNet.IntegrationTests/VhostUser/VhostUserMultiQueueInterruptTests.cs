@@ -41,11 +41,16 @@ public sealed class VhostUserMultiQueueInterruptTests
         var waits = new int[Pairs];
         var primed = new int[Pairs];
         var errors = new Exception?[Pairs];
+
+        // The primers go out on the workers' own transmit queues from this thread. A transmit queue belongs to one thread
+        // at a time, so a worker touches its own only after this thread's send on it has returned (the primer can come
+        // back before that send has left the queue).
+        var primerSent = Enumerable.Range(0, Pairs).Select(_ => new ManualResetEventSlim(false)).ToArray();
         var workers = Enumerable.Range(0, Pairs).Select(pair => new Thread(() =>
         {
             try
             {
-                received[pair] = Exchange(device, pair, ref waits[pair], ref primed[pair], ct);
+                received[pair] = Exchange(device, pair, primerSent[pair], ref waits[pair], ref primed[pair], ct);
             }
             catch (Exception e)
             {
@@ -62,11 +67,13 @@ public sealed class VhostUserMultiQueueInterruptTests
         int holder = device.LineHolder;
         int[] order = [.. Enumerable.Range(1, Pairs).Select(i => (holder + i) % Pairs)];
         Assert.True(device.TrySend(order[0], LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(order[0]), device.MaxTransmitFrameLength)));
+        primerSent[order[0]].Set();
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref primed[order[0]]) != 0 || errors[order[0]] is not null, WaitLimit), $"pair {order[0]}'s worker was not woken by the holder (pair {holder})");
         Assert.True(device.WaitersWokenByHolder >= 1, "the worker holding the eventfds did not wake the worker whose queue had the frame");
         foreach (int pair in order.Skip(1))
         {
             Assert.True(device.TrySend(pair, LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(pair), device.MaxTransmitFrameLength)));
+            primerSent[pair].Set();
         }
 
         foreach (Thread worker in workers)
@@ -89,9 +96,9 @@ public sealed class VhostUserMultiQueueInterruptTests
     // The frame that wakes a pair's worker first.
     private static uint Primer(int pair) => ((uint)pair << 16) | 0xffff;
 
-    // Waits for the pair's primer, then sends PerPair numbered frames on the pair, at most Window in flight, and waits (by interrupt) for each to come
+    // Waits for the pair's primer (and for the test thread to be done sending it), then sends PerPair numbered frames on the pair, at most Window in flight, and waits (by interrupt) for each to come
     // back on the same pair; a frame of another pair, or one that comes back twice, fails.
-    private static int Exchange(VirtioNetDevice device, int pair, ref int waits, ref int primed, CancellationToken ct)
+    private static int Exchange(VirtioNetDevice device, int pair, ManualResetEventSlim primerSent, ref int waits, ref int primed, CancellationToken ct)
     {
         byte[] buffer = new byte[device.MaxReceiveFrameLength];
         var outstanding = new HashSet<uint> { Primer(pair) };
@@ -103,6 +110,12 @@ public sealed class VhostUserMultiQueueInterruptTests
         }
 
         Volatile.Write(ref primed, 1);
+
+        // The transmit queue is this worker's once the test thread's primer send on it has returned.
+        if (!primerSent.Wait(WaitLimit, ct))
+        {
+            throw new TimeoutException($"pair {pair}: the test thread never finished sending the primer");
+        }
 
         int sent = 0;
         int received = 0;
