@@ -123,6 +123,9 @@ internal sealed partial class NetworkNamespace : IDisposable
     /// <summary>Runs <c>ip ARGS</c> inside the namespace and returns its output.</summary>
     public string IpInside(string arguments) => Ip($"-n {Name} {arguments}");
 
+    /// <summary>Runs <paramref name="command"/> (words separated by spaces) inside the namespace (<c>ip netns exec</c>) and returns its output.</summary>
+    public string ExecInside(string command) => Ip($"netns exec {Name} {command}");
+
     public void Dispose()
     {
         TryIp($"netns delete {Name}");
