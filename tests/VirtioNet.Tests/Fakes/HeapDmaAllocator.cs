@@ -294,8 +294,11 @@ public unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
             }
         }
 
+        // One read of the device's copy: a device thread may be writing it meanwhile (only syncs are under the lock), and
+        // two reads could then leave the record of the last sync different from what the CPU got, which a later
+        // invalidate would count as a CPU write it discarded.
         device.CopyTo(cpu);
-        device.CopyTo(synced);
+        cpu.CopyTo(synced);
         return discarded;
     }
 
