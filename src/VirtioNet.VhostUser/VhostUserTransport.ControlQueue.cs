@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.Net.Control;
@@ -22,8 +23,10 @@ namespace VirtioNet.VhostUser;
 /// <para>
 /// The ring is never described to the backend: no SET_VRING_* for it. A notification of it runs the commands
 /// available at that moment on the caller's thread, under the transport's lock, and completes them before returning;
-/// no call eventfd is signalled, since the net driver polls its control queue's used ring. Split ring only: when the
-/// control queue is offered, VIRTIO_F_RING_PACKED is hidden, so every ring of the device is split.
+/// no call eventfd is signalled, since the net driver polls its control queue's used ring. Both layouts are served:
+/// the split ring (§2.7: available ring, used ring, avail_event) and the packed ring (§2.8: descriptors made available
+/// by their AVAIL/USED flags against the wrap counter, a used descriptor written over the chain's first slot with the
+/// buffer id of its last descriptor), so RING_PACKED stays offered with several pairs.
 /// </para>
 /// <para>
 /// The ring is read as a device would read it: every address is checked to lie in the shared memory, chains are
@@ -38,6 +41,11 @@ public sealed partial class VhostUserTransport
     private const ushort DescriptorFlagNext = 1;
     private const ushort DescriptorFlagWrite = 2;
     private const ushort DescriptorFlagIndirect = 4;
+
+    // Packed descriptor flags (§2.8.1): a descriptor is available when AVAIL equals the wrap counter and USED does not;
+    // used when both equal it.
+    private const ushort PackedFlagAvail = 1 << 7;
+    private const ushort PackedFlagUsed = 1 << 15;
 
     // Largest control queue size reported; the net driver asks for few entries, and a command is one chain.
     private const int ControlQueueSizeMax = 64;
@@ -57,8 +65,15 @@ public sealed partial class VhostUserTransport
     private ulong _controlDriverArea;
     private ulong _controlDeviceArea;
 
-    // The next available-ring index to take (the device's last_avail_idx).
+    // Split: the next available-ring index to take (the device's last_avail_idx). Packed: the next descriptor slot.
     private ushort _controlNextAvail;
+
+    // Packed only: the wrap counter of _controlNextAvail's slot (§2.8.1; starts at 1). The chains are completed in order
+    // as soon as they are read, so the used descriptors go to the same slots with the same counter.
+    private bool _controlWrapCounter;
+
+    // True when the control queue is a packed ring.
+    private bool _controlPacked;
 
     // Commands completed; read by tests and tools.
     private long _controlCommands;
@@ -87,14 +102,10 @@ public sealed partial class VhostUserTransport
     // ActivateQueue for the control queue: remember the ring, tell the backend nothing.
     private void ActivateControlQueue(int size, ulong descriptorArea, ulong driverArea, ulong deviceArea)
     {
-        if ((_driverFeatures & VirtioFeatures.RingPacked) != 0)
+        bool packed = (_driverFeatures & VirtioFeatures.RingPacked) != 0;
+        if (size < 1 || size > ControlQueueSizeMax || (!packed && (size & (size - 1)) != 0))
         {
-            throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{Description}: the control queue is served as a split ring only, and RING_PACKED was not offered with it.");
-        }
-
-        if (size < 1 || size > ControlQueueSizeMax || (size & (size - 1)) != 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(size), size, $"The control queue holds 1 to {ControlQueueSizeMax} entries, a power of two.");
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"The control queue holds 1 to {ControlQueueSizeMax} entries{(packed ? string.Empty : ", a power of two")}.");
         }
 
         if (_controlSize != 0)
@@ -105,12 +116,14 @@ public sealed partial class VhostUserTransport
         ulong n = (ulong)size;
         int index = ControlQueueIndex;
         _ = UserAddress(descriptorArea, 16 * n, index, "descriptor table");
-        _ = UserAddress(driverArea, 6 + (2 * n), index, "driver area");
-        _ = UserAddress(deviceArea, 6 + (8 * n), index, "device area");
+        _ = UserAddress(driverArea, packed ? 4 : 6 + (2 * n), index, "driver area");
+        _ = UserAddress(deviceArea, packed ? 4 : 6 + (8 * n), index, "device area");
         _controlDescriptors = descriptorArea;
         _controlDriverArea = driverArea;
         _controlDeviceArea = deviceArea;
         _controlNextAvail = 0;
+        _controlWrapCounter = true;
+        _controlPacked = packed;
         _controlSize = size;
     }
 
@@ -123,6 +136,12 @@ public sealed partial class VhostUserTransport
         if (_controlSize == 0)
         {
             throw new InvalidOperationException($"{Description}: the control queue (vring {ControlQueueIndex}) is not started; nothing to notify.");
+        }
+
+        if (_controlPacked)
+        {
+            ServePackedControlQueue();
+            return;
         }
 
         int size = _controlSize;
@@ -159,7 +178,7 @@ public sealed partial class VhostUserTransport
         Interlocked.MemoryBarrier();
     }
 
-    // Reads one command chain, executes it and writes the ack; returns the bytes written into the chain.
+    // Reads one split-ring command chain, executes it and writes the ack; returns the bytes written into the chain.
     private uint RunControlCommand(ushort head, int size)
     {
         if (head >= size)
@@ -167,13 +186,7 @@ public sealed partial class VhostUserTransport
             throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control queue's available ring names descriptor {head} of {size}.");
         }
 
-        // Gather the readable bytes (header and payload, at most what a VQ_PAIRS_SET needs is interpreted) and the
-        // last writable byte's address (the ack, §5.1.6.5).
-        Span<byte> readable = stackalloc byte[64];
-        int readableLength = 0;
-        ulong ackAddress = 0;
-        bool sawWritable = false;
-
+        var chain = new ControlChain(stackalloc byte[ControlChain.ReadableMax]);
         ulong table = _controlDescriptors;
         int tableSize = size;
         int index = head;
@@ -193,11 +206,7 @@ public sealed partial class VhostUserTransport
             if ((flags & DescriptorFlagIndirect) != 0)
             {
                 // §2.7.5.3: an indirect table stands for the whole chain, and never nests.
-                if (indirect || step != 0 || length == 0 || length % 16 != 0 || length / 16 > ControlChainMax)
-                {
-                    throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command's indirect table ({length} bytes) is malformed.");
-                }
-
+                CheckIndirectTable(indirect || step != 0, length, head);
                 _ = Shared(address, length);
                 table = address;
                 tableSize = (int)(length / 16);
@@ -207,27 +216,7 @@ public sealed partial class VhostUserTransport
                 continue;
             }
 
-            if ((flags & DescriptorFlagWrite) != 0)
-            {
-                if (length > 0)
-                {
-                    _ = Shared(address, length);
-                    ackAddress = address + length - 1;
-                    sawWritable = true;
-                }
-            }
-            else if (sawWritable)
-            {
-                throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at descriptor {head} has a readable buffer after a writable one (§2.7.4.2).");
-            }
-            else
-            {
-                Span<byte> bytes = Shared(address, length);
-                int take = Math.Min(bytes.Length, readable.Length - readableLength);
-                bytes[..take].CopyTo(readable[readableLength..]);
-                readableLength += take;
-            }
-
+            AddBuffer(ref chain, address, length, (flags & DescriptorFlagWrite) != 0, head);
             if ((flags & DescriptorFlagNext) == 0)
             {
                 break;
@@ -236,14 +225,150 @@ public sealed partial class VhostUserTransport
             index = next;
         }
 
-        if (!sawWritable)
+        return CompleteControlCommand(ref chain);
+    }
+
+    // Packed ring (§2.8): runs every chain made available since the last notification, each completed in place.
+    private void ServePackedControlQueue()
+    {
+        int size = _controlSize;
+        Span<byte> readable = stackalloc byte[ControlChain.ReadableMax];
+        for (int commands = 0; commands < size; commands++)
+        {
+            int head = _controlNextAvail;
+            ulong headAddress = _controlDescriptors + (16 * (ulong)head);
+
+            // §2.8.1: the head's flags hand the chain over; read them first, the rest of the chain after (acquire).
+            ushort headFlags = Volatile.Read(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, ushort>(Shared(headAddress + 14, 2))));
+            if (!IsAvailable(headFlags, _controlWrapCounter))
+            {
+                break;
+            }
+
+            var chain = new ControlChain(readable);
+            int slot = head;
+            bool wrap = _controlWrapCounter;
+            int used = 0;
+            ushort bufferId;
+            while (true)
+            {
+                if (used >= Math.Min(size, ControlChainMax))
+                {
+                    throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at slot {head} is not a well-formed chain.");
+                }
+
+                Span<byte> descriptor = Shared(_controlDescriptors + (16 * (ulong)slot), 16);
+                ulong address = BinaryPrimitives.ReadUInt64LittleEndian(descriptor);
+                uint length = BinaryPrimitives.ReadUInt32LittleEndian(descriptor[8..]);
+                bufferId = BinaryPrimitives.ReadUInt16LittleEndian(descriptor[12..]);
+                ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(descriptor[14..]);
+                used++;
+                if (used > 1 && !IsAvailable(flags, wrap))
+                {
+                    throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at slot {head} continues into slot {slot}, which is not available.");
+                }
+
+                if ((flags & DescriptorFlagIndirect) != 0)
+                {
+                    // §2.8.7: one ring descriptor for the whole chain; the table's descriptors are read in sequence and
+                    // WRITE is their only flag.
+                    CheckIndirectTable(used != 1 || (flags & DescriptorFlagNext) != 0, length, head);
+                    for (ulong i = 0; i < length / 16; i++)
+                    {
+                        Span<byte> entry = Shared(address + (16 * i), 16);
+                        AddBuffer(ref chain, BinaryPrimitives.ReadUInt64LittleEndian(entry), BinaryPrimitives.ReadUInt32LittleEndian(entry[8..]), (BinaryPrimitives.ReadUInt16LittleEndian(entry[14..]) & DescriptorFlagWrite) != 0, head);
+                    }
+
+                    break;
+                }
+
+                AddBuffer(ref chain, address, length, (flags & DescriptorFlagWrite) != 0, head);
+                if ((flags & DescriptorFlagNext) == 0)
+                {
+                    break;
+                }
+
+                if (++slot == size)
+                {
+                    slot = 0;
+                    wrap = !wrap;
+                }
+            }
+
+            uint written = CompleteControlCommand(ref chain);
+
+            // §2.8.9: the used descriptor goes over the chain's first slot, with the buffer id of its last descriptor
+            // (§2.8.6); id and length before the flags that publish it.
+            Span<byte> usedDescriptor = Shared(headAddress, 16);
+            BinaryPrimitives.WriteUInt32LittleEndian(usedDescriptor[8..], written);
+            BinaryPrimitives.WriteUInt16LittleEndian(usedDescriptor[12..], bufferId);
+            ushort usedFlags = _controlWrapCounter ? (ushort)(PackedFlagAvail | PackedFlagUsed) : (ushort)0;
+            Volatile.Write(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, ushort>(usedDescriptor[14..])), usedFlags);
+
+            int nextSlot = head + used;
+            if (nextSlot >= size)
+            {
+                nextSlot -= size;
+                _controlWrapCounter = !_controlWrapCounter;
+            }
+
+            _controlNextAvail = (ushort)nextSlot;
+            Interlocked.Increment(ref _controlCommands);
+        }
+
+        Interlocked.MemoryBarrier();
+    }
+
+    private static bool IsAvailable(ushort flags, bool wrapCounter) =>
+        ((flags & PackedFlagAvail) != 0) == wrapCounter && ((flags & PackedFlagUsed) != 0) != wrapCounter;
+
+    // An indirect table must stand alone (no nesting, no chaining into or out of it) and hold whole descriptors.
+    private void CheckIndirectTable(bool misplaced, uint length, int head)
+    {
+        if (misplaced || length == 0 || length % 16 != 0 || length / 16 > ControlChainMax)
+        {
+            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command's indirect table at {head} ({length} bytes) is malformed.");
+        }
+    }
+
+    // One buffer of a command chain: readable bytes are gathered (header and payload, as far as ControlChain keeps
+    // them), the last byte of the last writable buffer is where the ack goes (§5.1.6.5).
+    private void AddBuffer(ref ControlChain chain, ulong address, uint length, bool writable, int head)
+    {
+        if (writable)
+        {
+            if (length > 0)
+            {
+                _ = Shared(address, length);
+                chain.AckAddress = address + length - 1;
+                chain.SawWritable = true;
+            }
+        }
+        else if (chain.SawWritable)
+        {
+            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at descriptor {head} has a readable buffer after a writable one (§2.7.4.2).");
+        }
+        else
+        {
+            Span<byte> bytes = Shared(address, length);
+            int take = Math.Min(bytes.Length, chain.Readable.Length - chain.ReadableLength);
+            bytes[..take].CopyTo(chain.Readable[chain.ReadableLength..]);
+            chain.ReadableLength += take;
+        }
+    }
+
+    // Executes the gathered command and writes its ack; returns the bytes written into the chain.
+    private uint CompleteControlCommand(ref ControlChain chain)
+    {
+        if (!chain.SawWritable)
         {
             // Nowhere to put the ack: complete the chain untouched, and the driver sees a used length of 0.
             return 0;
         }
 
-        byte ack = readableLength >= 2 ? ExecuteControlCommand((VirtioNetControlClass)readable[0], readable[1], readable[2..readableLength]) : VirtioNetControlCommands.AckErr;
-        Shared(ackAddress, 1)[0] = ack;
+        ReadOnlySpan<byte> readable = chain.Readable[..chain.ReadableLength];
+        byte ack = readable.Length >= 2 ? ExecuteControlCommand((VirtioNetControlClass)readable[0], readable[1], readable[2..]) : VirtioNetControlCommands.AckErr;
+        Shared(chain.AckAddress, 1)[0] = ack;
         return 1;
     }
 
@@ -294,5 +419,17 @@ public sealed partial class VhostUserTransport
         // SAFETY: TryGetUserAddress checked that [user, user + length) lies inside the mapped memfd region, which stays
         // mapped while the transport (and so the caller's allocator) is alive; the span does not escape the caller.
         return new Span<byte>((void*)user, (int)length);
+    }
+
+    // What a command chain has shown so far.
+    private ref struct ControlChain(Span<byte> readable)
+    {
+        // Readable bytes kept: more than any command this transport interprets (VQ_PAIRS_SET: 2 + 2).
+        public const int ReadableMax = 64;
+
+        public Span<byte> Readable = readable;
+        public int ReadableLength;
+        public ulong AckAddress;
+        public bool SawWritable;
     }
 }

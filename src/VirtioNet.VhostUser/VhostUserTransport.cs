@@ -314,11 +314,6 @@ public sealed partial class VhostUserTransport : IVirtioTransport
             }
 
             offered |= VirtioNetFeatures.Status | ControlQueueFeatures;
-            if (ServesControlQueue)
-            {
-                // The control queue is served as a split ring only (VhostUserTransport.ControlQueue.cs).
-                offered &= ~VirtioFeatures.RingPacked;
-            }
 
             if (_options.MacAddress is not null || (_configFromBackend && (BackendFeatures & VirtioNetFeatures.Mac) != 0))
             {

@@ -11,7 +11,8 @@ using Xunit;
 namespace VirtioNet.IntegrationTests.VhostUser;
 
 /// <summary>
-/// Multi-queue over vhost-user against testpmd with N queues: the transport serves the control queue itself and turns
+/// Multi-queue over vhost-user against testpmd with N queues, split and packed rings: the transport serves the control
+/// queue itself (in the same layout as the data rings) and turns
 /// VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET into SET_VRING_ENABLE; testpmd forwards receive queue k to transmit queue k, so a
 /// frame sent on pair k comes back on pair k.
 /// </summary>
@@ -19,19 +20,21 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 [Collection(VhostUserCollection.Name)]
 public sealed class VhostUserMultiQueueTests
 {
-    private static VhostUserSession Open(DpdkTestpmd testpmd, int pairs) =>
+    private static VhostUserSession Open(DpdkTestpmd testpmd, int pairs, bool packed = true) =>
         VhostUserSession.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = pairs },
-            new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = pairs },
+            new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = pairs, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked },
             cancellationToken: TestContext.Current.CancellationToken);
 
     [Theory]
-    [InlineData(2)]
-    [InlineData(4)]
-    public void EveryPairComesUpAndCarriesFramesBackOnItsOwnQueue(int pairs)
+    [InlineData(2, false)]
+    [InlineData(4, false)]
+    [InlineData(2, true)]
+    [InlineData(4, true)]
+    public void EveryPairComesUpAndCarriesFramesBackOnItsOwnQueue(int pairs, bool packed)
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(pairs, "macswap");
-        using VhostUserSession session = Open(testpmd, pairs);
+        using VhostUserSession session = Open(testpmd, pairs, packed);
         VirtioNetDevice device = session.Device;
         VhostUserTransport transport = session.Transport;
 
@@ -41,7 +44,8 @@ public sealed class VhostUserMultiQueueTests
         Assert.Equal(2 * pairs, transport.ControlQueueIndex);
         Assert.NotEqual(0UL, device.NegotiatedFeatures & VirtioNetFeatures.Mq);
         Assert.NotEqual(0UL, device.NegotiatedFeatures & VirtioNetFeatures.CtrlVq);
-        Assert.Equal(0UL, device.NegotiatedFeatures & VirtioFeatures.RingPacked);
+        // Every ring in the layout asked for, the control queue the transport serves included.
+        Assert.Equal(packed, (device.NegotiatedFeatures & VirtioFeatures.RingPacked) != 0);
         Assert.Equal(pairs, device.Config.MaxVirtqueuePairs);
         Assert.Equal(pairs, device.QueuePairs);
         Assert.Equal(pairs, device.ActiveQueuePairs);
