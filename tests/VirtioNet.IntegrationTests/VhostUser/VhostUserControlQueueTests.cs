@@ -146,11 +146,7 @@ public sealed class VhostUserControlQueueTests
         for (int round = 0; round < 4; round++)
         {
             ushort pairs = (ushort)(round % 2 == 0 ? 2 : 1);
-            Span<byte> bytes = command.Span;
-            bytes[0] = (byte)VirtioNetControlClass.Mq;
-            bytes[1] = VirtioNetControlCommands.MqVqPairsSet;
-            BinaryPrimitives.WriteUInt16LittleEndian(bytes[2..], pairs);
-            bytes[8] = 0xff;
+            WriteVqPairsSet(command, pairs);
             ushort id = (ushort)(40 + round);
             int head = control.Add([(command.DeviceAddress, 4u, false), (command.DeviceAddress + 8, 1u, true)], id);
             transport.Notify(ControlIndex);
@@ -173,10 +169,7 @@ public sealed class VhostUserControlQueueTests
         PackedRing control = ActivatePackedControl(transport, memory, size: 4);
 
         DmaRegion command = memory.Allocate(64, 16);
-        Span<byte> bytes = command.Span;
-        bytes[0] = (byte)VirtioNetControlClass.Mq;
-        bytes[1] = VirtioNetControlCommands.MqVqPairsSet;
-        BinaryPrimitives.WriteUInt16LittleEndian(bytes[2..], 2);
+        WriteVqPairsSet(command, 2);
         DmaRegion table = memory.Allocate(48, 16);
         PackedRing.WriteEntry(table.Span, command.DeviceAddress, 2, write: false);
         PackedRing.WriteEntry(table.Span[16..], command.DeviceAddress + 2, 2, write: false);
@@ -189,8 +182,7 @@ public sealed class VhostUserControlQueueTests
         Assert.Equal(2, transport.EnabledQueuePairs);
 
         // The next command goes to slot 1: the indirect chain took one slot.
-        bytes[8] = 0xff;
-        BinaryPrimitives.WriteUInt16LittleEndian(bytes[2..], 1);
+        WriteVqPairsSet(command, 1);
         Assert.Equal(1, control.AddIndirect(table.DeviceAddress, 48, id: 8));
         transport.Notify(ControlIndex);
         Assert.Equal(VirtioNetControlCommands.AckOk, command.Span[8]);
@@ -206,8 +198,7 @@ public sealed class VhostUserControlQueueTests
         PackedRing control = ActivatePackedControl(transport, memory, size: 4);
 
         DmaRegion command = memory.Allocate(64, 16);
-        command.Span[0] = (byte)VirtioNetControlClass.Mq;
-        command.Span[1] = VirtioNetControlCommands.MqVqPairsSet;
+        WriteVqPairsSet(command, 2);
 
         // The head says NEXT, but slot 1 still carries the flags of a descriptor the device has not been given.
         control.WriteRaw(1, command.DeviceAddress + 8, 1, id: 0, flags: 2);
@@ -216,6 +207,16 @@ public sealed class VhostUserControlQueueTests
         var error = Assert.Throws<VirtioException>(() => transport.Notify(ControlIndex));
         Assert.Equal(VirtioErrorReason.DeviceMisbehaved, error.Reason);
         Assert.Equal(0, transport.ControlCommandsServed);
+    }
+
+    // A VQ_PAIRS_SET command for `pairs` at the start of `command`, its ack byte (offset 8) preset to 0xff.
+    private static void WriteVqPairsSet(DmaRegion command, ushort pairs)
+    {
+        Span<byte> bytes = command.Span;
+        bytes[0] = (byte)VirtioNetControlClass.Mq;
+        bytes[1] = VirtioNetControlCommands.MqVqPairsSet;
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes[2..], pairs);
+        bytes[8] = 0xff;
     }
 
     private static byte[]? RespondPacked(VhostUserHeader header, byte[] payload) => ScriptedVhostUserBackend.Standard(
