@@ -7,6 +7,7 @@ using VirtioNet.Net;
 using VirtioNet.Net.MultiQueue;
 using VirtioNet.Net.Offloads;
 using VirtioNet.Qemu;
+using VirtioNet.Transports.Pci;
 using Xunit;
 
 namespace VirtioNet.IntegrationTests.MultiQueue;
@@ -30,15 +31,18 @@ public sealed class MultiQueueRecoveryTests
     private const ushort TripPort = 7778;
 
     [Theory]
-    [InlineData(QemuNetDeviceModel.VirtioMmio)]
-    [InlineData(QemuNetDeviceModel.VirtioPciModern)]
-    public void AfterQemuFlagsTheDeviceTheActivePairsRssSteeringAndReportedHashAreAsBefore(QemuNetDeviceModel model)
+    [InlineData(QemuNetDeviceModel.VirtioMmio, OperationMode.Poll, VirtioPciInterruptMode.None)]
+    [InlineData(QemuNetDeviceModel.VirtioMmio, OperationMode.Interrupt, VirtioPciInterruptMode.None)]
+    [InlineData(QemuNetDeviceModel.VirtioPciModern, OperationMode.Poll, VirtioPciInterruptMode.None)]
+    [InlineData(QemuNetDeviceModel.VirtioPciModern, OperationMode.Interrupt, VirtioPciInterruptMode.MsixPerQueue)]
+    public void AfterQemuFlagsTheDeviceTheActivePairsRssSteeringAndReportedHashAreAsBefore(QemuNetDeviceModel model, OperationMode mode, VirtioPciInterruptMode pciInterrupts)
     {
         using MultiQueueTap tap = MultiQueueTap.Create();
         using RiscvVirtBoard board = RiscvVirtBoard.Start(
             new QemuMachineOptions { ModernMmio = true, NetDeviceModel = model, Netdev = tap.Netdev(Pairs), NetDeviceProperties = "mq=on,rss=on,hash=on" },
             TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = Pairs, AutoRecover = true });
+        board.PciInterruptMode = pciInterrupts;
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode, QueuePairs = Pairs, AutoRecover = true });
         ulong wanted = VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport;
         Assert.Equal(wanted, net.NegotiatedFeatures & wanted);
         tap.AddGuestNeighbour(net.MacAddress.Span);
@@ -154,7 +158,8 @@ public sealed class MultiQueueRecoveryTests
     }
 
     // Polls (discarding what arrives) until the driver has recovered once: in poll mode it reads the status every
-    // LinkPollInterval and finds DEVICE_NEEDS_RESET there.
+    // LinkPollInterval and finds DEVICE_NEEDS_RESET there; in interrupt mode ProcessEvents takes the configuration
+    // interrupt QEMU raised with it.
     private static void WaitForRecovery(VirtioNetDevice net)
     {
         byte[] scratch = new byte[net.MaxReceiveFrameLength];
