@@ -27,6 +27,15 @@ public sealed partial class VirtioNetDevice
     // The hash reporting configuration sent last (VIRTIO_NET_CTRL_MQ_HASH_CONFIG), without RSS.
     private RssHashTypes _hashReportTypes;
 
+    // True after DisableRss until the next VQ_PAIRS_SET or RSS configuration: the device holds an RSS configuration with
+    // no hash types (every frame to receiveq1), which is not its reset state, so recovery sends it again.
+    private bool _rssDisabled;
+
+    // Per virtqueue (by index, 0:rx0 1:tx0 ...), the coalescing the caller set with VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET and
+    // that is still in effect: a later TX_SET or RX_SET replaces it for every queue of its direction (§5.1.6.5.9: the
+    // device applies the last parameters set for a queue, whatever the command). Empty until the first VQ_SET.
+    private NotificationCoalescing?[] _queueCoalescing = [];
+
     // Per-pair transmit rate limits; null entries are unlimited.
     private TokenBucket?[] _transmitLimits = [];
 
@@ -88,6 +97,7 @@ public sealed partial class VirtioNetDevice
             control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqVqPairsSet, payload);
             Volatile.Write(ref _activeQueuePairs, pairs);
             Volatile.Write(ref _rss, null);
+            _rssDisabled = false;
         }
     }
 
@@ -117,6 +127,7 @@ public sealed partial class VirtioNetDevice
             control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqRssConfig, payload);
             Volatile.Write(ref _activeQueuePairs, pairs);
             Volatile.Write(ref _rss, configuration);
+            _rssDisabled = false;
         }
     }
 
@@ -135,6 +146,7 @@ public sealed partial class VirtioNetDevice
             MultiQueuePayloads.WriteRssConfig(payload, off, ActiveQueuePairs);
             control.Execute(VirtioNetControlClass.Mq, VirtioNetControlCommands.MqRssConfig, payload);
             Volatile.Write(ref _rss, null);
+            _rssDisabled = true;
         }
     }
 
@@ -174,24 +186,41 @@ public sealed partial class VirtioNetDevice
         }
     }
 
-    /// <summary>Sets transmit notification coalescing for all transmit queues (VIRTIO_NET_CTRL_NOTF_COAL_TX_SET).</summary>
+    /// <summary>
+    /// Sets transmit notification coalescing for all transmit queues (VIRTIO_NET_CTRL_NOTF_COAL_TX_SET); it replaces what
+    /// <see cref="SetQueueCoalescing"/> set for any of them (§5.1.6.5.9).
+    /// </summary>
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_NOTF_COAL, or the control queue's failures.</exception>
     public void SetTransmitCoalescing(NotificationCoalescing coalescing)
     {
-        SendCoalescing(VirtioNetControlCommands.NotfCoalTxSet, coalescing);
-        TransmitCoalescing = coalescing;
+        lock (_controlStateLock)
+        {
+            SendCoalescing(VirtioNetControlCommands.NotfCoalTxSet, coalescing);
+            TransmitCoalescing = coalescing;
+            ForgetQueueCoalescing(transmit: true);
+        }
     }
 
-    /// <summary>Sets receive notification coalescing for all receive queues (VIRTIO_NET_CTRL_NOTF_COAL_RX_SET).</summary>
+    /// <summary>
+    /// Sets receive notification coalescing for all receive queues (VIRTIO_NET_CTRL_NOTF_COAL_RX_SET); it replaces what
+    /// <see cref="SetQueueCoalescing"/> set for any of them (§5.1.6.5.9).
+    /// </summary>
     /// <inheritdoc cref="SetTransmitCoalescing" path="/exception"/>
     public void SetReceiveCoalescing(NotificationCoalescing coalescing)
     {
-        SendCoalescing(VirtioNetControlCommands.NotfCoalRxSet, coalescing);
-        ReceiveCoalescing = coalescing;
+        lock (_controlStateLock)
+        {
+            SendCoalescing(VirtioNetControlCommands.NotfCoalRxSet, coalescing);
+            ReceiveCoalescing = coalescing;
+            ForgetQueueCoalescing(transmit: false);
+        }
     }
 
     /// <summary>
     /// Sets notification coalescing of one virtqueue (VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET), by its index (0:rx0 1:tx0 ...).
+    /// The driver keeps it until a later <see cref="SetTransmitCoalescing"/> or <see cref="SetReceiveCoalescing"/> of the
+    /// queue's direction replaces it, and sends it again after <see cref="Recover"/> and <see cref="ResetQueue"/> (a
+    /// device falls back to the direction's coalescing on both, §5.1.6.5.9).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Not the index of a receive or transmit queue set up.</exception>
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_VQ_NOTF_COAL, or the control queue's failures.</exception>
@@ -205,6 +234,34 @@ public sealed partial class VirtioNetDevice
             Span<byte> payload = stackalloc byte[MultiQueuePayloads.VqCoalescingLength];
             MultiQueuePayloads.WriteVqCoalescing(payload, queueIndex, coalescing);
             control.Execute(VirtioNetControlClass.NotfCoal, VirtioNetControlCommands.NotfCoalVqSet, payload);
+            if (_queueCoalescing.Length == 0)
+            {
+                _queueCoalescing = new NotificationCoalescing?[2 * QueuePairs];
+            }
+
+            _queueCoalescing[queueIndex] = coalescing;
+        }
+    }
+
+    // Recovery and single-queue reset: sends VQ_SET again for each queue whose own coalescing the caller set (for one
+    // queue, or all with -1), in queue order. Called with _controlStateLock held.
+    private void RestoreQueueCoalescing(int onlyQueue)
+    {
+        for (int index = 0; index < _queueCoalescing.Length; index++)
+        {
+            if (_queueCoalescing[index] is { } coalescing && (onlyQueue < 0 || onlyQueue == index))
+            {
+                SetQueueCoalescing(index, coalescing);
+            }
+        }
+    }
+
+    // A direction-wide set replaced every per-queue setting of that direction (transmit queues have odd indexes).
+    private void ForgetQueueCoalescing(bool transmit)
+    {
+        for (int index = transmit ? 1 : 0; index < _queueCoalescing.Length; index += 2)
+        {
+            _queueCoalescing[index] = null;
         }
     }
 

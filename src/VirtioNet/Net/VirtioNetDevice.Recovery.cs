@@ -330,10 +330,14 @@ public sealed partial class VirtioNetDevice
             _control.Execute(VirtioNetControlClass.GuestOffloads, VirtioNetControlCommands.GuestOffloadsSet, payload);
         }
 
-        // §5.1.6.5.5: the device starts with one pair again.
+        // §5.1.6.5.5: the device starts with one pair again, and with automatic steering (§5.1.6.5.6).
         if (Rss is { } rss)
         {
             ConfigureRss(rss);
+        }
+        else if (_rssDisabled)
+        {
+            DisableRss();
         }
         else if (ActiveQueuePairs > 1 && (NegotiatedFeatures & VirtioNetFeatures.Mq) != 0)
         {
@@ -345,15 +349,20 @@ public sealed partial class VirtioNetDevice
             ConfigureHashReport(_hashReportTypes, _hashReportKey);
         }
 
+        // Sent as such, not through SetTransmitCoalescing/SetReceiveCoalescing, which would forget the per-queue settings.
         if (TransmitCoalescing is { } transmit)
         {
-            SetTransmitCoalescing(transmit);
+            SendCoalescing(VirtioNetControlCommands.NotfCoalTxSet, transmit);
         }
 
         if (ReceiveCoalescing is { } receive)
         {
-            SetReceiveCoalescing(receive);
+            SendCoalescing(VirtioNetControlCommands.NotfCoalRxSet, receive);
         }
+
+        // After the direction-wide settings, which would replace them (§5.1.6.5.9), and after the pairs are active again:
+        // VQ_SET names an enabled queue.
+        RestoreQueueCoalescing(onlyQueue: -1);
     }
 
     // The MAC address, when the driver chose it (made up at bring-up or set with SetMacAddress): the device's reset

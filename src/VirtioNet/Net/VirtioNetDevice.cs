@@ -334,7 +334,9 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// using it and forgets its indexes; the driver takes back every buffer it held (receive buffers are posted again;
     /// transmit slots are freed, and the frames in them may or may not have left), sets the queue up again at the same
     /// addresses, refills it and notifies the device. Not thread-safe: call it from the worker that owns the queues.
-    /// A queue the device broke stays broken. Ref: virtio v1.2 §2.6.1.
+    /// A queue the device broke stays broken. The queue's own notification coalescing, when the caller set it with
+    /// <see cref="SetQueueCoalescing"/>, is sent again afterwards (the device went back to the direction's, §5.1.6.5.9).
+    /// Ref: virtio v1.2 §2.6.1.
     /// </summary>
     /// <param name="queueIndex">receiveqN (2N - 2) or transmitqN (2N - 1); the control queue cannot be reset this way.</param>
     /// <returns>The chains the queue held that were taken back without the device returning them.</returns>
@@ -360,15 +362,25 @@ public sealed partial class VirtioNetDevice : IDisposable
         bool receive = queueIndex % 2 == 0;
         IVirtqueue queue = receive ? _receiveQueues[pair].Queue : _transmitQueues[pair].Queue;
         QueueGate gate = receive ? _receiveQueues[pair].Gate : _transmitQueues[pair].Gate;
+        int detached;
         bool entered = gate.Enter();
         try
         {
-            return ResetQueueEntered(queueIndex, pair, receive, queue);
+            detached = ResetQueueEntered(queueIndex, pair, receive, queue);
         }
         finally
         {
             gate.Exit(entered);
         }
+
+        // §5.1.6.5.9: a re-enabled queue has its direction's coalescing again; the caller's own for it is sent again.
+        // Outside the gate: recovery takes the control lock before the gates.
+        lock (_controlStateLock)
+        {
+            RestoreQueueCoalescing(queueIndex);
+        }
+
+        return detached;
     }
 
     private int ResetQueueEntered(int queueIndex, int pair, bool receive, IVirtqueue queue)

@@ -22,7 +22,7 @@ public sealed class MultiQueueQemuTests
     private const int Pairs = 4;
 
     // The guest's UDP port the kernel sends to; any will do, the device does not look at it.
-    private const ushort GuestPort = 7777;
+    internal const ushort GuestPort = 7777;
 
     private static (RiscvVirtBoard Board, MultiQueueTap Tap) Start(string deviceProperties, QemuNetDeviceModel model = QemuNetDeviceModel.VirtioMmio)
     {
@@ -183,10 +183,10 @@ public sealed class MultiQueueQemuTests
     }
 
     // The device hashes the frame as it arrives: source = the kernel's address and port, destination = the guest's.
-    private static uint Hash(ReadOnlySpan<byte> key, MultiQueueTap tap, ushort sourcePort) =>
-        ToeplitzHash.ComputeAddressesAndPorts(key, tap.HostAddress, tap.GuestAddress, sourcePort, GuestPort);
+    internal static uint Hash(ReadOnlySpan<byte> key, MultiQueueTap tap, ushort sourcePort, ushort destinationPort = GuestPort) =>
+        ToeplitzHash.ComputeAddressesAndPorts(key, tap.HostAddress, tap.GuestAddress, sourcePort, destinationPort);
 
-    private static void SendFlows(MultiQueueTap tap, IReadOnlyList<ushort> sourcePorts, int datagramsPerFlow)
+    internal static void SendFlows(MultiQueueTap tap, IReadOnlyList<ushort> sourcePorts, int datagramsPerFlow, ushort destinationPort = GuestPort)
     {
         foreach (ushort port in sourcePorts)
         {
@@ -194,13 +194,13 @@ public sealed class MultiQueueQemuTests
             for (int i = 0; i < datagramsPerFlow; i++)
             {
                 byte[] payload = Encoding.ASCII.GetBytes($"flow {port} #{i}");
-                socket.Send(payload, payload.Length, new IPEndPoint(tap.GuestAddress, GuestPort));
+                socket.Send(payload, payload.Length, new IPEndPoint(tap.GuestAddress, destinationPort));
             }
         }
     }
 
     // Polls every pair until `expected` UDP frames to GuestPort arrived (other frames are ignored), or 10 s pass.
-    private static Dictionary<ushort, List<(int Pair, ReceiveHash Hash)>> ReceiveFlows(VirtioNetDevice net, MultiQueueTap tap, int expected)
+    internal static Dictionary<ushort, List<(int Pair, ReceiveHash Hash)>> ReceiveFlows(VirtioNetDevice net, MultiQueueTap tap, int expected)
     {
         var seen = new Dictionary<ushort, List<(int, ReceiveHash)>>();
         byte[] buffer = new byte[net.MaxReceiveFrameLength];

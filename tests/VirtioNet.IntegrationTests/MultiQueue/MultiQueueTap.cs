@@ -36,6 +36,12 @@ internal sealed class MultiQueueTap : IDisposable
     /// <summary>The TAP's MAC address (where frames to the kernel go).</summary>
     public PhysicalAddress HostMac => PhysicalAddress.Parse(File.ReadAllText($"/sys/class/net/{Name}/address").Trim().Replace(':', '-'));
 
+    /// <summary>
+    /// The TAP queues a process has attached (the kernel's real transmit queue count, tx-N under sysfs): QEMU attaches
+    /// one per active pair and detaches the rest (TUNSETQUEUE), so this is the device's active pairs as the kernel sees them.
+    /// </summary>
+    public int AttachedQueues => Directory.GetDirectories($"/sys/class/net/{Name}/queues", "tx-*").Length;
+
     /// <summary>The -netdev argument.</summary>
     public string Netdev(int queues) => $"tap,id=n0,ifname={Name},script=no,downscript=no,vnet_hdr=on,queues={queues}";
 

@@ -65,13 +65,14 @@ public sealed class RecoveryTests
     }
 
     /// <summary>
-    /// Test-only sabotage: marks every descriptor of receiveq1 in guest RAM as chained (VIRTQ_DESC_F_NEXT), with an
-    /// out-of-range next index on a split ring. The driver keeps its own shadow of the descriptors and never reads them
-    /// back, so only the device sees the damage, the next time it takes a receive buffer.
+    /// Test-only sabotage: marks every descriptor of a receive queue (receiveq1 unless <paramref name="queueIndex"/>
+    /// names another) in guest RAM as chained (VIRTQ_DESC_F_NEXT), with an out-of-range next index on a split ring. The
+    /// driver keeps its own shadow of the descriptors and never reads them back, so only the device sees the damage, the
+    /// next time it takes a receive buffer.
     /// </summary>
-    private static void CorruptReceiveDescriptors(RiscvVirtBoard board, VirtioNetDevice net)
+    internal static void CorruptReceiveDescriptors(RiscvVirtBoard board, VirtioNetDevice net, int queueIndex = 0)
     {
-        VirtqueueState rx = net.GetQueueStates()[0];
+        VirtqueueState rx = net.GetQueueStates()[queueIndex];
         Span<byte> table = board.Machine.GuestRam.GetSpan(rx.DescriptorArea, rx.Size * 16);
         bool packed = rx.Layout == "packed";
         for (int i = 0; i < rx.Size; i++)

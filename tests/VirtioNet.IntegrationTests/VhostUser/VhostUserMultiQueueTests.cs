@@ -145,7 +145,7 @@ public sealed class VhostUserMultiQueueTests
 
     // Sends perPair numbered frames on each pair (at most 32 in flight per pair) and counts those that come back on the
     // pair they were sent on; a frame that comes back on another pair, or unknown, fails the test.
-    private static long[] ExchangeOnEveryPair(VirtioNetDevice device, int pairs, int perPair, TimeSpan timeout)
+    internal static long[] ExchangeOnEveryPair(VirtioNetDevice device, int pairs, int perPair, TimeSpan timeout)
     {
         long[] received = new long[pairs];
         int[] next = new int[pairs];

@@ -173,6 +173,104 @@ public sealed class MultiQueueDeviceTests : IDisposable
     }
 
     [Fact]
+    public void RecoverySendsTheDirectionWideCoalescingThenEachQueuesOwnThatIsStillInEffect()
+    {
+        const ulong coalescing = VirtioNetFeatures.Mq | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
+        var (net, transport) = Open(Modern | coalescing, maxPairs: 2, wantedPairs: 2);
+        using (net)
+        {
+            // In the order of §5.1.6.5.9's example: transmitq1's own setting is replaced by the later TX_SET; the
+            // receive queues' own settings came after RX_SET and stay; transmitq2's came after TX_SET and stays.
+            net.SetQueueCoalescing(1, new NotificationCoalescing(7, 70));
+            net.SetReceiveCoalescing(new NotificationCoalescing(32, 50));
+            net.SetQueueCoalescing(0, new NotificationCoalescing(1, 2));
+            net.SetQueueCoalescing(2, new NotificationCoalescing(3, 4));
+            net.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
+            net.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
+            transport.Commands.Clear();
+
+            transport.Inner.RequestReset();
+            Assert.False(net.CheckHealth());
+            net.Recover();
+
+            Assert.True(net.CheckHealth());
+            Assert.Equal(1, net.Recoveries);
+            Assert.Equal(
+                [
+                    (4, 0, "0200"),                          // VQ_PAIRS_SET 2: the queues named below are enabled again
+                    (6, 0, "10000000 64000000"),             // TX_SET
+                    (6, 1, "20000000 32000000"),             // RX_SET
+                    (6, 2, "00000000 01000000 02000000"),    // VQ_SET receiveq1
+                    (6, 2, "02000000 03000000 04000000"),    // VQ_SET receiveq2
+                    (6, 2, "03000000 05000000 06000000"),    // VQ_SET transmitq2
+                ],
+                transport.Commands.Select(c => ((int)c.Class, (int)c.Code, Hex(c.Payload))));
+            Assert.Equal(VirtioDeviceStatus.DriverOk, transport.Inner.Status & VirtioDeviceStatus.DriverOk);
+
+            // A second recovery sends the same again: restoring stored nothing new and forgot nothing.
+            transport.Commands.Clear();
+            net.Recover();
+            Assert.Equal(6, transport.Commands.Count);
+            Assert.Equal("03000000 05000000 06000000", Hex(transport.Commands[^1].Payload));
+        }
+    }
+
+    [Fact]
+    public void WithoutPerQueueSettingsRecoverySendsNoVqSet()
+    {
+        var (net, transport) = Open(Modern | VirtioNetFeatures.Mq | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal, maxPairs: 2, wantedPairs: 2);
+        using (net)
+        {
+            net.SetQueueCoalescing(1, new NotificationCoalescing(7, 70));
+            net.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
+            transport.Commands.Clear();
+
+            net.Recover();
+
+            Assert.Equal([(4, 0), (6, 0)], transport.Commands.Select(c => ((int)c.Class, (int)c.Code)));
+        }
+    }
+
+    [Fact]
+    public void AfterASingleQueueResetThatQueuesOwnCoalescingIsSentAgainAndNoOther()
+    {
+        const ulong features = VirtioFeatures.RingReset | VirtioNetFeatures.Mq | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
+        var (net, transport) = Open(Modern | features, maxPairs: 2, wantedPairs: 2);
+        using (net)
+        {
+            net.SetQueueCoalescing(2, new NotificationCoalescing(3, 4));
+            net.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
+            transport.Commands.Clear();
+
+            net.ResetQueue(3);
+            net.ResetQueue(1);
+
+            Assert.Equal([3, 1], transport.Inner.QueueResets);
+            Assert.Equal([(6, 2, "03000000 05000000 06000000")], transport.Commands.Select(c => ((int)c.Class, (int)c.Code, Hex(c.Payload))));
+        }
+    }
+
+    [Fact]
+    public void AfterDisableRssRecoverySendsTheRssConfigurationWithoutHashTypesAgain()
+    {
+        var (net, transport) = Open(Modern | VirtioNetFeatures.Mq | VirtioNetFeatures.Rss, maxPairs: 2, wantedPairs: 2);
+        using (net)
+        {
+            net.DisableRss();
+            byte[] disabled = transport.Commands[^1].Payload;
+            transport.Commands.Clear();
+
+            net.Recover();
+
+            Command sent = Assert.Single(transport.Commands);
+            Assert.Equal(((byte)VirtioNetControlClass.Mq, VirtioNetControlCommands.MqRssConfig), (sent.Class, sent.Code));
+            Assert.Equal(disabled, sent.Payload);
+            Assert.Null(net.Rss);
+            Assert.Equal(2, net.ActiveQueuePairs);
+        }
+    }
+
+    [Fact]
     public void TheHashTheDeviceReportsIsDeliveredBesideTheFrameOfTheQueueItArrivedOn()
     {
         var (net, _) = Open(Modern | VirtioNetFeatures.Mq | VirtioNetFeatures.HashReport, maxPairs: 2, wantedPairs: 2);
@@ -303,6 +401,8 @@ public sealed class MultiQueueDeviceTests : IDisposable
         }
 
         public void DeactivateQueue(int queueIndex) => inner.DeactivateQueue(queueIndex);
+
+        public void ResetQueue(int queueIndex) => inner.ResetQueue(queueIndex);
 
         public void Notify(int queueIndex)
         {
