@@ -244,10 +244,12 @@ public sealed partial class VirtioNetDevice
     }
 
     // Recovery and single-queue reset: sends VQ_SET again for each queue whose own coalescing the caller set (for one
-    // queue, or all with -1), in queue order. Called with _controlStateLock held.
+    // queue, or all with -1), in queue order. Queues of pairs that are not active are skipped: the device must refuse
+    // VQ_SET for a queue that is not enabled (§5.1.6.5.9), and their setting stays kept. Called with _controlStateLock held.
     private void RestoreQueueCoalescing(int onlyQueue)
     {
-        for (int index = 0; index < _queueCoalescing.Length; index++)
+        int enabledQueues = 2 * ActiveQueuePairs;
+        for (int index = 0; index < _queueCoalescing.Length && index < enabledQueues; index++)
         {
             if (_queueCoalescing[index] is { } coalescing && (onlyQueue < 0 || onlyQueue == index))
             {

@@ -232,6 +232,30 @@ public sealed class MultiQueueDeviceTests : IDisposable
     }
 
     [Fact]
+    public void RecoveryLeavesOutTheQueueSettingsOfPairsThatAreNotActiveAndKeepsThem()
+    {
+        var (net, transport) = Open(Modern | VirtioNetFeatures.Mq | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal, maxPairs: 2, wantedPairs: 2);
+        using (net)
+        {
+            net.SetQueueCoalescing(0, new NotificationCoalescing(1, 2));
+            net.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
+            net.SetActiveQueuePairs(1);
+            transport.Commands.Clear();
+
+            // §5.1.6.5.9: a device refuses VQ_SET for a queue that is not enabled, which would fail the whole recovery.
+            net.Recover();
+            // (One pair is what the device starts with after reset: no VQ_PAIRS_SET.)
+            Assert.Equal([(6, 2, "00000000 01000000 02000000")], transport.Commands.Select(c => ((int)c.Class, (int)c.Code, Hex(c.Payload))));
+
+            // Kept, not forgotten: with both pairs active again, the next recovery sends transmitq2's too.
+            net.SetActiveQueuePairs(2);
+            transport.Commands.Clear();
+            net.Recover();
+            Assert.Equal("03000000 05000000 06000000", Hex(transport.Commands[^1].Payload));
+        }
+    }
+
+    [Fact]
     public void AfterASingleQueueResetThatQueuesOwnCoalescingIsSentAgainAndNoOther()
     {
         const ulong features = VirtioFeatures.RingReset | VirtioNetFeatures.Mq | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal;
