@@ -297,8 +297,8 @@ public sealed partial class VhostUserTransport
 
             uint written = CompleteControlCommand(ref chain);
 
-            // §2.8.9: the used descriptor goes over the chain's first slot, with the buffer id of its last descriptor
-            // (§2.8.6); id and length before the flags that publish it.
+            // §2.8.6: one used descriptor for the chain, over its first slot, with the buffer id of its last descriptor
+            // (§2.8.2 for the flags); id and length before the flags that publish it.
             Span<byte> usedDescriptor = Shared(headAddress, 16);
             BinaryPrimitives.WriteUInt32LittleEndian(usedDescriptor[8..], written);
             BinaryPrimitives.WriteUInt16LittleEndian(usedDescriptor[12..], bufferId);
