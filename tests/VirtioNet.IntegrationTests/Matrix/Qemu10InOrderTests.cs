@@ -74,7 +74,7 @@ public sealed class Qemu10InOrderTests
         for (int burst = 0; burst < Bursts; burst++)
         {
             // A burst of transmits before any is read off the wire: up to BurstLength chains in flight.
-            byte[][] outgoing = [.. Enumerable.Range(0, BurstLength).Select(i => TransportMatrixTests.Frame(Size(burst, i), (burst * BurstLength) + i))];
+            byte[][] outgoing = [.. Enumerable.Range(0, BurstLength).Select(i => WireFrames.Make(Size(burst, i), (burst * BurstLength) + i))];
             foreach (byte[] frame in outgoing)
             {
                 var clock = Stopwatch.StartNew();
@@ -94,7 +94,7 @@ public sealed class Qemu10InOrderTests
             }
 
             // A burst of frames onto the wire before the driver takes any: the device fills that many receive buffers.
-            byte[][] incoming = [.. Enumerable.Range(0, BurstLength).Select(i => TransportMatrixTests.Frame(Size(burst, i), -(burst * BurstLength) - i - 1))];
+            byte[][] incoming = [.. Enumerable.Range(0, BurstLength).Select(i => WireFrames.Make(Size(burst, i), -(burst * BurstLength) - i - 1))];
             foreach (byte[] frame in incoming)
             {
                 wire.Inject(frame);

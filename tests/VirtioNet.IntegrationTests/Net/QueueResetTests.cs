@@ -1,5 +1,4 @@
 using VirtioNet.Core;
-using VirtioNet.IntegrationTests.Pci;
 using VirtioNet.IntegrationTests.Qemu;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
@@ -26,7 +25,7 @@ public sealed class QueueResetTests
     {
         QemuRequirement.EnsureAvailable();
         using var wire = new UdpWire();
-        using RiscvVirtBoard board = PciQemu.StartBoard(QemuNetDeviceModel.VirtioPciModern, deviceProperties, wire.Netdev);
+        using RiscvVirtBoard board = QemuBoards.StartRiscvVirtPci(QemuNetDeviceModel.VirtioPciModern, deviceProperties, wire.Netdev);
         using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = mode }, legacy: false, interrupts);
         Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioFeatures.RingReset);
         Assert.Equal(deviceProperties.Contains("packed=on", StringComparison.Ordinal) ? "packed" : "split", net.RingLayout);

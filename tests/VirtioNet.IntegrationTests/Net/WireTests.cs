@@ -31,17 +31,6 @@ public sealed class WireTests
         }
     }
 
-    private static byte[] Frame(int length, int seed)
-    {
-        byte[] frame = new byte[length];
-        new Random(seed).NextBytes(frame);
-        frame.AsSpan(0, 6).Fill(0xff);                 // broadcast, so QEMU's receive filter passes it
-        frame[6] = 0x02;                               // a locally administered, unicast source
-        frame[12] = 0x88;                              // EtherType 0x88b5, IEEE local experimental
-        frame[13] = 0xb5;
-        return frame;
-    }
-
     [Theory]
     [InlineData(false, OperationMode.Interrupt)]
     [InlineData(true, OperationMode.Interrupt)]
@@ -52,7 +41,7 @@ public sealed class WireTests
         using (wire)
         using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode }))
         {
-            byte[] frame = Frame(100, 1);
+            byte[] frame = WireFrames.Make(100, 1);
             var clock = Stopwatch.StartNew();
             Task injector = Task.Run(async () =>
             {
@@ -87,37 +76,7 @@ public sealed class WireTests
         using (wire)
         using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode }))
         {
-            CancellationToken ct = TestContext.Current.CancellationToken;
-            int maxFrame = net.Mtu + 14;
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            const int Count = 2000;
-            for (int i = 0; i < Count; i++)
-            {
-                int size = 60 + ((i * 997) % (maxFrame - 59));
-
-                // Driver to wire.
-                byte[] outgoing = Frame(size, i);
-                while (!net.TrySend(outgoing))
-                {
-                    Thread.Yield();
-                }
-
-                byte[]? seen = wire.Receive(TimeSpan.FromSeconds(5));
-                Assert.NotNull(seen);
-                Assert.Equal(outgoing, seen);
-
-                // Wire to driver.
-                byte[] incoming = Frame(size, -i);
-                wire.Inject(incoming);
-                Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {i} ({size} bytes) did not arrive");
-                Assert.True(net.TryReceive(received, out int length));
-                Assert.Equal(incoming, received.AsSpan(0, length).ToArray());
-            }
-
-            Assert.Equal(Count, net.ReceiveStatistics.Packets);
-            Assert.Equal(Count, net.TransmitStatistics.Packets);
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
-            Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
+            WireFrames.ExchangeOneAtATime(net, wire, 2000);
         }
     }
 
@@ -144,7 +103,7 @@ public sealed class WireTests
                 Assert.Equal(32, n);
                 for (int i = 0; i < n; i++)
                 {
-                    byte[] frame = Frame(60 + (((b * 32) + i) % 1455), (b * 32) + i);
+                    byte[] frame = WireFrames.Make(60 + (((b * 32) + i) % 1455), (b * 32) + i);
                     frame.CopyTo(lent[i].Span);
                     lent[i] = lent[i].WithLength(frame.Length);
                 }
@@ -152,13 +111,13 @@ public sealed class WireTests
                 Assert.Equal(n, tx.TransmitBurst(lent.AsSpan(0, n)));
                 for (int i = 0; i < n; i++)
                 {
-                    byte[] expected = Frame(60 + (((b * 32) + i) % 1455), (b * 32) + i);
+                    byte[] expected = WireFrames.Make(60 + (((b * 32) + i) % 1455), (b * 32) + i);
                     Assert.Equal(expected, wire.Receive(TimeSpan.FromSeconds(5)));
                 }
 
                 for (int i = 0; i < 32; i++)
                 {
-                    wire.Inject(Frame(60 + i, -((b * 32) + i)));
+                    wire.Inject(WireFrames.Make(60 + i, -((b * 32) + i)));
                 }
 
                 int got = 0;
@@ -170,7 +129,7 @@ public sealed class WireTests
                     for (int i = 0; i < k; i++)
                     {
                         Assert.Equal(1, received[i].SegmentCount);
-                        Assert.Equal(Frame(60 + got + i, -((b * 32) + got + i)), received[i].Span.ToArray());
+                        Assert.Equal(WireFrames.Make(60 + got + i, -((b * 32) + got + i)), received[i].Span.ToArray());
                     }
 
                     rx.ReleaseBurst(received.AsSpan(0, k));

@@ -1,4 +1,5 @@
 using VirtioNet.Discovery.Pci;
+using VirtioNet.IntegrationTests.Qemu;
 using VirtioNet.Qemu;
 using VirtioNet.Transports.Pci;
 using Xunit;
@@ -12,7 +13,7 @@ public sealed class PciEnumerationTests
     [Fact]
     public void TheModernNetFunctionIsFoundWithItsBarsPlacedAndItsCapabilitiesWalked()
     {
-        using RiscvVirtBoard board = PciQemu.StartBoard(QemuNetDeviceModel.VirtioPciModern);
+        using RiscvVirtBoard board = QemuBoards.StartRiscvVirtPci(QemuNetDeviceModel.VirtioPciModern);
 
         IReadOnlyList<PciFunction> functions = board.EnumeratePci();
 
@@ -56,7 +57,7 @@ public sealed class PciEnumerationTests
     [Fact]
     public void TheLegacyOnlyFunctionHasAnIoBarInTheIoWindowAndNoModernCapabilities()
     {
-        using RiscvVirtBoard board = PciQemu.StartBoard(QemuNetDeviceModel.VirtioPciLegacy);
+        using RiscvVirtBoard board = QemuBoards.StartRiscvVirtPci(QemuNetDeviceModel.VirtioPciLegacy);
 
         PciFunction net = board.FindPciNetFunction();
 
@@ -77,7 +78,7 @@ public sealed class PciEnumerationTests
     [Fact]
     public void TheTransitionalFunctionOffersBothInterfaces()
     {
-        using RiscvVirtBoard board = PciQemu.StartBoard(QemuNetDeviceModel.VirtioPciTransitional);
+        using RiscvVirtBoard board = QemuBoards.StartRiscvVirtPci(QemuNetDeviceModel.VirtioPciTransitional);
 
         PciFunction net = board.FindPciNetFunction();
 

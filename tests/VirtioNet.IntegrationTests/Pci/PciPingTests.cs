@@ -2,6 +2,7 @@ using System.Net;
 using VirtioNet.Core;
 using VirtioNet.Diagnostics;
 using VirtioNet.IntegrationTests.Net;
+using VirtioNet.IntegrationTests.Qemu;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
 using VirtioNet.Transports.Pci;
@@ -9,33 +10,36 @@ using Xunit;
 
 namespace VirtioNet.IntegrationTests.Pci;
 
-/// <summary>DHCP and ping of the gateway through virtio-pci (modern and legacy) on riscv64 virt, with INTx, MSI-X and polling.</summary>
+/// <summary>
+/// DHCP and ping of the gateway through virtio-pci on both boards (riscv64 virt: INTx through the PLIC; x86_64 q35:
+/// INTx through the IOAPIC; MSI-X in guest RAM on both), in the configurations the transport matrix
+/// (<see cref="Matrix.TransportMatrixTests"/>) does not run: shared MSI-X, per-queue MSI-X with event_idx on, INTx with
+/// it off, mrg_rxbuf off, and the transitional function driven through either interface.
+/// </summary>
 [Trait("Peer", "Qemu")]
 public sealed class PciPingTests
 {
-    public static TheoryData<QemuNetDeviceModel, bool, VirtioPciInterruptMode, OperationMode, string> Configurations => new()
+    public static TheoryData<QemuMachineKind, QemuNetDeviceModel, bool, VirtioPciInterruptMode, OperationMode, string> Configurations => new()
     {
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.Intx, OperationMode.Interrupt, "" },
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "" },
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.MsixPerQueue, OperationMode.Interrupt, "" },
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.None, OperationMode.Poll, "" },
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.Intx, OperationMode.Interrupt, "event_idx=off" },
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.None, OperationMode.Poll, "event_idx=off,mrg_rxbuf=off" },
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "packed=on" },
-        { QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.None, OperationMode.Poll, "packed=on,event_idx=off" },
-        { QemuNetDeviceModel.VirtioPciLegacy, true, VirtioPciInterruptMode.Intx, OperationMode.Interrupt, "" },
-        { QemuNetDeviceModel.VirtioPciLegacy, true, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "" },
-        { QemuNetDeviceModel.VirtioPciLegacy, true, VirtioPciInterruptMode.MsixPerQueue, OperationMode.Interrupt, "event_idx=off" },
-        { QemuNetDeviceModel.VirtioPciLegacy, true, VirtioPciInterruptMode.None, OperationMode.Poll, "" },
-        { QemuNetDeviceModel.VirtioPciTransitional, true, VirtioPciInterruptMode.Intx, OperationMode.Interrupt, "mrg_rxbuf=off" },
-        { QemuNetDeviceModel.VirtioPciTransitional, false, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.MsixPerQueue, OperationMode.Interrupt, "" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.Intx, OperationMode.Interrupt, "event_idx=off" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.None, OperationMode.Poll, "event_idx=off,mrg_rxbuf=off" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "packed=on" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciLegacy, true, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciTransitional, true, VirtioPciInterruptMode.Intx, OperationMode.Interrupt, "mrg_rxbuf=off" },
+        { QemuMachineKind.RiscvVirt, QemuNetDeviceModel.VirtioPciTransitional, false, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "" },
+        { QemuMachineKind.X86Q35, QemuNetDeviceModel.VirtioPciModern, false, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "" },
+        { QemuMachineKind.X86Q35, QemuNetDeviceModel.VirtioPciLegacy, true, VirtioPciInterruptMode.MsixShared, OperationMode.Interrupt, "event_idx=off" },
+        { QemuMachineKind.X86Q35, QemuNetDeviceModel.VirtioPciTransitional, true, VirtioPciInterruptMode.Intx, OperationMode.Interrupt, "mrg_rxbuf=off" },
+        { QemuMachineKind.X86Q35, QemuNetDeviceModel.VirtioPciTransitional, false, VirtioPciInterruptMode.MsixPerQueue, OperationMode.Interrupt, "" },
     };
 
     [Theory]
     [MemberData(nameof(Configurations))]
-    public void DhcpAndPingOfTheGatewaySucceedOverPci(QemuNetDeviceModel model, bool legacy, VirtioPciInterruptMode interrupts, OperationMode mode, string deviceProperties)
+    public void DhcpAndPingOfTheGatewaySucceedOverPci(QemuMachineKind machine, QemuNetDeviceModel model, bool legacy, VirtioPciInterruptMode interrupts, OperationMode mode, string deviceProperties)
     {
-        using RiscvVirtBoard board = PciQemu.StartBoard(model, deviceProperties);
+        using IQemuBoard board = QemuBoards.StartPci(machine, model, deviceProperties);
         using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = mode }, legacy, interrupts);
 
         Assert.Contains(legacy ? "virtio-pci legacy @ 00:01.0" : "virtio-pci modern @ 00:01.0", net.TransportDescription, StringComparison.Ordinal);

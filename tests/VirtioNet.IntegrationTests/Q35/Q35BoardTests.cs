@@ -18,7 +18,7 @@ public sealed class Q35BoardTests
     [Fact]
     public void TheCpuIsParkedAtTheResetVectorAndCostsAlmostNothing()
     {
-        using X86Q35Board board = Q35Qemu.StartBoard(QemuNetDeviceModel.VirtioPciModern);
+        using X86Q35Board board = QemuBoards.StartQ35Pci(QemuNetDeviceModel.VirtioPciModern);
         QtestClient qtest = board.Machine.Qtest;
 
         Assert.Equal(0xf4, qtest.ReadB(Q35ParkFirmware.ResetVector));
@@ -35,7 +35,7 @@ public sealed class Q35BoardTests
     [Fact]
     public void GuestRamStartsAtZeroAndIsSharedBothWays()
     {
-        using X86Q35Board board = Q35Qemu.StartBoard(QemuNetDeviceModel.VirtioPciModern);
+        using X86Q35Board board = QemuBoards.StartQ35Pci(QemuNetDeviceModel.VirtioPciModern);
         QemuMachine machine = board.Machine;
         var allocator = (GuestRamAllocator)machine.DmaAllocator;
 
@@ -55,7 +55,7 @@ public sealed class Q35BoardTests
     [Fact]
     public void TheChipsetIsBroughtUpEcamEnabledAndPirqsKeptOffThe8259()
     {
-        using X86Q35Board board = Q35Qemu.StartBoard(QemuNetDeviceModel.VirtioPciModern);
+        using X86Q35Board board = QemuBoards.StartQ35Pci(QemuNetDeviceModel.VirtioPciModern);
 
         IRegisterWindow mch = board.OpenConfigPortWindow(Q35Chipset.MchAddress);
         Assert.Equal(Q35Chipset.PciexbarValue, mch.Read64(Q35Chipset.MchPciexbar));
@@ -81,7 +81,7 @@ public sealed class Q35BoardTests
     [Fact]
     public void TheModernNetFunctionsBarsArePlacedInTheHoleBelowFourGibibytes()
     {
-        using X86Q35Board board = Q35Qemu.StartBoard(QemuNetDeviceModel.VirtioPciModern);
+        using X86Q35Board board = QemuBoards.StartQ35Pci(QemuNetDeviceModel.VirtioPciModern);
 
         PciFunction net = board.FindPciNetFunction();
 
@@ -111,7 +111,7 @@ public sealed class Q35BoardTests
     [Fact]
     public void TheLegacyOnlyFunctionsIoBarIsInPortSpaceAndAnswersThroughInAndOut()
     {
-        using X86Q35Board board = Q35Qemu.StartBoard(QemuNetDeviceModel.VirtioPciLegacy);
+        using X86Q35Board board = QemuBoards.StartQ35Pci(QemuNetDeviceModel.VirtioPciLegacy);
 
         PciFunction net = board.FindPciNetFunction();
 

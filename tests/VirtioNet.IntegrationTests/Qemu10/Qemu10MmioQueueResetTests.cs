@@ -1,6 +1,5 @@
 using VirtioNet.Core;
 using VirtioNet.IntegrationTests.Net;
-using VirtioNet.IntegrationTests.Pci;
 using VirtioNet.IntegrationTests.Qemu;
 using VirtioNet.Net;
 using VirtioNet.Qemu;

@@ -1,72 +1,43 @@
-using VirtioNet.Platform;
+using System.Diagnostics.CodeAnalysis;
 using VirtioNet.Tests.Fakes;
 using VirtioNet.Virtqueues;
 
 namespace VirtioNet.Tests.Virtqueues;
 
 /// <summary>A split queue on heap DMA memory with a software device attached, plus data buffers from the same memory.</summary>
-internal sealed class SplitQueueHarness : IDisposable
+internal sealed class SplitQueueHarness : QueueHarness
 {
-    private readonly List<DmaRegion> _buffers = [];
-
     public SplitQueueHarness(int size, bool eventIdx = false, bool indirect = false, int legacyAlign = 0, int maxIndirectChain = VirtqueueOptions.DefaultMaxIndirectChain, bool inOrder = false)
-    {
-        Memory = new HeapDmaAllocator();
-        Options = new VirtqueueOptions
+        : base(new VirtqueueOptions
         {
             EventIdx = eventIdx,
             IndirectDesc = indirect,
             LegacyQueueAlign = legacyAlign,
             MaxIndirectChain = maxIndirectChain,
             InOrder = inOrder,
-        };
+        })
+    {
         Queue = new SplitVirtqueue(0, size, Memory, Options);
         Device = new SoftwareSplitDevice(Memory, Queue, eventIdx);
     }
 
-    public HeapDmaAllocator Memory { get; }
-
-    public VirtqueueOptions Options { get; }
-
     public SplitVirtqueue Queue { get; }
 
-    public SoftwareSplitDevice Device { get; }
+    public SoftwareSplitDevice Device { get; private set; }
 
-    /// <summary>A zeroed data buffer in DMA memory, freed with the harness.</summary>
-    public DmaRegion Buffer(int length)
-    {
-        DmaRegion region = Memory.Allocate(length, 8);
-        _buffers.Add(region);
-        return region;
-    }
+    public override IVirtqueue Virtqueue => Queue;
 
-    /// <summary>A device-readable buffer holding <paramref name="content"/>.</summary>
-    public VirtqBuffer Readable(ReadOnlySpan<byte> content)
-    {
-        DmaRegion region = Buffer(content.Length);
-        content.CopyTo(region.Span);
-        return new VirtqBuffer(region.DeviceAddress, (uint)region.Length, DeviceWritable: false);
-    }
+    public override bool InOrder => Queue.InOrder;
 
-    /// <summary>A device-writable buffer of <paramref name="length"/> bytes.</summary>
-    public VirtqBuffer Writable(int length, out DmaRegion region)
-    {
-        region = Buffer(length);
-        return new VirtqBuffer(region.DeviceAddress, (uint)length, DeviceWritable: true);
-    }
+    public override List<DeviceChain> PopAll() => Device.PopAll();
 
-    /// <summary>A chain of one readable buffer of <paramref name="length"/> bytes.</summary>
-    public VirtqBuffer[] OneReadable(int length = 16) => [Readable(new byte[length])];
+    public override bool TryPop([NotNullWhen(true)] out DeviceChain? chain) => Device.TryPop(out chain);
 
-    public void Dispose()
-    {
-        Queue.Dispose();
-        foreach (DmaRegion region in _buffers)
-        {
-            Memory.Free(region);
-        }
+    public override void Complete(DeviceChain chain, uint length) => Device.Complete(chain, length);
 
-        _buffers.Clear();
-        Memory.Dispose();
-    }
+    public override void CompleteInOrderBatch(IReadOnlyList<DeviceChain> chains, uint lastLength) => Device.CompleteInOrderBatch(chains, lastLength);
+
+    public override void PushUsedBatch(ushort id, uint length, int chains) => Device.PushUsedBatch(id, length, chains);
+
+    public override void AttachNewDevice() => Device = new SoftwareSplitDevice(Memory, Queue, Options.EventIdx);
 }
