@@ -20,6 +20,26 @@ internal static class WireFrames
     }
 
     /// <summary>
+    /// Injects <paramref name="frame"/> once the driver, in interrupt mode, is asleep on the device's interrupt: its one
+    /// waiter holds the line, so it has asked for a notification and found nothing (§2.7.10), and the frame can only
+    /// reach it by an interrupt. <see cref="Injection.Done"/> says whether it was injected (false until then, and if the
+    /// driver never got there within 10 s).
+    /// </summary>
+    public static Injection InjectOnceTheDriverSleeps(VirtioNetDevice net, UdpWire wire, byte[] frame)
+    {
+        var injection = new Injection();
+        _ = Task.Run(() =>
+        {
+            if (SpinWait.SpinUntil(() => net.LineHolder == 0, TimeSpan.FromSeconds(10)))
+            {
+                wire.Inject(frame);
+                injection.Done = true;
+            }
+        });
+        return injection;
+    }
+
+    /// <summary>
     /// <paramref name="count"/> frames each way, one at a time, of every size from 60 bytes up to the device's MTU plus
     /// the Ethernet header, each compared byte for byte on the other side; then every frame counted once each way, no
     /// receive error, and no queue broken.
@@ -53,5 +73,17 @@ internal static class WireFrames
         Assert.Equal(count, net.TransmitStatistics.Packets);
         Assert.Equal(0, net.ReceiveStatistics.Errors);
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
+    }
+
+    /// <summary>A frame injected from another thread: <see cref="Done"/> once it is on the wire.</summary>
+    internal sealed class Injection
+    {
+        private volatile bool _done;
+
+        public bool Done
+        {
+            get => _done;
+            set => _done = value;
+        }
     }
 }

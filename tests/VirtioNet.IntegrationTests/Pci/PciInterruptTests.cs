@@ -60,15 +60,10 @@ public sealed class PciInterruptTests
         using (VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = OperationMode.Interrupt }, legacy, interrupts))
         {
             byte[] frame = WireFrames.Make(100, 1);
-            var clock = Stopwatch.StartNew();
-            Task injector = Task.Run(async () =>
-            {
-                await Task.Delay(300, TestContext.Current.CancellationToken);
-                wire.Inject(frame);
-            }, TestContext.Current.CancellationToken);
+            WireFrames.Injection injection = WireFrames.InjectOnceTheDriverSleeps(net, wire, frame);
 
             Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
-            Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(250), "the wait returned before the frame was injected");
+            Assert.True(injection.Done, "the wait returned before the frame was injected");
             Assert.True(net.ReceiveStatistics.Interrupts >= 1, "the wait ended without a used-buffer interrupt");
 
             byte[] received = new byte[net.MaxReceiveFrameLength];
@@ -144,12 +139,9 @@ public sealed class PciInterruptTests
                 Assert.Equal(0, config.Number);
 
                 // A received frame: receiveq1's vector, and only it.
-                Task injector = Task.Run(async () =>
-                {
-                    await Task.Delay(200, TestContext.Current.CancellationToken);
-                    wire.Inject(WireFrames.Make(80, 7));
-                }, TestContext.Current.CancellationToken);
+                WireFrames.Injection injection = WireFrames.InjectOnceTheDriverSleeps(net, wire, WireFrames.Make(80, 7));
                 Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+                Assert.True(injection.Done, "the wait returned before the frame was injected");
                 Assert.Equal(1, rx.RaiseCount);
                 Assert.Equal(0, config.RaiseCount);
                 Assert.False(config.IsRaised);
