@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using VirtioNet.Net;
@@ -269,14 +268,6 @@ public sealed class TapTcpTests
     {
         int mss = Mss(mtu, ipVersion);
         IPAddress local = IPAddress.Parse(DriverAddress(ipVersion));
-        if (ipVersion == 6)
-        {
-            // The kernel's neighbour solicitations go to the solicited-node multicast group of the driver's address
-            // (RFC 4291 §2.7.1), on MAC 33:33:ff plus its last three bytes (RFC 2464 §7): let them through the filter.
-            byte[] address = local.GetAddressBytes();
-            net.SetMacFilter([], [new PhysicalAddress([0x33, 0x33, 0xff, address[13], address[14], address[15]])]);
-        }
-
         // Hand the driver large segments in every mode: the driver, not the endpoint, decides how they are cut.
         int largest = mss * Math.Max(1, 60000 / mss);
         return new TestTcpEndpoint(
