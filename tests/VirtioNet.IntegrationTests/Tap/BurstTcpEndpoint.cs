@@ -36,18 +36,9 @@ internal sealed class BurstTcpEndpoint : TcpEndpoint
         int count = _rx.ReceiveBurst(_burst, options);
         for (int i = 0; i < count;)
         {
-            ReceivedPacket first = _burst[i];
-            int segments = Math.Max(1, first.SegmentCount);
-            byte[] frame = new byte[Enumerable.Range(i, segments).Sum(k => _burst[k].Length)];
-            int offset = 0;
-            for (int k = i; k < i + segments; k++)
-            {
-                _burst[k].Span.CopyTo(frame.AsSpan(offset));
-                offset += _burst[k].Length;
-            }
-
-            HandleFrame(frame, first.Offload, segments);
-            i += segments;
+            byte[] frame = BurstPackets.Join(_burst.AsSpan(0, count), i, out int buffers);
+            HandleFrame(frame, _burst[i].Offload, buffers);
+            i += buffers;
         }
 
         _rx.ReleaseBurst(_burst.AsSpan(0, count));

@@ -95,17 +95,7 @@ public sealed class TapBurstOffloadTests
         using RiscvVirtBoard board = StartBoard(ns);
         using VirtioNetDevice net = Open(board, ns, offloads, ipVersion);
 
-        using var listening = new ManualResetEventSlim();
-        Task<int> kernel = ns.Run(() =>
-        {
-            using Socket client = AcceptOne(listening, ipVersion);
-            client.Send(data);
-            client.Shutdown(SocketShutdown.Send);
-
-            // Wait for the endpoint's FIN, so the data is acknowledged before the socket goes.
-            return client.Receive(new byte[16]);
-        });
-        Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
+        Task<int> kernel = KernelTcpPeer.Send(ns, ipVersion, KernelPort, data, TransferTimeout);
 
         BurstTcpEndpoint endpoint = Endpoint(net, offloads, ipVersion);
         endpoint.Connect(TimeSpan.FromSeconds(10));
@@ -136,23 +126,7 @@ public sealed class TapBurstOffloadTests
         using RiscvVirtBoard board = StartBoard(ns);
         using VirtioNetDevice net = Open(board, ns, offloads, ipVersion);
 
-        using var listening = new ManualResetEventSlim();
-        Task<(long Count, byte[] Hash)> kernel = ns.Run(() =>
-        {
-            using Socket client = AcceptOne(listening, ipVersion);
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            byte[] buffer = new byte[256 * 1024];
-            long count = 0;
-            int n;
-            while ((n = client.Receive(buffer)) > 0)
-            {
-                hash.AppendData(buffer, 0, n);
-                count += n;
-            }
-
-            return (count, hash.GetHashAndReset());
-        });
-        Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
+        Task<(long Count, byte[] Hash)> kernel = KernelTcpPeer.Receive(ns, ipVersion, KernelPort, TransferTimeout);
 
         BurstTcpEndpoint endpoint = Endpoint(net, offloads, ipVersion);
         endpoint.Connect(TimeSpan.FromSeconds(10));
@@ -208,30 +182,7 @@ public sealed class TapBurstOffloadTests
     {
         int mss = Mss(ipVersion);
         return new(
-            net, NetworkNamespace.KernelMac, IPAddress.Parse(DriverAddress(ipVersion)), IPAddress.Parse(KernelAddress(ipVersion)),
+            net, NetworkNamespace.KernelMac, KernelTcpPeer.DriverAddress(ipVersion), KernelTcpPeer.KernelAddress(ipVersion),
             (ushort)Random.Shared.Next(32768, 60000), KernelPort, mss, offloads ? mss * (60000 / mss) : mss);
-    }
-
-    private static string KernelAddress(int ipVersion) => ipVersion == 6 ? NetworkNamespace.KernelAddress6 : NetworkNamespace.KernelAddress;
-
-    private static string DriverAddress(int ipVersion) => ipVersion == 6 ? NetworkNamespace.DriverAddress6 : NetworkNamespace.DriverAddress;
-
-    // On the namespace's thread: listen on the kernel address, say so, and take one connection.
-    private static Socket AcceptOne(ManualResetEventSlim listening, int ipVersion)
-    {
-        IPAddress address = IPAddress.Parse(KernelAddress(ipVersion));
-        using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(address, KernelPort));
-        listener.Listen(1);
-        listening.Set();
-        if (!listener.Poll(TimeSpan.FromSeconds(30), SelectMode.SelectRead))
-        {
-            throw new TimeoutException("No connection reached the kernel side.");
-        }
-
-        Socket client = listener.Accept();
-        client.ReceiveTimeout = (int)TransferTimeout.TotalMilliseconds;
-        client.SendTimeout = (int)TransferTimeout.TotalMilliseconds;
-        return client;
     }
 }

@@ -283,18 +283,9 @@ public sealed class TapUsoTests
             int count = rx.ReceiveBurst(burst, round % 2 == 0 ? ReceiveBurstOptions.CompletePartialChecksums : ReceiveBurstOptions.None);
             for (int i = 0; i < count;)
             {
-                // Joined into one array only to check it here; the driver handed the buffers out where the device wrote them.
-                int segments = Math.Max(1, burst[i].SegmentCount);
-                byte[] frame = new byte[Enumerable.Range(i, segments).Sum(k => burst[k].Length)];
-                int offset = 0;
-                for (int k = i; k < i + segments; k++)
-                {
-                    burst[k].Span.CopyTo(frame.AsSpan(offset));
-                    offset += burst[k].Length;
-                }
-
-                handle(frame, burst[i].Offload, segments);
-                i += segments;
+                byte[] frame = BurstPackets.Join(burst.AsSpan(0, count), i, out int buffers);
+                handle(frame, burst[i].Offload, buffers);
+                i += buffers;
             }
 
             rx.ReleaseBurst(burst.AsSpan(0, count));
