@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using VirtioNet.Net;
@@ -51,23 +50,7 @@ public sealed class TapTcpTests
         using RiscvVirtBoard board = StartBoard(ns, mtu);
         using VirtioNetDevice net = Open(board, ns, mode, mtu);
 
-        using var listening = new ManualResetEventSlim();
-        Task<(long Count, byte[] Hash)> kernel = ns.Run(() =>
-        {
-            using Socket client = AcceptOne(listening, ipVersion);
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            byte[] buffer = new byte[256 * 1024];
-            long count = 0;
-            int n;
-            while ((n = client.Receive(buffer)) > 0)
-            {
-                hash.AppendData(buffer, 0, n);
-                count += n;
-            }
-
-            return (count, hash.GetHashAndReset());
-        });
-        Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
+        Task<(long Count, byte[] Hash)> kernel = KernelTcpPeer.Receive(ns, ipVersion, KernelPort, TransferTimeout);
 
         TestTcpEndpoint endpoint = Endpoint(net, mtu, ipVersion);
         endpoint.Connect(TimeSpan.FromSeconds(10));
@@ -109,17 +92,7 @@ public sealed class TapTcpTests
         using RiscvVirtBoard board = StartBoard(ns, mtu);
         using VirtioNetDevice net = Open(board, ns, mode, mtu);
 
-        using var listening = new ManualResetEventSlim();
-        Task<int> kernel = ns.Run(() =>
-        {
-            using Socket client = AcceptOne(listening, ipVersion);
-            client.Send(data);
-            client.Shutdown(SocketShutdown.Send);
-
-            // Wait for the endpoint's FIN, so the data is acknowledged before the socket goes.
-            return client.Receive(new byte[16]);
-        });
-        Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
+        Task<int> kernel = KernelTcpPeer.Send(ns, ipVersion, KernelPort, data, TransferTimeout);
 
         TestTcpEndpoint endpoint = Endpoint(net, mtu, ipVersion);
         endpoint.Connect(TimeSpan.FromSeconds(10));
@@ -193,15 +166,7 @@ public sealed class TapTcpTests
         ns.MoveTapIn(1500, net.MacAddress.Span);
         Assert.True(await ns.Run(() => TapTransmitChecksum.TurnOff(ns.TapName)), "the TAP's transmit checksum stayed on");
 
-        using var listening = new ManualResetEventSlim();
-        Task<int> kernel = ns.Run(() =>
-        {
-            using Socket client = AcceptOne(listening, ipVersion);
-            client.Send(data);
-            client.Shutdown(SocketShutdown.Send);
-            return client.Receive(new byte[16]);
-        });
-        Assert.True(listening.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), "the kernel side never listened");
+        Task<int> kernel = KernelTcpPeer.Send(ns, ipVersion, KernelPort, data, TransferTimeout);
 
         TestTcpEndpoint endpoint = Endpoint(net, 1500, ipVersion, acceptUncheckedCoalescedFrames: true);
         endpoint.Connect(TimeSpan.FromSeconds(10));
@@ -268,45 +233,14 @@ public sealed class TapTcpTests
     private static TestTcpEndpoint Endpoint(VirtioNetDevice net, int mtu, int ipVersion, bool acceptUncheckedCoalescedFrames = false)
     {
         int mss = Mss(mtu, ipVersion);
-        IPAddress local = IPAddress.Parse(DriverAddress(ipVersion));
-        if (ipVersion == 6)
-        {
-            // The kernel's neighbour solicitations go to the solicited-node multicast group of the driver's address
-            // (RFC 4291 §2.7.1), on MAC 33:33:ff plus its last three bytes (RFC 2464 §7): let them through the filter.
-            byte[] address = local.GetAddressBytes();
-            net.SetMacFilter([], [new PhysicalAddress([0x33, 0x33, 0xff, address[13], address[14], address[15]])]);
-        }
 
         // Hand the driver large segments in every mode: the driver, not the endpoint, decides how they are cut.
         int largest = mss * Math.Max(1, 60000 / mss);
         return new TestTcpEndpoint(
-            net, NetworkNamespace.KernelMac, local, IPAddress.Parse(KernelAddress(ipVersion)),
+            net, NetworkNamespace.KernelMac, KernelTcpPeer.DriverAddress(ipVersion), KernelTcpPeer.KernelAddress(ipVersion),
             (ushort)Random.Shared.Next(32768, 60000), KernelPort, mss, largest)
         {
             AcceptUncheckedCoalescedFrames = acceptUncheckedCoalescedFrames,
         };
-    }
-
-    private static string KernelAddress(int ipVersion) => ipVersion == 6 ? NetworkNamespace.KernelAddress6 : NetworkNamespace.KernelAddress;
-
-    private static string DriverAddress(int ipVersion) => ipVersion == 6 ? NetworkNamespace.DriverAddress6 : NetworkNamespace.DriverAddress;
-
-    // On the namespace's thread: listen on the kernel address, say so, and take one connection.
-    private static Socket AcceptOne(ManualResetEventSlim listening, int ipVersion)
-    {
-        IPAddress address = IPAddress.Parse(KernelAddress(ipVersion));
-        using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(address, KernelPort));
-        listener.Listen(1);
-        listening.Set();
-        if (!listener.Poll(TimeSpan.FromSeconds(30), SelectMode.SelectRead))
-        {
-            throw new TimeoutException("No connection reached the kernel side.");
-        }
-
-        Socket client = listener.Accept();
-        client.ReceiveTimeout = (int)TransferTimeout.TotalMilliseconds;
-        client.SendTimeout = (int)TransferTimeout.TotalMilliseconds;
-        return client;
     }
 }

@@ -14,12 +14,14 @@ namespace VirtioNet.IntegrationTests.Tap;
 /// <summary>
 /// UDP segmentation offload against a real device: QEMU 10.0's virtio-net (7.2 has no USO) with a TAP backend
 /// (<c>vnet_hdr=on</c>; this kernel's TAP takes TUN_F_USO4/USO6, so QEMU offers HOST_USO and GUEST_USO4/6) in a
-/// network namespace of the test's own, the kernel's UDP on the other side. Driver to kernel: 60 KB payloads handed
-/// over whole, cut by the device (one GSO_UDP_L4 packet reaches the TAP) or by the driver (host_uso=off: whole
-/// datagrams), and every datagram arrives intact at a kernel socket. Kernel to driver: a socket with UDP_SEGMENT sends
-/// 60 KB at a time and, with GUEST_USO4/6, the driver receives one frame far larger than the MTU reported as
-/// GSO_UDP_L4 with the segment size, its partial checksum completed and the payload intact.
-/// Ref: virtio v1.2 §5.1.6.2, §5.1.6.4 (VIRTIO_NET_HDR_GSO_UDP_L4).
+/// network namespace of the test's own, the kernel's UDP on the other side, through the copying API and through the
+/// zero-copy burst API. Driver to kernel: 60 KB payloads handed over whole, cut by the device (one GSO_UDP_L4 packet
+/// reaches the TAP) or by the driver (host_uso=off: whole datagrams; the burst API refuses the segmentation with
+/// OffloadUnavailable and the caller writes the datagrams into buffers of their own), and every datagram arrives intact
+/// at a kernel socket. Kernel to driver: a socket with UDP_SEGMENT sends 60 KB at a time and, with GUEST_USO4/6, the
+/// driver receives one frame far larger than the MTU reported as GSO_UDP_L4 with the segment size, its partial checksum
+/// completed (by the driver, or on every other burst round by the test where the burst metadata says) and the payload
+/// intact. Ref: virtio v1.2 §5.1.6.2, §5.1.6.4 (VIRTIO_NET_HDR_GSO_UDP_L4).
 /// </summary>
 [Trait("Peer", "Qemu10")]
 [Trait("Peer", "Kernel")]
@@ -59,7 +61,96 @@ public sealed class TapUsoTests
     [InlineData(TransmitPath.SoftwareUso, AddressFamily.InterNetworkV6)]
     [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetwork)]
     [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetworkV6)]
-    public async Task LargeUdpPayloadsFromTheDriverReachAKernelSocketAsWholeDatagrams(TransmitPath path, AddressFamily family)
+    public Task LargeUdpPayloadsFromTheDriverReachAKernelSocketAsWholeDatagrams(TransmitPath path, AddressFamily family) =>
+        SendRoundsToKernel(path, family, (net, payload, round) =>
+        {
+            byte[] frame = UsoFrames.Build(net.MacAddress.Span, family, DriverPort, KernelPort, payload);
+            var clock = Stopwatch.StartNew();
+            while (!net.TransmitQueues[0].TrySend(frame, TransmitOffloadRequest.Segmentation(DatagramSize)))
+            {
+                Assert.True(clock.Elapsed < StepTimeout, $"round {round}: the transmit queue stayed full");
+                Thread.Yield();
+            }
+        });
+
+    /// <summary>
+    /// As <see cref="LargeUdpPayloadsFromTheDriverReachAKernelSocketAsWholeDatagrams"/>, through the burst API: each
+    /// payload is written whole into a large transmit buffer and handed over with a segmentation request. With HOST_USO
+    /// the device cuts it (gso_type UDP_L4); with host_uso=off the burst refuses it (OffloadUnavailable, it does not
+    /// copy) and the caller writes the datagrams into ordinary buffers, one burst of them, each checksummed by the device
+    /// (CSUM) or, with csum=off (no large buffers at all), by the driver in place.
+    /// </summary>
+    [Theory]
+    [InlineData(TransmitPath.DeviceUso, AddressFamily.InterNetwork)]
+    [InlineData(TransmitPath.DeviceUso, AddressFamily.InterNetworkV6)]
+    [InlineData(TransmitPath.SoftwareUso, AddressFamily.InterNetwork)]
+    [InlineData(TransmitPath.SoftwareUso, AddressFamily.InterNetworkV6)]
+    [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetwork)]
+    [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetworkV6)]
+    public async Task LargeUdpPayloadsFromTransmitBurstReachAKernelSocketAsWholeDatagrams(TransmitPath path, AddressFamily family)
+    {
+        int refused = 0, segmented = 0;
+        await SendRoundsToKernel(path, family, (net, payload, round) =>
+        {
+            VirtioNetTransmitQueue tx = net.TransmitQueues[0];
+            bool largeBuffers = (net.NegotiatedFeatures & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUso)) != 0;
+            Assert.Equal(path != TransmitPath.SoftwareUsoAndChecksum, largeBuffers);
+            var clock = Stopwatch.StartNew();
+            var packets = new TransmitPacket[DatagramsPerRound];
+            if (largeBuffers)
+            {
+                while (tx.AllocateLargeBurst(packets.AsSpan(0, 1)) == 0)
+                {
+                    Assert.True(clock.Elapsed < StepTimeout, $"round {round}: no large transmit buffer came free");
+                    Thread.Yield();
+                }
+
+                int length = UsoFrames.Write(packets[0].Span, net.MacAddress.Span, family, DriverPort, KernelPort, payload);
+                packets[0] = packets[0].WithLength(length).WithOffload(TransmitOffloadRequest.Segmentation(DatagramSize));
+                if (tx.TransmitBurst(packets.AsSpan(0, 1), out TransmitBurstStatus status) == 1)
+                {
+                    segmented++;
+                    return;
+                }
+
+                // No HOST_USO: refused as it stands, the buffer still the caller's.
+                Assert.Equal(TransmitBurstStatus.OffloadUnavailable, status);
+                tx.FreeBurst(packets.AsSpan(0, 1));
+                refused++;
+            }
+
+            // The caller cuts: each datagram written into a buffer of its own, the checksum asked of the driver.
+            int sent = 0;
+            while (sent < DatagramsPerRound)
+            {
+                Assert.True(clock.Elapsed < StepTimeout, $"round {round}: {sent} of {DatagramsPerRound} datagrams sent, the transmit queue stayed full");
+                int lent = tx.AllocateBurst(packets.AsSpan(0, DatagramsPerRound - sent));
+                for (int i = 0; i < lent; i++)
+                {
+                    int offset = (sent + i) * DatagramSize;
+                    ReadOnlySpan<byte> datagram = payload.AsSpan(offset, Math.Min(DatagramSize, PayloadBytes - offset));
+                    int length = UsoFrames.Write(packets[i].Span, net.MacAddress.Span, family, DriverPort, KernelPort, datagram);
+                    packets[i] = packets[i].WithLength(length).WithOffload(TransmitOffloadRequest.Checksum);
+                }
+
+                int queued = tx.TransmitBurst(packets.AsSpan(0, lent), out TransmitBurstStatus status);
+                Assert.True(status is TransmitBurstStatus.Complete or TransmitBurstStatus.RingFull, $"round {round}: the burst stopped with {status}");
+                tx.FreeBurst(packets.AsSpan(queued, lent - queued));
+                sent += queued;
+                if (sent < DatagramsPerRound)
+                {
+                    Thread.Yield();
+                }
+            }
+        });
+
+        Assert.Equal(path == TransmitPath.DeviceUso ? Rounds : 0, segmented);
+        Assert.Equal(path == TransmitPath.SoftwareUso ? Rounds : 0, refused);
+    }
+
+    // Sends Rounds payloads with send, one at a time (the next once the kernel socket has every datagram of this one),
+    // then compares every datagram and counts what reached the TAP.
+    private static async Task SendRoundsToKernel(TransmitPath path, AddressFamily family, Action<VirtioNetDevice, byte[], int> send)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         string properties = path switch
@@ -122,13 +213,8 @@ public sealed class TapUsoTests
         long packetsBefore = net.TransmitStatistics.Packets;
         for (int round = 0; round < Rounds; round++)
         {
-            byte[] frame = UsoFrames.Build(net.MacAddress.Span, family, DriverPort, KernelPort, payloads[round]);
+            send(net, payloads[round], round);
             var clock = Stopwatch.StartNew();
-            while (!tx.TrySend(frame, TransmitOffloadRequest.Segmentation(DatagramSize)))
-            {
-                Assert.True(clock.Elapsed < StepTimeout, $"round {round}: the transmit queue stayed full");
-                Thread.Yield();
-            }
 
             // One payload at a time: the next goes once the kernel socket has every datagram of this one.
             int expected = (round + 1) * DatagramsPerRound;
@@ -177,6 +263,63 @@ public sealed class TapUsoTests
     [InlineData(AddressFamily.InterNetworkV6, "guest_uso4=off,guest_uso6=off")]
     public async Task UdpGsoFromAKernelSocketReachesTheDriverAsLargeFramesWithTheSegmentSize(AddressFamily family, string properties)
     {
+        byte[]? buffer = null;
+        await ReceiveRoundsFromKernel(family, properties, (rx, round, handle) =>
+        {
+            buffer ??= new byte[rx.MaxFrameLength];
+            if (!rx.TryReceive(buffer, out int length, out ReceivedFrameInfo info))
+            {
+                return false;
+            }
+
+            handle(buffer.AsSpan(0, length), info, 1);
+            return true;
+        });
+    }
+
+    /// <summary>
+    /// As <see cref="UdpGsoFromAKernelSocketReachesTheDriverAsLargeFramesWithTheSegmentSize"/>, through
+    /// ReceiveBurst/ReleaseBurst: each 60 KB frame arrives in one packet (several mergeable buffers, or one big-mode
+    /// chain) with GSO_UDP_L4, the segment size and its partial checksum, completed by the driver on even rounds
+    /// (<see cref="ReceiveBurstOptions.CompletePartialChecksums"/>) and handed out Partial, with where, on odd ones.
+    /// </summary>
+    [Theory]
+    [InlineData(AddressFamily.InterNetwork, "")]
+    [InlineData(AddressFamily.InterNetworkV6, "")]
+    [InlineData(AddressFamily.InterNetwork, "mrg_rxbuf=off")]
+    [InlineData(AddressFamily.InterNetworkV6, "mrg_rxbuf=off")]
+    [InlineData(AddressFamily.InterNetwork, "guest_uso4=off,guest_uso6=off")]
+    [InlineData(AddressFamily.InterNetworkV6, "guest_uso4=off,guest_uso6=off")]
+    public async Task UdpGsoFromAKernelSocketArrivesThroughReceiveBurstWithItsOffloadMetadata(AddressFamily family, string properties)
+    {
+        var burst = new ReceivedPacket[512];
+        ReceivedUdp received = await ReceiveRoundsFromKernel(family, properties, (rx, round, handle) =>
+        {
+            int count = rx.ReceiveBurst(burst, round % 2 == 0 ? ReceiveBurstOptions.CompletePartialChecksums : ReceiveBurstOptions.None);
+            for (int i = 0; i < count;)
+            {
+                byte[] frame = BurstPackets.Join(burst.AsSpan(0, count), i, out int buffers);
+                handle(frame, burst[i].Offload, buffers);
+                i += buffers;
+            }
+
+            rx.ReleaseBurst(burst.AsSpan(0, count));
+            return count > 0;
+        });
+
+        if (!properties.Contains("guest_uso4=off", StringComparison.Ordinal))
+        {
+            // Odd rounds left the partial checksum to the caller, even ones had the driver complete it.
+            Assert.Equal(Rounds / 2, received.PartialChecksumsCompletedHere);
+            Assert.Equal(Rounds / 2, received.Checksums.GetValueOrDefault(ReceivedChecksumState.Completed));
+            Assert.Equal(properties.Contains("mrg_rxbuf=off", StringComparison.Ordinal) ? 0 : Rounds, received.MultiBufferFrames);
+        }
+    }
+
+    // The kernel sends Rounds payloads of PayloadBytes with UDP_SEGMENT, one at a time; poll takes what arrived (false
+    // when nothing) and hands each frame to the handler, which checks it and reassembles the round's payload.
+    private static async Task<ReceivedUdp> ReceiveRoundsFromKernel(AddressFamily family, string properties, Func<VirtioNetReceiveQueue, int, UdpFrameHandler, bool> poll)
+    {
         CancellationToken ct = TestContext.Current.CancellationToken;
         bool guestUso = !properties.Contains("guest_uso4=off", StringComparison.Ordinal);
         using var ns = NetworkNamespaceForTest(out string qemu);
@@ -210,76 +353,48 @@ public sealed class TapUsoTests
             return rounds;
         });
 
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
-        byte[] reassembled = new byte[PayloadBytes];
-        int frames = 0, gsoFrames = 0, framesAboveMtu = 0, longest = 0;
-        var gsoSizes = new HashSet<int>();
-        var checksums = new Dictionary<ReceivedChecksumState, int>();
+        var received = new ReceivedUdp(family, net.Mtu);
         VirtioNetReceiveQueue rx = net.ReceiveQueues[0];
         for (int round = 0; round < Rounds; round++)
         {
             go.Release();
-            int filled = 0;
+            received.StartRound(round);
             var clock = Stopwatch.StartNew();
-            while (filled < PayloadBytes)
+            while (received.Filled < PayloadBytes)
             {
-                Assert.True(clock.Elapsed < StepTimeout, $"round {round}: {filled} of {PayloadBytes} bytes arrived ({frames} frames so far)");
-                if (!rx.TryReceive(buffer, out int length, out ReceivedFrameInfo info))
+                Assert.True(clock.Elapsed < StepTimeout, $"round {round}: {received.Filled} of {PayloadBytes} bytes arrived ({received.Frames} frames so far)");
+                if (!poll(rx, round, received.Handle))
                 {
                     Thread.Yield();
-                    continue;
                 }
-
-                Span<byte> frame = buffer.AsSpan(0, length);
-                if (!PacketLayout.TryParse(frame, out PacketLayout layout) || layout.IsTcp || layout.IsIPv6 != (family == AddressFamily.InterNetworkV6) ||
-                    System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(frame[(layout.TransportOffset + 2)..]) != DriverPort)
-                {
-                    continue;   // IPv6 neighbour discovery, MLD and the like from the kernel.
-                }
-
-                frames++;
-                longest = Math.Max(longest, length);
-                framesAboveMtu += length > net.Mtu + EthernetFrame.HeaderLength ? 1 : 0;
-                checksums[info.Checksum] = checksums.GetValueOrDefault(info.Checksum) + 1;
-                if (info.IsGso)
-                {
-                    gsoFrames++;
-                    gsoSizes.Add(info.GsoSize);
-                    Assert.Equal(VirtioNetGsoType.UdpL4, info.GsoType);
-                }
-
-                // The checksum the driver completed covers the whole (coalesced) datagram as the kernel summed it.
-                Assert.True(ReceiveOffload.IsTransportChecksumValid(frame, layout), $"round {round}: a {length}-byte frame's UDP checksum is wrong after the driver's checks ({info.Checksum})");
-                ReadOnlySpan<byte> payload = frame[layout.HeaderLength..layout.PacketEnd];
-                Assert.True(filled + payload.Length <= PayloadBytes, $"round {round}: {filled + payload.Length} bytes, more than were sent");
-                payload.CopyTo(reassembled.AsSpan(filled));
-                filled += payload.Length;
             }
 
-            Assert.True(payloads[round].AsSpan().SequenceEqual(reassembled), $"round {round}: the payload differs from what the kernel sent");
+            Assert.True(payloads[round].AsSpan().SequenceEqual(received.Payload), $"round {round}: the payload differs from what the kernel sent");
         }
 
         Assert.Equal(Rounds, await kernel.WaitAsync(StepTimeout, ct));
         long tapPackets = TapPackets(ns, "tx") - tapPacketsBefore;
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{family} {properties}: {frames} frames, {gsoFrames} GSO (sizes {string.Join(',', gsoSizes)}), {framesAboveMtu} above the MTU, longest {longest}; the TAP sent {tapPackets}; checksums {string.Join(", ", checksums.Select(p => $"{p.Key} {p.Value}"))}; receive errors {net.ReceiveStatistics.Errors}; mode {net.ReceiveMode}");
+            $"{family} {properties}: {received.Frames} frames ({received.MultiBufferFrames} in several buffers), {received.GsoFrames} GSO (sizes {string.Join(',', received.GsoSizes)}), {received.FramesAboveMtu} above the MTU, longest {received.Longest}; the TAP sent {tapPackets}; checksums {string.Join(", ", received.Checksums.Select(p => $"{p.Key} {p.Value}"))}, {received.PartialChecksumsCompletedHere} completed by the test; receive errors {net.ReceiveStatistics.Errors}; mode {net.ReceiveMode}");
         Assert.Equal(0, net.ReceiveStatistics.Errors);
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
         if (guestUso)
         {
             // The kernel left each 60 KB send whole: one GSO_UDP_L4 frame per send, gso_size the UDP_SEGMENT value.
-            Assert.Equal(Rounds, frames);
-            Assert.Equal(Rounds, gsoFrames);
-            Assert.Equal(Rounds, framesAboveMtu);
-            Assert.Equal([DatagramSize], gsoSizes);
+            Assert.Equal(Rounds, received.Frames);
+            Assert.Equal(Rounds, received.GsoFrames);
+            Assert.Equal(Rounds, received.FramesAboveMtu);
+            Assert.Equal([DatagramSize], received.GsoSizes);
         }
         else
         {
             // Without GUEST_USO the kernel cuts before the TAP: whole datagrams, none above the MTU, none GSO.
-            Assert.Equal(Rounds * DatagramsPerRound, frames);
-            Assert.Equal(0, gsoFrames);
-            Assert.Equal(0, framesAboveMtu);
+            Assert.Equal(Rounds * DatagramsPerRound, received.Frames);
+            Assert.Equal(0, received.GsoFrames);
+            Assert.Equal(0, received.FramesAboveMtu);
         }
+
+        return received;
     }
 
     // A datagram this long is the warm-up, never data (data datagrams are DatagramSize or the payload's remainder).
@@ -365,5 +480,78 @@ public sealed class TapUsoTests
     {
         using JsonDocument json = JsonDocument.Parse(ns.IpInside($"-s -j link show dev {ns.TapName}"));
         return json.RootElement[0].GetProperty("stats64").GetProperty(direction).GetProperty("packets").GetInt64();
+    }
+
+    // One received frame (buffers receive buffers joined) and what the driver said of it.
+    private delegate void UdpFrameHandler(Span<byte> frame, ReceivedFrameInfo info, int buffers);
+
+    // The datagrams of one round from the kernel, checked frame by frame and reassembled, with what was seen counted.
+    private sealed class ReceivedUdp(AddressFamily family, int mtu)
+    {
+        private int _round;
+
+        public byte[] Payload { get; } = new byte[PayloadBytes];
+
+        public int Filled { get; private set; }
+
+        public int Frames { get; private set; }
+
+        public int MultiBufferFrames { get; private set; }
+
+        public int GsoFrames { get; private set; }
+
+        public int FramesAboveMtu { get; private set; }
+
+        public int Longest { get; private set; }
+
+        public int PartialChecksumsCompletedHere { get; private set; }
+
+        public HashSet<int> GsoSizes { get; } = [];
+
+        public Dictionary<ReceivedChecksumState, int> Checksums { get; } = [];
+
+        public void StartRound(int round)
+        {
+            _round = round;
+            Filled = 0;
+        }
+
+        public void Handle(Span<byte> frame, ReceivedFrameInfo info, int buffers)
+        {
+            if (!PacketLayout.TryParse(frame, out PacketLayout layout) || layout.IsTcp || layout.IsIPv6 != (family == AddressFamily.InterNetworkV6) ||
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(frame[(layout.TransportOffset + 2)..]) != DriverPort)
+            {
+                return;   // IPv6 neighbour discovery, MLD and the like from the kernel.
+            }
+
+            Frames++;
+            MultiBufferFrames += buffers > 1 ? 1 : 0;
+            Longest = Math.Max(Longest, frame.Length);
+            FramesAboveMtu += frame.Length > mtu + EthernetFrame.HeaderLength ? 1 : 0;
+            Checksums[info.Checksum] = Checksums.GetValueOrDefault(info.Checksum) + 1;
+            if (info.IsGso)
+            {
+                GsoFrames++;
+                GsoSizes.Add(info.GsoSize);
+                Assert.Equal(VirtioNetGsoType.UdpL4, info.GsoType);
+            }
+
+            if (info.Checksum == ReceivedChecksumState.Partial)
+            {
+                // Left to the caller: the metadata must point at the UDP checksum field, and completing it there must
+                // give the checksum the kernel would have.
+                Assert.Equal(layout.TransportOffset, info.ChecksumStart);
+                Assert.Equal(layout.ChecksumFieldOffset, info.ChecksumOffset);
+                InternetChecksum.CompletePartial(frame[..layout.PacketEnd], info.ChecksumStart, info.ChecksumOffset);
+                PartialChecksumsCompletedHere++;
+            }
+
+            // The checksum covers the whole (coalesced) datagram as the kernel summed it.
+            Assert.True(ReceiveOffload.IsTransportChecksumValid(frame, layout), $"round {_round}: a {frame.Length}-byte frame's UDP checksum is wrong after the driver's checks ({info.Checksum})");
+            ReadOnlySpan<byte> payload = frame[layout.HeaderLength..layout.PacketEnd];
+            Assert.True(Filled + payload.Length <= PayloadBytes, $"round {_round}: {Filled + payload.Length} bytes, more than were sent");
+            payload.CopyTo(Payload.AsSpan(Filled));
+            Filled += payload.Length;
+        }
     }
 }

@@ -40,15 +40,30 @@ internal static class UsoFrames
     /// </summary>
     public static byte[] Build(ReadOnlySpan<byte> sourceMac, AddressFamily family, ushort sourcePort, ushort destinationPort, ReadOnlySpan<byte> payload)
     {
+        byte[] frame = new byte[FrameLength(family, payload.Length)];
+        Write(frame, sourceMac, family, sourcePort, destinationPort, payload);
+        return frame;
+    }
+
+    /// <summary>The length of a frame from <see cref="Write"/> with a payload of <paramref name="payloadLength"/> bytes.</summary>
+    public static int FrameLength(AddressFamily family, int payloadLength) =>
+        EthernetFrame.HeaderLength + (family == AddressFamily.InterNetworkV6 ? 40 : 20) + 8 + payloadLength;
+
+    /// <summary>
+    /// Writes the frame <see cref="Build"/> returns into <paramref name="frame"/> (a transmit buffer of the burst API, say)
+    /// and returns its length, <see cref="FrameLength"/>.
+    /// </summary>
+    public static int Write(Span<byte> frame, ReadOnlySpan<byte> sourceMac, AddressFamily family, ushort sourcePort, ushort destinationPort, ReadOnlySpan<byte> payload)
+    {
         bool ipv6 = family == AddressFamily.InterNetworkV6;
         int ipHeader = ipv6 ? 40 : 20;
         int udpLength = 8 + payload.Length;
-        byte[] frame = new byte[EthernetFrame.HeaderLength + ipHeader + udpLength];
-        Span<byte> f = frame;
+        Span<byte> f = frame[..FrameLength(family, payload.Length)];
         NetworkNamespace.KernelMac.CopyTo(f);
         sourceMac.CopyTo(f[6..]);
         BinaryPrimitives.WriteUInt16BigEndian(f[12..], ipv6 ? (ushort)0x86DD : (ushort)0x0800);
         Span<byte> ip = f[EthernetFrame.HeaderLength..];
+        ip[..(ipHeader + 8)].Clear();
         byte[] source = DriverAddress(family).GetAddressBytes();
         byte[] destination = KernelAddress(family).GetAddressBytes();
         if (ipv6)
@@ -77,7 +92,7 @@ internal static class UsoFrames
         BinaryPrimitives.WriteUInt16BigEndian(udp[2..], destinationPort);
         BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)udpLength);
         payload.CopyTo(udp[8..]);
-        return frame;
+        return f.Length;
     }
 
     /// <summary>A UDP socket of <paramref name="family"/> bound to the kernel's address and <paramref name="port"/>; call on the namespace's thread.</summary>
