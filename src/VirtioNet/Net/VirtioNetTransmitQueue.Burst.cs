@@ -45,6 +45,13 @@ public sealed partial class VirtioNetTransmitQueue
     }
 
     /// <summary>
+    /// How many large transmit buffers (<see cref="AllocateLargeBurst"/>) the queue has: 0 when the device negotiated no
+    /// segmentation offload, so that a caller can tell "none exist" (cut segments itself, or send MSS-sized frames) from
+    /// "none free now" (reclaim and try again).
+    /// </summary>
+    public int LargeBufferCount => _largeSlotLength == 0 ? 0 : LargeSlotCount;
+
+    /// <summary>
     /// Lends up to <paramref name="packets"/>.Length of the few large transmit buffers (<see cref="MaxSegmentFrameLength"/>
     /// bytes each), for TCP/UDP segments the device cuts (HOST_TSO4/TSO6/USO): fill one with a frame up to 64 KiB and ask
     /// <see cref="TransmitPacket.WithOffload"/> for segmentation. Returns how many; 0 when none is free, and always 0 when

@@ -279,6 +279,7 @@ public sealed class BurstOffloadTests : IDisposable
             VirtioNetTransmitQueue queue = net.TransmitQueues[0];
             byte[] complete = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(40000, 8));
             var packets = new TransmitPacket[2];
+            Assert.Equal(8, queue.LargeBufferCount);
             Assert.Equal(2, queue.AllocateLargeBurst(packets));
             Assert.Equal(VirtioNetTransmitQueue.MaxSegmentFrameLength, packets[0].Span.Length);
             OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(40000, 8), zeroChecksum: true).CopyTo(packets[0].Span);
@@ -304,6 +305,7 @@ public sealed class BurstOffloadTests : IDisposable
         using (net)
         {
             VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            Assert.Equal(0, queue.LargeBufferCount);
             Assert.Equal(0, queue.AllocateLargeBurst(new TransmitPacket[1]));
             var packets = new TransmitPacket[3];
             Assert.Equal(3, queue.AllocateBurst(packets));
