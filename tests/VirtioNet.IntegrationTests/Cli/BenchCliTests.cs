@@ -47,6 +47,7 @@ public sealed class BenchCliTests
             Assert.True(result.ExitCode == 0, result.StandardError);
 
             using JsonDocument json = JsonDocument.Parse(result.StandardOutput);
+            Assert.Equal("poll", json.RootElement.GetProperty("operationMode").GetString());
             JsonElement[] rows = [.. json.RootElement.GetProperty("results").EnumerateArray()];
             Assert.Equal([64, 512, 1514], rows.Select(r => r.GetProperty("size").GetInt32()));
             Assert.All(rows, r => Assert.True(r.GetProperty("mpps").GetDouble() > 0));
