@@ -47,4 +47,15 @@ internal readonly record struct BenchSelection(BenchMode Direction, OperationMod
 
         return new BenchSelection(direction, operation);
     }
+
+    /// <summary>
+    /// Why an explicit <c>--pci-interrupts</c> cannot take effect in this run, or null when it can: it chooses how a QEMU
+    /// PCI function interrupts, so it needs interrupt mode, a QEMU machine and a PCI transport. Silently ignoring it would
+    /// report a poll-mode or mmio run as the interrupt layout asked for.
+    /// </summary>
+    public string? RefusePciInterrupts(bool vhostUser, string transport) =>
+        Operation != OperationMode.Interrupt ? "--pci-interrupts applies in interrupt mode, and bench polls unless told: add --mode interrupt."
+        : vhostUser ? "--pci-interrupts is for a QEMU PCI device; a vhost-user backend interrupts through its call eventfds."
+        : !transport.StartsWith("pci", StringComparison.Ordinal) ? $"--pci-interrupts needs --transport pci or pci-legacy; got {transport}."
+        : null;
 }

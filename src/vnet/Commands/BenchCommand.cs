@@ -68,6 +68,12 @@ internal static class BenchCommand
     {
         BenchSelection selection = BenchSelection.Parse(result.GetValue(Mode) ?? []);
         BenchMode mode = selection.Direction;
+        if (result.GetResult(CommonOptions.PciInterrupts) is { Implicit: false }
+            && selection.RefusePciInterrupts(result.GetValue(VhostUser) is { Length: > 0 }, settings.Transport) is { } refusal)
+        {
+            throw new CliException(refusal);
+        }
+
         int size = result.GetValue(Size);
         double seconds = result.GetValue(Seconds);
         int burst = result.GetValue(Burst);

@@ -32,4 +32,15 @@ public sealed class BenchSelectionTests
         CliException e = Assert.Throws<CliException>(() => BenchSelection.Parse(values.Split(' ')));
         Assert.Equal(expected, e.Message);
     }
+
+    [Theory]
+    [InlineData("rx", false, "pci", "--pci-interrupts applies in interrupt mode, and bench polls unless told: add --mode interrupt.")]
+    [InlineData("rx interrupt", true, "mmio", "--pci-interrupts is for a QEMU PCI device; a vhost-user backend interrupts through its call eventfds.")]
+    [InlineData("loopback interrupt", false, "mmio", "--pci-interrupts needs --transport pci or pci-legacy; got mmio.")]
+    [InlineData("loopback interrupt", false, "pci-legacy", null)]
+    [InlineData("rx interrupt", false, "pci", null)]
+    public void AnExplicitPciInterruptLayoutNeedsInterruptModeOnAQemuPciDevice(string values, bool vhostUser, string transport, string? expected)
+    {
+        Assert.Equal(expected, BenchSelection.Parse(values.Split(' ')).RefusePciInterrupts(vhostUser, transport));
+    }
 }
