@@ -165,4 +165,28 @@ public sealed class BenchCliTests
         using JsonDocument json = RunBench("loopback", "interrupt", "--vhost-user", testpmd.SocketPath, "--queues", "2");
         AssertReceivedByInterrupts(json.RootElement, "loopback");
     }
+
+    [Fact]
+    [Trait("Peer", "Qemu10")]
+    public void InInterruptModeOnQemu10WithAVectorPerQueueFramesAreReceivedAfterInterrupts()
+    {
+        string qemu = QemuRequirement.EnsureQemu10Available();
+        using JsonDocument json = RunBench("loopback", "interrupt", "--transport", "pci", "--pci-interrupts", "msix-per-queue", "--qemu", qemu);
+        AssertReceivedByInterrupts(json.RootElement, "loopback");
+    }
+
+    [Fact]
+    [Trait("Peer", "Dpdk")]
+    public void ASweepInInterruptModeSaysSoAndCountsInterruptsForEverySize()
+    {
+        DpdkRequirement.EnsureAvailable();
+        using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
+        VnetProcess.Result result = VnetProcess.Run("bench", "--vhost-user", testpmd.SocketPath, "--mode", "loopback", "--mode", "interrupt", "--sizes", "64,1514", "--seconds", "0.5", "--json");
+        Assert.True(result.ExitCode == 0, result.StandardError);
+        using JsonDocument json = JsonDocument.Parse(result.StandardOutput);
+        Assert.Equal("interrupt", json.RootElement.GetProperty("operationMode").GetString());
+        JsonElement[] rows = [.. json.RootElement.GetProperty("results").EnumerateArray()];
+        Assert.Equal([64, 1514], rows.Select(r => r.GetProperty("size").GetInt32()));
+        Assert.All(rows, r => Assert.True(r.GetProperty("interrupts").GetInt64() > 0, r.ToString()));
+    }
 }
