@@ -1,9 +1,14 @@
+using VirtioNet.Net;
+
 namespace VirtioNet.Cli.Bench;
 
 /// <summary>The driver-side figures of one run.</summary>
 internal sealed record BenchResult
 {
     public required BenchMode Mode { get; init; }
+
+    /// <summary>How the driver learned of received frames: busy-polling, or sleeping until the device interrupted.</summary>
+    public required OperationMode OperationMode { get; init; }
 
     public required int FrameSize { get; init; }
 
@@ -19,7 +24,11 @@ internal sealed record BenchResult
 
     public required long Kicks { get; init; }
 
+    /// <summary>Receive waits that a used-buffer interrupt ended (the receive queues' <c>Interrupts</c> statistic); 0 in poll mode.</summary>
     public required long Interrupts { get; init; }
+
+    /// <summary>Times a worker found its receive queue empty and slept in WaitForReceive (interrupt mode only).</summary>
+    public required long ReceiveWaits { get; init; }
 
     public required double CpuSeconds { get; init; }
 

@@ -32,7 +32,7 @@ internal static class BenchSweep
         var results = new List<BenchResult>();
         foreach (int size in sizes)
         {
-            Log.Info($"{session.Device.TransportDescription}: {mode.ToString().ToLowerInvariant()}, {size}-byte frames, {seconds} s");
+            Log.Info($"{session.Device.TransportDescription}: {mode.ToString().ToLowerInvariant()} in {session.Device.Mode.ToString().ToLowerInvariant()} mode, {size}-byte frames, {seconds} s");
             results.Add(BenchRunner.Run(session.Device, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken));
         }
 
@@ -47,13 +47,27 @@ internal static class BenchSweep
             var array = new JsonArray();
             foreach (BenchResult r in results)
             {
-                array.Add(new JsonObject { ["size"] = r.FrameSize, ["mpps"] = Math.Round(r.Mpps, 4), ["gbps"] = Math.Round(r.Gbps, 4), ["cpuNsPerPacket"] = Math.Round(r.CpuNanosecondsPerPacket, 1), ["allocatedBytes"] = r.AllocatedBytes });
+                array.Add(new JsonObject
+                {
+                    ["size"] = r.FrameSize,
+                    ["mpps"] = Math.Round(r.Mpps, 4),
+                    ["gbps"] = Math.Round(r.Gbps, 4),
+                    ["cpuNsPerPacket"] = Math.Round(r.CpuNanosecondsPerPacket, 1),
+                    ["allocatedBytes"] = r.AllocatedBytes,
+                    ["interrupts"] = r.Interrupts,
+                });
             }
 
-            Console.Out.WriteLine(new JsonObject { ["mode"] = mode.ToString().ToLowerInvariant(), ["results"] = array }.ToJsonString(Json.Options));
+            Console.Out.WriteLine(new JsonObject
+            {
+                ["mode"] = mode.ToString().ToLowerInvariant(),
+                ["operationMode"] = session.Device.Mode.ToString().ToLowerInvariant(),
+                ["results"] = array,
+            }.ToJsonString(Json.Options));
             return 0;
         }
 
+        AnsiConsole.MarkupLine($"{mode.ToString().ToLowerInvariant()} in {session.Device.Mode.ToString().ToLowerInvariant()} mode");
         var table = new Table().AddColumns("size", "Mpps", "Gbit/s", "CPU ns/pkt", "allocated");
         foreach (BenchResult r in results)
         {

@@ -10,12 +10,21 @@ using VirtioNet.VhostUser;
 namespace VirtioNet.Cli.Commands;
 
 /// <summary>
-/// <c>vnet bench</c>: packets per second through one queue pair with the zero-copy burst API, busy-polling, against a
-/// QEMU machine (its UDP socket netdev, with vnet itself as the far end).
+/// <c>vnet bench</c>: packets per second through one queue pair with the zero-copy burst API, busy-polling or (with
+/// <c>--mode interrupt</c>, for rx and loopback) sleeping until the device interrupts, against a QEMU machine (its UDP
+/// socket netdev, with vnet itself as the far end) or a vhost-user backend.
 /// </summary>
 internal static class BenchCommand
 {
-    private static readonly Option<string> Mode = new("--mode") { Description = "tx (send), rx (receive what the peer generates) or loopback.", DefaultValueFactory = _ => "tx" };
+    // Two kinds of value in one option: the direction (bench's own --mode since it began) and the operation mode, which
+    // every other command takes as --mode interrupt|poll. Each may be given once: --mode rx --mode interrupt.
+    private static readonly Option<string[]> Mode = new("--mode")
+    {
+        Description = "What to measure: tx (send), rx (receive what the peer generates) or loopback (default tx); and how the driver " +
+            "learns of received frames: poll (busy-polling, the default) or interrupt (sleep until the device interrupts; rx and " +
+            "loopback only). Give it twice for both, e.g. --mode rx --mode interrupt.",
+        AllowMultipleArgumentsPerToken = true,
+    };
 
     private static readonly Option<int> Size = new("--size") { Description = "Frame length in bytes, Ethernet header included, FCS excluded (60 to 1514).", DefaultValueFactory = _ => 64 };
 
@@ -38,7 +47,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var command = new Command("bench", "Measure packets per second through the driver's burst API.");
-        Mode.AcceptOnlyFromAmong("tx", "rx", "loopback");
+        Mode.AcceptOnlyFromAmong([.. BenchSelection.Values]);
         command.Options.Add(Mode);
         command.Options.Add(Size);
         command.Options.Add(Seconds);
@@ -57,7 +66,14 @@ internal static class BenchCommand
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
-        BenchMode mode = Enum.Parse<BenchMode>(result.GetValue(Mode) ?? "tx", ignoreCase: true);
+        BenchSelection selection = BenchSelection.Parse(result.GetValue(Mode) ?? []);
+        BenchMode mode = selection.Direction;
+        if (result.GetResult(CommonOptions.PciInterrupts) is { Implicit: false }
+            && selection.RefusePciInterrupts(result.GetValue(VhostUser) is { Length: > 0 }, settings.Transport) is { } refusal)
+        {
+            throw new CliException(refusal);
+        }
+
         int size = result.GetValue(Size);
         double seconds = result.GetValue(Seconds);
         int burst = result.GetValue(Burst);
@@ -84,7 +100,7 @@ internal static class BenchCommand
 
         if (result.GetValue(Sizes) is { Length: > 0 } sizeList)
         {
-            return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), Options(result), settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
+            return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), Options(result, selection), settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
         }
 
         if (result.GetValue(Chart) is { Length: > 0 })
@@ -94,26 +110,26 @@ internal static class BenchCommand
 
         if (result.GetValue(VhostUser) is { Length: > 0 } socketPath)
         {
-            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), Options(result) with { QueuePairs = queues }, settings, mode, size, burst, seconds, cancellationToken);
+            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), Options(result, selection) with { QueuePairs = queues }, settings, mode, size, burst, seconds, cancellationToken);
         }
 
         using var peer = new UdpPeer();
         using IQemuBoard board = Boards.Start(settings with { Netdev = peer.Netdev }, cancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, Options(result));
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, Options(result, selection));
         byte[] frame = new byte[size];
         frame.AsSpan(0, 6).Fill(0xff);
         peer.Start(mode, frame);
-        Log.Info($"{net.TransportDescription}: {mode.ToString().ToLowerInvariant()}, {size}-byte frames, bursts of {burst}, {seconds} s");
+        Log.Info($"{net.TransportDescription}: {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s");
 
         BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken);
-        Report(r, settings.Json, net.TransportDescription, mode == BenchMode.Tx ? peer.Received : null);
+        Report(r, settings.Json, net, mode == BenchMode.Tx ? peer.Received : null);
         return 0;
     }
 
-    // Busy-polling, as DPDK does; the split ring unless --ring packed.
-    private static VirtioNetOptions Options(ParseResult result) => new()
+    // Busy-polling, as DPDK does, unless --mode interrupt; the split ring unless --ring packed.
+    private static VirtioNetOptions Options(ParseResult result, BenchSelection selection) => new()
     {
-        Mode = OperationMode.Poll,
+        Mode = selection.Operation,
         DisabledFeatures = result.GetValue(Ring) == "packed" ? 0 : VirtioNet.Core.VirtioFeatures.RingPacked,
     };
 
@@ -127,20 +143,27 @@ internal static class BenchCommand
         };
         using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
         VirtioNetDevice net = session.Device;
-        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.QueuePairs} queue pair(s)");
+        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.QueuePairs} queue pair(s)");
         BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.QueuePairs);
-        Report(r, settings.Json, net.TransportDescription, peerCounted: null);
+        Report(r, settings.Json, net, peerCounted: null);
         return 0;
     }
 
-    internal static void Report(BenchResult r, bool json, string target, long? peerCounted)
+    // "poll mode" or "interrupt mode (the line it waits on)".
+    private static string Describe(VirtioNetDevice net) =>
+        net.Mode == OperationMode.Interrupt ? $"interrupt mode ({net.InterruptDescription})" : "poll mode";
+
+    private static void Report(BenchResult r, bool json, VirtioNetDevice net, long? peerCounted)
     {
+        string target = net.TransportDescription;
         if (json)
         {
             var o = new JsonObject
             {
                 ["target"] = target,
                 ["mode"] = r.Mode.ToString().ToLowerInvariant(),
+                ["operationMode"] = r.OperationMode.ToString().ToLowerInvariant(),
+                ["interrupt"] = net.InterruptDescription,
                 ["size"] = r.FrameSize,
                 ["burst"] = r.Burst,
                 ["seconds"] = Math.Round(r.Seconds, 3),
@@ -149,6 +172,9 @@ internal static class BenchCommand
                 ["peerCounted"] = peerCounted,
                 ["mpps"] = Math.Round(r.Mpps, 4),
                 ["gbps"] = Math.Round(r.Gbps, 4),
+                ["kicks"] = r.Kicks,
+                ["interrupts"] = r.Interrupts,
+                ["receiveWaits"] = r.ReceiveWaits,
                 ["kicksPerPacket"] = Math.Round(r.KicksPerPacket, 5),
                 ["interruptsPerPacket"] = Math.Round(r.InterruptsPerPacket, 5),
                 ["cpuNsPerPacket"] = Math.Round(r.CpuNanosecondsPerPacket, 1),
@@ -162,13 +188,15 @@ internal static class BenchCommand
         var table = new Table().AddColumns("figure", "value");
         table.AddRow("target", Markup.Escape(target));
         table.AddRow("mode", r.Mode.ToString().ToLowerInvariant());
+        table.AddRow("operation mode", Markup.Escape(r.OperationMode == OperationMode.Interrupt ? $"interrupt ({net.InterruptDescription})" : "poll"));
         table.AddRow("frame size", $"{N(r.FrameSize)} B");
         table.AddRow("burst", N(r.Burst));
         table.AddRow("duration", $"{F(r.Seconds, 2)} s");
         table.AddRow("sent / received", $"{N(r.Sent)} / {N(r.Received)}");
         table.AddRow("[bold]rate[/]", $"[bold]{F(r.Mpps, 4)} Mpps[/], {F(r.Gbps, 3)} Gbit/s");
         table.AddRow("kicks per packet", F(r.KicksPerPacket, 4));
-        table.AddRow("interrupts per packet", F(r.InterruptsPerPacket, 4));
+        table.AddRow("interrupts (per packet)", $"{N(r.Interrupts)} ({F(r.InterruptsPerPacket, 4)})");
+        table.AddRow("receive waits", N(r.ReceiveWaits));
         table.AddRow("CPU time per packet", $"{F(r.CpuNanosecondsPerPacket, 0)} ns");
         table.AddRow("allocated while measuring", $"{N(r.AllocatedBytes)} B");
         table.AddRow("counted by the peer", peerCounted?.ToString(CultureInfo.InvariantCulture) ?? "-");

@@ -51,7 +51,8 @@ internal static class DumpCommand
 
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(net.TransportDescription)}[/]  MAC {Json.FormatMac(net.MacAddress.Span)}  link {(net.IsLinkUp ? "up" : "down")}  " +
             $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  {net.RingLayout} rings  header {net.HeaderLength} bytes  {net.Mode} ({Markup.Escape(net.InterruptDescription)})");
-        AnsiConsole.MarkupLine($"negotiated: {Markup.Escape(string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatureSet)))}");
+        AnsiConsole.MarkupLine($"offered ({net.OfferedFeatureSet}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.OfferedFeatureSet)))}");
+        AnsiConsole.MarkupLine($"negotiated ({net.NegotiatedFeatureSet}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.NegotiatedFeatureSet)))}");
 
         var regs = new Table().AddColumns("Register", "Offset", "Scope", "Value");
         foreach (RegisterValue r in registers)
@@ -129,7 +130,10 @@ internal static class DumpCommand
         ["mode"] = net.Mode.ToString().ToLowerInvariant(),
         ["ringLayout"] = net.RingLayout,
         ["interrupt"] = net.InterruptDescription,
-        ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatureSet).Select(f => (JsonNode)f)]),
+        ["offeredFeatures"] = FeatureListing.ToJson(net.OfferedFeatureSet),
+        ["offeredFeatureBits"] = net.OfferedFeatureSet.ToString(),
+        ["negotiatedFeatures"] = FeatureListing.ToJson(net.NegotiatedFeatureSet),
+        ["negotiatedFeatureBits"] = net.NegotiatedFeatureSet.ToString(),
         ["registers"] = new JsonArray([.. registers.Select(r => (JsonNode)new JsonObject
         {
             ["name"] = r.Name,

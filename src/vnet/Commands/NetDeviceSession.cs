@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
 
@@ -44,8 +45,8 @@ internal sealed class NetDeviceSession : IDisposable
         return queues;
     }
 
-    /// <summary>Boots the machine and brings the device up, in poll mode (these commands wait for nothing).</summary>
-    public static NetDeviceSession Open(MachineSettings settings, int queues, string extraDeviceOptions, CancellationToken cancellationToken, ulong disabledFeatures = 0)
+    /// <summary>Boots the machine and brings the device up, in poll mode (these commands wait for nothing), without <paramref name="disabledFeatures"/> (any of the 128 bits).</summary>
+    public static NetDeviceSession Open(MachineSettings settings, int queues, string extraDeviceOptions, CancellationToken cancellationToken, VirtioFeatureSet disabledFeatures = default)
     {
         string? tap = null;
         if (queues > 1)
@@ -68,7 +69,7 @@ internal sealed class NetDeviceSession : IDisposable
         try
         {
             board = Boards.Start(settings, cancellationToken);
-            VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = queues, DisabledFeatures = disabledFeatures });
+            VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = queues, DisabledFeatures = disabledFeatures.Low, DisabledFeaturesHigh = disabledFeatures.High });
             Log.Info($"{net.TransportDescription}: {net.QueuePairs} queue pair(s) of {net.Config.MaxVirtqueuePairs} offered");
             return new NetDeviceSession(board, net, tap);
         }

@@ -106,7 +106,7 @@ internal static class PingCommand
                 ["transmitted"] = stats.Transmitted,
                 ["received"] = stats.Received,
                 ["rttMs"] = rtts,
-                ["negotiatedFeatures"] = new JsonArray([.. VirtioNetFeatureNames.Describe(net.NegotiatedFeatureSet).Select(f => (JsonNode)f)]),
+                ["negotiatedFeatures"] = FeatureListing.ToJson(net.NegotiatedFeatureSet),
             };
             Console.Out.WriteLine(json.ToJsonString(Json.Options));
         }

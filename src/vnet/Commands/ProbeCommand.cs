@@ -113,7 +113,7 @@ internal static class ProbeCommand
             Transport = transport.Description,
             Mac = Json.FormatMac(net.MacAddress.Span),
             LinkUp = net.IsLinkUp,
-            OfferedFeatures = VirtioNetFeatureNames.Describe(net.OfferedFeatureSet),
+            Offered = net.OfferedFeatureSet,
         };
     }
 
@@ -128,7 +128,10 @@ internal static class ProbeCommand
 
         public bool? LinkUp { get; init; }
 
-        public IReadOnlyList<string> OfferedFeatures { get; init; } = [];
+        // All 128 bits the device offered.
+        public VirtioFeatureSet Offered { get; init; }
+
+        public IReadOnlyList<string> OfferedFeatures => FeatureListing.Names(Offered);
 
         public IEnumerable<string> CapabilityNames =>
             Capabilities is null ? [] : Capabilities.All.Select(c => Capabilities.Virtio.FirstOrDefault(v => v.ConfigOffset == c.Offset) is { } v
@@ -173,6 +176,7 @@ internal static class ProbeCommand
                 o["mac"] = Mac;
                 o["linkUp"] = LinkUp;
                 o["offeredFeatures"] = new JsonArray([.. OfferedFeatures.Select(f => (JsonNode)f)]);
+                o["offeredFeatureBits"] = Offered.ToString();
             }
 
             return o;
@@ -200,7 +204,7 @@ internal static class ProbeCommand
     private static SlotReport Probe(RiscvVirtBoard board, VirtioMmioSlot slot, MachineSettings settings)
     {
         using VirtioMmioTransport transport = board.OpenTransport(slot, withInterrupt: false);
-        var report = new SlotReport(slot, transport.Version, transport.DeviceId, transport.DeviceId == 0 ? 0 : transport.ReadDeviceFeatures());
+        var report = new SlotReport(slot, transport.Version, transport.DeviceId, transport.DeviceId == 0 ? VirtioFeatureSet.None : FeatureListing.ReadOffered(transport));
         if (transport.DeviceId != VirtioDeviceTypes.Network)
         {
             return report;
@@ -212,15 +216,14 @@ internal static class ProbeCommand
         return report with { Mac = Json.FormatMac(net.MacAddress.Span), LinkUp = net.IsLinkUp };
     }
 
-    private sealed record SlotReport(VirtioMmioSlot Slot, uint Version, uint DeviceId, ulong Offered)
+    // Offered: all 128 bits (feature words 2 and 3 on version 2), named for the device's type.
+    private sealed record SlotReport(VirtioMmioSlot Slot, uint Version, uint DeviceId, VirtioFeatureSet Offered)
     {
         public string? Mac { get; init; }
 
         public bool? LinkUp { get; init; }
 
-        public IReadOnlyList<string> OfferedFeatures => DeviceId == VirtioDeviceTypes.Network
-            ? VirtioNetFeatureNames.Describe(Offered)
-            : VirtioFeatureNames.Describe(Offered);
+        public IReadOnlyList<string> OfferedFeatures => FeatureListing.Names(Offered, DeviceId);
 
         public JsonObject ToJson()
         {
@@ -234,6 +237,7 @@ internal static class ProbeCommand
                 ["deviceId"] = DeviceId,
                 ["type"] = DeviceId == 0 ? "empty" : VirtioDeviceTypes.NameOf(DeviceId),
                 ["offeredFeatures"] = new JsonArray([.. OfferedFeatures.Select(f => (JsonNode)f)]),
+                ["offeredFeatureBits"] = Offered.ToString(),
             };
             if (Mac is not null)
             {
