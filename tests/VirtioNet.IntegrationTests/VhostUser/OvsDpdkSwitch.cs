@@ -96,12 +96,13 @@ internal sealed class OvsDpdkSwitch : IDisposable
 
     /// <summary>
     /// Adds a <c>dpdkvhostuserclient</c> port: OVS connects (and reconnects) to a socket the driver listens on. Returns
-    /// the socket path for <c>VhostUserOptions { SocketMode = Listen }</c>.
+    /// the socket path for <c>VhostUserOptions { SocketMode = Listen }</c>. <paramref name="settings"/> are more
+    /// Interface column settings, e.g. <c>other_config:tx-steering=hash</c>.
     /// </summary>
-    public string AddClientPort(string name)
+    public string AddClientPort(string name, params string[] settings)
     {
         string socket = Path.Combine(Directory, name + ".sock");
-        Vsctl("add-port", Bridge, name, "--", "set", "Interface", name, "type=dpdkvhostuserclient", $"options:vhost-server-path={socket}");
+        Vsctl(["add-port", Bridge, name, "--", "set", "Interface", name, "type=dpdkvhostuserclient", $"options:vhost-server-path={socket}", .. settings]);
         return socket;
     }
 
@@ -109,9 +110,9 @@ internal sealed class OvsDpdkSwitch : IDisposable
     /// Adds a <c>dpdkvhostuser</c> port: OVS listens on a socket in its run directory (deprecated by OVS, still
     /// supported). Returns the socket path for the driver's default connect mode.
     /// </summary>
-    public string AddServerPort(string name)
+    public string AddServerPort(string name, params string[] settings)
     {
-        Vsctl("add-port", Bridge, name, "--", "set", "Interface", name, "type=dpdkvhostuser");
+        Vsctl(["add-port", Bridge, name, "--", "set", "Interface", name, "type=dpdkvhostuser", .. settings]);
         string socket = Path.Combine(Directory, name);
         Assert.True(File.Exists(socket), $"OVS did not create {socket}.\n{Log}");
         return socket;

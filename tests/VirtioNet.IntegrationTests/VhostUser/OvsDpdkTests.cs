@@ -212,15 +212,76 @@ public sealed class OvsDpdkTests
         WaitForCounters(ovs, "vu1", b);
     }
 
+    [Fact]
+    public void TwoQueuePairsOnEachPortCarryFramesBothWays()
+    {
+        // OVS sizes a vhost port's queues by what the driver enables: the transport's control queue turns the driver's
+        // VQ_PAIRS_SET into SET_VRING_ENABLE on both pairs, and OVS then polls both receive queues of the port.
+        using OvsDpdkSwitch ovs = OvsDpdkSwitch.Start();
+        using Pair pair = Pair.Open(ovs, portBIsServer: false, queuePairs: 2);
+        VirtioNetDevice a = pair.A.Device;
+        VirtioNetDevice b = pair.B.Device;
+        foreach (VhostUserSession session in new[] { pair.A, pair.B })
+        {
+            Assert.True(session.Transport.ServesControlQueue);
+            Assert.NotEqual(0UL, session.Device.NegotiatedFeatures & VirtioNetFeatures.Mq);
+            Assert.Equal(2, session.Device.ActiveQueuePairs);
+            Assert.Equal(2, session.Transport.EnabledQueuePairs);
+        }
+
+        // Each driver sends on both of its pairs at once; the other receives on whichever pair OVS chose.
+        const int PerPair = 1000;
+        var toB = new Dictionary<uint, byte[]>();
+        var toA = new Dictionary<uint, byte[]>();
+        int[] sentToB = new int[2], sentToA = new int[2];
+        int receivedByB = 0, receivedByA = 0;
+        byte[] buffer = new byte[Math.Max(a.MaxReceiveFrameLength, b.MaxReceiveFrameLength)];
+        var clock = Stopwatch.StartNew();
+        while ((receivedByA < 2 * PerPair || receivedByB < 2 * PerPair) && clock.Elapsed < Patience)
+        {
+            for (int p = 0; p < 2; p++)
+            {
+                uint space = (uint)p << 16;
+
+                // At most 64 frames in flight per direction, shared by the two pairs.
+                sentToB[p] += SendWindow(a, p, MacB, MacA, FromA | space, sentToB[p], 32 - ((sentToB.Sum() - receivedByB) / 2), PerPair, toB, udp: true);
+                sentToA[p] += SendWindow(b, p, MacA, MacB, FromB | space, sentToA[p], 32 - ((sentToA.Sum() - receivedByA) / 2), PerPair, toA, udp: true);
+            }
+
+            receivedByB += ReceiveAndVerify(b, buffer, toB);
+            receivedByA += ReceiveAndVerify(a, buffer, toA);
+            Thread.Yield();
+        }
+
+        Assert.True(receivedByB == 2 * PerPair && receivedByA == 2 * PerPair, $"B got {receivedByB} and A got {receivedByA} of {2 * PerPair} frames.\n{ovs.Log}");
+
+        // Both transmit queues of each driver carried their share, and, OVS spreading the frames it sends to a port over
+        // its queues by hash, both receive queues took some; OVS took from each port exactly what its driver sent.
+        foreach (VirtioNetDevice device in new[] { a, b })
+        {
+            Assert.All(device.TransmitQueues, q => Assert.True(q.Statistics.Packets >= PerPair, $"{q.Statistics.Name} sent {q.Statistics.Packets}"));
+            Assert.All(device.ReceiveQueues, q => Assert.True(q.Statistics.Packets > 0, $"{q.Statistics.Name} received nothing: [{string.Join(", ", device.ReceiveQueues.Select(r => r.Statistics.Packets))}]"));
+        }
+
+        WaitForCounters(ovs, "vu0", a);
+        WaitForCounters(ovs, "vu1", b);
+        Assert.All(a.GetQueueStates().Concat(b.GetQueueStates()), q => Assert.Null(q.BrokenReason));
+    }
+
     // Sends frames of the direction's sequence space while fewer than 64 are in flight; returns how many it sent.
-    private static int SendWindow(VirtioNetDevice device, byte[] destination, byte[] source, uint space, int sent, int received, int count, Dictionary<uint, byte[]> expected)
+    private static int SendWindow(VirtioNetDevice device, byte[] destination, byte[] source, uint space, int sent, int received, int count, Dictionary<uint, byte[]> expected) =>
+        SendWindow(device, 0, destination, source, space, sent, 64 - (sent - received), count, expected);
+
+    // Sends at most limit frames on one pair, numbered from sent up to count; returns how many it sent.
+    private static int SendWindow(VirtioNetDevice device, int pair, byte[] destination, byte[] source, uint space, int sent, int limit, int count, Dictionary<uint, byte[]> expected, bool udp = false)
     {
         int added = 0;
-        while (sent + added < count && sent + added - received < 64)
+        while (sent + added < count && added < limit)
         {
             uint sequence = space | (uint)(sent + added);
-            byte[] frame = BuildFrame(destination, source, EtherTypeOne, sequence, 60 + (int)((uint)(sent + added) * 97 % 1455));
-            if (!device.TrySend(frame))
+            int length = 60 + (int)((uint)(sent + added) * 97 % 1455);
+            byte[] frame = udp ? BuildUdpFrame(destination, source, sequence, length) : BuildFrame(destination, source, EtherTypeOne, sequence, length);
+            if (!device.TrySend(pair, frame))
             {
                 break;
             }
@@ -229,7 +290,7 @@ public sealed class OvsDpdkTests
             added++;
         }
 
-        device.ReclaimTransmitted();
+        device.ReclaimTransmitted(pair);
         return added;
     }
 
@@ -237,10 +298,22 @@ public sealed class OvsDpdkTests
     private static int ReceiveAndVerify(VirtioNetDevice device, byte[] buffer, Dictionary<uint, byte[]> expected)
     {
         int count = 0;
-        while (device.TryReceive(buffer, out int length))
+        for (int pair = 0; pair < device.ActiveQueuePairs; pair++)
         {
-            Assert.True(length >= 18, $"a {length}-byte frame arrived; none that short was sent");
-            uint sequence = BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(14));
+            count += ReceiveAndVerify(device, pair, buffer, expected);
+        }
+
+        return count;
+    }
+
+    // The same on one pair.
+    private static int ReceiveAndVerify(VirtioNetDevice device, int pair, byte[] buffer, Dictionary<uint, byte[]> expected)
+    {
+        int count = 0;
+        while (device.TryReceive(pair, buffer, out int length))
+        {
+            Assert.True(length >= 60, $"a {length}-byte frame arrived; none that short was sent");
+            uint sequence = SequenceOf(buffer, length);
             if (IsLearningFrame(buffer, length))
             {
                 continue;
@@ -288,8 +361,7 @@ public sealed class OvsDpdkTests
             OvsPortStatistics? read = ovs.GetPortStatistics(port);
             Assert.True(read.HasValue, $"OVS has no counters for {port}");
             stats = read.Value;
-            bool agree = stats.RxPackets == device.TransmitStatistics.Packets && stats.RxBytes == device.TransmitStatistics.Bytes
-                && stats.TxPackets == device.ReceiveStatistics.Packets && stats.TxBytes == device.ReceiveStatistics.Bytes;
+            bool agree = (stats.RxPackets, stats.RxBytes) == Sent(device) && (stats.TxPackets, stats.TxBytes) == Received(device);
             if (agree || clock.Elapsed > TimeSpan.FromSeconds(10))
             {
                 break;
@@ -298,9 +370,55 @@ public sealed class OvsDpdkTests
             Thread.Sleep(50);
         }
 
-        Assert.Equal((device.TransmitStatistics.Packets, device.TransmitStatistics.Bytes), (stats.RxPackets, stats.RxBytes));
-        Assert.Equal((device.ReceiveStatistics.Packets, device.ReceiveStatistics.Bytes), (stats.TxPackets, stats.TxBytes));
+        Assert.Equal(Sent(device), (stats.RxPackets, stats.RxBytes));
+        Assert.Equal(Received(device), (stats.TxPackets, stats.TxBytes));
         return stats;
+    }
+
+    // Packets and bytes over every transmit (receive) queue of the device.
+    private static (long Packets, long Bytes) Sent(VirtioNetDevice device) =>
+        (device.TransmitQueues.Sum(q => q.Statistics.Packets), device.TransmitQueues.Sum(q => q.Statistics.Bytes));
+
+    private static (long Packets, long Bytes) Received(VirtioNetDevice device) =>
+        (device.ReceiveQueues.Sum(q => q.Statistics.Packets), device.ReceiveQueues.Sum(q => q.Statistics.Bytes));
+
+    // The sequence number: after the UDP header in an IPv4 frame, after the EtherType otherwise.
+    private static uint SequenceOf(byte[] frame, int length) =>
+        BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12)) == 0x0800 ? 42 : 14, 4));
+
+    // An IPv4/UDP frame from 10.0.0.1 to 10.0.0.2 whose UDP source port varies with the sequence number (which follows
+    // the UDP header), so that OVS's 5-tuple hash spreads such frames over a port's queues (tx-steering=hash).
+    private static byte[] BuildUdpFrame(byte[] destination, byte[] source, uint sequence, int length)
+    {
+        byte[] frame = BuildFrame(destination, source, 0x0800, sequence, length);
+        Span<byte> ip = frame.AsSpan(14);
+        ip[0] = 0x45;
+        ip[1] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(length - 14));
+        BinaryPrimitives.WriteUInt32BigEndian(ip[4..], 0x4000_0000); // id 0, don't fragment
+        ip[8] = 64;
+        ip[9] = 17;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
+        BinaryPrimitives.WriteUInt32BigEndian(ip[12..], 0x0a00_0001);
+        BinaryPrimitives.WriteUInt32BigEndian(ip[16..], 0x0a00_0002);
+        Span<byte> udp = frame.AsSpan(34);
+        BinaryPrimitives.WriteUInt16BigEndian(udp, (ushort)(1024 + (sequence & 0x3fff)));
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], 4789);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)(length - 34));
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(42), sequence);
+
+        // Header checksum (RFC 791): OVS does not check it, a reader of a capture would.
+        uint sum = 0;
+        for (int i = 0; i < 20; i += 2)
+        {
+            sum += BinaryPrimitives.ReadUInt16BigEndian(ip[i..]);
+        }
+
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum += sum >> 16;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~sum);
+        return frame;
     }
 
     // destination, source, EtherType, a 4-byte sequence number, then a pattern of the sequence; length bytes in all.
@@ -338,8 +456,11 @@ public sealed class OvsDpdkTests
         public static Pair Open(OvsDpdkSwitch ovs, bool portBIsServer, int queuePairs = 1)
         {
             CancellationToken cancel = TestContext.Current.CancellationToken;
-            string socketA = ovs.AddClientPort("vu0");
-            string socketB = portBIsServer ? ovs.AddServerPort("vu1") : ovs.AddClientPort("vu1");
+            // With several queues, OVS spreads what it sends to a port over the port's queues by the packets' hash
+            // (by default everything goes to the one queue of its one PMD thread).
+            string[] options = queuePairs > 1 ? ["other_config:tx-steering=hash"] : [];
+            string socketA = ovs.AddClientPort("vu0", options);
+            string socketB = portBIsServer ? ovs.AddServerPort("vu1", options) : ovs.AddClientPort("vu1", options);
 
             // OVS's vhost client retries its connection once a second.
             VhostUserSession a = VhostUserSession.Open(
@@ -386,24 +507,31 @@ public sealed class OvsDpdkTests
             byte[] buffer = new byte[Math.Max(A.Device.MaxReceiveFrameLength, B.Device.MaxReceiveFrameLength)];
             foreach ((VirtioNetDevice from, VirtioNetDevice to, byte[] destination, byte[] source) in new[] { (A.Device, B.Device, MacB, MacA), (B.Device, A.Device, MacA, MacB) })
             {
-                bool arrived = false;
-                for (uint attempt = 0; attempt < 50 && !arrived; attempt++)
+                // From every pair: OVS polls a new receive queue only once it has reconfigured the port for it.
+                for (int pair = 0; pair < from.ActiveQueuePairs; pair++)
                 {
-                    Assert.True(from.TrySend(BuildFrame(destination, source, EtherTypeOne, Learning | attempt, 60)));
-                    var clock = Stopwatch.StartNew();
-                    while (!arrived && clock.Elapsed < TimeSpan.FromMilliseconds(200))
+                    bool arrived = false;
+                    for (uint attempt = 0; attempt < 50 && !arrived; attempt++)
                     {
-                        from.ReclaimTransmitted();
-                        while (to.TryReceive(buffer, out int length))
+                        Assert.True(from.TrySend(pair, BuildFrame(destination, source, EtherTypeOne, Learning | attempt, 60)));
+                        var clock = Stopwatch.StartNew();
+                        while (!arrived && clock.Elapsed < TimeSpan.FromMilliseconds(200))
                         {
-                            arrived |= IsLearningFrame(buffer, length);
+                            from.ReclaimTransmitted(pair);
+                            for (int toPair = 0; toPair < to.ActiveQueuePairs; toPair++)
+                            {
+                                while (to.TryReceive(toPair, buffer, out int length))
+                                {
+                                    arrived |= IsLearningFrame(buffer, length);
+                                }
+                            }
+
+                            Thread.Yield();
                         }
-
-                        Thread.Yield();
                     }
-                }
 
-                Assert.True(arrived, $"no frame crossed the bridge.\n{ovs.Log}");
+                    Assert.True(arrived, $"no frame from pair {pair} crossed the bridge.\n{ovs.Log}");
+                }
             }
         }
     }
