@@ -31,14 +31,18 @@ internal sealed class OvsDpdkSwitch : IDisposable
     // How long a tool or the switch may take: ovs-vswitchd initialises DPDK in well under a second on this machine's kind.
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(30);
 
+    // Names carry the test process's id, so that what a killed test process left is recognised and removed.
+    private const string DirectoryPrefix = "vnet-ovs-";
+    private const string FilePrefixStart = "vnetovs";
+
     private static int s_instances;
 
     private readonly List<Process> _daemons = [];
 
     private OvsDpdkSwitch()
     {
-        Directory = System.IO.Directory.CreateTempSubdirectory("vnet-ovs-").FullName;
-        FilePrefix = $"vnetovs{Environment.ProcessId}x{Interlocked.Increment(ref s_instances)}";
+        Directory = System.IO.Directory.CreateTempSubdirectory($"{DirectoryPrefix}{Environment.ProcessId}-").FullName;
+        FilePrefix = $"{FilePrefixStart}{Environment.ProcessId}x{Interlocked.Increment(ref s_instances)}";
     }
 
     /// <summary>The temporary directory: database, sockets (OVS_RUNDIR), logs.</summary>
@@ -81,6 +85,7 @@ internal sealed class OvsDpdkSwitch : IDisposable
     public static OvsDpdkSwitch Start()
     {
         OvsRequirement.EnsureAvailable();
+        RemoveLeftoversOfDeadProcesses();
         var ovs = new OvsDpdkSwitch();
         try
         {
@@ -335,6 +340,35 @@ internal sealed class OvsDpdkSwitch : IDisposable
         info.Environment["OVS_DBDIR"] = Directory;
         info.Environment["OVS_LOGDIR"] = Directory;
         info.Environment["OVS_SYSCONFDIR"] = Directory;
+    }
+
+    // The daemons die with a killed test process (setpriv --pdeathsig), but its directories stay: remove those whose
+    // process is gone.
+    private static void RemoveLeftoversOfDeadProcesses()
+    {
+        var candidates = new List<(string Path, string Suffix)>();
+        foreach (string directory in System.IO.Directory.EnumerateDirectories(Path.GetTempPath(), DirectoryPrefix + "*"))
+        {
+            candidates.Add((directory, Path.GetFileName(directory)[DirectoryPrefix.Length..]));
+        }
+
+        if (System.IO.Directory.Exists("/var/run/dpdk"))
+        {
+            foreach (string directory in System.IO.Directory.EnumerateDirectories("/var/run/dpdk", FilePrefixStart + "*"))
+            {
+                candidates.Add((directory, Path.GetFileName(directory)[FilePrefixStart.Length..]));
+            }
+        }
+
+        foreach ((string path, string suffix) in candidates)
+        {
+            string digits = new([.. suffix.TakeWhile(char.IsAsciiDigit)]);
+            if (int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid != Environment.ProcessId
+                && !System.IO.Directory.Exists($"/proc/{pid}"))
+            {
+                TryDelete(path);
+            }
+        }
     }
 
     private static void TryDelete(string directory)
