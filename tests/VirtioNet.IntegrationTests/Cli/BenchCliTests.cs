@@ -78,13 +78,19 @@ public sealed class BenchCliTests
     }
 
     // Interrupt mode: frames were received, and receive waits were ended by interrupts the driver acknowledged.
-    private static void AssertReceivedByInterrupts(JsonElement r, string direction)
+    // `backendFloods`: testpmd sends (txonly) or returns (macswap) as fast as it can, so whether the receive queue ever
+    // runs empty, and the worker sleeps until an interrupt, depends on how fast this machine runs the driver against it
+    // (on a quiet machine a 1 s run waited once, and was never woken by an interrupt). Those rows check that interrupt
+    // mode ran and delivered; the wake-up by the call eventfds is proven where the traffic leaves the queue empty
+    // (VhostUserMultiQueueInterruptTests, VhostUserTrafficTests) and by the QEMU rows here, whose peer paces the frames.
+    private static void AssertReceivedByInterrupts(JsonElement r, string direction, bool backendFloods = false)
     {
         long received = r.GetProperty("received").GetInt64();
         long interrupts = r.GetProperty("interrupts").GetInt64();
         long waits = r.GetProperty("receiveWaits").GetInt64();
         Assert.True(received > 0, $"nothing received: {r}");
-        Assert.True(interrupts > 0, $"no receive wait was ended by an interrupt: {r}");
+        Assert.Equal("interrupt", r.GetProperty("operationMode").GetString());
+        Assert.True(backendFloods || interrupts > 0, $"no receive wait was ended by an interrupt: {r}");
 
         // Every interrupt counted woke a wait; a wait may also end by its time slice.
         Assert.True(waits >= interrupts, r.ToString());
@@ -144,26 +150,27 @@ public sealed class BenchCliTests
     [Trait("Peer", "Dpdk")]
     [InlineData("rx", "txonly")]
     [InlineData("loopback", "macswap")]
-    public void InInterruptModeAgainstTestpmdFramesAreReceivedAfterInterrupts(string direction, string forwardMode)
+    public void InInterruptModeAgainstTestpmdFramesAreReceivedAndNothingIsAllocatedPerWait(string direction, string forwardMode)
     {
         DpdkRequirement.EnsureAvailable();
         using DpdkTestpmd testpmd = DpdkTestpmd.Start(forwardMode);
         using JsonDocument json = RunBench(direction, "interrupt", "--vhost-user", testpmd.SocketPath);
-        AssertReceivedByInterrupts(json.RootElement, direction);
+        AssertReceivedByInterrupts(json.RootElement, direction, backendFloods: true);
+        Assert.StartsWith("vhost-user call eventfds", json.RootElement.GetProperty("interrupt").GetString(), StringComparison.Ordinal);
 
-        // Nothing allocated per wait: fewer bytes than waits (the first interrupt handled on the thread allocates 32 bytes
-        // once, seen the same after 1 s and 3 s; poll mode allocates nothing).
-        Assert.True(json.RootElement.GetProperty("allocatedBytes").GetInt64() < json.RootElement.GetProperty("receiveWaits").GetInt64(), json.RootElement.ToString());
+        // Nothing allocated per wait: at most the 32 bytes the first interrupt handled on the thread allocates once (seen
+        // the same after 1 s and 3 s; poll mode allocates nothing).
+        Assert.True(json.RootElement.GetProperty("allocatedBytes").GetInt64() <= 32, json.RootElement.ToString());
     }
 
     [Fact]
     [Trait("Peer", "Dpdk")]
-    public void InInterruptModeTwoQueuePairsEachWaitForTheirOwnFrames()
+    public void InInterruptModeTwoQueuePairsEachReceiveTheirOwnFrames()
     {
         DpdkRequirement.EnsureAvailable();
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(2);
         using JsonDocument json = RunBench("loopback", "interrupt", "--vhost-user", testpmd.SocketPath, "--queues", "2");
-        AssertReceivedByInterrupts(json.RootElement, "loopback");
+        AssertReceivedByInterrupts(json.RootElement, "loopback", backendFloods: true);
     }
 
     [Fact]
@@ -177,7 +184,7 @@ public sealed class BenchCliTests
 
     [Fact]
     [Trait("Peer", "Dpdk")]
-    public void ASweepInInterruptModeSaysSoAndCountsInterruptsForEverySize()
+    public void ASweepInInterruptModeSaysSoForEverySize()
     {
         DpdkRequirement.EnsureAvailable();
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
@@ -187,6 +194,8 @@ public sealed class BenchCliTests
         Assert.Equal("interrupt", json.RootElement.GetProperty("operationMode").GetString());
         JsonElement[] rows = [.. json.RootElement.GetProperty("results").EnumerateArray()];
         Assert.Equal([64, 1514], rows.Select(r => r.GetProperty("size").GetInt32()));
-        Assert.All(rows, r => Assert.True(r.GetProperty("interrupts").GetInt64() > 0, r.ToString()));
+        // Every size ran and carries its interrupt count (how many depends on whether testpmd's flood ever left the
+        // queue empty on this machine: see AssertReceivedByInterrupts).
+        Assert.All(rows, r => Assert.True(r.GetProperty("mpps").GetDouble() > 0 && r.TryGetProperty("interrupts", out JsonElement count) && count.ValueKind == JsonValueKind.Number, r.ToString()));
     }
 }
