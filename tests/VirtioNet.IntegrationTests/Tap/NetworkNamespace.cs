@@ -87,6 +87,19 @@ internal sealed partial class NetworkNamespace : IDisposable
     }
 
     /// <summary>
+    /// Moves the TAP (already opened by QEMU) into the namespace and brings it up with no address and no IPv6 link-local
+    /// address (<c>addrgenmode none</c>): for a TAP that becomes a switch port, so the kernel sends nothing of its own
+    /// through it.
+    /// </summary>
+    public void MoveTapInUnaddressed(int mtu)
+    {
+        Ip($"link set {TapName} netns {Name}");
+        _moved = true;
+        Ip($"-n {Name} link set {TapName} addrgenmode none mtu {mtu.ToString(CultureInfo.InvariantCulture)}");
+        Ip($"-n {Name} link set {TapName} up");
+    }
+
+    /// <summary>
     /// Runs <paramref name="body"/> on a thread of its own that has entered the namespace (setns affects only the
     /// calling thread), so the sockets it creates live there. The thread ends with the body.
     /// </summary>

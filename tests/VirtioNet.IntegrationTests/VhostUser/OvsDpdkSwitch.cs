@@ -25,6 +25,11 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 /// TAP device, which a killed switch would otherwise leave behind in the host's namespace; the namespace, and the TAP
 /// with it, goes when the process does. vhost-user sockets are paths, so the namespace does not affect them.
 /// </para>
+/// <para>
+/// <see cref="StartInNamespace"/> starts the same pair without DPDK, ovs-vswitchd inside a test's named network
+/// namespace instead of a namespace of its own: a bridge of kernel interfaces there (a TAP as a <c>system</c> port,
+/// <c>internal</c> ports), switched by OVS's userspace (netdev) datapath. Its TAPs live and die with that namespace.
+/// </para>
 /// </summary>
 internal sealed class OvsDpdkSwitch : IDisposable
 {
@@ -39,8 +44,12 @@ internal sealed class OvsDpdkSwitch : IDisposable
 
     private readonly List<Process> _daemons = [];
 
-    private OvsDpdkSwitch()
+    // The named network namespace ovs-vswitchd runs in, or null for a namespace of its own (unshare --net) with DPDK.
+    private readonly string? _networkNamespace;
+
+    private OvsDpdkSwitch(string? networkNamespace)
     {
+        _networkNamespace = networkNamespace;
         Directory = System.IO.Directory.CreateTempSubdirectory($"{DirectoryPrefix}{Environment.ProcessId}-").FullName;
         FilePrefix = $"{FilePrefixStart}{Environment.ProcessId}x{Interlocked.Increment(ref s_instances)}";
     }
@@ -86,7 +95,25 @@ internal sealed class OvsDpdkSwitch : IDisposable
     {
         OvsRequirement.EnsureAvailable();
         RemoveLeftoversOfDeadProcesses();
-        var ovs = new OvsDpdkSwitch();
+        return Launch(new OvsDpdkSwitch(null));
+    }
+
+    /// <summary>
+    /// Starts ovsdb-server, and ovs-vswitchd inside the named network namespace <paramref name="networkNamespace"/>
+    /// (<c>ip netns exec</c>; it dies with this process all the same), without DPDK (<c>dpdk-init</c> left false: no
+    /// EAL, no PMD thread, no memory set aside), and creates the bridge (datapath_type=netdev, NORMAL). Ports are then
+    /// kernel interfaces of that namespace: <c>system</c> ports (an existing interface, read and written through a
+    /// packet socket) and <c>internal</c> ports (a TAP OVS creates there). The bridge's own internal port is left down.
+    /// </summary>
+    public static OvsDpdkSwitch StartInNamespace(string networkNamespace)
+    {
+        OvsRequirement.EnsureAvailable();
+        RemoveLeftoversOfDeadProcesses();
+        return Launch(new OvsDpdkSwitch(networkNamespace));
+    }
+
+    private static OvsDpdkSwitch Launch(OvsDpdkSwitch ovs)
+    {
         try
         {
             ovs.StartDaemons();
@@ -122,6 +149,20 @@ internal sealed class OvsDpdkSwitch : IDisposable
         Assert.True(File.Exists(socket), $"OVS did not create {socket}.\n{Log}");
         return socket;
     }
+
+    /// <summary>
+    /// Adds an existing kernel interface of the switch's namespace as a <c>system</c> port (netdev datapath: OVS reads
+    /// and writes its frames through a packet socket). <paramref name="settings"/> are more Port column settings, e.g.
+    /// <c>trunks=100</c>.
+    /// </summary>
+    public void AddSystemPort(string name, params string[] settings) => Vsctl(["add-port", Bridge, name, .. settings]);
+
+    /// <summary>
+    /// Adds an <c>internal</c> port: a kernel interface (a TAP in the netdev datapath) that OVS creates in its
+    /// namespace. <paramref name="settings"/> are more Port column settings, e.g. <c>tag=100</c> for an access port.
+    /// </summary>
+    public void AddInternalPort(string name, params string[] settings) =>
+        Vsctl(["add-port", Bridge, name, .. settings, "--", "set", "Interface", name, "type=internal"]);
 
     /// <summary>Waits until OVS reports the port's link up: the vhost-user device is configured and in the datapath.</summary>
     public void WaitForLinkUp(string port, TimeSpan timeout)
@@ -244,6 +285,12 @@ internal sealed class OvsDpdkSwitch : IDisposable
         }
 
         Vsctl("--no-wait", "init");
+        if (_networkNamespace is not null)
+        {
+            StartSwitchWithoutDpdk(_networkNamespace);
+            return;
+        }
+
         Vsctl(
             "--no-wait", "set", "Open_vSwitch", ".",
             "other_config:dpdk-init=true",
@@ -266,6 +313,29 @@ internal sealed class OvsDpdkSwitch : IDisposable
             }
 
             Thread.Sleep(50);
+        }
+
+        Vsctl("add-br", Bridge, "--", "set", "Bridge", Bridge, "datapath_type=netdev");
+    }
+
+    private void StartSwitchWithoutDpdk(string networkNamespace)
+    {
+        Process vswitchd = StartDaemon(
+            "ip",
+            "netns", "exec", networkNamespace, OvsRequirement.VswitchdBinary,
+            $"unix:{DatabaseSocket}", $"--unixctl={Path.Combine(Directory, "ovs-vswitchd.ctl")}",
+            $"--log-file={Path.Combine(Directory, "ovs-vswitchd.log")}", "--no-chdir");
+
+        // add-br waits (without --no-wait) until ovs-vswitchd has applied it; the daemon connects within milliseconds.
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(Path.Combine(Directory, "ovs-vswitchd.ctl")))
+        {
+            if (vswitchd.HasExited || clock.Elapsed > ToolTimeout)
+            {
+                Assert.Fail($"ovs-vswitchd did not start in {networkNamespace} (exited: {vswitchd.HasExited}).\n{Log}");
+            }
+
+            Thread.Sleep(20);
         }
 
         Vsctl("add-br", Bridge, "--", "set", "Bridge", Bridge, "datapath_type=netdev");
