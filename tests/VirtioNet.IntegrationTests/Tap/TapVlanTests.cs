@@ -3,9 +3,9 @@ using System.Net.NetworkInformation;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using PacketDotNet;
+using VirtioNet.IntegrationTests.VhostUser;
 using VirtioNet.Net;
 using VirtioNet.Net.Vlan;
-using VirtioNet.IntegrationTests.VhostUser;
 using VirtioNet.Qemu;
 using Xunit;
 
