@@ -65,7 +65,7 @@ public sealed class TapVlanTests
         (int answered, long sentByKernel) = await PingFromKernel(ns, vlan, responder, timeoutMilliseconds: 3000);
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"VLAN {VlanId} in the table: {answered}/3 pings answered, {sentByKernel} frames sent by {vlan}, {responder.TaggedFrames} tagged frames at the driver ({responder.ArpReplies} ARP, {responder.EchoReplies} echo replies), {responder.OtherTagFrames} with other tags, {responder.UntaggedFrames} untagged");
-        Assert.True(answered == 3, $"{answered}/3 pings answered.\n{ovs.Log}");
+        Assert.True(answered == 3, $"{answered}/3 pings answered.\n{SwitchState(ns, ovs)}");
         Assert.True(responder.ArpReplies >= 1, "the kernel's ARP request never reached the driver tagged");
         Assert.True(responder.EchoReplies >= 3, "the driver answered fewer echo requests than pings succeeded");
         Assert.Equal(0, responder.OtherTagFrames);
@@ -86,7 +86,7 @@ public sealed class TapVlanTests
         net.AddVlan(VlanId);
         responder = new VlanResponder(net, VlanId, IPAddress.Parse(DriverVlanAddress));
         (answered, _) = await PingFromKernel(ns, vlan, responder, timeoutMilliseconds: 3000);
-        Assert.Equal(3, answered);
+        Assert.True(answered == 3, $"{answered}/3 pings answered once re-added.\n{SwitchState(ns, ovs)}");
         Assert.True(responder.TaggedFrames >= 3);
     }
 
@@ -128,6 +128,11 @@ public sealed class TapVlanTests
         Assert.Equal(2, await ArpFromPacketSocket(ns, responder, requests: 2, wait: TimeSpan.FromSeconds(3)));
         Assert.Equal(2, responder.TaggedFrames);
     }
+
+    // What the namespace's interfaces saw (per-interface counters) and the switch's log, for a failure message.
+    private static string SwitchState(NetworkNamespace ns, OvsDpdkSwitch ovs) =>
+        $"{ns.IpInside("-s -d link show")}\n{ns.IpInside("addr show")}\n{ns.IpInside("route show")}\n{ns.IpInside("neigh show")}\n"
+        + ovs.Log;
 
     private static RiscvVirtBoard StartBoard(NetworkNamespace ns) =>
         RiscvVirtBoard.Start(new QemuMachineOptions { ModernMmio = true, Netdev = ns.Netdev }, TestContext.Current.CancellationToken);

@@ -42,7 +42,8 @@ internal sealed class OvsDpdkSwitch : IDisposable
 
     private static int s_instances;
 
-    private readonly List<Process> _daemons = [];
+    // Each daemon with the thread that started it and waits for it (its parent as far as PR_SET_PDEATHSIG is concerned).
+    private readonly List<(Process Process, Thread Owner)> _daemons = [];
 
     // The named network namespace ovs-vswitchd runs in, or null for a namespace of its own (unshare --net) with DPDK.
     private readonly string? _networkNamespace;
@@ -243,7 +244,7 @@ internal sealed class OvsDpdkSwitch : IDisposable
         // The switch first: ovsdb-server going first would make it log reconnection attempts, nothing worse.
         for (int i = _daemons.Count - 1; i >= 0; i--)
         {
-            Process daemon = _daemons[i];
+            (Process daemon, Thread owner) = _daemons[i];
             try
             {
                 if (!daemon.HasExited)
@@ -257,6 +258,7 @@ internal sealed class OvsDpdkSwitch : IDisposable
             {
             }
 
+            owner.Join();
             daemon.Dispose();
         }
 
@@ -359,10 +361,45 @@ internal sealed class OvsDpdkSwitch : IDisposable
         var process = new Process { StartInfo = info };
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _daemons.Add(process);
+
+        // Linux counts the thread that forked a process as its parent for PR_SET_PDEATHSIG (prctl(2)), and .NET forks on
+        // the calling thread: started from a thread-pool thread, a daemon would be killed when that thread retires, as
+        // it can while an async test awaits. So a thread of its own starts it and waits for it, as QemuProcess does.
+        Exception? failure = null;
+        using var started = new ManualResetEventSlim(false);
+        var owner = new Thread(() =>
+        {
+            try
+            {
+                process.Start();
+                process.BeginOutputReadLine();
+                process.BeginErrorReadLine();
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
+            {
+                failure = e;
+                return;
+            }
+            finally
+            {
+                started.Set();
+            }
+
+            process.WaitForExit();
+        })
+        {
+            IsBackground = true,
+            Name = $"{Path.GetFileName(program)} owner",
+        };
+        owner.Start();
+        started.Wait();
+        if (failure is not null)
+        {
+            process.Dispose();
+            Assert.Fail($"Could not start {program}: {failure.Message}");
+        }
+
+        _daemons.Add((process, owner));
         return process;
     }
 
