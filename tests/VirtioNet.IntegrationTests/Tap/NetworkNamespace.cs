@@ -14,6 +14,11 @@ namespace VirtioNet.IntegrationTests.Tap;
 /// (<see cref="TapName"/> in <see cref="Netdev"/>), and <see cref="MoveTapIn"/> then moves it into the namespace: an
 /// attached TAP keeps its file descriptor across the move (tried on this kernel: frames flow after it). Deleting the
 /// namespace deletes the TAP with it; the TAP is also deleted by name in case the move never happened.
+/// <para>
+/// The namespace's name carries the test process's id. QEMU dies with a killed test process (setpriv --pdeathsig),
+/// but a named namespace and a persistent TAP do not: <see cref="Create"/> first deletes the namespaces, and the TAPs
+/// of the same suffix, of test processes that no longer exist (with whatever a test put in them, e.g. a switch's ports).
+/// </para>
 /// </remarks>
 internal sealed partial class NetworkNamespace : IDisposable
 {
@@ -33,6 +38,9 @@ internal sealed partial class NetworkNamespace : IDisposable
     public static readonly byte[] KernelMac = [0x02, 0x00, 0x00, 0x77, 0x00, 0x01];
 
     private const int CloneNewNet = 0x40000000;
+
+    private const string NamePrefix = "vnet-";
+    private const string TapPrefix = "vt";
 
     private bool _moved;
 
@@ -54,8 +62,9 @@ internal sealed partial class NetworkNamespace : IDisposable
     /// <summary>Creates the namespace and, in the root namespace, the TAP.</summary>
     public static NetworkNamespace Create()
     {
+        RemoveLeftoversOfDeadProcesses();
         string suffix = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
-        var ns = new NetworkNamespace($"vnet-{suffix}", $"vt{suffix}");
+        var ns = new NetworkNamespace($"{NamePrefix}{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{suffix}", $"{TapPrefix}{suffix}");
         try
         {
             Ip($"netns add {ns.Name}");
@@ -84,6 +93,19 @@ internal sealed partial class NetworkNamespace : IDisposable
         Ip($"-n {Name} addr add {KernelAddress6}/64 dev {TapName} nodad");
         Ip($"-n {Name} link set {TapName} up");
         Ip($"-n {Name} neigh replace {DriverAddress} lladdr {Mac(driverMac)} dev {TapName} nud permanent");
+    }
+
+    /// <summary>
+    /// Moves the TAP (already opened by QEMU) into the namespace and brings it up with no address and no IPv6 link-local
+    /// address (<c>addrgenmode none</c>): for a TAP that becomes a switch port, so the kernel sends nothing of its own
+    /// through it.
+    /// </summary>
+    public void MoveTapInUnaddressed(int mtu)
+    {
+        Ip($"link set {TapName} netns {Name}");
+        _moved = true;
+        Ip($"-n {Name} link set {TapName} addrgenmode none mtu {mtu.ToString(CultureInfo.InvariantCulture)}");
+        Ip($"-n {Name} link set {TapName} up");
     }
 
     /// <summary>
@@ -132,6 +154,27 @@ internal sealed partial class NetworkNamespace : IDisposable
         if (!_moved)
         {
             TryIp($"link delete {TapName}");
+        }
+    }
+
+    // Names are vnet-PID-SUFFIX (namespace) and vtSUFFIX (TAP). A name of another form is left alone.
+    private static void RemoveLeftoversOfDeadProcesses()
+    {
+        if (!Directory.Exists("/run/netns"))
+        {
+            return;
+        }
+
+        foreach (string path in Directory.EnumerateFileSystemEntries("/run/netns", NamePrefix + "*"))
+        {
+            string name = Path.GetFileName(path);
+            string[] parts = name[NamePrefix.Length..].Split('-');
+            if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
+                && pid != Environment.ProcessId && !Directory.Exists($"/proc/{parts[0]}"))
+            {
+                TryIp($"netns delete {name}");
+                TryIp($"link delete {TapPrefix}{parts[1]}");
+            }
         }
     }
 

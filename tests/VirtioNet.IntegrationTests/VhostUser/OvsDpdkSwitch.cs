@@ -25,6 +25,11 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 /// TAP device, which a killed switch would otherwise leave behind in the host's namespace; the namespace, and the TAP
 /// with it, goes when the process does. vhost-user sockets are paths, so the namespace does not affect them.
 /// </para>
+/// <para>
+/// <see cref="StartInNamespace"/> starts the same pair without DPDK, ovs-vswitchd inside a test's named network
+/// namespace instead of a namespace of its own: a bridge of kernel interfaces there (a TAP as a <c>system</c> port,
+/// <c>internal</c> ports), switched by OVS's userspace (netdev) datapath. Its TAPs live and die with that namespace.
+/// </para>
 /// </summary>
 internal sealed class OvsDpdkSwitch : IDisposable
 {
@@ -37,10 +42,15 @@ internal sealed class OvsDpdkSwitch : IDisposable
 
     private static int s_instances;
 
-    private readonly List<Process> _daemons = [];
+    // Each daemon with the thread that started it and waits for it (its parent as far as PR_SET_PDEATHSIG is concerned).
+    private readonly List<(Process Process, Thread Owner)> _daemons = [];
 
-    private OvsDpdkSwitch()
+    // The named network namespace ovs-vswitchd runs in, or null for a namespace of its own (unshare --net) with DPDK.
+    private readonly string? _networkNamespace;
+
+    private OvsDpdkSwitch(string? networkNamespace)
     {
+        _networkNamespace = networkNamespace;
         Directory = System.IO.Directory.CreateTempSubdirectory($"{DirectoryPrefix}{Environment.ProcessId}-").FullName;
         FilePrefix = $"{FilePrefixStart}{Environment.ProcessId}x{Interlocked.Increment(ref s_instances)}";
     }
@@ -86,7 +96,25 @@ internal sealed class OvsDpdkSwitch : IDisposable
     {
         OvsRequirement.EnsureAvailable();
         RemoveLeftoversOfDeadProcesses();
-        var ovs = new OvsDpdkSwitch();
+        return Launch(new OvsDpdkSwitch(null));
+    }
+
+    /// <summary>
+    /// Starts ovsdb-server, and ovs-vswitchd inside the named network namespace <paramref name="networkNamespace"/>
+    /// (<c>ip netns exec</c>; it dies with this process all the same), without DPDK (<c>dpdk-init</c> left false: no
+    /// EAL, no PMD thread, no memory set aside), and creates the bridge (datapath_type=netdev, NORMAL). Ports are then
+    /// kernel interfaces of that namespace: <c>system</c> ports (an existing interface, read and written through a
+    /// packet socket) and <c>internal</c> ports (a TAP OVS creates there). The bridge's own internal port is left down.
+    /// </summary>
+    public static OvsDpdkSwitch StartInNamespace(string networkNamespace)
+    {
+        OvsRequirement.EnsureAvailable();
+        RemoveLeftoversOfDeadProcesses();
+        return Launch(new OvsDpdkSwitch(networkNamespace));
+    }
+
+    private static OvsDpdkSwitch Launch(OvsDpdkSwitch ovs)
+    {
         try
         {
             ovs.StartDaemons();
@@ -122,6 +150,20 @@ internal sealed class OvsDpdkSwitch : IDisposable
         Assert.True(File.Exists(socket), $"OVS did not create {socket}.\n{Log}");
         return socket;
     }
+
+    /// <summary>
+    /// Adds an existing kernel interface of the switch's namespace as a <c>system</c> port (netdev datapath: OVS reads
+    /// and writes its frames through a packet socket). <paramref name="settings"/> are more Port column settings, e.g.
+    /// <c>trunks=100</c>.
+    /// </summary>
+    public void AddSystemPort(string name, params string[] settings) => Vsctl(["add-port", Bridge, name, .. settings]);
+
+    /// <summary>
+    /// Adds an <c>internal</c> port: a kernel interface (a TAP in the netdev datapath) that OVS creates in its
+    /// namespace. <paramref name="settings"/> are more Port column settings, e.g. <c>tag=100</c> for an access port.
+    /// </summary>
+    public void AddInternalPort(string name, params string[] settings) =>
+        Vsctl(["add-port", Bridge, name, .. settings, "--", "set", "Interface", name, "type=internal"]);
 
     /// <summary>Waits until OVS reports the port's link up: the vhost-user device is configured and in the datapath.</summary>
     public void WaitForLinkUp(string port, TimeSpan timeout)
@@ -202,7 +244,7 @@ internal sealed class OvsDpdkSwitch : IDisposable
         // The switch first: ovsdb-server going first would make it log reconnection attempts, nothing worse.
         for (int i = _daemons.Count - 1; i >= 0; i--)
         {
-            Process daemon = _daemons[i];
+            (Process daemon, Thread owner) = _daemons[i];
             try
             {
                 if (!daemon.HasExited)
@@ -216,6 +258,7 @@ internal sealed class OvsDpdkSwitch : IDisposable
             {
             }
 
+            owner.Join();
             daemon.Dispose();
         }
 
@@ -244,6 +287,12 @@ internal sealed class OvsDpdkSwitch : IDisposable
         }
 
         Vsctl("--no-wait", "init");
+        if (_networkNamespace is not null)
+        {
+            StartSwitchWithoutDpdk(_networkNamespace);
+            return;
+        }
+
         Vsctl(
             "--no-wait", "set", "Open_vSwitch", ".",
             "other_config:dpdk-init=true",
@@ -271,6 +320,29 @@ internal sealed class OvsDpdkSwitch : IDisposable
         Vsctl("add-br", Bridge, "--", "set", "Bridge", Bridge, "datapath_type=netdev");
     }
 
+    private void StartSwitchWithoutDpdk(string networkNamespace)
+    {
+        Process vswitchd = StartDaemon(
+            "ip",
+            "netns", "exec", networkNamespace, OvsRequirement.VswitchdBinary,
+            $"unix:{DatabaseSocket}", $"--unixctl={Path.Combine(Directory, "ovs-vswitchd.ctl")}",
+            $"--log-file={Path.Combine(Directory, "ovs-vswitchd.log")}", "--no-chdir");
+
+        // add-br waits (without --no-wait) until ovs-vswitchd has applied it; the daemon connects within milliseconds.
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(Path.Combine(Directory, "ovs-vswitchd.ctl")))
+        {
+            if (vswitchd.HasExited || clock.Elapsed > ToolTimeout)
+            {
+                Assert.Fail($"ovs-vswitchd did not start in {networkNamespace} (exited: {vswitchd.HasExited}).\n{Log}");
+            }
+
+            Thread.Sleep(20);
+        }
+
+        Vsctl("add-br", Bridge, "--", "set", "Bridge", Bridge, "datapath_type=netdev");
+    }
+
     private Process StartDaemon(string program, params string[] arguments)
     {
         var info = new ProcessStartInfo("setpriv")
@@ -289,10 +361,45 @@ internal sealed class OvsDpdkSwitch : IDisposable
         var process = new Process { StartInfo = info };
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _daemons.Add(process);
+
+        // Linux counts the thread that forked a process as its parent for PR_SET_PDEATHSIG (prctl(2)), and .NET forks on
+        // the calling thread: started from a thread-pool thread, a daemon would be killed when that thread retires, as
+        // it can while an async test awaits. So a thread of its own starts it and waits for it, as QemuProcess does.
+        Exception? failure = null;
+        using var started = new ManualResetEventSlim(false);
+        var owner = new Thread(() =>
+        {
+            try
+            {
+                process.Start();
+                process.BeginOutputReadLine();
+                process.BeginErrorReadLine();
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
+            {
+                failure = e;
+                return;
+            }
+            finally
+            {
+                started.Set();
+            }
+
+            process.WaitForExit();
+        })
+        {
+            IsBackground = true,
+            Name = $"{Path.GetFileName(program)} owner",
+        };
+        owner.Start();
+        started.Wait();
+        if (failure is not null)
+        {
+            process.Dispose();
+            Assert.Fail($"Could not start {program}: {failure.Message}");
+        }
+
+        _daemons.Add((process, owner));
         return process;
     }
 
