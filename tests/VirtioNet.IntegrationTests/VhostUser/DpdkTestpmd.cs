@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using VirtioNet.IntegrationTests.Processes;
 using Xunit;
 
 namespace VirtioNet.IntegrationTests.VhostUser;
@@ -20,6 +21,9 @@ internal sealed class DpdkTestpmd : IDisposable
     private readonly StringBuilder _log = new();
 
     private Process? _process;
+
+    // The thread that started testpmd and waits for it (OwnedProcess); joined before the process is disposed.
+    private Thread? _owner;
 
     // testpmd options after the forwarding mode (e.g. the noisy mode's buffering).
     private readonly string[] _extraArguments;
@@ -174,13 +178,9 @@ internal sealed class DpdkTestpmd : IDisposable
             info.ArgumentList.Add(argument);
         }
 
-        var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        (Process process, Thread owner) = OwnedProcess.Start(info, Append, "dpdk-testpmd");
         _process = process;
+        _owner = owner;
 
         var clock = Stopwatch.StartNew();
         while (!Log.Contains("start packet forwarding", StringComparison.Ordinal) || (!BackendIsClient && !File.Exists(SocketPath)))
@@ -227,8 +227,10 @@ internal sealed class DpdkTestpmd : IDisposable
             }
 
             process.WaitForExit();
+            _owner?.Join();
             process.Dispose();
             _process = null;
+            _owner = null;
         }
     }
 

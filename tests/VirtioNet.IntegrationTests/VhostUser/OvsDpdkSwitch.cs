@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using VirtioNet.IntegrationTests.Processes;
 using Xunit;
 
 namespace VirtioNet.IntegrationTests.VhostUser;
@@ -358,47 +359,7 @@ internal sealed class OvsDpdkSwitch : IDisposable
         }
 
         SetEnvironment(info);
-        var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-
-        // Linux counts the thread that forked a process as its parent for PR_SET_PDEATHSIG (prctl(2)), and .NET forks on
-        // the calling thread: started from a thread-pool thread, a daemon would be killed when that thread retires, as
-        // it can while an async test awaits. So a thread of its own starts it and waits for it, as QemuProcess does.
-        Exception? failure = null;
-        using var started = new ManualResetEventSlim(false);
-        var owner = new Thread(() =>
-        {
-            try
-            {
-                process.Start();
-                process.BeginOutputReadLine();
-                process.BeginErrorReadLine();
-            }
-            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
-            {
-                failure = e;
-                return;
-            }
-            finally
-            {
-                started.Set();
-            }
-
-            process.WaitForExit();
-        })
-        {
-            IsBackground = true,
-            Name = $"{Path.GetFileName(program)} owner",
-        };
-        owner.Start();
-        started.Wait();
-        if (failure is not null)
-        {
-            process.Dispose();
-            Assert.Fail($"Could not start {program}: {failure.Message}");
-        }
-
+        (Process process, Thread owner) = OwnedProcess.Start(info, static _ => { }, Path.GetFileName(program));
         _daemons.Add((process, owner));
         return process;
     }
