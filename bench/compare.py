@@ -10,7 +10,7 @@ steady part of the client's run (from 1.5 s after it started to 0.5 s before it 
   rx        backend txonly,  its TX-packets  (frames the driver took; the backend drops what does not fit the ring)
   loopback  backend macswap, its TX-packets  (frames sent back to the driver)
 CPU placement (2 cores): the backend forwards on core 0, the driver under test runs on core 1.
-Usage: bench/compare.py [--modes tx,rx,loopback] [--sizes 64,1514] [--seconds 5] [--rounds 3] [--json FILE]
+Usage: bench/compare.py [--modes tx,rx,loopback] [--sizes 64,1514] [--seconds 5] [--rounds 3] [--interrupt] [--json FILE]
 """
 import argparse, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
@@ -65,9 +65,9 @@ def rate(lines, counter, start, end):
     return (c1 - c0) / (t1 - t0), points
 
 
-def run_virtionet(sock, mode, size, seconds):
+def run_virtionet(sock, mode, size, seconds, interrupt=False):
     args = ["taskset", "-c", "1", "dotnet", VNET, "bench", "--vhost-user", sock, "--mode", mode, "--size", str(size),
-            "--seconds", str(seconds), "--json"]
+            "--seconds", str(seconds), "--json"] + (["--mode", "interrupt"] if interrupt else [])
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
         sys.exit(f"compare.py: vnet bench failed: {out.stderr.strip()}")
@@ -94,8 +94,8 @@ def measure(driver, mode, size, seconds, tag):
         time.sleep(1)
         started = time.monotonic()
         extra = {}
-        if driver == "virtionet":
-            extra = run_virtionet(sock, mode, size, seconds)
+        if driver in ("virtionet", "virtionet-irq"):
+            extra = run_virtionet(sock, mode, size, seconds, interrupt=driver == "virtionet-irq")
         else:
             run_dpdk(sock, mode, size, seconds, f"vnc{os.getpid()}{tag}")
         stopped = time.monotonic()
@@ -115,6 +115,8 @@ def main():
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json")
+    p.add_argument("--interrupt", action="store_true",
+                   help="also run VirtioNet in interrupt mode (rx and loopback only), in the same rounds")
     a = p.parse_args()
     for tool in ("dpdk-testpmd", "setpriv", "taskset", "dotnet"):
         if shutil.which(tool) is None:
@@ -128,6 +130,8 @@ def main():
         for mode in a.modes.split(","):
             for size in (int(s) for s in a.sizes.split(",")):
                 order = ["virtionet", "dpdk"] if r % 2 == 0 else ["dpdk", "virtionet"]
+                if a.interrupt and mode != "tx":
+                    order.insert(1, "virtionet-irq")
                 for driver in order:
                     n += 1
                     res = measure(driver, mode, size, a.seconds, str(n))
@@ -142,8 +146,12 @@ def main():
             v = statistics.median([x["mpps"] for x in results if x["driver"] == "virtionet" and x["mode"] == mode and x["size"] == size])
             d = statistics.median([x["mpps"] for x in results if x["driver"] == "dpdk" and x["mode"] == mode and x["size"] == size])
             ratio = v / d if d else float("nan")
-            table.append({"mode": mode, "size": size, "virtionet_mpps": v, "dpdk_mpps": d, "ratio": round(ratio, 3)})
-            print(f"{mode:9} {size:6}  {v:15.3f}  {d:10.3f}  {ratio:6.2f}")
+            row = {"mode": mode, "size": size, "virtionet_mpps": v, "dpdk_mpps": d, "ratio": round(ratio, 3)}
+            irq = [x["mpps"] for x in results if x["driver"] == "virtionet-irq" and x["mode"] == mode and x["size"] == size]
+            if irq:
+                row["virtionet_interrupt_mpps"] = statistics.median(irq)
+            table.append(row)
+            print(f"{mode:9} {size:6}  {v:15.3f}  {d:10.3f}  {ratio:6.2f}" + (f"   interrupt mode {row['virtionet_interrupt_mpps']:.3f}" if irq else ""))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"table": table, "runs": results}, f, indent=2)
