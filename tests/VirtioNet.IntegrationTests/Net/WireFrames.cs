@@ -22,7 +22,7 @@ internal static class WireFrames
     /// <summary>
     /// Injects <paramref name="frame"/> once the driver, in interrupt mode, is asleep on the device's interrupt: its one
     /// waiter holds the line, so it has asked for a notification and found nothing (§2.7.10), and the frame can only
-    /// reach it by an interrupt. <see cref="Injection.Done"/> says whether it was injected (false until then, and if the
+    /// reach it by an interrupt. <see cref="Injection.Done"/> says whether it is being injected (false until then, and if the
     /// driver never got there within 10 s).
     /// </summary>
     public static Injection InjectOnceTheDriverSleeps(VirtioNetDevice net, UdpWire wire, byte[] frame)
@@ -32,8 +32,9 @@ internal static class WireFrames
         {
             if (SpinWait.SpinUntil(() => net.LineHolder == 0, TimeSpan.FromSeconds(10)))
             {
-                wire.Inject(frame);
+                // Marked before the send: the frame can cross QEMU and wake the driver before Inject returns.
                 injection.Done = true;
+                wire.Inject(frame);
             }
         });
         return injection;
@@ -75,7 +76,7 @@ internal static class WireFrames
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
     }
 
-    /// <summary>A frame injected from another thread: <see cref="Done"/> once it is on the wire.</summary>
+    /// <summary>A frame injected from another thread: <see cref="Done"/> once it is being sent (set just before the send).</summary>
     internal sealed class Injection
     {
         private volatile bool _done;
