@@ -13,9 +13,8 @@ public sealed partial class FeatureTableTests
     [Fact]
     public void EveryTestTheFeatureTableNamesExists()
     {
-        string root = RepositoryRoot();
-        string table = File.ReadAllText(Path.Combine(root, "docs", "FEATURES.md"));
-        var sources = Directory.EnumerateFiles(Path.Combine(root, "tests"), "*.cs", SearchOption.AllDirectories)
+        string table = File.ReadAllText(RepositoryFiles.PathOf("docs", "FEATURES.md"));
+        var sources = Directory.EnumerateFiles(RepositoryFiles.PathOf("tests"), "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
                 && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
             .Select(File.ReadAllText)
@@ -50,19 +49,6 @@ public sealed partial class FeatureTableTests
 
         Assert.True(checkedNames > 100, $"only {checkedNames} test names found in docs/FEATURES.md: has its format changed?");
         Assert.True(missing.Count == 0, $"docs/FEATURES.md names tests that do not exist: {string.Join(", ", missing)}");
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            if (File.Exists(Path.Combine(d.FullName, "docs", "FEATURES.md")) && Directory.Exists(Path.Combine(d.FullName, "tests")))
-            {
-                return d.FullName;
-            }
-        }
-
-        throw new DirectoryNotFoundException("docs/FEATURES.md not found above " + AppContext.BaseDirectory);
     }
 
     [GeneratedRegex(@"`([^`\n]+)`")]

@@ -38,20 +38,8 @@ public sealed class PublicApiTests
             $"First difference near: {FirstDifference(approved, actual)}");
     }
 
-    // The folder of this source file, found from the test binaries by walking up to the repository.
-    private static string SourceFolder()
-    {
-        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            string candidate = Path.Combine(d.FullName, "tests", "VirtioNet.Tests", "PublicApi");
-            if (Directory.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new DirectoryNotFoundException("tests/VirtioNet.Tests/PublicApi not found above " + AppContext.BaseDirectory);
-    }
+    // The folder of this source file.
+    private static string SourceFolder() => RepositoryFiles.PathOf("tests", "VirtioNet.Tests", "PublicApi");
 
     private static string FirstDifference(string a, string b)
     {
