@@ -54,13 +54,30 @@ public sealed class TapUsoTests
         SoftwareUsoAndChecksum,
     }
 
+    /// <summary>Who cuts × IP version, for the copying and the burst transmit tests alike.</summary>
+    public static TheoryData<TransmitPath, AddressFamily> TransmitCases => new()
+    {
+        { TransmitPath.DeviceUso, AddressFamily.InterNetwork },
+        { TransmitPath.DeviceUso, AddressFamily.InterNetworkV6 },
+        { TransmitPath.SoftwareUso, AddressFamily.InterNetwork },
+        { TransmitPath.SoftwareUso, AddressFamily.InterNetworkV6 },
+        { TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetwork },
+        { TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetworkV6 },
+    };
+
+    /// <summary>IP version × receive buffers and GUEST_USO, for the copying and the burst receive tests alike.</summary>
+    public static TheoryData<AddressFamily, string> ReceiveCases => new()
+    {
+        { AddressFamily.InterNetwork, "" },
+        { AddressFamily.InterNetworkV6, "" },
+        { AddressFamily.InterNetwork, "mrg_rxbuf=off" },
+        { AddressFamily.InterNetworkV6, "mrg_rxbuf=off" },
+        { AddressFamily.InterNetwork, "guest_uso4=off,guest_uso6=off" },
+        { AddressFamily.InterNetworkV6, "guest_uso4=off,guest_uso6=off" },
+    };
+
     [Theory]
-    [InlineData(TransmitPath.DeviceUso, AddressFamily.InterNetwork)]
-    [InlineData(TransmitPath.DeviceUso, AddressFamily.InterNetworkV6)]
-    [InlineData(TransmitPath.SoftwareUso, AddressFamily.InterNetwork)]
-    [InlineData(TransmitPath.SoftwareUso, AddressFamily.InterNetworkV6)]
-    [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetwork)]
-    [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetworkV6)]
+    [MemberData(nameof(TransmitCases))]
     public Task LargeUdpPayloadsFromTheDriverReachAKernelSocketAsWholeDatagrams(TransmitPath path, AddressFamily family) =>
         SendRoundsToKernel(path, family, (net, payload, round) =>
         {
@@ -81,12 +98,7 @@ public sealed class TapUsoTests
     /// (CSUM) or, with csum=off (no large buffers at all), by the driver in place.
     /// </summary>
     [Theory]
-    [InlineData(TransmitPath.DeviceUso, AddressFamily.InterNetwork)]
-    [InlineData(TransmitPath.DeviceUso, AddressFamily.InterNetworkV6)]
-    [InlineData(TransmitPath.SoftwareUso, AddressFamily.InterNetwork)]
-    [InlineData(TransmitPath.SoftwareUso, AddressFamily.InterNetworkV6)]
-    [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetwork)]
-    [InlineData(TransmitPath.SoftwareUsoAndChecksum, AddressFamily.InterNetworkV6)]
+    [MemberData(nameof(TransmitCases))]
     public async Task LargeUdpPayloadsFromTransmitBurstReachAKernelSocketAsWholeDatagrams(TransmitPath path, AddressFamily family)
     {
         int refused = 0, segmented = 0;
@@ -255,12 +267,7 @@ public sealed class TapUsoTests
     }
 
     [Theory]
-    [InlineData(AddressFamily.InterNetwork, "")]
-    [InlineData(AddressFamily.InterNetworkV6, "")]
-    [InlineData(AddressFamily.InterNetwork, "mrg_rxbuf=off")]
-    [InlineData(AddressFamily.InterNetworkV6, "mrg_rxbuf=off")]
-    [InlineData(AddressFamily.InterNetwork, "guest_uso4=off,guest_uso6=off")]
-    [InlineData(AddressFamily.InterNetworkV6, "guest_uso4=off,guest_uso6=off")]
+    [MemberData(nameof(ReceiveCases))]
     public async Task UdpGsoFromAKernelSocketReachesTheDriverAsLargeFramesWithTheSegmentSize(AddressFamily family, string properties)
     {
         byte[]? buffer = null;
@@ -284,12 +291,7 @@ public sealed class TapUsoTests
     /// (<see cref="ReceiveBurstOptions.CompletePartialChecksums"/>) and handed out Partial, with where, on odd ones.
     /// </summary>
     [Theory]
-    [InlineData(AddressFamily.InterNetwork, "")]
-    [InlineData(AddressFamily.InterNetworkV6, "")]
-    [InlineData(AddressFamily.InterNetwork, "mrg_rxbuf=off")]
-    [InlineData(AddressFamily.InterNetworkV6, "mrg_rxbuf=off")]
-    [InlineData(AddressFamily.InterNetwork, "guest_uso4=off,guest_uso6=off")]
-    [InlineData(AddressFamily.InterNetworkV6, "guest_uso4=off,guest_uso6=off")]
+    [MemberData(nameof(ReceiveCases))]
     public async Task UdpGsoFromAKernelSocketArrivesThroughReceiveBurstWithItsOffloadMetadata(AddressFamily family, string properties)
     {
         var burst = new ReceivedPacket[512];
