@@ -9,7 +9,7 @@ using static ArchUnitNET.Fluent.ArchRuleDefinition;
 namespace VirtioNet.Tests.Architecture;
 
 /// <summary>
-/// Keeps the layers of ../shared/ARCHITECTURE.md: the driver library depends downward only, and never names a
+/// Keeps the layers of docs/DESIGN.md: the driver library depends downward only, and never names a
 /// concrete transport, a platform or a tool.
 /// </summary>
 public sealed class LayeringTests
