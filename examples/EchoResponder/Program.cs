@@ -1,6 +1,7 @@
 // An echo responder on a vhost-user port: every frame that arrives goes back out with its MAC addresses swapped, until
 // Ctrl-C or SECONDS pass; then it prints how many frames it echoed. Usage: EchoResponder SOCKET [SECONDS]
-// Try it against DPDK: dpdk-testpmd --no-huge -m 512 --no-pci --vdev 'net_vhost0,iface=SOCKET' -- --forward-mode=txonly
+// Try it against DPDK, which sends 32 frames first and returns what comes back:
+// dpdk-testpmd --no-huge -m 512 --no-pci --vdev 'net_vhost0,iface=SOCKET' -- --forward-mode=io --tx-first
 using System.Globalization;
 using VirtioNet.Net;
 using VirtioNet.VhostUser;
