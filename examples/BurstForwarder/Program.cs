@@ -3,10 +3,12 @@
 // share memory) and handed over in one burst; a busy-polling loop, as a DPDK forwarder is. Runs until Ctrl-C or
 // SECONDS pass, then prints what it forwarded. Usage: BurstForwarder SOCKET_A SOCKET_B [SECONDS]
 using System.Globalization;
+using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.VhostUser;
 
-if (args.Length is < 2 or > 3)
+double seconds = double.PositiveInfinity;
+if (args.Length is < 2 or > 3 || (args.Length == 3 && !double.TryParse(args[2], CultureInfo.InvariantCulture, out seconds)))
 {
     Console.Error.WriteLine("usage: BurstForwarder SOCKET_A SOCKET_B [SECONDS]");
     return 2;
@@ -14,25 +16,33 @@ if (args.Length is < 2 or > 3)
 
 using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-if (args.Length == 3)
+if (double.IsFinite(seconds))
 {
-    stop.CancelAfter(TimeSpan.FromSeconds(double.Parse(args[2], CultureInfo.InvariantCulture)));
+    stop.CancelAfter(TimeSpan.FromSeconds(seconds));
 }
 
-var poll = new VirtioNetOptions { Mode = OperationMode.Poll };
-using VhostUserSession a = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[0] }, poll, cancellationToken: stop.Token);
-using VhostUserSession b = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[1] }, poll, cancellationToken: stop.Token);
-var received = new ReceivedPacket[32];
-var room = new TransmitPacket[32];
-long aToB = 0, bToA = 0;
-while (!stop.IsCancellationRequested)
+try
 {
-    aToB += Forward(a.Device, b.Device, received, room);
-    bToA += Forward(b.Device, a.Device, received, room);
-}
+    var poll = new VirtioNetOptions { Mode = OperationMode.Poll };
+    using VhostUserSession a = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[0] }, poll, cancellationToken: stop.Token);
+    using VhostUserSession b = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[1] }, poll, cancellationToken: stop.Token);
+    var received = new ReceivedPacket[32];
+    var room = new TransmitPacket[32];
+    long aToB = 0, bToA = 0;
+    while (!stop.IsCancellationRequested)
+    {
+        aToB += Forward(a.Device, b.Device, received, room);
+        bToA += Forward(b.Device, a.Device, received, room);
+    }
 
-Console.WriteLine($"forwarded {aToB} frames A to B, {bToA} B to A");
-return 0;
+    Console.WriteLine($"forwarded {aToB} frames A to B, {bToA} B to A");
+    return 0;
+}
+catch (Exception e) when (e is VirtioException or IOException or OperationCanceledException)
+{
+    Console.Error.WriteLine($"BurstForwarder: {args[0]}, {args[1]}: {e.Message}");
+    return 1;
+}
 
 static int Forward(VirtioNetDevice from, VirtioNetDevice to, ReceivedPacket[] received, TransmitPacket[] room)
 {

@@ -3,10 +3,12 @@
 // Try it against DPDK, which sends 32 frames first and returns what comes back:
 // dpdk-testpmd --no-huge -m 512 --no-pci --vdev 'net_vhost0,iface=SOCKET' -- --forward-mode=io --tx-first
 using System.Globalization;
+using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.VhostUser;
 
-if (args.Length is < 1 or > 2)
+double seconds = double.PositiveInfinity;
+if (args.Length is < 1 or > 2 || (args.Length == 2 && !double.TryParse(args[1], CultureInfo.InvariantCulture, out seconds)))
 {
     Console.Error.WriteLine("usage: EchoResponder SOCKET [SECONDS]");
     return 2;
@@ -14,19 +16,27 @@ if (args.Length is < 1 or > 2)
 
 using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-if (args.Length == 2)
+if (double.IsFinite(seconds))
 {
-    stop.CancelAfter(TimeSpan.FromSeconds(double.Parse(args[1], CultureInfo.InvariantCulture)));
+    stop.CancelAfter(TimeSpan.FromSeconds(seconds));
 }
 
-using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[0] }, cancellationToken: stop.Token);
-Console.WriteLine($"echoing on {session.Device.TransportDescription}");
+try
+{
+    using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[0] }, cancellationToken: stop.Token);
+    Console.WriteLine($"echoing on {session.Device.TransportDescription}");
 
-// The device's waits are synchronous today (WaitForReceive sleeps on the call eventfd); the loop runs on a pool thread
-// so that Main stays free to await it.
-long echoed = await Task.Run(() => Echo(session.Device, stop.Token));
-Console.WriteLine($"echoed {echoed} frames");
-return 0;
+    // The device's waits are synchronous today (WaitForReceive sleeps on the call eventfd); the loop runs on a pool
+    // thread so that Main stays free to await it.
+    long echoed = await Task.Run(() => Echo(session.Device, stop.Token));
+    Console.WriteLine($"echoed {echoed} frames");
+    return 0;
+}
+catch (Exception e) when (e is VirtioException or IOException or OperationCanceledException)
+{
+    Console.Error.WriteLine($"EchoResponder: {args[0]}: {e.Message}");
+    return 1;
+}
 
 static long Echo(VirtioNetDevice device, CancellationToken cancellationToken)
 {
