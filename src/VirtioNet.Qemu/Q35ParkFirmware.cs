@@ -11,7 +11,7 @@ namespace VirtioNet.Qemu;
 /// (IF = 0), so no interrupt ends the <c>hlt</c>; should something (an NMI, SMI) wake it, the short jump back (rel8 =
 /// -3) halts it again. With the CPU parked, this process plays the guest: no SeaBIOS runs, nothing is written to RAM,
 /// and no PCI device is touched except by the platform. <c>-S</c> is no alternative: with the VM stopped, virtio-net
-/// neither sends nor receives (PEERS.md).
+/// neither sends nor receives (docs/DESIGN.md).
 /// </remarks>
 public static class Q35ParkFirmware
 {

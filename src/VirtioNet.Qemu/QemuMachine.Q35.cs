@@ -4,7 +4,7 @@ using VirtioNet.Platform;
 namespace VirtioNet.Qemu;
 
 /// <summary>
-/// Issue 3: the x86_64 <c>q35</c> machine. Same process lifecycle, qtest and QMP connections and shared RAM as
+/// The x86_64 <c>q35</c> machine. Same process lifecycle, qtest and QMP connections and shared RAM as
 /// riscv64 <c>virt</c>; what differs is gathered here: the command line (q35, the park firmware as <c>-bios</c>), RAM
 /// at guest-physical 0, the DMA range, and the IOAPIC as the intercepted interrupt controller.
 /// </summary>

@@ -12,11 +12,11 @@ namespace VirtioNet.Qemu;
 /// A QEMU riscv64 <c>virt</c> machine used as the driver's platform: this process plays the guest CPU through
 /// qtest (device registers, the boot ROM, PLIC interrupt lines), and shares the guest's RAM through a /dev/shm file
 /// mapped into this process, so rings and packet buffers are written in place as a guest would write them.
-/// Issue 3: with <see cref="QemuMachineOptions.Machine"/> = <see cref="QemuMachineKind.X86Q35"/> it is an x86_64
+/// With <see cref="QemuMachineOptions.Machine"/> = <see cref="QemuMachineKind.X86Q35"/> it is an x86_64
 /// <c>q35</c> machine instead (RAM at 0, IOAPIC, a park firmware as BIOS): see QemuMachine.Q35.cs.
 /// </summary>
 /// <remarks>
-/// <para>The traps this type handles, each verified on QEMU 7.2 (see docs and PEERS.md):</para>
+/// <para>The traps this type handles, each verified on QEMU 7.2 (see docs/DESIGN.md):</para>
 /// <list type="bullet">
 /// <item><description><b>Parked CPU.</b> This QEMU has no qtest accelerator, so under <c>-qtest</c> the guest CPU really
 /// runs (TCG); with the default firmware it runs OpenSBI and wanders off, possibly touching devices. It is booted with
@@ -162,7 +162,7 @@ public sealed partial class QemuMachine : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
 
-        // Issue 3 (x86_64 q35): the options a q35 machine cannot honour fail here, before anything starts (QemuMachine.Q35.cs).
+        // x86_64 q35: the options a q35 machine cannot honour fail here, before anything starts (QemuMachine.Q35.cs).
         ValidateForMachine(options);
         string qemu = ResolveExecutable(options.QemuPath)
             ?? throw new VirtioException(
@@ -301,7 +301,7 @@ public sealed partial class QemuMachine : IDisposable
         TimeSpan remaining = Options.StartTimeout - deadline.Elapsed;
         if (Options.Machine == QemuMachineKind.X86Q35)
         {
-            // Issue 3: q35 has no boot ROM or device tree; its first command checks the park firmware instead.
+            // q35 has no boot ROM or device tree; its first command checks the park firmware instead.
             ConnectQ35(remaining > TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1), cancellationToken);
             return;
         }
@@ -355,7 +355,7 @@ public sealed partial class QemuMachine : IDisposable
             arguments.AddRange(["-device", "virtio-rng-device"]);
         }
 
-        // Issue 3 (PCI): the same netdev behind a virtio-net-pci function instead of a virtio-mmio slot.
+        // PCI: the same netdev behind a virtio-net-pci function instead of a virtio-mmio slot.
         string device = Options.NetDeviceModel switch
         {
             QemuNetDeviceModel.VirtioPciModern => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId},disable-legacy=on",

@@ -22,7 +22,7 @@ public sealed record QemuMachineOptions
     public const int MmioSlotCount = 8;
 
     /// <summary>
-    /// Which machine to start (issue 3: a second machine). Default <see cref="QemuMachineKind.RiscvVirt"/>.
+    /// Which machine to start. Default <see cref="QemuMachineKind.RiscvVirt"/>.
     /// <see cref="QemuMachineKind.X86Q35"/> accepts only the virtio-net-pci models and at most
     /// <see cref="MaximumQ35MemoryMiB"/> of RAM.
     /// </summary>
@@ -84,7 +84,7 @@ public sealed record QemuMachineOptions
     } = "user,id=n0";
 
     /// <summary>
-    /// The net device's model (issue 3, PCI): virtio-mmio (the default), or a virtio-net-pci function that is
+    /// The net device's model: virtio-mmio (the default), or a virtio-net-pci function that is
     /// modern-only, transitional or legacy-only. The PCI models land at 00:01.0 on the <c>virt</c> host bridge.
     /// </summary>
     public QemuNetDeviceModel NetDeviceModel { get; init; } = QemuNetDeviceModel.VirtioMmio;

@@ -123,7 +123,7 @@ public sealed class QtestClient : IDisposable
     /// <summary><c>writeq ADDR VALUE</c>: a 64-bit write in the guest's byte order.</summary>
     public void WriteQ(ulong address, ulong value) => WriteValue("writeq", address, value);
 
-    // Issue 3 (x86_64 q35): the CPU's I/O port space, for PCI configuration mechanism #1 and I/O BARs.
+    // x86_64 q35: the CPU's I/O port space, for PCI configuration mechanism #1 and I/O BARs.
 
     /// <summary><c>inb PORT</c>: an 8-bit read of the guest's I/O port space (x86 <c>in al, dx</c>).</summary>
     public byte InB(ushort port) => (byte)ReadValue("inb", port);

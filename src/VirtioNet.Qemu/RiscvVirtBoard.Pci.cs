@@ -81,7 +81,7 @@ public sealed partial class RiscvVirtBoard
     }
 
     /// <inheritdoc />
-    /// <remarks>Issue 3 (<see cref="IQemuBoard"/>): the PLIC source from the interrupt-map, null when the function has no pin or no entry.</remarks>
+    /// <remarks>The PLIC source from the interrupt-map, null when the function has no pin or no entry.</remarks>
     public uint? FindPciIntxLine(PciFunction function)
     {
         ArgumentNullException.ThrowIfNull(function);

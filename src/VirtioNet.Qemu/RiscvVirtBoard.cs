@@ -75,7 +75,7 @@ public sealed partial class RiscvVirtBoard : IQemuBoard
         ArgumentNullException.ThrowIfNull(options);
         if (Machine.Options.NetDeviceModel != QemuNetDeviceModel.VirtioMmio && baseAddress is null)
         {
-            // Issue 3: the net device is a PCI function (RiscvVirtBoard.Pci.cs).
+            // The net device is a PCI function (RiscvVirtBoard.Pci.cs).
             return OpenPciNetDevice(options);
         }
 

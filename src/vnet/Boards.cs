@@ -17,7 +17,7 @@ internal static class Boards
                 Netdev = settings.Netdev,
                 NetDeviceProperties = settings.DeviceOptions,
 
-                // Issue 3 (PCI): pci is a modern-only function, pci-legacy a legacy-only one; the board drives what the function offers.
+                // pci is a modern-only function, pci-legacy a legacy-only one; the board drives what the function offers.
                 NetDeviceModel = settings.Transport switch
                 {
                     "pci" => QemuNetDeviceModel.VirtioPciModern,

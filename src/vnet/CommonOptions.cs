@@ -15,7 +15,7 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "mmio",
     };
 
-    // Issue 3 (a second machine): which QEMU machine the device sits on.
+    // Which QEMU machine the device sits on.
     public static readonly Option<string> Machine = new("--machine")
     {
         Description = "The QEMU machine: riscv64-virt (device tree, virtio-mmio slots, PCIe, PLIC) or x86_64-q35 " +
@@ -29,7 +29,7 @@ internal static class CommonOptions
         DefaultValueFactory = _ => string.Empty,
     };
 
-    // Issue 3 (PCI): how a PCI net device interrupts in interrupt mode.
+    // How a PCI net device interrupts in interrupt mode.
     public static readonly Option<string> PciInterrupts = new("--pci-interrupts")
     {
         Description = "With --transport pci or pci-legacy in interrupt mode: intx (PLIC line from the interrupt-map), msix (one shared vector) " +
@@ -101,7 +101,7 @@ internal static class CommonOptions
             baseAddress = value;
         }
 
-        // Issue 3: q35 has PCI only; its net device is a virtio-net-pci function.
+        // q35 has PCI only; its net device is a virtio-net-pci function.
         string machine = result.GetValue(Machine) ?? "riscv64-virt";
         string transport = result.GetValue(Transport) ?? "mmio";
         if (machine == "x86_64-q35")

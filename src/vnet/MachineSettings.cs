@@ -17,7 +17,7 @@ internal sealed record MachineSettings
     /// <summary>--qemu, or null for the machine's own binary.</summary>
     public required string? QemuPath { get; init; }
 
-    // Issue 3: --machine.
+    // --machine.
     public QemuMachineKind Machine { get; init; } = QemuMachineKind.RiscvVirt;
 
     public string MachineName => Machine == QemuMachineKind.X86Q35 ? "x86_64-q35" : "riscv64-virt";
@@ -29,7 +29,7 @@ internal sealed record MachineSettings
     /// <summary>The -netdev argument; QEMU's user network unless a command supplies its own peer.</summary>
     public string Netdev { get; init; } = "user,id=n0";
 
-    // Issue 3 (PCI): the --transport value as given (mmio, mmio-legacy, pci, pci-legacy) and --pci-interrupts.
+    // The --transport value as given (mmio, mmio-legacy, pci, pci-legacy) and --pci-interrupts.
     public string Transport { get; init; } = "mmio";
 
     public string PciInterrupts { get; init; } = "intx";

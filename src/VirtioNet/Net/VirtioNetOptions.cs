@@ -24,7 +24,7 @@ public sealed record VirtioNetOptions
     public const ulong RingFeatures = VirtioFeatures.InOrder | VirtioFeatures.NotificationData | VirtioFeatures.NotifConfigData | VirtioFeatures.RingReset;
 
     /// <summary>
-    /// The checksum and segmentation offloads, both directions (issue 5): CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit
+    /// The checksum and segmentation offloads, both directions: CSUM, HOST_TSO4/6, HOST_ECN, HOST_USO on transmit
     /// (software fallbacks when absent), GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, GUEST_USO4/6 on receive, and GUEST_HDRLEN
     /// (the driver always writes the exact hdr_len), and RSC_EXT (the device's coalescing information beside large
     /// receives, <see cref="Offloads.ReceivedFrameInfo.CoalescedSegments"/>; only with <see cref="ReceiveCoalescingInfo"/>).

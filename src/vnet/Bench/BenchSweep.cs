@@ -47,7 +47,8 @@ internal static class BenchSweep
             var array = new JsonArray();
             foreach (BenchResult r in results)
             {
-                array.Add(new JsonObject
+                // JsonNode-typed, so the non-generic Add is chosen: Add<T> needs reflection (not trim or AOT safe).
+                array.Add((JsonNode)new JsonObject
                 {
                     ["size"] = r.FrameSize,
                     ["mpps"] = Math.Round(r.Mpps, 4),

@@ -82,7 +82,7 @@ internal static class PingCommand
         {
             if (reply.Status == PingStatus.Success)
             {
-                rtts.Add(Math.Round(reply.RoundTripTime.TotalMilliseconds, 3));
+                rtts.Add((JsonNode)JsonValue.Create(Math.Round(reply.RoundTripTime.TotalMilliseconds, 3)));
             }
 
             if (!settings.Json)

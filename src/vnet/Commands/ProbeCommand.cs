@@ -27,7 +27,7 @@ internal static class ProbeCommand
     {
         using IQemuBoard board = Boards.Start(settings, cancellationToken);
         var devices = new List<SlotReport>();
-        // Issue 3: only riscv64 virt has virtio-mmio slots; q35 has PCI functions only.
+        // Only riscv64 virt has virtio-mmio slots; q35 has PCI functions only.
         if (board is RiscvVirtBoard riscv)
         {
             foreach (VirtioMmioSlot slot in riscv.Slots)
@@ -37,7 +37,7 @@ internal static class ProbeCommand
             }
         }
 
-        // Issue 3 (PCI): the functions on the root bus, with BARs placed by the board as firmware would.
+        // PCI: the functions on the root bus, with BARs placed by the board as firmware would.
         List<PciReport> pci = [.. board.EnumeratePci().Select(f => ProbePci(board, f) with { IntxKey = settings.Machine == QemuMachineKind.X86Q35 ? "intxGsi" : "intxPlicLine" })];
 
         if (settings.Json)
@@ -121,7 +121,7 @@ internal static class ProbeCommand
     {
         public string? Transport { get; init; }
 
-        // Issue 3: the INTx line is a PLIC source on riscv64 virt, an IOAPIC input (GSI) on q35.
+        // The INTx line is a PLIC source on riscv64 virt, an IOAPIC input (GSI) on q35.
         public string IntxKey { get; init; } = "intxPlicLine";
 
         public string? Mac { get; init; }

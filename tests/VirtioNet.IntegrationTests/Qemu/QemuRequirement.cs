@@ -15,7 +15,7 @@ public static class QemuRequirement
     /// <summary>Returns when QEMU (and setpriv, which it runs under) can be started; skips or fails the test otherwise.</summary>
     public static void EnsureAvailable() => EnsureAvailable(QemuMachineKind.RiscvVirt);
 
-    /// <summary>As <see cref="EnsureAvailable()"/>, for the binary of <paramref name="machine"/> (issue 3: x86_64 q35 needs qemu-system-x86_64).</summary>
+    /// <summary>As <see cref="EnsureAvailable()"/>, for the binary of <paramref name="machine"/> (x86_64 q35 needs qemu-system-x86_64).</summary>
     public static void EnsureAvailable(QemuMachineKind machine)
     {
         string binary = QemuMachineOptions.DefaultQemuPath(machine);

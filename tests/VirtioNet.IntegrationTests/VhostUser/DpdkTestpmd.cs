@@ -6,7 +6,7 @@ using Xunit;
 namespace VirtioNet.IntegrationTests.VhostUser;
 
 /// <summary>
-/// dpdk-testpmd as a vhost-user backend (../shared/PEERS.md): one vhost port with one queue pair, a forwarding mode,
+/// dpdk-testpmd as a vhost-user backend (command lines in docs/PERFORMANCE.md): one vhost port with one queue pair, a forwarding mode,
 /// its socket in a private temporary directory and a unique --file-prefix, killed with this process (setpriv
 /// --pdeathsig). Can be killed and started again on the same socket to play a backend that crashed and came back.
 /// </summary>

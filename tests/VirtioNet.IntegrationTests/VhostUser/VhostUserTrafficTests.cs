@@ -10,7 +10,7 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 [Collection(VhostUserCollection.Name)]
 public sealed class VhostUserTrafficTests
 {
-    // The split ring: what issue 4 measures first. The packed ring has its own test below.
+    // The split ring: what docs/PERFORMANCE.md measures first. The packed ring has its own test below.
     private static readonly VirtioNetOptions PollSplit = new() { Mode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked };
 
     private static VhostUserSession Open(VhostUserOptions options, VirtioNetOptions netOptions) =>

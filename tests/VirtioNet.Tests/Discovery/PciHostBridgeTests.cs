@@ -41,7 +41,7 @@ public sealed class PciHostBridgeTests
 
     [Theory]
     [InlineData(0, 1, 32)]   // slot 0: INTA → PLIC 0x20
-    [InlineData(1, 1, 33)]   // 00:01.0 INTA → 0x21, the line QEMU raised in PEERS.md
+    [InlineData(1, 1, 33)]   // 00:01.0 INTA → 0x21, the line QEMU raised (docs/FEATURES.md, PciInterruptTests)
     [InlineData(1, 4, 32)]   // slot 1: INTD wraps round to 0x20
     [InlineData(2, 1, 34)]
     [InlineData(3, 2, 32)]
