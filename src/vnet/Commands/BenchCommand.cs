@@ -98,6 +98,9 @@ internal static class BenchCommand
             throw new CliException($"--burst must be 1 to 512; got {burst}.");
         }
 
+        // Checked before anything starts: a bad mask or CPU list is one line, with no QEMU or session left behind.
+        VirtioNetOptions netOptions = Options(result, selection);
+        int[]? cpus = Cpus(result);
         int queues = result.GetValue(Queues);
         if (queues is < 1 or > 128 || (queues > 1 && result.GetValue(VhostUser) is not { Length: > 0 }) || (queues > 1 && result.GetValue(Sizes) is { Length: > 0 }))
         {
@@ -106,7 +109,7 @@ internal static class BenchCommand
 
         if (result.GetValue(Sizes) is { Length: > 0 } sizeList)
         {
-            return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), Options(result, selection), settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
+            return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), netOptions, settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
         }
 
         if (result.GetValue(Chart) is { Length: > 0 })
@@ -116,18 +119,18 @@ internal static class BenchCommand
 
         if (result.GetValue(VhostUser) is { Length: > 0 } socketPath)
         {
-            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), Options(result, selection) with { QueuePairs = queues }, settings, mode, size, burst, seconds, Cpus(result), cancellationToken);
+            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), netOptions with { QueuePairs = queues }, settings, mode, size, burst, seconds, cpus, cancellationToken);
         }
 
         using var peer = new UdpPeer();
         using IQemuBoard board = Boards.Start(settings with { Netdev = peer.Netdev }, cancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, Options(result, selection));
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, netOptions);
         byte[] frame = new byte[size];
         frame.AsSpan(0, 6).Fill(0xff);
         peer.Start(mode, frame);
         Log.Info($"{net.TransportDescription}: {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s");
 
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, cpus: Cpus(result));
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, cpus: cpus);
         Report(r, settings.Json, net, mode == BenchMode.Tx ? peer.Received : null);
         return 0;
     }
