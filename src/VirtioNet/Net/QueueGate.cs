@@ -12,19 +12,36 @@ namespace VirtioNet.Net;
 /// <see cref="VirtioException"/> with <see cref="VirtioErrorReason.DeviceRecovering"/> instead of a half-built ring.
 /// </summary>
 /// <remarks>
-/// One compare-exchange per call (a burst or a frame), no lock, no allocation. Re-entry by the owning thread (a send
-/// that reclaims) passes through. Recovery closes the gate only after the owner has left it, so it never pulls a ring
-/// from under a call in progress.
+/// <para>
+/// The owner's way in and out has no locked instruction and no fence: the gate remembers the last thread that entered
+/// (<c>_owner</c>), and that thread marks itself inside with a plain store, then reads whether recovery has closed the
+/// gate. A call costs a few loads and two stores to a line only the worker writes, once per burst, whatever the
+/// burst's size. Re-entry by the owning thread (a send that reclaims) passes through.
+/// </para>
+/// <para>
+/// The rare sides pay instead. Recovery marks the gate closed and then runs a process-wide memory barrier
+/// (<see cref="Interlocked.MemoryBarrierProcessWide"/>, which makes every thread's earlier stores visible and orders
+/// its later loads after them) before it reads the worker's mark: either the worker's "inside" store is visible to
+/// recovery, which then waits for it to leave, or the worker's later read of the state sees "closed" and it backs out.
+/// This is the asymmetric form of Dekker's handshake; the store-load fence the worker would otherwise need is the
+/// barrier recovery runs on its behalf. A new thread taking the queue over (an async caller resumed on another pool
+/// thread) claims it with a compare-exchange and the same barrier, so it never overlaps a previous owner still inside.
+/// </para>
 /// </remarks>
 internal sealed class QueueGate
 {
-    // The owner's managed thread id while a worker is inside; Recovering or Failed while recovery holds the gate.
-    private const int Free = 0;
-    private const int Recovering = -1;
-    private const int Failed = -2;
+    private const int Opened = 0;
+    private const int Recovering = 1;
+    private const int Failed = 2;
 
-    // Free, a thread id, Recovering or Failed.
+    // The managed thread id of the last worker that entered (0: none yet). Changed only by a compare-exchange.
     private int _owner;
+
+    // 1 while the owner is inside a call; written only by the owner, with plain (release) stores.
+    private int _inside;
+
+    // Opened, Recovering or Failed; written only by recovery.
+    private int _state;
 
     // Why the gate stays shut after a recovery that failed.
     private string? _failure;
@@ -42,19 +59,25 @@ internal sealed class QueueGate
     internal bool Enter()
     {
         int self = Environment.CurrentManagedThreadId;
-        int owner = Interlocked.CompareExchange(ref _owner, self, Free);
-        if (owner == Free)
+        if (Volatile.Read(ref _owner) != self)
         {
-            return true;
+            return EnterAsNewOwner(self);
         }
 
-        if (owner == self)
+        if (_inside != 0)
         {
             return false;
         }
 
-        ThrowTaken(owner);
-        return false;
+        // The mark, then the state: recovery's process-wide barrier orders the two for it (see the remarks).
+        Volatile.Write(ref _inside, 1);
+        int state = Volatile.Read(ref _state);
+        if (state != Opened)
+        {
+            BackOut(state);
+        }
+
+        return true;
     }
 
     /// <summary>Leaves the gate when <paramref name="entered"/> says this call entered it.</summary>
@@ -63,7 +86,7 @@ internal sealed class QueueGate
     {
         if (entered)
         {
-            Volatile.Write(ref _owner, Free);
+            Volatile.Write(ref _inside, 0);
         }
     }
 
@@ -75,50 +98,108 @@ internal sealed class QueueGate
     internal bool TryClose(TimeSpan timeout)
     {
         int self = Environment.CurrentManagedThreadId;
+        int previous = Volatile.Read(ref _state);
+        Volatile.Write(ref _state, Recovering);
+
+        // From here on, a worker that was not seen inside will see Recovering when it reads the state.
+        Interlocked.MemoryBarrierProcessWide();
         var clock = Stopwatch.StartNew();
         var spinner = default(SpinWait);
-        while (true)
+        while (Volatile.Read(ref _inside) != 0 && Volatile.Read(ref _owner) != self)
         {
-            int owner = Volatile.Read(ref _owner);
-            if ((owner == Free || owner == self || owner == Failed) && Interlocked.CompareExchange(ref _owner, Recovering, owner) == owner)
-            {
-                _failure = null;
-                return true;
-            }
-
             if (clock.Elapsed >= timeout)
             {
+                Volatile.Write(ref _state, previous);
                 return false;
             }
 
             spinner.SpinOnce();
         }
+
+        _failure = null;
+        return true;
     }
 
     /// <summary>Recovery is done and the queue is whole again: workers may enter.</summary>
-    internal void Open() => Volatile.Write(ref _owner, Free);
+    internal void Open() => Volatile.Write(ref _state, Opened);
 
     /// <summary>Recovery failed: every later call is refused with <paramref name="reason"/> until the device is disposed.</summary>
     internal void Fail(string reason)
     {
         _failure = reason;
-        Volatile.Write(ref _owner, Failed);
+        Volatile.Write(ref _state, Failed);
+    }
+
+    // A thread other than the last owner: claims the queue unless the owner is inside. The compare-exchange keeps two
+    // newcomers apart; the barrier makes a previous owner's mark visible before it is read (as TryClose does).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool EnterAsNewOwner(int self)
+    {
+        ThrowIfClosed();
+        int owner = Volatile.Read(ref _owner);
+        if (owner != 0 && Volatile.Read(ref _inside) != 0)
+        {
+            ThrowTaken(owner);
+        }
+
+        int seen = Interlocked.CompareExchange(ref _owner, self, owner);
+        if (seen != owner)
+        {
+            ThrowTaken(seen);
+        }
+
+        Interlocked.MemoryBarrierProcessWide();
+        if (Volatile.Read(ref _inside) != 0)
+        {
+            ThrowTaken(owner);
+        }
+
+        Volatile.Write(ref _inside, 1);
+        int state = Volatile.Read(ref _state);
+        if (state != Opened)
+        {
+            BackOut(state);
+        }
+
+        return true;
     }
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ThrowTaken(int owner)
+    private void BackOut(int state)
     {
-        if (owner == Recovering)
+        Volatile.Write(ref _inside, 0);
+        ThrowClosed(state);
+    }
+
+    private void ThrowIfClosed()
+    {
+        int state = Volatile.Read(ref _state);
+        if (state != Opened)
+        {
+            ThrowClosed(state);
+        }
+    }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowClosed(int state)
+    {
+        if (state == Recovering)
         {
             throw new VirtioException(VirtioErrorReason.DeviceRecovering, $"{_name}: the device is being reset and set up again; try again once it has recovered.");
         }
 
-        if (owner == Failed)
+        if (state == Failed)
         {
             throw new VirtioException(VirtioErrorReason.DeviceNeedsReset, $"{_name}: the device could not be recovered ({_failure}); dispose it and open it again.");
         }
 
-        throw new InvalidOperationException($"{_name} is in use by thread {owner}; a queue belongs to one worker at a time (thread {Environment.CurrentManagedThreadId} called it meanwhile).");
+        throw new VirtioException(VirtioErrorReason.DeviceRecovering, $"{_name}: the device was being reset and set up again; try again.");
     }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowTaken(int owner) =>
+        throw new InvalidOperationException($"{_name} is in use by thread {owner}; a queue belongs to one worker at a time (thread {Environment.CurrentManagedThreadId} called it meanwhile).");
 }

@@ -1,49 +1,76 @@
+using System.Runtime.CompilerServices;
 using VirtioNet.Net.Offloads;
-using VirtioNet.Platform;
 
 namespace VirtioNet.Net;
 
 /// <summary>
 /// A transmit buffer lent to the caller by <see cref="VirtioNetTransmitQueue.AllocateBurst"/>: the caller writes a frame
-/// into <see cref="Span"/>, sets its length with <see cref="WithLength"/>, and hands it to
-/// <see cref="VirtioNetTransmitQueue.TransmitBurst(ReadOnlySpan{TransmitPacket}, out TransmitBurstStatus)"/>. The buffer lives in DMA memory right behind its virtio_net_hdr,
-/// so the device reads the frame where the caller wrote it: no copy.
+/// into <see cref="Span"/>, sets <see cref="Length"/> in place, and hands it to
+/// <see cref="VirtioNetTransmitQueue.TransmitBurst(ReadOnlySpan{TransmitPacket}, out TransmitBurstStatus)"/>. The buffer
+/// lives in DMA memory right behind its virtio_net_hdr, so the device reads the frame where the caller wrote it: no copy.
 /// </summary>
-public readonly struct TransmitPacket
+/// <remarks>
+/// A handle of 16 bytes (the queue, the slot and the length), meant to be used in place: <c>ref TransmitPacket p =
+/// ref packets[i]; p.Length = n;</c>. The offload request belongs to the buffer, not to the handle (as an mbuf's
+/// ol_flags belong to the mbuf): it is kept by the queue for the slot until the buffer is sent or freed, so every copy
+/// of a handle sees the same request.
+/// </remarks>
+public struct TransmitPacket
 {
-    internal TransmitPacket(int slot, DmaRegion room, int length, TransmitOffloadRequest offload = default)
+    // The queue that lent the buffer; null for a default handle, which no queue accepts.
+    private readonly VirtioNetTransmitQueue? _queue;
+
+    internal TransmitPacket(VirtioNetTransmitQueue queue, int slot)
     {
+        _queue = queue;
         Slot = slot;
-        Room = room;
-        Length = length;
-        Offload = offload;
     }
 
     /// <summary>
     /// The whole buffer the frame may fill: MaxFrameLength bytes from <see cref="VirtioNetTransmitQueue.AllocateBurst"/>,
     /// <see cref="VirtioNetTransmitQueue.MaxSegmentFrameLength"/> from <see cref="VirtioNetTransmitQueue.AllocateLargeBurst"/>.
+    /// Empty for a default handle.
     /// </summary>
-    public Span<byte> Span => Room.Span;
+    public readonly Span<byte> Span => _queue is null ? [] : _queue.BufferSpan(Slot);
 
-    /// <summary>The frame length to send; 0 until set.</summary>
-    public int Length { get; }
-
-    // The buffer, without the header before it.
-    internal DmaRegion Room { get; }
-
-    // The transmit slot it belongs to.
-    internal int Slot { get; }
-
-    /// <summary>The checksum and segmentation the caller asks of the device for this frame; none by default.</summary>
-    public TransmitOffloadRequest Offload { get; }
-
-    /// <summary>This buffer with the frame length set (14 to MaxFrameLength, checked at transmit).</summary>
-    public TransmitPacket WithLength(int length) => new(Slot, Room, length, Offload);
+    /// <summary>The frame length to send (14 to MaxFrameLength, checked at transmit); 0 until set.</summary>
+    public int Length { readonly get; set; }
 
     /// <summary>
-    /// This buffer with an offload request: the TCP/UDP checksum, and for a frame whose payload exceeds
-    /// <see cref="TransmitOffloadRequest.SegmentSize"/>, segmentation by the device (TSO/USO). Checked and applied by
+    /// The checksum and segmentation the caller asks of the device for this frame; none by default. Kept with the
+    /// buffer until it is sent or freed (see the remarks of <see cref="TransmitPacket"/>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set on a default handle, which names no buffer.</exception>
+    public readonly TransmitOffloadRequest Offload
+    {
+        get => _queue is null ? default : _queue.GetOffload(Slot);
+        set => (_queue ?? throw new InvalidOperationException("A default TransmitPacket names no buffer; take one from AllocateBurst.")).SetOffload(Slot, value);
+    }
+
+    // The transmit slot it belongs to.
+    internal readonly int Slot { get; }
+
+    // The queue that lent it (null for a default handle).
+    internal readonly VirtioNetTransmitQueue? Queue => _queue;
+
+    /// <summary>A copy of this handle with the frame length set; <c>p.Length = n</c> sets it in place instead.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly TransmitPacket WithLength(int length)
+    {
+        TransmitPacket copy = this;
+        copy.Length = length;
+        return copy;
+    }
+
+    /// <summary>
+    /// Sets the buffer's offload request (as <see cref="Offload"/> does) and returns this handle: the TCP/UDP checksum,
+    /// and for a frame whose payload exceeds <see cref="TransmitOffloadRequest.SegmentSize"/>, segmentation by the
+    /// device (TSO/USO). Checked and applied by
     /// <see cref="VirtioNetTransmitQueue.TransmitBurst(ReadOnlySpan{TransmitPacket}, out TransmitBurstStatus)"/>.
     /// </summary>
-    public TransmitPacket WithOffload(TransmitOffloadRequest request) => new(Slot, Room, Length, request);
+    public readonly TransmitPacket WithOffload(TransmitOffloadRequest request)
+    {
+        Offload = request;
+        return this;
+    }
 }

@@ -1,3 +1,6 @@
+using VirtioNet.Net.MultiQueue;
+using VirtioNet.Net.Offloads;
+using VirtioNet.Platform;
 using VirtioNet.Virtqueues;
 
 namespace VirtioNet.Net;
@@ -44,6 +47,30 @@ public sealed partial class VirtioNetReceiveQueue
         }
     }
 
+    // Per slot, while the buffer is lent: the header's flags, and whether _slotInfo / _slotHash hold what the header
+    // said (written only for a header with something to say, so the common packet stores one byte of metadata).
+    private byte[] _slotFlags = [];
+    private bool[] _slotHasInfo = [];
+    private ReceivedFrameInfo[] _slotInfo = [];
+    private ReceiveHash[] _slotHash = [];
+
+    // Decided once (DmaSync.IsNeeded): whether the allocator's sync methods do anything; false on coherent platforms,
+    // where the packet path then makes no call at all.
+    private bool _syncDma;
+
+    // Sets up what the burst path needs; called once by the constructor.
+    private void InitializeBurst(IDmaAllocator dma)
+    {
+        _slotFlags = new byte[_slotCount];
+        _slotHasInfo = new bool[_slotCount];
+        _slotInfo = new ReceivedFrameInfo[_slotCount];
+        _slotHash = new ReceiveHash[_slotCount];
+        _syncDma = DmaSync.IsNeeded(dma);
+    }
+
+    // The packet loop: one used entry after another, each packet's 16-byte handle written in place, the header's two
+    // bytes read once, the statistics settled once for the burst. Anything unusual (several buffers, a header with
+    // flags, GSO or a hash, a bad length) takes the general path of its mode.
     private int ReceiveBurstCore(Span<ReceivedPacket> packets, ReceiveBurstOptions options)
     {
         int freeBefore = _freeCount;
@@ -55,14 +82,44 @@ public sealed partial class VirtioNetReceiveQueue
             _pendingCount = 0;
         }
 
-        while (count < packets.Length && TryTakeUsed(out UsedBuffer used))
+        int packetsDone = 0;
+        long bytes = 0;
+        bool mergeable = Mode == ReceiveMode.Mergeable;
+        bool plainHeaders = !_hashReported;
+        nint pool = _pool.Pointer;
+        try
         {
-            // Receive dispatch point of the burst API.
-            count += Mode == ReceiveMode.Mergeable ? BurstMergeable(used, packets[count..], wholeSpan: count == 0, options) : BurstWhole(used, packets[count..], options);
-            if (_pendingCount > 0)
+            while (count < packets.Length && TryTakeUsed(out UsedBuffer used))
             {
-                break;
+                int slot = used.Token;
+                int frameLength = used.Length - _headerLength;
+                int start = slot * _slotLength;
+                if (plainHeaders && (uint)(frameLength - EthernetFrame.HeaderLength) <= (uint)(MaxFrameLength - EthernetFrame.HeaderLength))
+                {
+                    // flags and gso_type (bytes 0 and 1) at once, num_buffers (bytes 10 and 11) in mergeable mode.
+                    ushort flagsAndGso = ReadHeaderUInt16(pool + start + VirtioNetHeader.FlagsOffset);
+                    if (flagsAndGso == 0 && (!mergeable || ReadHeaderUInt16(pool + start + VirtioNetHeader.NumBuffersOffset) == 1))
+                    {
+                        _slotFlags[slot] = 0;
+                        _slotHasInfo[slot] = false;
+                        packets[count++] = new ReceivedPacket(this, slot, frameLength, 1);
+                        packetsDone++;
+                        bytes += frameLength;
+                        continue;
+                    }
+                }
+
+                // Receive dispatch point of the burst API.
+                count += mergeable ? BurstMergeable(used, packets[count..], wholeSpan: count == 0, options) : BurstWhole(used, packets[count..], options);
+                if (_pendingCount > 0)
+                {
+                    break;
+                }
             }
+        }
+        finally
+        {
+            Statistics.AddPackets(packetsDone, bytes);
         }
 
         if (_freeCount > freeBefore)
@@ -73,6 +130,14 @@ public sealed partial class VirtioNetReceiveQueue
         }
 
         return count;
+    }
+
+    // A little-endian 16-bit header field of a buffer the driver holds (taken from the used ring, not yet lent).
+    private static unsafe ushort ReadHeaderUInt16(nint address)
+    {
+        // SAFETY: address lies inside the header of a slot of _pool, which the device has returned to the driver.
+        ushort raw = *(ushort*)address;
+        return BitConverter.IsLittleEndian ? raw : System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(raw);
     }
 
     /// <summary>Gives buffers from <see cref="ReceiveBurst(Span{ReceivedPacket}, ReceiveBurstOptions)"/> back to the device, with one notification at most.</summary>
@@ -92,22 +157,45 @@ public sealed partial class VirtioNetReceiveQueue
 
     private void ReleaseBurstCore(ReadOnlySpan<ReceivedPacket> packets)
     {
-        foreach (ReceivedPacket packet in packets)
+        for (int i = 0; i < packets.Length; i++)
         {
-            if ((uint)packet.Slot >= (uint)_slotCount)
+            ref readonly ReceivedPacket packet = ref packets[i];
+            int slot = packet.Slot;
+            if (packet.Queue != this || (uint)slot >= (uint)_slotCount)
             {
-                throw new ArgumentException($"Slot {packet.Slot} is not a receive buffer of {Statistics.Name}.", nameof(packets));
+                ThrowNotReceiveBuffer(slot, nameof(packets));
             }
 
-            // The caller owned the buffer and may have written it (so may the checksum completion): cleaned before the
-            // device gets it back, so no dirty cache line can later land on what the device writes. A no-op on
-            // cache-coherent platforms.
-            _dma.SyncForDevice(_pool.Slice(packet.Slot * _slotLength, _slotLength));
-            Repost(packet.Slot);
+            if (_syncDma)
+            {
+                // The caller owned the buffer and may have written it (so may the checksum completion): cleaned before
+                // the device gets it back, so no dirty cache line can later land on what the device writes.
+                _dma.SyncForDevice(_pool.Slice(slot * _slotLength, _slotLength));
+            }
+
+            Repost(slot);
         }
 
         RefillAndKick();
     }
+
+    /// <summary>Where a lent segment's bytes are (see <see cref="ReceivedPacket.Data"/>).</summary>
+    internal DmaRegion SegmentRegion(int slot, bool continuation, int length) =>
+        _pool.Slice((slot * _slotLength) + (continuation ? 0 : _headerLength), length);
+
+    /// <summary>The header flags of a lent first segment.</summary>
+    internal byte HeaderFlagsOf(int slot) => (uint)slot < (uint)_slotFlags.Length ? _slotFlags[slot] : (byte)0;
+
+    /// <summary>What the header of a lent first segment said, as checked.</summary>
+    internal ReceivedFrameInfo FrameInfoOf(int slot) => (uint)slot < (uint)_slotHasInfo.Length && _slotHasInfo[slot] ? _slotInfo[slot] : default;
+
+    /// <summary>The hash the header of a lent first segment reported.</summary>
+    internal ReceiveHash HashOf(int slot) => (uint)slot < (uint)_slotHasInfo.Length && _slotHasInfo[slot] ? _slotHash[slot] : default;
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ThrowNotReceiveBuffer(int slot, string paramName) =>
+        throw new ArgumentException($"Slot {slot} is not a receive buffer of {Statistics.Name}.", paramName);
 
     // Small and big modes: one chain, one packet.
     private int BurstWhole(UsedBuffer used, Span<ReceivedPacket> packets, ReceiveBurstOptions options)
@@ -122,7 +210,9 @@ public sealed partial class VirtioNetReceiveQueue
         }
 
         int start = slot * _slotLength;
-        packets[0] = new ReceivedPacket(slot, _pool.Slice(start + _headerLength, frameLength), 1, false, _pool.Span[start + VirtioNetHeader.FlagsOffset]);
+        _slotFlags[slot] = _pool.Span[start + VirtioNetHeader.FlagsOffset];
+        _slotHasInfo[slot] = false;
+        packets[0] = new ReceivedPacket(this, slot, frameLength, 1);
         if (!TryCheckBurstOffloads(packets[..1], frameLength, options))
         {
             Repost(slot);
@@ -161,7 +251,9 @@ public sealed partial class VirtioNetReceiveQueue
         bool dropForSpan = numBuffers > packets.Length && wholeSpan;
         Span<ReceivedPacket> target = numBuffers <= packets.Length ? packets : _pending.AsSpan(0, numBuffers);
         int total = first.Length - _headerLength;
-        target[0] = new ReceivedPacket(slot, _pool.Slice(start + _headerLength, total), numBuffers, false, pool[start + VirtioNetHeader.FlagsOffset]);
+        _slotFlags[slot] = pool[start + VirtioNetHeader.FlagsOffset];
+        _slotHasInfo[slot] = false;
+        target[0] = new ReceivedPacket(this, slot, total, numBuffers);
         for (int i = 1; i < numBuffers; i++)
         {
             if (!TryTakeUsed(out UsedBuffer next))
@@ -177,7 +269,7 @@ public sealed partial class VirtioNetReceiveQueue
             }
 
             total += next.Length;
-            target[i] = new ReceivedPacket(next.Token, _pool.Slice(next.Token * _slotLength, next.Length), 0, true, 0);
+            target[i] = new ReceivedPacket(this, next.Token, next.Length, 0);
         }
 
         // The header is checked (and the checksum completed) only for a packet that is handed out, now or next call.

@@ -52,7 +52,10 @@ public sealed partial class VirtioNetReceiveQueue
             Statistics.AddCoalescedSegments(info.CoalescedSegments);
         }
 
-        segments[0] = new ReceivedPacket(segments[0], info, _hashReported ? ReceiveHash.Read(header) : default);
+        int slot = segments[0].Slot;
+        _slotInfo[slot] = info;
+        _slotHash[slot] = _hashReported ? ReceiveHash.Read(header) : default;
+        _slotHasInfo[slot] = true;
         return true;
     }
 
@@ -89,7 +92,7 @@ public sealed partial class VirtioNetReceiveQueue
     {
         ulong acc = sum;
         int position = 0;
-        foreach (ReceivedPacket segment in segments)
+        foreach (ref readonly ReceivedPacket segment in segments)
         {
             int first = Math.Max(from, position);
             int last = Math.Min(to, position + segment.Length);
@@ -108,7 +111,7 @@ public sealed partial class VirtioNetReceiveQueue
     // Stores one byte at offset position of the packet; the validator checked that it lies inside.
     private static void WriteByte(ReadOnlySpan<ReceivedPacket> segments, int position, byte value)
     {
-        foreach (ReceivedPacket segment in segments)
+        foreach (ref readonly ReceivedPacket segment in segments)
         {
             if (position < segment.Length)
             {

@@ -38,8 +38,13 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
     // True when a legacy device without ANY_LAYOUT needs the header in its own descriptor.
     private readonly bool _headerInOwnDescriptor;
 
-    // Slots not posted to the device; reposted by the next refill.
+    // Slots not posted to the device, first in first out (a ring of _slotCount entries from _freeFirst); reposted by
+    // the next refill in the order they came back, so that with IN_ORDER slot i keeps going to descriptor i and the
+    // ring's fixed-slot stores stay skipped (SplitVirtqueue.TryAddOne).
     private readonly int[] _freeSlots;
+
+    // Where the oldest free slot is in _freeSlots.
+    private int _freeFirst;
 
     // How many entries of _freeSlots are valid.
     private int _freeCount;
@@ -110,8 +115,10 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         _freeSlots = new int[_slotCount];
         for (int i = 0; i < _slotCount; i++)
         {
-            _freeSlots[_freeCount++] = _slotCount - 1 - i;
+            _freeSlots[_freeCount++] = i;
         }
+
+        InitializeBurst(dma);
     }
 
     /// <summary>The queue's index on the device (0, 2, 4, ...).</summary>
@@ -190,11 +197,12 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
     {
         while (_freeCount > 0)
         {
-            if (!PostBuffer(_freeSlots[_freeCount - 1]))
+            if (!PostBuffer(_freeSlots[_freeFirst]))
             {
                 return;
             }
 
+            _freeFirst = _freeFirst + 1 == _slotCount ? 0 : _freeFirst + 1;
             _freeCount--;
         }
     }
@@ -274,15 +282,24 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
                 count = 2;
                 break;
             default:
-                _chain[0] = new VirtqBuffer(address, (uint)_slotLength, DeviceWritable: true);
-                count = 1;
-                break;
+                return _queue.TryAddOne(address, (uint)_slotLength, deviceWritable: true, slot);
         }
 
         return _queue.TryAdd(_chain.AsSpan(0, count), slot);
     }
 
-    private void Repost(int slot) => _freeSlots[_freeCount++] = slot;
+    private void Repost(int slot)
+    {
+        if (_freeCount == _slotCount)
+        {
+            // Every slot is already free: the caller gave one buffer back twice.
+            throw new InvalidOperationException($"Slot {slot} of {Statistics.Name} was given back twice.");
+        }
+
+        int at = _freeFirst + _freeCount;
+        _freeSlots[at >= _slotCount ? at - _slotCount : at] = slot;
+        _freeCount++;
+    }
 
     // Takes the next used buffer and makes what the device wrote into its slot visible to the CPU before anything reads
     // it: a no-op on cache-coherent platforms, an invalidate of the used length (checked by the queue against the
@@ -294,7 +311,11 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
             return false;
         }
 
-        _dma.SyncForCpu(_pool.Slice(used.Token * _slotLength, used.Length));
+        if (_syncDma)
+        {
+            _dma.SyncForCpu(_pool.Slice(used.Token * _slotLength, used.Length));
+        }
+
         return true;
     }
 

@@ -8,6 +8,29 @@ namespace VirtioNet.Net;
 // packet for the checksum and segmentation offloads (TransmitPacket.WithOffload), as DPDK asks through an mbuf's ol_flags.
 public sealed partial class VirtioNetTransmitQueue
 {
+    // Per slot (ordinary, then large): the offload request the caller set on the lent buffer; default whenever the slot
+    // is free or in flight, so a buffer lent again starts with none.
+    private TransmitOffloadRequest[] _offloads = [];
+
+    // Per slot: true while _offloads[slot] asks for something, so the common packet reads one byte, not the request.
+    private bool[] _hasOffload = [];
+
+    // _pool.Pointer, for the header stores of the fast path.
+    private nint _poolBase;
+
+    // Decided once (DmaSync.IsNeeded): whether the allocator's sync methods do anything. False on coherent platforms,
+    // where the packet path then makes no call at all.
+    private bool _syncDma;
+
+    // Sets up what the burst path needs; called once by the constructor.
+    private void InitializeBurst(IDmaAllocator dma)
+    {
+        _offloads = new TransmitOffloadRequest[_freeSlots.Length + LargeSlotCount];
+        _hasOffload = new bool[_offloads.Length];
+        _poolBase = _pool.Pointer;
+        _syncDma = DmaSync.IsNeeded(dma);
+    }
+
     /// <summary>
     /// Lends up to <paramref name="packets"/>.Length free transmit buffers (after reclaiming completed ones). Returns how
     /// many. Each must come back through <see cref="TransmitBurst(ReadOnlySpan{TransmitPacket}, out TransmitBurstStatus)"/>
@@ -31,16 +54,21 @@ public sealed partial class VirtioNetTransmitQueue
     {
         if (_freeCount < packets.Length)
         {
-            Reclaim();
+            ReclaimEntered();
         }
 
         int count = Math.Min(packets.Length, _freeCount);
+        int[] free = _freeSlots;
+        int first = _freeFirst;
         for (int i = 0; i < count; i++)
         {
-            int slot = _freeSlots[--_freeCount];
-            packets[i] = new TransmitPacket(slot, _pool.Slice((slot * _slotLength) + _headerLength, MaxFrameLength), 0);
+            // One 16-byte handle per packet, written in place; length 0 and no offload until the caller sets them.
+            packets[i] = new TransmitPacket(this, free[first]);
+            first = first + 1 == free.Length ? 0 : first + 1;
         }
 
+        _freeFirst = first;
+        _freeCount -= count;
         return count;
     }
 
@@ -86,8 +114,7 @@ public sealed partial class VirtioNetTransmitQueue
         int count = Math.Min(packets.Length, _freeLargeCount);
         for (int i = 0; i < count; i++)
         {
-            int index = _freeLargeSlots[--_freeLargeCount];
-            packets[i] = new TransmitPacket(_freeSlots.Length + index, _largePool.Slice((index * _largeSlotLength) + _headerLength, MaxSegmentFrameLength), 0);
+            packets[i] = new TransmitPacket(this, _freeSlots.Length + _freeLargeSlots[--_freeLargeCount]);
         }
 
         return count;
@@ -104,7 +131,7 @@ public sealed partial class VirtioNetTransmitQueue
         int sent = TransmitBurst(packets, out TransmitBurstStatus status);
         if (status == TransmitBurstStatus.OffloadUnavailable)
         {
-            ThrowOffloadUnavailable(sent, packets[sent].Offload);
+            ThrowOffloadUnavailable(sent, GetOffload(packets[sent].Slot));
         }
 
         return sent;
@@ -141,43 +168,122 @@ public sealed partial class VirtioNetTransmitQueue
         }
     }
 
+    // The packet loop: each handle is read in place (no copy of the struct), a packet without an offload request costs
+    // its ownership check, a constant-size header store and one descriptor, and the statistics and the notification
+    // are settled once for the burst. Packets with an offload request, or in a large buffer, take PrepareHeader.
     private int TransmitBurstEntered(ReadOnlySpan<TransmitPacket> packets, out TransmitBurstStatus status)
     {
         status = TransmitBurstStatus.Complete;
-        Span<byte> header = stackalloc byte[VirtioNetHeader.HashReportLength];
         int sent = 0;
+        long bytes = 0;
+        int ordinary = _freeSlots.Length;
+        int maxFrame = MaxFrameLength;
         try
         {
-            foreach (TransmitPacket packet in packets)
+            for (; sent < packets.Length; sent++)
             {
-                CheckOwned(packet);
-                status = PrepareHeader(packet, sent, header[.._headerLength]);
-                if (status != TransmitBurstStatus.Complete)
+                ref readonly TransmitPacket packet = ref packets[sent];
+                int slot = packet.Slot;
+                int length = packet.Length;
+                if (packet.Queue != this || (uint)slot >= (uint)_hasOffload.Length)
                 {
-                    break;
+                    ThrowNotOwned(sent, nameof(packets));
                 }
 
-                if (!Enqueue(packet.Slot, packet.Length, header[.._headerLength]))
+                bool queued;
+                if (slot < ordinary && !_hasOffload[slot])
+                {
+                    if ((uint)(length - EthernetFrame.HeaderLength) > (uint)(maxFrame - EthernetFrame.HeaderLength))
+                    {
+                        ThrowBadLength(sent, length, maxFrame, nameof(packets));
+                    }
+
+                    queued = EnqueuePlain(slot, length);
+                }
+                else
+                {
+                    status = PrepareHeader(slot, length, sent, _headerScratch.AsSpan(0, _headerLength), nameof(packets));
+                    if (status != TransmitBurstStatus.Complete)
+                    {
+                        break;
+                    }
+
+                    queued = Enqueue(slot, length, _headerScratch.AsSpan(0, _headerLength));
+                    if (queued)
+                    {
+                        ClearOffload(slot);
+                    }
+                }
+
+                if (!queued)
                 {
                     status = TransmitBurstStatus.RingFull;
                     break;
                 }
 
-                Statistics.AddPacket(packet.Length);
-                sent++;
+                bytes += length;
             }
         }
         finally
         {
             // Also when a bad packet throws: the ones before it are in the ring and must reach the device.
-            if (sent > 0 && _queue.KickPrepare())
+            if (sent > 0)
             {
-                _notify(_queue.QueueIndex);
-                Statistics.AddNotification();
+                Statistics.AddPackets(sent, bytes);
+                if (_queue.KickPrepare())
+                {
+                    _notify(_queue.QueueIndex);
+                    Statistics.AddNotification();
+                }
             }
         }
 
         return sent;
+    }
+
+    // An ordinary slot behind a zeroed header (§5.1.6.2: flags 0 and gso_type VIRTIO_NET_HDR_GSO_NONE, a complete frame
+    // with its checksums in place), in one descriptor unless a legacy device wants the header apart.
+    private bool EnqueuePlain(int slot, int length)
+    {
+        int start = slot * _slotLength;
+        WriteZeroHeader(_poolBase + start);
+        if (_syncDma)
+        {
+            // The header and frame must reach memory before the descriptor that names them is published (§2.7.13.1).
+            _dma.SyncForDevice(_pool.Slice(start, _headerLength + length));
+        }
+
+        if (_headerInOwnDescriptor)
+        {
+            return Enqueue(slot, length);
+        }
+
+        return _queue.TryAddOne(_pool.DeviceAddress + (ulong)start, (uint)(_headerLength + length), deviceWritable: false, slot);
+    }
+
+    // The header zeroed with stores of constant size: 10, 12, 20 or 24 bytes, never past it into the frame.
+    private unsafe void WriteZeroHeader(nint header)
+    {
+        // SAFETY: header is the start of a slot of _pool (or of the large pool), which holds _headerLength bytes there;
+        // the driver owns the slot until it is added to the ring below.
+        byte* h = (byte*)header;
+        *(ulong*)h = 0;
+        switch (_headerLength)
+        {
+            case VirtioNetHeader.LegacyLength:
+                *(ushort*)(h + 8) = 0;
+                break;
+            case VirtioNetHeader.Length:
+                *(uint*)(h + 8) = 0;
+                break;
+            case VirtioNetHeader.HashReportLength:
+                *(ulong*)(h + 8) = 0;
+                *(uint*)(h + 16) = 0;
+                break;
+            default:
+                new Span<byte>(h + 8, _headerLength - 8).Clear();
+                break;
+        }
     }
 
     /// <summary>Returns lent buffers without sending them.</summary>
@@ -197,31 +303,76 @@ public sealed partial class VirtioNetTransmitQueue
 
     private void FreeBurstEntered(ReadOnlySpan<TransmitPacket> packets)
     {
-        foreach (TransmitPacket packet in packets)
+        // Last first, so that the slots are at the front of the free ring in the order they were lent.
+        for (int i = packets.Length - 1; i >= 0; i--)
         {
-            CheckOwned(packet);
+            ref readonly TransmitPacket packet = ref packets[i];
+            if (packet.Queue != this || (uint)packet.Slot >= (uint)_hasOffload.Length)
+            {
+                ThrowNotOwned(i, nameof(packets));
+            }
+
+            ClearOffload(packet.Slot);
             ReturnSlot(packet.Slot);
         }
     }
 
+    /// <summary>The buffer of a lent slot, as <see cref="TransmitPacket.Span"/> hands it out.</summary>
+    internal Span<byte> BufferSpan(int slot)
+    {
+        if ((uint)slot < (uint)_freeSlots.Length)
+        {
+            return _pool.Span.Slice((slot * _slotLength) + _headerLength, MaxFrameLength);
+        }
+
+        return _largePool.Span.Slice(((slot - _freeSlots.Length) * _largeSlotLength) + _headerLength, MaxSegmentFrameLength);
+    }
+
+    /// <summary>The offload request of a lent slot.</summary>
+    internal TransmitOffloadRequest GetOffload(int slot) => (uint)slot < (uint)_offloads.Length ? _offloads[slot] : default;
+
+    /// <summary>Sets the offload request of a lent slot (see <see cref="TransmitPacket.Offload"/>).</summary>
+    internal void SetOffload(int slot, TransmitOffloadRequest request)
+    {
+        if ((uint)slot >= (uint)_offloads.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(slot), slot, $"Not a buffer of {Statistics.Name}.");
+        }
+
+        _offloads[slot] = request;
+        _hasOffload[slot] = request.ComputeChecksum || request.SegmentSize != 0;
+    }
+
+    private void ClearOffload(int slot)
+    {
+        if (_hasOffload[slot])
+        {
+            _offloads[slot] = default;
+            _hasOffload[slot] = false;
+        }
+    }
+
+    // Scratch for the header of a packet with an offload request (the longest header there is).
+    private readonly byte[] _headerScratch = new byte[VirtioNetHeader.UdpTunnelLength];
+
     // Checks the packet's length and offload request, writes its checksum field as decided, and fills header. Writing
     // the field is idempotent (the pseudo-header sum, or the full checksum over a zeroed field), so a packet refused
     // afterwards for a full ring can be sent again as it is.
-    private TransmitBurstStatus PrepareHeader(TransmitPacket packet, int index, Span<byte> header)
+    private TransmitBurstStatus PrepareHeader(int slot, int length, int index, Span<byte> header, string paramName)
     {
-        bool large = packet.Slot >= _freeSlots.Length;
+        bool large = slot >= _freeSlots.Length;
         int limit = large ? MaxSegmentFrameLength : MaxFrameLength;
-        if (packet.Length < EthernetFrame.HeaderLength || packet.Length > limit)
+        if (length < EthernetFrame.HeaderLength || length > limit)
         {
-            throw new ArgumentException($"A frame must be {EthernetFrame.HeaderLength} to {limit} bytes long; packet {index} has {packet.Length}.", nameof(packet));
+            ThrowBadLength(index, length, limit, paramName);
         }
 
-        TransmitOffloadRequest request = packet.Offload;
+        TransmitOffloadRequest request = _offloads[slot];
         if (!request.ComputeChecksum && request.SegmentSize == 0)
         {
-            if (packet.Length > MaxFrameLength)
+            if (length > MaxFrameLength)
             {
-                throw new ArgumentException($"Packet {index} ({packet.Length} bytes) is longer than {MaxFrameLength} (MaxFrameLength) and asks for no segmentation.", nameof(packet));
+                throw new ArgumentException($"Packet {index} ({length} bytes) is longer than {MaxFrameLength} (MaxFrameLength) and asks for no segmentation.", paramName);
             }
 
             // §5.1.6.2: flags 0 and gso_type VIRTIO_NET_HDR_GSO_NONE: a complete frame with its checksums in place.
@@ -229,10 +380,10 @@ public sealed partial class VirtioNetTransmitQueue
             return TransmitBurstStatus.Complete;
         }
 
-        Span<byte> frame = packet.Room.Span[..packet.Length];
+        Span<byte> frame = BufferSpan(slot)[..length];
         if (!PacketLayout.TryParse(frame, out PacketLayout layout))
         {
-            throw new ArgumentException($"Packet {index} asks for an offload, which applies to TCP or UDP over IPv4 or IPv6 (unfragmented, without IPv6 extension headers); it is neither.", nameof(packet));
+            throw new ArgumentException($"Packet {index} asks for an offload, which applies to TCP or UDP over IPv4 or IPv6 (unfragmented, without IPv6 extension headers); it is neither.", paramName);
         }
 
         TransmitOffloadDecision decision = TransmitOffload.Decide(frame, layout, request, _offloadFeatures);
@@ -244,12 +395,12 @@ public sealed partial class VirtioNetTransmitQueue
         // As TrySend: each segment the device cuts is a frame on the wire and must fit the MTU (the device would not check).
         if (decision.GsoType != VirtioNetGsoType.None && layout.HeaderLength + decision.GsoSize > MaxFrameLength)
         {
-            throw new ArgumentException($"Packet {index}: segments of {decision.GsoSize} payload bytes behind {layout.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", nameof(packet));
+            throw new ArgumentException($"Packet {index}: segments of {decision.GsoSize} payload bytes behind {layout.HeaderLength} bytes of headers exceed {MaxFrameLength} (MaxFrameLength); use a segment size that fits the MTU.", paramName);
         }
 
-        if (packet.Length > MaxFrameLength && decision.GsoType == VirtioNetGsoType.None)
+        if (length > MaxFrameLength && decision.GsoType == VirtioNetGsoType.None)
         {
-            throw new ArgumentException($"Packet {index} ({packet.Length} bytes) is longer than {MaxFrameLength} (MaxFrameLength) and its payload is not larger than the segment size, so it would go unsegmented.", nameof(packet));
+            throw new ArgumentException($"Packet {index} ({length} bytes) is longer than {MaxFrameLength} (MaxFrameLength) and its payload is not larger than the segment size, so it would go unsegmented.", paramName);
         }
 
         TransmitOffload.ApplyChecksum(frame, layout, decision);
@@ -257,17 +408,15 @@ public sealed partial class VirtioNetTransmitQueue
         return TransmitBurstStatus.Complete;
     }
 
-    private void CheckOwned(TransmitPacket packet)
-    {
-        bool owned = packet.Slot >= 0 && (packet.Slot < _freeSlots.Length
-            ? packet.Room.Pointer == _pool.Pointer + (packet.Slot * _slotLength) + _headerLength
-            : _largeSlotLength != 0 && packet.Slot < _freeSlots.Length + LargeSlotCount &&
-              packet.Room.Pointer == _largePool.Pointer + ((packet.Slot - _freeSlots.Length) * _largeSlotLength) + _headerLength);
-        if (!owned)
-        {
-            throw new ArgumentException($"The packet is not a buffer of {Statistics.Name}.", nameof(packet));
-        }
-    }
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ThrowNotOwned(int index, string paramName) =>
+        throw new ArgumentException($"Packet {index} is not a buffer of {Statistics.Name}.", paramName);
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void ThrowBadLength(int index, int length, int limit, string paramName) =>
+        throw new ArgumentException($"A frame must be {EthernetFrame.HeaderLength} to {limit} bytes long; packet {index} has {length}.", paramName);
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     private static void ThrowOffloadUnavailable(int index, TransmitOffloadRequest request) =>

@@ -180,7 +180,7 @@ public sealed partial class VirtioNetTransmitQueue
             return false;
         }
 
-        slot = large ? _freeSlots.Length + _freeLargeSlots[--_freeLargeCount] : _freeSlots[--_freeCount];
+        slot = large ? _freeSlots.Length + _freeLargeSlots[--_freeLargeCount] : TakeFreeSlot();
         (DmaRegion pool, int start) = LocateSlot(slot);
         room = pool.Span.Slice(start + _headerLength, frame.Length);
         frame.CopyTo(room);
@@ -247,14 +247,14 @@ public sealed partial class VirtioNetTransmitQueue
         TransmitOffloadDecision perSegment = SegmentHeader(decision, header[.._headerLength]);
         for (int i = 0; i < count; i++)
         {
-            int slot = _freeSlots[--_freeCount];
+            int slot = TakeFreeSlot();
             Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, _slotLength - _headerLength);
             int length = SoftwareSegmentation.WriteUdpTunnelSegment(frame, tunnel, mss, i, room, perSegment, outerUdpChecksum);
 
             // The slots were counted above and each ring entry has its slot, so the ring has room for all of them.
             if (!Enqueue(slot, length, header[.._headerLength]))
             {
-                _freeSlots[_freeCount++] = slot;
+                PutBackUnsent(slot);
                 Statistics.AddDrop();
                 break;
             }
@@ -280,14 +280,14 @@ public sealed partial class VirtioNetTransmitQueue
         TransmitOffloadDecision perSegment = SegmentHeader(decision, header[.._headerLength]);
         for (int i = 0; i < count; i++)
         {
-            int slot = _freeSlots[--_freeCount];
+            int slot = TakeFreeSlot();
             Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, _slotLength - _headerLength);
             int length = SoftwareSegmentation.WriteSegment(frame, layout, mss, i, room, partialChecksum: decision.NeedsChecksum);
 
             // The slots were counted above and each ring entry has its slot, so the ring has room for all of them.
             if (!Enqueue(slot, length, header[.._headerLength]))
             {
-                _freeSlots[_freeCount++] = slot;
+                PutBackUnsent(slot);
                 Statistics.AddDrop();
                 break;
             }
@@ -316,7 +316,7 @@ public sealed partial class VirtioNetTransmitQueue
     {
         if (!TryReleaseLargeSlot(slot))
         {
-            _freeSlots[_freeCount++] = slot;
+            PutBackUnsent(slot);
         }
     }
 

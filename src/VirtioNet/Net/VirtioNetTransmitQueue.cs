@@ -31,8 +31,13 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
     // True when a legacy device without ANY_LAYOUT needs the header in its own descriptor.
     private readonly bool _headerInOwnDescriptor;
 
-    // Free slots, a stack.
+    // Free slots, a ring of _freeSlots.Length entries from _freeFirst: taken from the front, completed ones added at the
+    // back, unsent ones put back at the front. Slots thus go to the ring in the order they came back, so that with
+    // IN_ORDER slot i keeps going to descriptor i and the ring's fixed-slot stores stay skipped (SplitVirtqueue.TryAddOne).
     private readonly int[] _freeSlots;
+
+    // Where the next free slot is in _freeSlots.
+    private int _freeFirst;
 
     // How many entries of _freeSlots are valid.
     private int _freeCount;
@@ -75,8 +80,10 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         _freeSlots = new int[slots];
         for (int i = 0; i < slots; i++)
         {
-            _freeSlots[_freeCount++] = slots - 1 - i;
+            _freeSlots[_freeCount++] = i;
         }
+
+        InitializeBurst(dma);
     }
 
     /// <summary>The queue's index on the device (1, 3, 5, ...).</summary>
@@ -129,7 +136,7 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
             return false;
         }
 
-        int slot = _freeSlots[--_freeCount];
+        int slot = TakeFreeSlot();
         Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, length);
         if (tag is { } t)
         {
@@ -142,7 +149,7 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
 
         if (!Enqueue(slot, length))
         {
-            _freeSlots[_freeCount++] = slot;
+            PutBackUnsent(slot);
             return false;
         }
 
@@ -174,7 +181,10 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
 
         // The header and frame written by the CPU must reach memory before the descriptor that names them is published
         // (§2.7.13.1, §2.8.21.1): a no-op on cache-coherent platforms, a clean of just these bytes elsewhere.
-        _dma.SyncForDevice(pool.Slice(start, _headerLength + frameLength));
+        if (_syncDma)
+        {
+            _dma.SyncForDevice(pool.Slice(start, _headerLength + frameLength));
+        }
 
         ulong address = pool.DeviceAddress + (ulong)start;
         int count;
@@ -215,7 +225,7 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         {
             if (!TryReleaseLargeSlot(used.Token))
             {
-                _freeSlots[_freeCount++] = used.Token;
+                AddCompleted(used.Token);
             }
 
             reclaimed++;
@@ -240,11 +250,47 @@ public sealed partial class VirtioNetTransmitQueue : IDisposable
         {
             if (!TryReleaseLargeSlot(tokens[i]))
             {
-                _freeSlots[_freeCount++] = tokens[i];
+                AddCompleted(tokens[i]);
             }
         }
 
         return count;
+    }
+
+    // The next free ordinary slot (the caller checked that one is free).
+    private int TakeFreeSlot()
+    {
+        int slot = _freeSlots[_freeFirst];
+        _freeFirst = _freeFirst + 1 == _freeSlots.Length ? 0 : _freeFirst + 1;
+        _freeCount--;
+        return slot;
+    }
+
+    // A slot lent or taken but not sent: first again, so the order of slots in the ring is kept.
+    private void PutBackUnsent(int slot)
+    {
+        CheckRoom(slot);
+        _freeFirst = _freeFirst == 0 ? _freeSlots.Length - 1 : _freeFirst - 1;
+        _freeSlots[_freeFirst] = slot;
+        _freeCount++;
+    }
+
+    // A slot the device has finished with: last, after the ones that completed before it.
+    private void AddCompleted(int slot)
+    {
+        CheckRoom(slot);
+        int at = _freeFirst + _freeCount;
+        _freeSlots[at >= _freeSlots.Length ? at - _freeSlots.Length : at] = slot;
+        _freeCount++;
+    }
+
+    private void CheckRoom(int slot)
+    {
+        if (_freeCount == _freeSlots.Length)
+        {
+            // Every slot is already free: a buffer was given back twice.
+            throw new InvalidOperationException($"Slot {slot} of {Statistics.Name} was given back twice.");
+        }
     }
 
     /// <summary>Releases the buffers. The device must be reset first so it no longer reads them.</summary>

@@ -44,6 +44,16 @@ public interface IVirtqueue : IDisposable
     bool TryAdd(ReadOnlySpan<VirtqBuffer> chain, int token);
 
     /// <summary>
+    /// Adds a chain of one buffer: what <see cref="TryAdd"/> does for a one-element chain, without building one. The
+    /// packet paths use it for every transmit frame and receive buffer that fits one descriptor.
+    /// </summary>
+    bool TryAddOne(ulong address, uint length, bool deviceWritable, int token)
+    {
+        var buffer = new VirtqBuffer(address, length, deviceWritable);
+        return TryAdd(new ReadOnlySpan<VirtqBuffer>(in buffer), token);
+    }
+
+    /// <summary>
     /// Publishes every chain added since the last call and returns true when the device must be notified
     /// (per VIRTIO_F_EVENT_IDX or the device's flags).
     /// </summary>

@@ -94,6 +94,13 @@ public sealed class SplitVirtqueue : IVirtqueue
     // Per head: total length of the chain's device-writable buffers, the bound for the used length.
     private readonly uint[] _writableCapacity;
 
+    // Trusted shadow of each available ring entry as last written: an entry that would get the value it already holds
+    // is not stored again (with fixed slots it never changes after the first lap).
+    private readonly ushort[] _availShadow;
+
+    // Outstanding chains with at least one device-writable buffer; while 0, IN_ORDER reclaim needs no used entry.
+    private int _writableOutstanding;
+
     // First descriptor of the free list (meaningless when _freeCount is 0).
     private ushort _freeHead;
 
@@ -198,6 +205,7 @@ public sealed class SplitVirtqueue : IVirtqueue
         _chainLength = new int[size];
         _tokens = new int[size];
         _writableCapacity = new uint[size];
+        _availShadow = new ushort[size];
         ResetDriverState();
     }
 
@@ -341,12 +349,79 @@ public sealed class SplitVirtqueue : IVirtqueue
         _chainLength[head] = needed;
         _tokens[head] = token;
         _writableCapacity[head] = (uint)writable;
+        _writableOutstanding += writable != 0 ? 1 : 0;
         _outstanding++;
-
-        // The entry is beyond avail.idx, so the device ignores it until KickPrepare publishes it. §2.7.13.2.
-        SharedMemory.WriteUInt16(_ring.Pointer + _layout.AvailEntryOffset(_availIdxShadow & _mask), head);
-        _availIdxShadow++;
+        PublishHeadLater(head);
         return true;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The packet paths' add: one descriptor, written only where it differs from the driver's trusted shadow. With fixed
+    /// slots (the same buffer in the same descriptor every lap, as IN_ORDER gives a transmit or receive queue) only the
+    /// length changes, and the available ring entry not at all, so a packet costs a 4-byte store (or none) and its share
+    /// of the index. Skipping a store is safe against a lying device because the driver never reads the descriptor
+    /// table or the available ring back: a device that overwrote them misleads only itself (it could read or write any
+    /// memory it is given anyway), and everything the driver does read (used entries) is checked against the shadows.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A device-writable buffer longer than <see cref="int.MaxValue"/> bytes.</exception>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
+    public bool TryAddOne(ulong address, uint length, bool deviceWritable, int token)
+    {
+        ThrowIfUnusable();
+        if (deviceWritable && length > int.MaxValue)
+        {
+            ThrowWritableTooLarge(length, nameof(length));
+        }
+
+        if (_freeCount == 0)
+        {
+            return false;
+        }
+
+        ushort head = _freeHead;
+        ushort flags = deviceWritable ? SplitRing.DescFlagWrite : (ushort)0;
+        nint descriptor = _descriptorTable + (head * SplitRing.DescriptorSize);
+        if (_descAddress[head] != address || _descFlags[head] != flags)
+        {
+            // Without VIRTQ_DESC_F_NEXT the device ignores next, so it is written only with the rest.
+            _descAddress[head] = address;
+            _descFlags[head] = flags;
+            SharedMemory.WriteUInt64(descriptor + SplitRing.DescriptorAddrOffset, address);
+            SharedMemory.WriteUInt16(descriptor + SplitRing.DescriptorFlagsOffset, flags);
+            SharedMemory.WriteUInt16(descriptor + SplitRing.DescriptorNextOffset, _descNext[head]);
+        }
+
+        if (_descLength[head] != length)
+        {
+            _descLength[head] = length;
+            SharedMemory.WriteUInt32(descriptor + SplitRing.DescriptorLenOffset, length);
+        }
+
+        _freeHead = _descNext[head];
+        _freeCount--;
+        _chainLength[head] = 1;
+        _tokens[head] = token;
+        _writableCapacity[head] = deviceWritable ? length : 0;
+        _writableOutstanding += deviceWritable ? 1 : 0;
+        _outstanding++;
+        PublishHeadLater(head);
+        return true;
+    }
+
+    // Puts head into the next available ring entry, unless the entry already holds it (the trusted shadow says so).
+    // The entry is beyond avail.idx, so the device ignores it until KickPrepare publishes it. §2.7.13.2.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PublishHeadLater(ushort head)
+    {
+        int entry = _availIdxShadow & _mask;
+        if (_availShadow[entry] != head)
+        {
+            _availShadow[entry] = head;
+            SharedMemory.WriteUInt16(_ring.Pointer + _layout.AvailEntryOffset(entry), head);
+        }
+
+        _availIdxShadow++;
     }
 
     /// <inheritdoc />
@@ -652,6 +727,8 @@ public sealed class SplitVirtqueue : IVirtqueue
         Array.Clear(_chainLength);
         Array.Clear(_tokens);
         Array.Clear(_writableCapacity);
+        Array.Clear(_availShadow);
+        _writableOutstanding = 0;
         _freeHead = 0;
         _freeCount = size;
         _outstanding = 0;
@@ -703,6 +780,7 @@ public sealed class SplitVirtqueue : IVirtqueue
         _descNext[last] = _freeHead;
         _freeHead = head;
         _freeCount += length;
+        _writableOutstanding -= _writableCapacity[head] != 0 ? 1 : 0;
         _chainLength[head] = 0;
         _tokens[head] = 0;
         _writableCapacity[head] = 0;
@@ -736,6 +814,19 @@ public sealed class SplitVirtqueue : IVirtqueue
                 }
 
                 _seenUsedIdx = usedIdx;
+            }
+
+            if (_writableOutstanding == 0)
+            {
+                // Every chain in flight is device-readable only (a transmit queue): a used entry could tell nothing
+                // but where a batch ends, and in order used.idx already counts the chains returned, so they are taken
+                // by counting, without reading an entry (as DPDK's in-order path does). Safe against a lying device:
+                // used.idx was checked against the published chains above, the lengths of read-only chains are
+                // ignored in any case, and a device that claims a chain it has not finished reading could as well
+                // write an entry naming it; either way it gets back only buffers it was given, to read garbage from.
+                _batchRemaining = (ushort)(_seenUsedIdx - _lastUsedIdx);
+                _batchLastLength = 0;
+                return TakeOldestInOrder(out used);
             }
 
             int slot = _lastUsedIdx & _mask;
@@ -778,11 +869,18 @@ public sealed class SplitVirtqueue : IVirtqueue
             _chainsReturnedInBatches += batch - 1;
         }
 
+        return TakeOldestInOrder(out used);
+    }
+
+    // Hands out the oldest chain of the open batch.
+    private bool TakeOldestInOrder(out UsedBuffer used)
+    {
         // §2.7.9: the chains a batch skipped were used completely, so their length is their writable capacity.
         int oldest = OldestHeadInOrder;
         uint taken = _batchRemaining == 1 ? _batchLastLength : _writableCapacity[oldest];
         int token = _tokens[oldest];
         int descriptors = _chainLength[oldest];
+        _writableOutstanding -= _writableCapacity[oldest] != 0 ? 1 : 0;
         _chainLength[oldest] = 0;
         _tokens[oldest] = 0;
         _writableCapacity[oldest] = 0;

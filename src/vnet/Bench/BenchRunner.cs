@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VirtioNet.Net;
+using VirtioNet.Platform;
 
 namespace VirtioNet.Cli.Bench;
 
@@ -19,10 +20,10 @@ internal static class BenchRunner
 
     /// <summary>
     /// Runs the bench on the first <paramref name="pairs"/> queue pairs, one worker thread per pair (each pair belongs to
-    /// its thread alone, as the driver requires), and sums their figures. .NET cannot pin a thread to a core; pin the whole
-    /// process with taskset instead (e.g. <c>taskset -c 2-5 vnet bench ... --queues 4</c>).
+    /// its thread alone, as the driver requires), and sums their figures. With <paramref name="cpus"/>, pair p's worker pins
+    /// itself to cpus[p % cpus.Count] (<see cref="ThreadAffinity.PinCurrentThread"/>) before its loop starts.
     /// </summary>
-    public static BenchResult Run(VirtioNetDevice net, BenchMode mode, int frameSize, int burst, TimeSpan duration, CancellationToken cancellationToken, int pairs = 1)
+    public static BenchResult Run(VirtioNetDevice net, BenchMode mode, int frameSize, int burst, TimeSpan duration, CancellationToken cancellationToken, int pairs = 1, IReadOnlyList<int>? cpus = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pairs, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(pairs, net.QueuePairs);
@@ -30,7 +31,7 @@ internal static class BenchRunner
         long start = Stopwatch.GetTimestamp();
         long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         var figures = new PairFigures[pairs];
-        if (pairs == 1)
+        if (pairs == 1 && cpus is null)
         {
             figures[0] = RunPair(net, 0, mode, frameSize, burst, end, cancellationToken);
         }
@@ -40,7 +41,16 @@ internal static class BenchRunner
             for (int pair = 0; pair < pairs; pair++)
             {
                 int p = pair;
-                workers[p] = new Thread(() => figures[p] = RunPair(net, p, mode, frameSize, burst, end, cancellationToken)) { IsBackground = true, Name = $"bench pair {p}" };
+                workers[p] = new Thread(() =>
+                {
+                    if (cpus is { Count: > 0 })
+                    {
+                        ThreadAffinity.PinCurrentThread(cpus[p % cpus.Count]);
+                    }
+
+                    figures[p] = RunPair(net, p, mode, frameSize, burst, end, cancellationToken);
+                })
+                { IsBackground = true, Name = $"bench pair {p}" };
                 workers[p].Start();
             }
 
@@ -95,8 +105,10 @@ internal static class BenchRunner
                 int n = tx.AllocateBurst(lent);
                 for (int i = 0; i < n; i++)
                 {
-                    headers.CopyTo(lent[i].Span);
-                    lent[i] = lent[i].WithLength(frameSize);
+                    // In place: the 16-byte handle is neither copied nor rebuilt.
+                    ref TransmitPacket packet = ref lent[i];
+                    headers.CopyTo(packet.Span);
+                    packet.Length = frameSize;
                 }
 
                 int queued = tx.TransmitBurst(lent.AsSpan(0, n));

@@ -42,6 +42,10 @@ internal static class BenchCommand
 
     private static readonly Option<int> Queues = new("--queues") { Description = "With --vhost-user: queue pairs to drive, one worker thread each, rates summed (the backend needs as many, e.g. testpmd queues=N --rxq=N --txq=N). Pin with taskset on the whole process.", DefaultValueFactory = _ => 1 };
 
+    private static readonly Option<string?> Cpu = new("--cpu") { Description = "Pin each worker thread to a CPU (sched_setaffinity on its own thread): one number, or a comma-separated list, one per queue pair (pair p on entry p mod the count)." };
+
+    private static readonly Option<string?> FeatureMask = new("--feature-mask") { Description = "Negotiate only features inside this mask (hex, e.g. 0x850008000 for the set DPDK's virtio-user negotiates with testpmd): the rest are disabled, so two drivers can be compared on the same features." };
+
     private static readonly Option<bool> VhostUserClient = new("--vhost-user-client") { Description = "Listen on the --vhost-user path and let the backend connect (its client=1 mode)." };
 
     public static Command Create()
@@ -55,6 +59,8 @@ internal static class BenchCommand
         command.Options.Add(VhostUser);
         command.Options.Add(VhostUserClient);
         command.Options.Add(Queues);
+        command.Options.Add(Cpu);
+        command.Options.Add(FeatureMask);
         command.Options.Add(Sizes);
         command.Options.Add(Chart);
         Ring.AcceptOnlyFromAmong("split", "packed");
@@ -92,6 +98,9 @@ internal static class BenchCommand
             throw new CliException($"--burst must be 1 to 512; got {burst}.");
         }
 
+        // Checked before anything starts: a bad mask or CPU list is one line, with no QEMU or session left behind.
+        VirtioNetOptions netOptions = Options(result, selection);
+        int[]? cpus = Cpus(result);
         int queues = result.GetValue(Queues);
         if (queues is < 1 or > 128 || (queues > 1 && result.GetValue(VhostUser) is not { Length: > 0 }) || (queues > 1 && result.GetValue(Sizes) is { Length: > 0 }))
         {
@@ -100,7 +109,7 @@ internal static class BenchCommand
 
         if (result.GetValue(Sizes) is { Length: > 0 } sizeList)
         {
-            return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), Options(result, selection), settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
+            return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), netOptions, settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
         }
 
         if (result.GetValue(Chart) is { Length: > 0 })
@@ -110,30 +119,67 @@ internal static class BenchCommand
 
         if (result.GetValue(VhostUser) is { Length: > 0 } socketPath)
         {
-            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), Options(result, selection) with { QueuePairs = queues }, settings, mode, size, burst, seconds, cancellationToken);
+            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), netOptions with { QueuePairs = queues }, settings, mode, size, burst, seconds, cpus, cancellationToken);
         }
 
         using var peer = new UdpPeer();
         using IQemuBoard board = Boards.Start(settings with { Netdev = peer.Netdev }, cancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, Options(result, selection));
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, netOptions);
         byte[] frame = new byte[size];
         frame.AsSpan(0, 6).Fill(0xff);
         peer.Start(mode, frame);
         Log.Info($"{net.TransportDescription}: {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s");
 
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken);
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, cpus: cpus);
         Report(r, settings.Json, net, mode == BenchMode.Tx ? peer.Received : null);
         return 0;
     }
 
-    // Busy-polling, as DPDK does, unless --mode interrupt; the split ring unless --ring packed.
-    private static VirtioNetOptions Options(ParseResult result, BenchSelection selection) => new()
+    // Busy-polling, as DPDK does, unless --mode interrupt; the split ring unless --ring packed; with --feature-mask, only
+    // the features inside it (and none above bit 63).
+    private static VirtioNetOptions Options(ParseResult result, BenchSelection selection)
     {
-        Mode = selection.Operation,
-        DisabledFeatures = result.GetValue(Ring) == "packed" ? 0 : VirtioNet.Core.VirtioFeatures.RingPacked,
-    };
+        ulong disabled = result.GetValue(Ring) == "packed" ? 0 : VirtioNet.Core.VirtioFeatures.RingPacked;
+        ulong disabledHigh = 0;
+        if (result.GetValue(FeatureMask) is { Length: > 0 } text)
+        {
+            string hex = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text[2..] : text;
+            if (!ulong.TryParse(hex, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong mask) || hex.Length == 0)
+            {
+                throw new CliException($"--feature-mask takes a hexadecimal mask such as 0x850008000; got {text}.");
+            }
 
-    private static int RunOnVhostUser(string socketPath, bool listen, VirtioNetOptions netOptions, MachineSettings settings, BenchMode mode, int size, int burst, double seconds, CancellationToken cancellationToken)
+            disabled |= ~mask;
+            disabledHigh = ulong.MaxValue;
+        }
+
+        return new VirtioNetOptions { Mode = selection.Operation, DisabledFeatures = disabled, DisabledFeaturesHigh = disabledHigh };
+    }
+
+    // --cpu: the CPUs the workers pin themselves to, or null.
+    private static int[]? Cpus(ParseResult result)
+    {
+        if (result.GetValue(Cpu) is not { Length: > 0 } text)
+        {
+            return null;
+        }
+
+        int count = Environment.ProcessorCount;
+        var cpus = new List<int>();
+        foreach (string part in text.Split(','))
+        {
+            if (!int.TryParse(part.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int cpu) || cpu >= 1024)
+            {
+                throw new CliException($"--cpu takes CPU numbers (0 to 1023), comma-separated; got {text}.");
+            }
+
+            cpus.Add(cpu);
+        }
+
+        return OperatingSystem.IsLinux() ? [.. cpus] : throw new CliException($"--cpu pins threads with sched_setaffinity, which needs Linux ({count} CPUs here).");
+    }
+
+    private static int RunOnVhostUser(string socketPath, bool listen, VirtioNetOptions netOptions, MachineSettings settings, BenchMode mode, int size, int burst, double seconds, int[]? cpus, CancellationToken cancellationToken)
     {
         var options = new VhostUserOptions
         {
@@ -144,7 +190,7 @@ internal static class BenchCommand
         using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
         VirtioNetDevice net = session.Device;
         Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.QueuePairs} queue pair(s)");
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.QueuePairs);
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.QueuePairs, cpus);
         Report(r, settings.Json, net, peerCounted: null);
         return 0;
     }
@@ -179,6 +225,7 @@ internal static class BenchCommand
                 ["interruptsPerPacket"] = Math.Round(r.InterruptsPerPacket, 5),
                 ["cpuNsPerPacket"] = Math.Round(r.CpuNanosecondsPerPacket, 1),
                 ["allocatedBytes"] = r.AllocatedBytes,
+                ["negotiatedFeatures"] = $"0x{net.NegotiatedFeatures:x}",
             };
             Console.Out.WriteLine(o.ToJsonString(Json.Options));
             return;

@@ -190,7 +190,7 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(8, tx.AllocateBurst(lent));
         foreach (TransmitPacket packet in lent)
         {
-            Frame(60, 1).CopyTo(packet.Room.Span);
+            Frame(60, 1).CopyTo(packet.Span);
         }
 
         Assert.Equal(5, tx.TransmitBurst(lent.AsSpan(0, 5).ToArray().Select(p => p.WithLength(60)).ToArray()));
