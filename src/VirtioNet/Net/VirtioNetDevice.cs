@@ -442,7 +442,7 @@ public sealed partial class VirtioNetDevice : IDisposable
     // once (VirtioNetDevice.Interrupts.cs); poll mode spins on the used ring. With automatic recovery, a device found
     // needing a reset (configuration interrupt, poll-mode check) or a ring found broken is recovered, and the wait goes
     // on for the time left.
-    internal bool WaitForReceive(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
+    internal bool WaitForReceiveOn(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         long start = Stopwatch.GetTimestamp();

@@ -176,7 +176,7 @@ public sealed class VirtioNetQueuePair
     /// </summary>
     /// <exception cref="InvalidOperationException">Another thread is already waiting on this pair.</exception>
     public bool WaitForReceive(TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        _device.WaitForReceive(_receive, timeout, cancellationToken);
+        _device.WaitForReceiveOn(_receive, timeout, cancellationToken);
 
     /// <summary>
     /// Lends up to <paramref name="packets"/>.Length transmit buffers (MaxTransmitFrameLength bytes each) to write

@@ -19,7 +19,7 @@ public sealed class LinkTests
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using RiscvVirtBoard board = QemuNet.StartBoard(modern);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
         var events = new List<bool>();
         net.LinkStateChanged += (_, e) => events.Add(e.IsUp);
         Assert.True(net.IsLinkUp);
@@ -49,7 +49,7 @@ public sealed class LinkTests
         while (!condition())
         {
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "no link event within 10 s");
-            net.WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
+            net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
         }
     }
 }
