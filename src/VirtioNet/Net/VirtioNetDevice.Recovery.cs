@@ -73,6 +73,8 @@ public sealed partial class VirtioNetDevice
             return true;
         }
 
+        Post(VirtioNetDeviceEventKind.QueueBroken, fault);
+
         if (_options.AutoRecover && RecoveryFailure is null)
         {
             _ = RecoverCore(fault, onlyIfFaulty: true);
@@ -143,6 +145,8 @@ public sealed partial class VirtioNetDevice
             return false;
         }
 
+        Post(VirtioNetDeviceEventKind.QueueBroken, e.Message);
+
         // False when nothing was found to recover from (a lie that latched nothing): the caller sees the exception.
         return RecoverCore(e.Message, onlyIfFaulty: true);
     }
@@ -206,6 +210,7 @@ public sealed partial class VirtioNetDevice
             Interlocked.Add(ref _recoveryDroppedTransmits, dropped);
         }
 
+        Post(VirtioNetDeviceEventKind.Recovered, cause);
         Recovered?.Invoke(this, new DeviceRecoveredEventArgs(cause, count, dropped, reclaimed));
         return true;
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using System.Threading.Channels;
 using VirtioNet.Core;
 using VirtioNet.Net.Control;
 using VirtioNet.Platform;
@@ -65,6 +66,10 @@ public sealed partial class VirtioNetDevice : IDisposable
     // The control plane.
     private VirtioNetControl? _controlPlane;
 
+    // What Events delivers: bounded, the oldest dropped when nobody reads, so a device nobody listens to holds little.
+    private readonly Channel<VirtioNetDeviceEvent> _events = Channel.CreateBounded<VirtioNetDeviceEvent>(
+        new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest });
+
     // Every queue created, by its index on the device: where NotifyWithData finds the queue a notification is about.
     private IVirtqueue?[] _queuesByIndex = [];
 
@@ -80,6 +85,17 @@ public sealed partial class VirtioNetDevice : IDisposable
 
     /// <summary>Raised on the worker's thread when the link status changes (configuration change interrupt, or the link poll).</summary>
     public event EventHandler<LinkStateChangedEventArgs>? LinkStateChanged;
+
+    /// <summary>
+    /// The device's events as messages (link up and down, announce requested, configuration changed, queue broken,
+    /// recovered), in the order they happened; completed when the device is disposed. It holds the last 256 when nobody
+    /// reads. They are seen where the .NET events are raised: in the waits, <see cref="ProcessEvents"/>,
+    /// <see cref="CheckLink"/>, <see cref="CheckHealth"/> and recovery.
+    /// </summary>
+    public ChannelReader<VirtioNetDeviceEvent> Events => _events.Reader;
+
+    // Posts an event for Events; never blocks (the oldest is dropped when the channel is full).
+    internal void Post(VirtioNetDeviceEventKind kind, string? detail = null) => _events.Writer.TryWrite(new VirtioNetDeviceEvent(kind, detail));
 
     /// <summary>The transport's description, e.g. "virtio-mmio v1 @ 0x10008000".</summary>
     public string TransportDescription => _transport.Description;
@@ -535,6 +551,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         if ((cause & InterruptCause.ConfigurationChange) != 0)
         {
             ConfigurationInterrupts++;
+            Post(VirtioNetDeviceEventKind.ConfigurationChanged);
             VirtioDeviceInitializer.CheckHealthy(_transport);
             CheckLink();
         }
@@ -560,6 +577,16 @@ public sealed partial class VirtioNetDevice : IDisposable
         ushort status = VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures.Low);
         ushort previous = _lastStatus;
         Volatile.Write(ref _lastStatus, status);
+        if (((status ^ previous) & VirtioNetConfig.StatusLinkUp) != 0)
+        {
+            Post((status & VirtioNetConfig.StatusLinkUp) != 0 ? VirtioNetDeviceEventKind.LinkUp : VirtioNetDeviceEventKind.LinkDown);
+        }
+
+        if ((status & VirtioNetConfig.StatusAnnounce) != 0 && (previous & VirtioNetConfig.StatusAnnounce) == 0)
+        {
+            Post(VirtioNetDeviceEventKind.AnnounceRequested);
+        }
+
         if (((status ^ previous) & VirtioNetConfig.StatusLinkUp) != 0 || (status & VirtioNetConfig.StatusAnnounce) != 0)
         {
             LinkStateChanged?.Invoke(this, new LinkStateChangedEventArgs(
@@ -627,6 +654,7 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         _control?.Dispose();
         DisposeReceiveWaiters();
+        _events.Writer.TryComplete();
     }
 
     // Called by CheckLink with the status read and the one before: on a new VIRTIO_NET_S_ANNOUNCE the control plane
