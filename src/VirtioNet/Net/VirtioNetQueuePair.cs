@@ -247,6 +247,9 @@ public sealed class VirtioNetQueuePair
         int sent;
         try
         {
+            // Completed slots first, as the copying entry does: a used ring the device broke is then seen by every
+            // send entry at the same point (one read of the used index when nothing completed).
+            _transmit.Reclaim();
             sent = _transmit.TransmitBurst(burst, out status);
         }
         catch (VirtioException e) when (_device.TryRecoverFrom(e))

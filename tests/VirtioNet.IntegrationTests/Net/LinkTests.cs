@@ -38,6 +38,20 @@ public sealed class LinkTests
             Assert.Equal(2, net.ConfigurationInterrupts);
         }
 
+        // The same changes as messages on the device's event channel, in order (interrupt mode adds the configuration
+        // change notifications before each).
+        var kinds = new List<VirtioNetDeviceEventKind>();
+        while (net.Events.TryRead(out VirtioNetDeviceEvent e))
+        {
+            kinds.Add(e.Kind);
+        }
+
+        Assert.Equal([VirtioNetDeviceEventKind.LinkDown, VirtioNetDeviceEventKind.LinkUp], kinds.Where(k => k is VirtioNetDeviceEventKind.LinkDown or VirtioNetDeviceEventKind.LinkUp));
+        if (mode == OperationMode.Interrupt)
+        {
+            Assert.Equal(2, kinds.Count(k => k == VirtioNetDeviceEventKind.ConfigurationChanged));
+        }
+
         var (_, replies) = QemuNet.DhcpAndPing(net, 3);
         Assert.All(replies, r => Assert.Equal(PingStatus.Success, r.Status));
     }

@@ -101,6 +101,6 @@ public sealed class SendEntryConsistencyTests : IDisposable
         var again = new SoftwareSplitDevice(_memory, pair.TransmitQueue.Queue, eventIdx: true);
         Assert.True(Send(entry, pair, frame));
         Assert.True(again.TryPop(out DeviceChain? after));
-        Assert.True(VlanFrame.TryReadTag(after.ReadReadable()[net.HeaderLength..], out _));
+        Assert.True(VlanFrame.TryReadTag(after.ReadReadable().AsSpan(net.HeaderLength), out _));
     }
 }
