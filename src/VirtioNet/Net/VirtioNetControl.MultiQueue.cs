@@ -34,7 +34,7 @@ public sealed partial class VirtioNetControl
     // device applies the last parameters set for a queue, whatever the command). Empty until the first VQ_SET.
     private NotificationCoalescing?[] _queueCoalescing = [];
 
-    // The priority map TrySendByPriority uses; null until set, then spread over the active pairs by default.
+    // The map from 802.1p priority to the pair to send on; null until set, then spread over the active pairs by default.
     private PriorityQueueMap? _priorityMap;
 
     /// <summary>The pairs the device steers received frames to and the driver transmits on (1 until changed).</summary>

@@ -19,8 +19,8 @@ namespace VirtioNet.Net;
 /// the calls named at <see cref="VirtioNetOptions.AutoRecover"/>). It first takes the lock the control methods hold, so
 /// a control command on another thread either finishes before it or starts after it; then it closes every receive and
 /// transmit queue's gate, waiting for a worker inside a queue call to leave. While it runs, a worker's queue call
-/// touches nothing and fails with <see cref="VirtioErrorReason.DeviceRecovering"/> (the device-level
-/// <c>TryReceive</c>/<c>TrySend</c> return false instead when automatic recovery is on). No thread ever sees a queue
+/// touches nothing and fails with <see cref="VirtioErrorReason.DeviceRecovering"/> (the entries of
+/// <see cref="VirtioNetQueuePair"/> report nothing done instead when automatic recovery is on). No thread ever sees a queue
 /// half built. Frames a worker holds from the burst API stay valid and are given back as usual.
 /// </para>
 /// <para>

@@ -1,7 +1,7 @@
-using VirtioNet.Net.MultiQueue;
-using VirtioNet.Net.Vlan;
 using VirtioNet.Core;
+using VirtioNet.Net.MultiQueue;
 using VirtioNet.Net.Offloads;
+using VirtioNet.Net.Vlan;
 
 namespace VirtioNet.Net;
 
