@@ -6,7 +6,7 @@ namespace VirtioNet.Net;
 
 // The zero-copy burst API of the transmit side: the caller writes frames straight into transmit buffers, and asks per
 // packet for the checksum and segmentation offloads (TransmitPacket.WithOffload), as DPDK asks through an mbuf's ol_flags.
-public sealed partial class VirtioNetTransmitQueue
+internal sealed partial class VirtioNetTransmitQueue
 {
     // Per slot (ordinary, then large): the offload request the caller set on the lent buffer; default whenever the slot
     // is free or in flight, so a buffer lent again starts with none.

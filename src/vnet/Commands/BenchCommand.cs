@@ -153,7 +153,7 @@ internal static class BenchCommand
             disabledHigh = ulong.MaxValue;
         }
 
-        return new VirtioNetOptions { Mode = selection.Operation, DisabledFeatures = disabled, DisabledFeaturesHigh = disabledHigh };
+        return new VirtioNetOptions { OperationMode = selection.Operation, DisabledFeatures = disabled, DisabledFeaturesHigh = disabledHigh };
     }
 
     // --cpu: the CPUs the workers pin themselves to, or null.
@@ -197,7 +197,7 @@ internal static class BenchCommand
 
     // "poll mode" or "interrupt mode (the line it waits on)".
     private static string Describe(VirtioNetDevice net) =>
-        net.Mode == OperationMode.Interrupt ? $"interrupt mode ({net.InterruptDescription})" : "poll mode";
+        net.OperationMode == OperationMode.Interrupt ? $"interrupt mode ({net.InterruptDescription})" : "poll mode";
 
     private static void Report(BenchResult r, bool json, VirtioNetDevice net, long? peerCounted)
     {
