@@ -189,8 +189,8 @@ internal static class BenchCommand
         };
         using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
         VirtioNetDevice net = session.Device;
-        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.QueuePairs} queue pair(s)");
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.QueuePairs, cpus);
+        Log.Info($"{net.TransportDescription}: {net.RingLayout.ToString().ToLowerInvariant()} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.Pairs.Count} queue pair(s)");
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.Pairs.Count, cpus);
         Report(r, settings.Json, net, peerCounted: null);
         return 0;
     }
