@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using VirtioNet.Virtqueues;
 using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.Net.Control;
+using VirtioNet.Virtqueues;
 
 namespace VirtioNet.VhostUser;
 
