@@ -114,8 +114,20 @@ public sealed partial class VhostUserTransport
     }
 
     // Notify of the control queue: run every available command, each completed at once and in order (called with _lock
-    // held).
+    // held). A malformed chain is reported with the transport's name.
     private void ServeControlQueue()
+    {
+        try
+        {
+            ServeControlRing();
+        }
+        catch (VirtioException error) when (error.Reason == VirtioErrorReason.DeviceMisbehaved)
+        {
+            throw new VirtioException(error.Reason, $"{Description}: the control queue (vring {ControlQueueIndex}): {error.Message}", error);
+        }
+    }
+
+    private void ServeControlRing()
     {
         Span<DeviceBuffer> buffers = stackalloc DeviceBuffer[ControlChainMax];
         Span<byte> readable = stackalloc byte[ControlChain.ReadableMax];

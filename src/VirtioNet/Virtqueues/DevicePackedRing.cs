@@ -9,7 +9,7 @@ namespace VirtioNet.Virtqueues;
 /// <remarks>
 /// <para>
 /// The driver is not trusted: a list that runs into a slot that is not available, is longer than the ring or the
-/// caller's span, a Buffer ID outside the ring or one the device still holds, an indirect table that follows NEXT, sits
+/// caller's span, a Buffer ID the device still holds, an indirect table that follows NEXT, sits
 /// inside a list, has flags other than WRITE in its entries or a length that is not whole descriptors, a readable
 /// buffer after a writable one, or any address outside <see cref="IDeviceMemory"/> makes <see cref="TryPop"/> throw
 /// <see cref="Core.VirtioException"/> with <see cref="Core.VirtioErrorReason.DeviceMisbehaved"/> and leaves the chain
@@ -26,8 +26,10 @@ public sealed class DevicePackedRing
 
     private readonly IDeviceMemory _memory;
 
-    // Per Buffer ID: ring descriptors of the chain the device took and has not returned, 0 when it holds none.
-    private readonly int[] _descriptorsOf;
+    // Per Buffer ID the device took and has not returned: the ring descriptors of its chain. A Buffer ID is any 16-bit
+    // value the driver chooses (§2.8.6 asks only that it be unique among outstanding chains), so a map, sized for the
+    // most chains a ring can hold, not an array indexed by it; adding and removing allocate nothing once it has grown.
+    private readonly Dictionary<ushort, int> _descriptorsOf;
 
     // The next slot to poll for an available descriptor, and the device's wrap counter for it. §2.8.1.
     private int _availSlot;
@@ -61,7 +63,7 @@ public sealed class DevicePackedRing
         _ring = DeviceChainBuilder.Area(memory, descriptorArea, layout.DescriptorRingLength, "descriptor ring");
         _driverEvent = DeviceChainBuilder.Area(memory, driverArea, PackedRing.EventSuppressionSize, "driver event suppression structure");
         _deviceEvent = DeviceChainBuilder.Area(memory, deviceArea, PackedRing.EventSuppressionSize, "device event suppression structure");
-        _descriptorsOf = new int[size];
+        _descriptorsOf = new Dictionary<ushort, int>(size);
         if (eventIdx)
         {
             DeviceEventOffWrap = PackedRing.EventOffWrap(0, wrap: true);
@@ -120,7 +122,7 @@ public sealed class DevicePackedRing
     public ushort RawId(int slot) => SharedMemory.ReadUInt16(Descriptor(_ring, CheckSlot(slot)) + PackedRing.DescriptorIdOffset);
 
     /// <summary>Ring descriptors of the chain with Buffer ID <paramref name="id"/> that the device holds, 0 when none.</summary>
-    public int DescriptorsHeld(ushort id) => id < Size ? _descriptorsOf[id] : 0;
+    public int DescriptorsHeld(ushort id) => _descriptorsOf.GetValueOrDefault(id);
 
     /// <summary>
     /// Takes the next available chain into <paramref name="buffers"/>, or returns false when the descriptor at the poll
@@ -214,17 +216,11 @@ public sealed class DevicePackedRing
             }
         }
 
-        if (id >= Size)
-        {
-            DeviceChainBuilder.ThrowMalformed($"Buffer ID {id} in a ring of {Size}");
-        }
-
-        if (_descriptorsOf[id] != 0)
+        if (!_descriptorsOf.TryAdd(id, descriptors))
         {
             DeviceChainBuilder.ThrowMalformed($"Buffer ID {id} made available again while the device still holds it");
         }
 
-        _descriptorsOf[id] = descriptors;
         Advance(ref _availSlot, ref _availWrap, descriptors);
         if (EventIdx && PublishAvailEventOnPop)
         {
@@ -336,7 +332,7 @@ public sealed class DevicePackedRing
             throw new InvalidOperationException($"The device does not hold Buffer ID {id}.");
         }
 
-        _descriptorsOf[id] = 0;
+        _descriptorsOf.Remove(id);
         return descriptors;
     }
 

@@ -18,7 +18,6 @@ public class DevicePackedRingTests
         ListRunsIntoAnUnavailableSlot,
         ListLongerThanTheRing,
         ListLongerThanTheCallerTakes,
-        BufferIdOutOfRange,
         BufferIdStillHeld,
         IndirectWithNext,
         IndirectInsideAList,
@@ -157,9 +156,6 @@ public class DevicePackedRingTests
                 Ring(1, inside, 8, 0, next);
                 Ring(2, inside, 8, 0, available);
                 span = 2;
-                break;
-            case Hostile.BufferIdOutOfRange:
-                Ring(0, inside, 8, Size, available);
                 break;
             case Hostile.BufferIdStillHeld:
                 Ring(0, inside, 8, 1, available);
