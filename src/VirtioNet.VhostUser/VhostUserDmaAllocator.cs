@@ -1,6 +1,7 @@
 using System.Numerics;
 using VirtioNet.Core;
 using VirtioNet.Platform;
+using VirtioNet.Virtqueues;
 
 namespace VirtioNet.VhostUser;
 
@@ -24,7 +25,7 @@ namespace VirtioNet.VhostUser;
 /// the backend lets go of it.
 /// </para>
 /// </remarks>
-public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
+public sealed class VhostUserDmaAllocator : IDmaAllocator, IDeviceMemory, IDisposable
 {
     /// <summary>The page size the region is sized in; memfd pages are 4 KiB.</summary>
     public const int PageSize = 4096;
@@ -148,6 +149,17 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDisposable
         userAddress = deviceAddress;
         ulong end = BaseAddress + (ulong)Size;
         return deviceAddress >= BaseAddress && deviceAddress <= end && length <= end - deviceAddress;
+    }
+
+    /// <summary>
+    /// The region as the frontend's device side sees it (the control queue it serves): device addresses are the mapped
+    /// user addresses, and any range inside the region is reachable.
+    /// </summary>
+    bool IDeviceMemory.TryTranslate(ulong deviceAddress, ulong length, out nint address)
+    {
+        bool inside = TryGetUserAddress(deviceAddress, length, out ulong user);
+        address = inside ? (nint)user : 0;
+        return inside;
     }
 
     /// <summary>Unmaps the region and closes the memfd. Regions still handed out become invalid.</summary>

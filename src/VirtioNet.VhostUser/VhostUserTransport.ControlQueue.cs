@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.Net.Control;
+using VirtioNet.Virtqueues;
 
 namespace VirtioNet.VhostUser;
 
@@ -29,24 +29,15 @@ namespace VirtioNet.VhostUser;
 /// buffer id of its last descriptor), so RING_PACKED stays offered with several pairs.
 /// </para>
 /// <para>
-/// The ring is read as a device would read it: every address is checked to lie in the shared memory, chains are
-/// bounded, indirect tables may not nest. A malformed chain makes <see cref="Notify"/> throw
-/// <see cref="VirtioException"/> with <see cref="VirtioErrorReason.DeviceMisbehaved"/> (the other side of the ring,
-/// here the driver, broke it) and is left unconsumed.
+/// The ring is read through the library's device side of a ring (<see cref="DeviceSplitRing"/>,
+/// <see cref="DevicePackedRing"/>): every address is checked to lie in the shared memory, chains are bounded, indirect
+/// tables may not nest. A malformed chain makes <see cref="Notify"/> throw <see cref="VirtioException"/> with
+/// <see cref="VirtioErrorReason.DeviceMisbehaved"/> (the other side of the ring, here the driver, broke it) and is left
+/// unconsumed.
 /// </para>
 /// </remarks>
 public sealed partial class VhostUserTransport
 {
-    // Split descriptor flags (§2.7.5).
-    private const ushort DescriptorFlagNext = 1;
-    private const ushort DescriptorFlagWrite = 2;
-    private const ushort DescriptorFlagIndirect = 4;
-
-    // Packed descriptor flags (§2.8.1): a descriptor is available when AVAIL equals the wrap counter and USED does not;
-    // used when both equal it.
-    private const ushort PackedFlagAvail = 1 << 7;
-    private const ushort PackedFlagUsed = 1 << 15;
-
     // Largest control queue size reported; the net driver asks for few entries, and a command is one chain.
     private const int ControlQueueSizeMax = 64;
 
@@ -59,21 +50,9 @@ public sealed partial class VhostUserTransport
     // Pairs whose rings are enabled at the backend (§5.1.6.5.5: the device starts with one).
     private int _enabledPairs = 1;
 
-    // The control queue's ring as the driver set it up; size 0 while not set up.
-    private int _controlSize;
-    private ulong _controlDescriptors;
-    private ulong _controlDriverArea;
-    private ulong _controlDeviceArea;
-
-    // Split: the next available-ring index to take (the device's last_avail_idx). Packed: the next descriptor slot.
-    private ushort _controlNextAvail;
-
-    // Packed only: the wrap counter of _controlNextAvail's slot (§2.8.1; starts at 1). The chains are completed in order
-    // as soon as they are read, so the used descriptors go to the same slots with the same counter.
-    private bool _controlWrapCounter;
-
-    // True when the control queue is a packed ring.
-    private bool _controlPacked;
+    // The control queue's ring as the driver set it up, one of the two by its layout; both null while not set up.
+    private DeviceSplitRing? _controlSplit;
+    private DevicePackedRing? _controlPacked;
 
     // Commands completed; read by tests and tools.
     private long _controlCommands;
@@ -108,251 +87,111 @@ public sealed partial class VhostUserTransport
             throw new ArgumentOutOfRangeException(nameof(size), size, $"The control queue holds 1 to {ControlQueueSizeMax} entries{(packed ? string.Empty : ", a power of two")}.");
         }
 
-        if (_controlSize != 0)
+        if (_controlSplit is not null || _controlPacked is not null)
         {
             throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{Description}: the control queue (vring {ControlQueueIndex}) is already started.");
         }
 
-        ulong n = (ulong)size;
-        int index = ControlQueueIndex;
-        _ = UserAddress(descriptorArea, 16 * n, index, "descriptor table");
-        _ = UserAddress(driverArea, packed ? 4 : 6 + (2 * n), index, "driver area");
-        _ = UserAddress(deviceArea, packed ? 4 : 6 + (8 * n), index, "device area");
-        _controlDescriptors = descriptorArea;
-        _controlDriverArea = driverArea;
-        _controlDeviceArea = deviceArea;
-        _controlNextAvail = 0;
-        _controlWrapCounter = true;
-        _controlPacked = packed;
-        _controlSize = size;
+        // EVENT_IDX is not handed to the rings: the split ring's avail_event is written after every notification
+        // (ServeControlQueue) and the packed device's structure stays at RING_EVENT_FLAGS_ENABLE, so a driver notifies
+        // for every command whatever it negotiated.
+        VhostUserDmaAllocator memory = _memory;
+        if (packed)
+        {
+            _controlPacked = new DevicePackedRing(memory, size, descriptorArea, driverArea, deviceArea, eventIdx: false);
+        }
+        else
+        {
+            _controlSplit = new DeviceSplitRing(memory, size, descriptorArea, driverArea, deviceArea, eventIdx: false);
+        }
     }
 
     // Forgets the control queue (reset, deactivation, reconnect).
-    private void StopControlQueue() => _controlSize = 0;
+    private void StopControlQueue()
+    {
+        _controlSplit = null;
+        _controlPacked = null;
+    }
 
-    // Notify of the control queue: run every available command (called with _lock held).
+    // Notify of the control queue: run every available command, each completed at once and in order (called with _lock
+    // held). A malformed chain is reported with the transport's name.
     private void ServeControlQueue()
     {
-        if (_controlSize == 0)
+        try
+        {
+            ServeControlRing();
+        }
+        catch (VirtioException error) when (error.Reason == VirtioErrorReason.DeviceMisbehaved)
+        {
+            throw new VirtioException(error.Reason, $"{Description}: the control queue (vring {ControlQueueIndex}): {error.Message}", error);
+        }
+    }
+
+    private void ServeControlRing()
+    {
+        Span<DeviceBuffer> buffers = stackalloc DeviceBuffer[ControlChainMax];
+        Span<byte> readable = stackalloc byte[ControlChain.ReadableMax];
+        if (_controlSplit is { } split)
+        {
+            while (split.TryPop(buffers, out DeviceRingChain chain))
+            {
+                split.PushUsed(chain.Id, RunControlCommand(buffers[..chain.BufferCount], readable));
+                Interlocked.Increment(ref _controlCommands);
+            }
+
+            // avail_event (§2.7.10): ask to be notified of the very next command. Without it a driver that negotiated
+            // EVENT_IDX would see the device's interest stuck at the first entry and never notify again. Written always:
+            // the field is in the ring either way, and a driver without EVENT_IDX ignores it.
+            split.PublishAvailEvent();
+            SharedMemory.FullBarrier();
+        }
+        else if (_controlPacked is { } packed)
+        {
+            // At most a ring's worth per notification: the driver cannot have more outstanding.
+            for (int commands = 0; commands < packed.Size && packed.TryPop(buffers, out DeviceRingChain chain); commands++)
+            {
+                uint written = RunControlCommand(buffers[..chain.BufferCount], readable);
+
+                // §2.8.4: VIRTQ_DESC_F_WRITE on the used descriptor when the device wrote into the chain.
+                packed.Complete(chain.Id, written, written != 0);
+                Interlocked.Increment(ref _controlCommands);
+            }
+        }
+        else
         {
             throw new InvalidOperationException($"{Description}: the control queue (vring {ControlQueueIndex}) is not started; nothing to notify.");
         }
-
-        if (_controlPacked)
-        {
-            ServePackedControlQueue();
-            return;
-        }
-
-        int size = _controlSize;
-        ushort availIdx = BinaryPrimitives.ReadUInt16LittleEndian(Shared(_controlDriverArea + 2, 2));
-
-        // §2.7.6: the driver exposes at most size entries beyond what the device has taken; more is a broken ring.
-        if ((ushort)(availIdx - _controlNextAvail) > size)
-        {
-            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control queue's available index {availIdx} is more than {size} ahead of {_controlNextAvail}.");
-        }
-
-        // The available index is read before the entries it covers (acquire, paired with the driver's release).
-        Interlocked.MemoryBarrier();
-        while (_controlNextAvail != availIdx)
-        {
-            ushort head = BinaryPrimitives.ReadUInt16LittleEndian(Shared(_controlDriverArea + 4 + (2 * (ulong)(_controlNextAvail % size)), 2));
-            uint written = RunControlCommand(head, size);
-
-            // The used element is complete before the index that publishes it (§2.7.8).
-            ushort usedIdx = BinaryPrimitives.ReadUInt16LittleEndian(Shared(_controlDeviceArea + 2, 2));
-            Span<byte> element = Shared(_controlDeviceArea + 4 + (8 * (ulong)(usedIdx % size)), 8);
-            BinaryPrimitives.WriteUInt32LittleEndian(element, head);
-            BinaryPrimitives.WriteUInt32LittleEndian(element[4..], written);
-            Interlocked.MemoryBarrier();
-            BinaryPrimitives.WriteUInt16LittleEndian(Shared(_controlDeviceArea + 2, 2), (ushort)(usedIdx + 1));
-            _controlNextAvail++;
-            Interlocked.Increment(ref _controlCommands);
-        }
-
-        // avail_event (§2.7.10): ask to be notified of the very next command. Without it a driver that negotiated
-        // EVENT_IDX would see the device's interest stuck at the first entry and never notify again. Written always: the
-        // field is in the ring either way, and a driver without EVENT_IDX ignores it.
-        BinaryPrimitives.WriteUInt16LittleEndian(Shared(_controlDeviceArea + 4 + (8 * (ulong)size), 2), _controlNextAvail);
-        Interlocked.MemoryBarrier();
     }
 
-    // Reads one split-ring command chain, executes it and writes the ack; returns the bytes written into the chain.
-    private uint RunControlCommand(ushort head, int size)
+    // Gathers one command chain, executes it and writes the ack; returns the bytes written into the chain.
+    private uint RunControlCommand(ReadOnlySpan<DeviceBuffer> buffers, Span<byte> readable)
     {
-        if (head >= size)
+        var chain = new ControlChain(readable);
+        foreach (DeviceBuffer buffer in buffers)
         {
-            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control queue's available ring names descriptor {head} of {size}.");
-        }
-
-        var chain = new ControlChain(stackalloc byte[ControlChain.ReadableMax]);
-        ulong table = _controlDescriptors;
-        int tableSize = size;
-        int index = head;
-        bool indirect = false;
-        for (int step = 0; ; step++)
-        {
-            if (step >= ControlChainMax || index >= tableSize)
-            {
-                throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at descriptor {head} is not a well-formed chain.");
-            }
-
-            Span<byte> descriptor = Shared(table + (16 * (ulong)index), 16);
-            ulong address = BinaryPrimitives.ReadUInt64LittleEndian(descriptor);
-            uint length = BinaryPrimitives.ReadUInt32LittleEndian(descriptor[8..]);
-            ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(descriptor[12..]);
-            ushort next = BinaryPrimitives.ReadUInt16LittleEndian(descriptor[14..]);
-            if ((flags & DescriptorFlagIndirect) != 0)
-            {
-                // §2.7.5.3: an indirect table stands for the whole chain, and never nests.
-                CheckIndirectTable(indirect || step != 0, length, head);
-                _ = Shared(address, length);
-                table = address;
-                tableSize = (int)(length / 16);
-                index = 0;
-                indirect = true;
-                step = -1;
-                continue;
-            }
-
-            AddBuffer(ref chain, address, length, (flags & DescriptorFlagWrite) != 0, head);
-            if ((flags & DescriptorFlagNext) == 0)
-            {
-                break;
-            }
-
-            index = next;
+            AddBuffer(ref chain, buffer);
         }
 
         return CompleteControlCommand(ref chain);
     }
 
-    // Packed ring (§2.8): runs every chain made available since the last notification, each completed in place.
-    private void ServePackedControlQueue()
+    // One buffer of a command chain (already checked by the ring: inside the shared memory, readable ones first):
+    // readable bytes are gathered as far as ControlChain keeps them, the last byte of the last writable buffer is where
+    // the ack goes (§5.1.6.5).
+    private void AddBuffer(ref ControlChain chain, DeviceBuffer buffer)
     {
-        int size = _controlSize;
-        Span<byte> readable = stackalloc byte[ControlChain.ReadableMax];
-        for (int commands = 0; commands < size; commands++)
+        if (buffer.Writable)
         {
-            int head = _controlNextAvail;
-            ulong headAddress = _controlDescriptors + (16 * (ulong)head);
-
-            // §2.8.1: the head's flags hand the chain over; read them first, the rest of the chain after (acquire).
-            ushort headFlags = Volatile.Read(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, ushort>(Shared(headAddress + 14, 2))));
-            if (!IsAvailable(headFlags, _controlWrapCounter))
+            if (buffer.Length > 0)
             {
-                break;
-            }
-
-            var chain = new ControlChain(readable);
-            int slot = head;
-            bool wrap = _controlWrapCounter;
-            int used = 0;
-            ushort bufferId;
-            while (true)
-            {
-                if (used >= Math.Min(size, ControlChainMax))
-                {
-                    throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at slot {head} is not a well-formed chain.");
-                }
-
-                Span<byte> descriptor = Shared(_controlDescriptors + (16 * (ulong)slot), 16);
-                ulong address = BinaryPrimitives.ReadUInt64LittleEndian(descriptor);
-                uint length = BinaryPrimitives.ReadUInt32LittleEndian(descriptor[8..]);
-                bufferId = BinaryPrimitives.ReadUInt16LittleEndian(descriptor[12..]);
-                ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(descriptor[14..]);
-                used++;
-                if (used > 1 && !IsAvailable(flags, wrap))
-                {
-                    throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at slot {head} continues into slot {slot}, which is not available.");
-                }
-
-                if ((flags & DescriptorFlagIndirect) != 0)
-                {
-                    // §2.8.7: one ring descriptor for the whole chain; the table's descriptors are read in sequence and
-                    // WRITE is their only flag.
-                    CheckIndirectTable(used != 1 || (flags & DescriptorFlagNext) != 0, length, head);
-                    for (ulong i = 0; i < length / 16; i++)
-                    {
-                        Span<byte> entry = Shared(address + (16 * i), 16);
-                        AddBuffer(ref chain, BinaryPrimitives.ReadUInt64LittleEndian(entry), BinaryPrimitives.ReadUInt32LittleEndian(entry[8..]), (BinaryPrimitives.ReadUInt16LittleEndian(entry[14..]) & DescriptorFlagWrite) != 0, head);
-                    }
-
-                    break;
-                }
-
-                AddBuffer(ref chain, address, length, (flags & DescriptorFlagWrite) != 0, head);
-                if ((flags & DescriptorFlagNext) == 0)
-                {
-                    break;
-                }
-
-                if (++slot == size)
-                {
-                    slot = 0;
-                    wrap = !wrap;
-                }
-            }
-
-            uint written = CompleteControlCommand(ref chain);
-
-            // §2.8.6: one used descriptor for the chain, over its first slot, with the buffer id of its last descriptor
-            // (§2.8.2 for the flags); id and length before the flags that publish it.
-            Span<byte> usedDescriptor = Shared(headAddress, 16);
-            BinaryPrimitives.WriteUInt32LittleEndian(usedDescriptor[8..], written);
-            BinaryPrimitives.WriteUInt16LittleEndian(usedDescriptor[12..], bufferId);
-            ushort usedFlags = _controlWrapCounter ? (ushort)(PackedFlagAvail | PackedFlagUsed) : (ushort)0;
-            Volatile.Write(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, ushort>(usedDescriptor[14..])), usedFlags);
-
-            int nextSlot = head + used;
-            if (nextSlot >= size)
-            {
-                nextSlot -= size;
-                _controlWrapCounter = !_controlWrapCounter;
-            }
-
-            _controlNextAvail = (ushort)nextSlot;
-            Interlocked.Increment(ref _controlCommands);
-        }
-
-        Interlocked.MemoryBarrier();
-    }
-
-    private static bool IsAvailable(ushort flags, bool wrapCounter) =>
-        ((flags & PackedFlagAvail) != 0) == wrapCounter && ((flags & PackedFlagUsed) != 0) != wrapCounter;
-
-    // An indirect table must stand alone (no nesting, no chaining into or out of it) and hold whole descriptors.
-    private void CheckIndirectTable(bool misplaced, uint length, int head)
-    {
-        if (misplaced || length == 0 || length % 16 != 0 || length / 16 > ControlChainMax)
-        {
-            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command's indirect table at {head} ({length} bytes) is malformed.");
-        }
-    }
-
-    // One buffer of a command chain: readable bytes are gathered (header and payload, as far as ControlChain keeps
-    // them), the last byte of the last writable buffer is where the ack goes (§5.1.6.5).
-    private void AddBuffer(ref ControlChain chain, ulong address, uint length, bool writable, int head)
-    {
-        if (writable)
-        {
-            if (length > 0)
-            {
-                _ = Shared(address, length);
-                chain.AckAddress = address + length - 1;
+                chain.AckAddress = buffer.Address + buffer.Length - 1;
                 chain.SawWritable = true;
             }
         }
-        else if (chain.SawWritable)
-        {
-            throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{Description}: the control command at descriptor {head} has a readable buffer after a writable one (§2.7.4.2).");
-        }
         else
         {
-            Span<byte> bytes = Shared(address, length);
-            int take = Math.Min(bytes.Length, chain.Readable.Length - chain.ReadableLength);
-            bytes[..take].CopyTo(chain.Readable[chain.ReadableLength..]);
+            int take = (int)Math.Min(buffer.Length, (uint)(chain.Readable.Length - chain.ReadableLength));
+            Shared(buffer.Address, (ulong)take).CopyTo(chain.Readable[chain.ReadableLength..]);
             chain.ReadableLength += take;
         }
     }

@@ -344,7 +344,7 @@ public sealed partial class VhostUserTransport : IVirtioTransport
         {
             if (IsControlQueue(queueIndex))
             {
-                return _controlSize != 0;
+                return _controlSplit is not null || _controlPacked is not null;
             }
 
             return queueIndex >= 0 && queueIndex < _queues.Length && _queues[queueIndex] is { IsStarted: true };

@@ -322,6 +322,16 @@ public sealed partial class VirtioNetDevice : IDisposable
 
     private IVirtqueue CreateQueue(int index, int size, int maxChain)
     {
+        // The device chose the size: a queue smaller than the longest chain it must carry (receive pages, header and
+        // frame, a control command) could never take one, indirect or not (Ref: virtio v1.2 §2.7.5.3.1, §2.8.7.1: no chain
+        // longer than the queue size).
+        if (size < maxChain)
+        {
+            throw new VirtioException(
+                VirtioErrorReason.QueueUnavailable,
+                $"{_transport.Description}: queue {index} holds {size} descriptors, fewer than the {maxChain} one of its chains may need.");
+        }
+
         var options = new VirtqueueOptions
         {
             EventIdx = (NegotiatedFeatures & VirtioFeatures.EventIdx) != 0,

@@ -1,3 +1,5 @@
+using VirtioNet.Virtqueues;
+
 namespace VirtioNet.Tests.Fakes;
 
 /// <summary>A chain the software device popped from the available ring.</summary>

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using VirtioNet.Core;
 using VirtioNet.Platform;
+using VirtioNet.Virtqueues;
 
 namespace VirtioNet.Tests.Fakes;
 
@@ -15,7 +16,7 @@ namespace VirtioNet.Tests.Fakes;
 /// <see cref="Translate"/> and <see cref="Map"/> hand to the software devices, while <see cref="DmaRegion.Pointer"/> is
 /// the CPU's copy; only <see cref="CopyToDevice"/> and <see cref="CopyToCpu"/> move bytes between them.
 /// </remarks>
-public unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
+public unsafe class HeapDmaAllocator : IDmaAllocator, IDeviceMemory, IDisposable
 {
     /// <summary>Device address of the first allocation: far outside any user-space pointer of this process.</summary>
     public const ulong DefaultDeviceBase = 0xD000_0000_0000_0000;
@@ -177,6 +178,24 @@ public unsafe class HeapDmaAllocator : IDmaAllocator, IDisposable
         }
 
         throw new InvalidOperationException($"Device access to 0x{deviceAddress:x} +{length} lies outside every live DMA allocation.");
+    }
+
+    /// <summary>As <see cref="Translate"/>, for the library's device-side rings: false instead of throwing.</summary>
+    public bool TryTranslate(ulong deviceAddress, ulong length, out nint address)
+    {
+        foreach (Allocation allocation in _live)
+        {
+            if (deviceAddress >= allocation.DeviceAddress
+                && length <= (ulong)allocation.Length
+                && deviceAddress - allocation.DeviceAddress <= (ulong)allocation.Length - length)
+            {
+                address = allocation.DeviceView + (nint)(deviceAddress - allocation.DeviceAddress);
+                return true;
+            }
+        }
+
+        address = 0;
+        return false;
     }
 
     /// <summary>The memory at a device address as a span (see <see cref="Translate"/>).</summary>

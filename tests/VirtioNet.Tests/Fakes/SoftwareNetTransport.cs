@@ -112,7 +112,14 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
 
     public void DeactivateQueue(int queueIndex) => ActiveQueues.Remove(queueIndex);
 
-    public void Notify(int queueIndex) => NotificationCounts[queueIndex]++;
+    /// <summary>Called on the driver's thread after every notification: lets a test serve a ring at once (the control queue, say).</summary>
+    public Action<int>? Notified { get; set; }
+
+    public void Notify(int queueIndex)
+    {
+        NotificationCounts[queueIndex]++;
+        Notified?.Invoke(queueIndex);
+    }
 
     // VIRTIO_F_NOTIFICATION_DATA: counted apart from bare notifications, with the last value per queue.
     public int[] DataNotificationCounts { get; } = new int[260];
@@ -123,6 +130,7 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
     {
         DataNotificationCounts[queueIndex]++;
         LastNotificationData[queueIndex] = notificationData;
+        Notified?.Invoke(queueIndex);
     }
 
     // VIRTIO_F_RING_RESET: the queue leaves the active set until it is activated again.
@@ -151,7 +159,22 @@ internal sealed class SoftwareNetTransport : IVirtioTransport
         return cause;
     }
 
-    public uint ReadConfigGeneration() => 0;
+    /// <summary>The configuration generation the device shows (§2.5.1); a test moves it to play a configuration change.</summary>
+    public uint ConfigGeneration { get; set; }
+
+    /// <summary>Reads of the generation left during which it moves on every read (a device whose configuration never settles).</summary>
+    public int UnsettledGenerationReads { get; set; }
+
+    public uint ReadConfigGeneration()
+    {
+        if (UnsettledGenerationReads > 0)
+        {
+            UnsettledGenerationReads--;
+            ConfigGeneration++;
+        }
+
+        return ConfigGeneration;
+    }
 
     public byte ReadConfig8(int offset) => Config[offset];
 
