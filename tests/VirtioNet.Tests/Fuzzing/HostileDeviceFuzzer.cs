@@ -137,7 +137,7 @@ internal sealed class HostileDeviceFuzzer
     {
         var options = new VirtioNetOptions
         {
-            Mode = OperationMode.Poll,
+            OperationMode = OperationMode.Poll,
             AutoRecover = _random.Next(2) == 0,
             ControlCommandTimeout = TimeSpan.FromMilliseconds(20),
             QueuePairs = _random.Next(1, 4),
@@ -196,21 +196,21 @@ internal sealed class HostileDeviceFuzzer
             case < 60:
                 Step("send", () =>
                 {
-                    int max = net.MaxTransmitFrameLength;
+                    int max = net.Pairs[0].MaxTransmitFrameLength;
                     int length = Math.Clamp(Pick(60, 14, 1514, 9014, 65550, max, _random.Next(2000)), 14, max);
                     byte[] frame = new byte[length];
                     _random.NextBytes(frame);
-                    net.TrySend(frame);
+                    net.Pairs[0].TrySend(frame);
                 });
                 break;
             case < 76:
                 Step("receive", () =>
                 {
-                    int length = Pick(_receiveBuffer.Length, net.MaxReceiveFrameLength);
-                    if (net.TryReceive(_receiveBuffer.AsSpan(0, Math.Min(length, _receiveBuffer.Length)), out int received)
-                        && (received < 0 || received > net.MaxReceiveFrameLength))
+                    int length = Pick(_receiveBuffer.Length, net.Pairs[0].MaxReceiveFrameLength);
+                    if (net.Pairs[0].TryReceive(_receiveBuffer.AsSpan(0, Math.Min(length, _receiveBuffer.Length)), out int received)
+                        && (received < 0 || received > net.Pairs[0].MaxReceiveFrameLength))
                     {
-                        throw new FuzzFailure(Seed, $"a received frame of {received} bytes, above the driver's maximum {net.MaxReceiveFrameLength}", _trail);
+                        throw new FuzzFailure(Seed, $"a received frame of {received} bytes, above the driver's maximum {net.Pairs[0].MaxReceiveFrameLength}", _trail);
                     }
                 });
                 break;
@@ -218,7 +218,7 @@ internal sealed class HostileDeviceFuzzer
                 Step("process events", net.ProcessEvents);
                 break;
             case < 88:
-                Step("reclaim", () => net.ReclaimTransmitted());
+                Step("reclaim", () => net.Pairs[0].Reclaim());
                 break;
             case < 90:
                 Step("check health", () => net.CheckHealth());
@@ -237,26 +237,26 @@ internal sealed class HostileDeviceFuzzer
 
     private void ControlCommand(VirtioNetDevice net)
     {
-        ulong features = net.NegotiatedFeatures;
+        ulong features = net.NegotiatedFeatures.Low;
         switch (_random.Next(5))
         {
             case 0 when (features & VirtioNetFeatures.CtrlRx) != 0:
-                Step("promiscuous", () => net.SetPromiscuous(_random.Next(2) == 0));
+                Step("promiscuous", () => net.Control.SetPromiscuous(_random.Next(2) == 0));
                 break;
             case 1 when (features & VirtioNetFeatures.CtrlVlan) != 0:
-                Step("add vlan", () => net.AddVlan(_random.Next(1, 4095)));
+                Step("add vlan", () => net.Control.AddVlan(_random.Next(1, 4095)));
                 break;
             case 2 when (features & VirtioNetFeatures.CtrlMacAddr) != 0:
-                Step("set mac", () => net.SetMacAddress(new System.Net.NetworkInformation.PhysicalAddress([0x02, 0, 0, 0, 0, (byte)_random.Next(256)])));
+                Step("set mac", () => net.Control.SetMacAddress(new System.Net.NetworkInformation.PhysicalAddress([0x02, 0, 0, 0, 0, (byte)_random.Next(256)])));
                 break;
             case 3 when (features & VirtioNetFeatures.CtrlGuestOffloads) != 0:
-                Step("guest offloads", () => net.SetGuestOffloads(net.GuestOffloads & (ulong)_random.NextInt64()));
+                Step("guest offloads", () => net.Control.SetGuestOffloads(net.Control.GuestOffloads & (ulong)_random.NextInt64()));
                 break;
             case 4 when (features & VirtioNetFeatures.Mq) != 0:
-                Step("active pairs", () => net.SetActiveQueuePairs(_random.Next(1, net.QueuePairs + 1)));
+                Step("active pairs", () => net.Control.SetActiveQueuePairs(_random.Next(1, net.Pairs.Count + 1)));
                 break;
             case 0 when (features & VirtioNetFeatures.CtrlRx) != 0:
-                Step("receive mode", () => net.SetReceiveMode((ReceiveFilterFlags)_random.Next(64)));
+                Step("receive mode", () => net.Control.SetReceiveMode((ReceiveFilterFlags)_random.Next(64)));
                 break;
             default:
                 Step("process events", net.ProcessEvents);

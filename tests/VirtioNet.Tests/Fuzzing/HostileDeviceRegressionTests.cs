@@ -67,7 +67,7 @@ public sealed class HostileDeviceRegressionTests : IDisposable
 
     private void AssertRefused(SoftwareNetTransport transport, string queue)
     {
-        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll }));
+        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll }));
         Assert.Equal(VirtioErrorReason.QueueUnavailable, error.Reason);
         Assert.Contains(queue, error.Message, StringComparison.Ordinal);
     }
