@@ -10,7 +10,8 @@ namespace VirtioNet.Diagnostics;
 /// </summary>
 public sealed class VirtioNetFramePort : IFramePort
 {
-    private readonly VirtioNetDevice _device;
+    // The pair the client sends and receives on: receiveq1 and transmitq1.
+    private readonly VirtioNetQueuePair _pair;
 
     // The driver delivers into buffers of MaxReceiveFrameLength; callers may pass smaller ones.
     private readonly byte[] _scratch;
@@ -19,8 +20,8 @@ public sealed class VirtioNetFramePort : IFramePort
     public VirtioNetFramePort(VirtioNetDevice device)
     {
         ArgumentNullException.ThrowIfNull(device);
-        _device = device;
-        _scratch = new byte[device.MaxReceiveFrameLength];
+        _pair = device.Pairs[0];
+        _scratch = new byte[_pair.MaxReceiveFrameLength];
         MacAddress = new PhysicalAddress(device.MacAddress.ToArray());
     }
 
@@ -31,7 +32,7 @@ public sealed class VirtioNetFramePort : IFramePort
     public long OversizeDrops { get; private set; }
 
     /// <inheritdoc />
-    public bool TrySend(ReadOnlySpan<byte> frame) => _device.TrySend(frame);
+    public bool TrySend(ReadOnlySpan<byte> frame) => _pair.TrySend(frame);
 
     /// <inheritdoc />
     public int Receive(Span<byte> buffer, TimeSpan timeout, CancellationToken cancellationToken)
@@ -40,8 +41,9 @@ public sealed class VirtioNetFramePort : IFramePort
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (_device.TryReceive(_scratch, out int length))
+            if (_pair.TryReceive(_scratch, out ReceivedFrame received))
             {
+                int length = received.Length;
                 if (length <= buffer.Length)
                 {
                     _scratch.AsSpan(0, length).CopyTo(buffer);
@@ -58,7 +60,7 @@ public sealed class VirtioNetFramePort : IFramePort
                 return 0;
             }
 
-            _device.WaitForReceive(remaining, cancellationToken);
+            _pair.WaitForReceive(remaining, cancellationToken);
         }
     }
 }

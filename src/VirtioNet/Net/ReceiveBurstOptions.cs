@@ -1,7 +1,7 @@
 namespace VirtioNet.Net;
 
 /// <summary>
-/// What <see cref="VirtioNetReceiveQueue.ReceiveBurst(Span{ReceivedPacket}, ReceiveBurstOptions)"/> does beyond checking
+/// What <see cref="VirtioNetQueuePair.ReceiveBurst"/> does beyond checking
 /// headers, which it always does. Both options read every payload byte, which the burst API otherwise never touches.
 /// </summary>
 [Flags]

@@ -42,9 +42,6 @@ public sealed partial class VirtioNetDevice
     // Why the last recovery failed (the device is then FAILED); null while the device is usable.
     private string? _recoveryFailure;
 
-    // The key of the last VIRTIO_NET_CTRL_MQ_HASH_CONFIG, to send it again after a reset.
-    private byte[] _hashReportKey = [];
-
     /// <summary>
     /// Raised once the device has been recovered, on the thread that recovered it (a worker inside a device call, or
     /// the caller of <see cref="Recover"/>/<see cref="CheckHealth"/>), after every lock is released.
@@ -75,6 +72,8 @@ public sealed partial class VirtioNetDevice
         {
             return true;
         }
+
+        Post(VirtioNetDeviceEventKind.QueueBroken, fault);
 
         if (_options.AutoRecover && RecoveryFailure is null)
         {
@@ -127,7 +126,7 @@ public sealed partial class VirtioNetDevice
 
     // Automatic recovery from a device call that failed with e: true when recovery dealt with it (the caller goes on
     // as if nothing had arrived), false when the exception must reach the caller.
-    private bool TryRecoverFrom(VirtioException e)
+    internal bool TryRecoverFrom(VirtioException e)
     {
         if (!_options.AutoRecover || _disposed || RecoveryFailure is not null)
         {
@@ -145,6 +144,8 @@ public sealed partial class VirtioNetDevice
         {
             return false;
         }
+
+        Post(VirtioNetDeviceEventKind.QueueBroken, e.Message);
 
         // False when nothing was found to recover from (a lie that latched nothing): the caller sees the exception.
         return RecoverCore(e.Message, onlyIfFaulty: true);
@@ -177,7 +178,7 @@ public sealed partial class VirtioNetDevice
                 return Recoveries != before;
             }
 
-            lock (_controlStateLock)
+            lock (Control.StateLock)
             {
                 QueueGate[] gates = [.. _receiveQueues.Select(q => q.Gate), .. _transmitQueues.Select(q => q.Gate)];
                 CloseGates(gates);
@@ -209,6 +210,7 @@ public sealed partial class VirtioNetDevice
             Interlocked.Add(ref _recoveryDroppedTransmits, dropped);
         }
 
+        Post(VirtioNetDeviceEventKind.Recovered, cause);
         Recovered?.Invoke(this, new DeviceRecoveredEventArgs(cause, count, dropped, reclaimed));
         return true;
     }
@@ -259,7 +261,7 @@ public sealed partial class VirtioNetDevice
         _control?.ResetAfterDeviceReset();
 
         // §3.1.1 steps 1-6 with the features of bring-up: the header length, receive mode and ring layout stay valid.
-        VirtioDeviceInitializer.Renegotiate(_transport, VirtioDeviceTypes.Network, NegotiatedFeatureSet);
+        VirtioDeviceInitializer.Renegotiate(_transport, VirtioDeviceTypes.Network, NegotiatedFeatures);
 
         // Step 7: every queue at the memory it had; DetachAllAfterDeviceReset left each as new.
         for (int index = 0; index < _queuesByIndex.Length; index++)
@@ -286,105 +288,8 @@ public sealed partial class VirtioNetDevice
         // §5.1.5: receive buffers before DRIVER_OK, notified after; interrupts as at bring-up.
         PostReceiveBuffersAndSetDriverOk();
 
-        Volatile.Write(ref _lastStatus, VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures));
-        RestoreDeviceState();
+        Volatile.Write(ref _lastStatus, VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures.Low));
+        Control.Replay();
         return (dropped, reclaimed);
-    }
-
-    // A reset device forgets everything the driver told it after DRIVER_OK (§5.1.6.5): tell it again, in the order a
-    // driver coming up would, from the state the control methods keep. Called with _controlStateLock held.
-    private void RestoreDeviceState()
-    {
-        RestoreMacAddress();
-        if (_control is null)
-        {
-            return;
-        }
-
-        // Receive modes: only those the device was told before (the others keep the device's reset state, as they did).
-        ReceiveFilterFlags known = _knownFilter;
-        if (known != ReceiveFilterFlags.None)
-        {
-            ReceiveFilterFlags target = _requestedFilter | _overflowFilter;
-            _knownFilter = ~known;
-            _deviceFilter = target;
-            ApplyReceiveFilter(target);
-            _knownFilter &= known;
-        }
-
-        if (MacFilter is { } plan)
-        {
-            _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacTableSet, MacTable(plan.Unicast), MacTable(plan.Multicast));
-        }
-
-        Span<byte> payload = stackalloc byte[8];
-        foreach (int id in _vlanIds)
-        {
-            BinaryPrimitives.WriteUInt16LittleEndian(payload, (ushort)id);
-            _control.Execute(VirtioNetControlClass.Vlan, VirtioNetControlCommands.VlanAdd, payload[..2]);
-        }
-
-        if (GuestOffloads != (NegotiatedFeatures & GuestOffloadFeatures))
-        {
-            BinaryPrimitives.WriteUInt64LittleEndian(payload, GuestOffloads);
-            _control.Execute(VirtioNetControlClass.GuestOffloads, VirtioNetControlCommands.GuestOffloadsSet, payload);
-        }
-
-        // §5.1.6.5.5: the device starts with one pair again, and with automatic steering (§5.1.6.5.6).
-        if (Rss is { } rss)
-        {
-            ConfigureRss(rss);
-        }
-        else if (_rssDisabled)
-        {
-            DisableRss();
-        }
-        else if (ActiveQueuePairs > 1 && (NegotiatedFeatures & VirtioNetFeatures.Mq) != 0)
-        {
-            SetActiveQueuePairs(ActiveQueuePairs);
-        }
-
-        if (_hashReportTypes != RssHashTypes.None && (NegotiatedFeatures & VirtioNetFeatures.Rss) == 0)
-        {
-            ConfigureHashReport(_hashReportTypes, _hashReportKey);
-        }
-
-        // Sent as such, not through SetTransmitCoalescing/SetReceiveCoalescing, which would forget the per-queue settings.
-        if (TransmitCoalescing is { } transmit)
-        {
-            SendCoalescing(VirtioNetControlCommands.NotfCoalTxSet, transmit);
-        }
-
-        if (ReceiveCoalescing is { } receive)
-        {
-            SendCoalescing(VirtioNetControlCommands.NotfCoalRxSet, receive);
-        }
-
-        // After the direction-wide settings, which would replace them (§5.1.6.5.9), and after the pairs are active again:
-        // VQ_SET names an enabled queue.
-        RestoreQueueCoalescing(onlyQueue: -1);
-    }
-
-    // The MAC address, when the driver chose it (made up at bring-up or set with SetMacAddress): the device's reset
-    // brings back its own.
-    private void RestoreMacAddress()
-    {
-        if (MacFromDevice)
-        {
-            return;
-        }
-
-        ReadOnlySpan<byte> mac = MacAddress.Span;
-        if ((NegotiatedFeatures & VirtioNetFeatures.CtrlMacAddr) != 0 && _control is not null)
-        {
-            _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet, mac);
-        }
-        else if (_transport.IsLegacy && (NegotiatedFeatures & VirtioNetFeatures.Mac) != 0)
-        {
-            for (int i = 0; i < mac.Length; i++)
-            {
-                _transport.WriteConfig8(VirtioNetConfig.MacOffset + i, mac[i]);
-            }
-        }
     }
 }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using System.Threading.Channels;
 using VirtioNet.Core;
+using VirtioNet.Net.Control;
 using VirtioNet.Platform;
 using VirtioNet.Transports;
 using VirtioNet.Virtqueues;
@@ -22,11 +24,14 @@ namespace VirtioNet.Net;
 /// </remarks>
 public sealed partial class VirtioNetDevice : IDisposable
 {
-    /// <summary>receiveq1's index. Queue numbering: 0:rx0 1:tx0 2:rx1 3:tx1 ... 2N:controlq (§5.1.2).</summary>
-    public const int ReceiveQueueIndex = 0;
+    // receiveq1's index. Queue numbering: 0:rx0 1:tx0 2:rx1 3:tx1 ... 2N:controlq (§5.1.2).
+    private const int ReceiveQueueIndex = 0;
 
-    /// <summary>transmitq1's index.</summary>
-    public const int TransmitQueueIndex = 1;
+    // transmitq1's index.
+    private const int TransmitQueueIndex = 1;
+
+    // The control queue holds one command at a time; a few entries are plenty (QEMU's is 64).
+    private const int ControlQueueMaxSize = 64;
 
     // The transport the device sits behind; the driver never knows which kind it is.
     private readonly IVirtioTransport _transport;
@@ -52,6 +57,19 @@ public sealed partial class VirtioNetDevice : IDisposable
     // transmitq1..N; index k is queue 2k + 1.
     private VirtioNetTransmitQueue[] _transmitQueues = [];
 
+    // The pairs the caller sees: pair k owns _receiveQueues[k] and _transmitQueues[k].
+    private VirtioNetQueuePair[] _pairs = [];
+
+    // The control queue, when VIRTIO_NET_F_CTRL_VQ was negotiated (the control plane sends through it).
+    private VirtioNetControlQueue? _control;
+
+    // The control plane.
+    private VirtioNetControl? _controlPlane;
+
+    // What Events delivers: bounded, the oldest dropped when nobody reads, so a device nobody listens to holds little.
+    private readonly Channel<VirtioNetDeviceEvent> _events = Channel.CreateBounded<VirtioNetDeviceEvent>(
+        new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest });
+
     // Every queue created, by its index on the device: where NotifyWithData finds the queue a notification is about.
     private IVirtqueue?[] _queuesByIndex = [];
 
@@ -68,26 +86,40 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// <summary>Raised on the worker's thread when the link status changes (configuration change interrupt, or the link poll).</summary>
     public event EventHandler<LinkStateChangedEventArgs>? LinkStateChanged;
 
+    /// <summary>
+    /// The device's events as messages (link up and down, announce requested, configuration changed, queue broken,
+    /// recovered), in the order they happened; completed when the device is disposed. It holds the last 256 when nobody
+    /// reads. They are seen where the .NET events are raised: in the waits, <see cref="ProcessEvents"/>,
+    /// <see cref="CheckLink"/>, <see cref="CheckHealth"/> and recovery.
+    /// </summary>
+    public ChannelReader<VirtioNetDeviceEvent> Events => _events.Reader;
+
+    // Posts an event for Events; never blocks (the oldest is dropped when the channel is full).
+    internal void Post(VirtioNetDeviceEventKind kind, string? detail = null) => _events.Writer.TryWrite(new VirtioNetDeviceEvent(kind, detail));
+
     /// <summary>The transport's description, e.g. "virtio-mmio v1 @ 0x10008000".</summary>
     public string TransportDescription => _transport.Description;
 
-    /// <summary>The features the device offered.</summary>
-    public ulong OfferedFeatures { get; private set; }
+    /// <summary>All 128 feature bits the device offered.</summary>
+    public VirtioFeatureSet OfferedFeatures { get; private set; }
 
-    /// <summary>The features both sides agreed on.</summary>
-    public ulong NegotiatedFeatures { get; private set; }
+    /// <summary>All 128 feature bits both sides agreed on.</summary>
+    public VirtioFeatureSet NegotiatedFeatures { get; private set; }
 
-    /// <summary>All 128 feature bits the device offered (<see cref="OfferedFeatures"/> is its bits 0 to 63).</summary>
-    public VirtioFeatureSet OfferedFeatureSet { get; private set; }
-
-    /// <summary>All 128 feature bits both sides agreed on (<see cref="NegotiatedFeatures"/> is its bits 0 to 63).</summary>
-    public VirtioFeatureSet NegotiatedFeatureSet { get; private set; }
-
-    /// <summary>The MAC address in use: the device's (VIRTIO_NET_F_MAC) or a random locally administered one.</summary>
-    public ReadOnlyMemory<byte> MacAddress { get; private set; }
+    /// <summary>
+    /// The MAC address in use: the device's (VIRTIO_NET_F_MAC), a random locally administered one, or the one set
+    /// with <see cref="VirtioNetControl.SetMacAddress"/>.
+    /// </summary>
+    public ReadOnlyMemory<byte> MacAddress { get; internal set; }
 
     /// <summary>True when the MAC came from the device's configuration space.</summary>
-    public bool MacFromDevice { get; private set; }
+    public bool MacFromDevice { get; internal set; }
+
+    /// <summary>The queue pairs set up (receiveq1/transmitq1 ... receiveqN/transmitqN): the data path, pair by pair.</summary>
+    public IReadOnlyList<VirtioNetQueuePair> Pairs => _pairs;
+
+    /// <summary>The control plane: receive modes, filters, MAC address, offloads, RSS, coalescing, device statistics.</summary>
+    public VirtioNetControl Control => _controlPlane!;
 
     /// <summary>The configuration read at start-up (MTU, speed, duplex, queue pairs).</summary>
     public VirtioNetConfig Config { get; private set; } = new();
@@ -102,37 +134,31 @@ public sealed partial class VirtioNetDevice : IDisposable
     public int HeaderLength { get; private set; }
 
     /// <summary>Interrupt or poll.</summary>
-    public OperationMode Mode => _options.Mode;
+    public OperationMode OperationMode => _options.OperationMode;
 
-    /// <summary>"split" or "packed": the ring layout negotiation chose (VIRTIO_F_RING_PACKED).</summary>
-    public string RingLayout => (NegotiatedFeatures & VirtioFeatures.RingPacked) != 0 ? "packed" : "split";
+    /// <summary>The ring layout negotiation chose (VIRTIO_F_RING_PACKED).</summary>
+    public RingLayout RingLayout => NegotiatedFeatures.ContainsAny(VirtioFeatures.RingPacked) ? RingLayout.Packed : RingLayout.Split;
 
     /// <summary>What the driver waits on, as the platform names it ("none" in poll mode).</summary>
-    public string InterruptDescription => Mode == OperationMode.Poll ? "none" : _transport.Interrupt?.ToString() ?? "none";
+    public string InterruptDescription => OperationMode == OperationMode.Poll ? "none" : _transport.Interrupt?.ToString() ?? "none";
 
     /// <summary>True while the link is up (always, without VIRTIO_NET_F_STATUS).</summary>
     public bool IsLinkUp => (Volatile.Read(ref _lastStatus) & VirtioNetConfig.StatusLinkUp) != 0;
 
-    /// <summary>The receive queues (receiveq1 ... receiveqN).</summary>
-    public IReadOnlyList<VirtioNetReceiveQueue> ReceiveQueues => _receiveQueues;
+    // What the device's facets reach through.
+    internal IVirtioTransport Transport => _transport;
 
-    /// <summary>The transmit queues (transmitq1 ... transmitqN).</summary>
-    public IReadOnlyList<VirtioNetTransmitQueue> TransmitQueues => _transmitQueues;
+    internal VirtioNetOptions Options => _options;
 
-    /// <summary>Counters of receiveq1.</summary>
-    public VirtioNetQueueStatistics ReceiveStatistics => _receiveQueues[0].Statistics;
-
-    /// <summary>Counters of transmitq1.</summary>
-    public VirtioNetQueueStatistics TransmitStatistics => _transmitQueues[0].Statistics;
+    internal bool IsDisposed => _disposed;
 
     /// <summary>Configuration change interrupts taken.</summary>
     public long ConfigurationInterrupts { get; private set; }
 
-    /// <summary>The largest frame <see cref="TryReceive(Span{byte}, out int)"/> can deliver; destinations must be at least this long.</summary>
-    public int MaxReceiveFrameLength { get; private set; }
+    // The largest frame a receive queue delivers, and a transmit queue takes (the MTU, the Ethernet header, one tag).
+    private int _maxReceiveFrameLength;
 
-    /// <summary>The largest frame <see cref="TrySend(ReadOnlySpan{byte})"/> accepts: the MTU plus the Ethernet header and one VLAN tag.</summary>
-    public int MaxTransmitFrameLength { get; private set; }
+    private int _maxTransmitFrameLength;
 
     /// <summary>
     /// Brings the device up: §3.1.1 initialization, configuration read, queues set up, receive buffers posted, DRIVER_OK.
@@ -144,7 +170,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         ArgumentNullException.ThrowIfNull(dma);
         options ??= new VirtioNetOptions();
         options.Validate();
-        if (options.Mode == OperationMode.Interrupt && transport.Interrupt is null)
+        if (options.OperationMode == OperationMode.Interrupt && transport.Interrupt is null)
         {
             throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{transport.Description}: interrupt mode was asked for, but the platform gives this device no interrupt line.");
         }
@@ -172,15 +198,14 @@ public sealed partial class VirtioNetDevice : IDisposable
             wanted = wanted.Without(VirtioFeatures.OrderPlatform);
         }
 
-        NegotiatedFeatureSet = VirtioDeviceInitializer.Negotiate(
+        NegotiatedFeatures = VirtioDeviceInitializer.Negotiate(
             _transport, VirtioDeviceTypes.Network, wanted, VirtioFeatureSet.None, VirtioNetOptions.WithoutUnmetDependencies);
-        NegotiatedFeatures = NegotiatedFeatureSet.Low;
-        OfferedFeatures = _transport.ReadDeviceFeatures();
-        OfferedFeatureSet = new VirtioFeatureSet(OfferedFeatures, _transport.IsLegacy ? 0 : _transport.ReadDeviceFeaturesHigh());
+        OfferedFeatures = new VirtioFeatureSet(_transport.ReadDeviceFeatures(), _transport.IsLegacy ? 0 : _transport.ReadDeviceFeaturesHigh());
         CheckAccessPlatform();
-        HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatureSet);
+        HeaderLength = VirtioNetHeader.LengthFor(NegotiatedFeatures);
+        ulong negotiated = NegotiatedFeatures.Low;
 
-        Config = VirtioNetConfig.Read(_transport, NegotiatedFeatures);
+        Config = VirtioNetConfig.Read(_transport, negotiated);
         _lastStatus = Config.Status;
         Mtu = Config.Mtu ?? EthernetFrame.DefaultMtu;
         if (Config.Mac is { } mac)
@@ -193,42 +218,62 @@ public sealed partial class VirtioNetDevice : IDisposable
             MacAddress = _options.FallbackMac ?? RandomLocalMac();
         }
 
-        ReceiveMode = ReceiveModeSelector.Choose(NegotiatedFeatures, Mtu);
-        MaxReceiveFrameLength = ReceiveModeSelector.MaxReceiveFrameLength(NegotiatedFeatures, Mtu);
-        MaxTransmitFrameLength = Mtu + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength;
+        ReceiveMode = ReceiveModeSelector.Choose(negotiated, Mtu);
+        _maxReceiveFrameLength = ReceiveModeSelector.MaxReceiveFrameLength(negotiated, Mtu);
+        _maxTransmitFrameLength = Mtu + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength;
 
         // §5.1.6.2 and §5.1.6.3.2 (legacy): without ANY_LAYOUT a legacy device expects the header in a descriptor of its own.
-        bool headerInOwnDescriptor = _transport.IsLegacy && (NegotiatedFeatures & VirtioFeatures.AnyLayout) == 0;
-        bool indirect = (NegotiatedFeatures & VirtioFeatures.IndirectDesc) != 0;
+        bool headerInOwnDescriptor = _transport.IsLegacy && (negotiated & VirtioFeatures.AnyLayout) == 0;
+        bool indirect = (negotiated & VirtioFeatures.IndirectDesc) != 0;
 
         // Chosen once: without NOTIFICATION_DATA the queues call the transport directly, exactly as before the feature existed.
-        _notifyQueue = (NegotiatedFeatures & VirtioFeatures.NotificationData) != 0 ? NotifyWithData : _transport.Notify;
+        _notifyQueue = (negotiated & VirtioFeatures.NotificationData) != 0 ? NotifyWithData : _transport.Notify;
 
         // §5.1.5: with MQ or RSS the device has max_virtqueue_pairs pairs; the driver sets up as many as it will use
         // (each exactly like the first, 0:rx0 1:tx0 2:rx1 3:tx1 ...) and tells the device after DRIVER_OK.
-        int pairs = QueuePairsToCreate();
+        int pairs = (negotiated & (VirtioNetFeatures.Mq | VirtioNetFeatures.Rss)) == 0 ? 1 : Math.Min(Config.MaxVirtqueuePairs, _options.QueuePairs);
         _receiveQueues = new VirtioNetReceiveQueue[pairs];
         _transmitQueues = new VirtioNetTransmitQueue[pairs];
+        _pairs = new VirtioNetQueuePair[pairs];
         for (int pair = 0; pair < pairs; pair++)
         {
             int rxIndex = ReceiveQueueIndex + (2 * pair);
             int txIndex = TransmitQueueIndex + (2 * pair);
             _receiveQueues[pair] = new VirtioNetReceiveQueue(
-                rxIndex, QueueSizeFor(rxIndex, $"receiveq{pair + 1}"), ReceiveMode, HeaderLength, MaxReceiveFrameLength,
+                rxIndex, QueueSizeFor(rxIndex, $"receiveq{pair + 1}"), ReceiveMode, HeaderLength, _maxReceiveFrameLength,
                 headerInOwnDescriptor, indirect, _dma, CreateQueue, _notifyQueue);
             _transmitQueues[pair] = new VirtioNetTransmitQueue(
-                txIndex, QueueSizeFor(txIndex, $"transmitq{pair + 1}"), HeaderLength, MaxTransmitFrameLength,
+                txIndex, QueueSizeFor(txIndex, $"transmitq{pair + 1}"), HeaderLength, _maxTransmitFrameLength,
                 headerInOwnDescriptor, indirect, _dma, CreateQueue, _notifyQueue);
-            _receiveQueues[pair].ConfigureOffloads(NegotiatedFeatureSet, _options.VerifyReceivedChecksums);
-            _transmitQueues[pair].ConfigureOffloads(NegotiatedFeatureSet);
+            _receiveQueues[pair].ConfigureOffloads(NegotiatedFeatures, _options.VerifyReceivedChecksums);
+            _transmitQueues[pair].ConfigureOffloads(NegotiatedFeatures);
+            _pairs[pair] = new VirtioNetQueuePair(this, pair, _receiveQueues[pair], _transmitQueues[pair]);
         }
 
         CreateControlQueue();
+        _controlPlane = new VirtioNetControl(this, _control);
         CreateReceiveWaiters();
 
         PostReceiveBuffersAndSetDriverOk();
-        StartControl();
-        StartMultiQueue();
+        _controlPlane.Start();
+    }
+
+    // Bring-up, before DRIVER_OK: the control queue follows the data queues (index 2N, §5.1.2).
+    private void CreateControlQueue()
+    {
+        if (!NegotiatedFeatures.ContainsAny(VirtioNetFeatures.CtrlVq))
+        {
+            return;
+        }
+
+        // §5.1.2: controlq is 2N with N = max_virtqueue_pairs under MQ or RSS (1 otherwise), however many pairs are used.
+        int index = 2 * Config.MaxVirtqueuePairs;
+        int size = Math.Min(QueueSizeFor(index, "controlq"), ControlQueueMaxSize);
+
+        // Room for both MAC tables at the configured capacity (8 bytes of counts, 6 per address), and at least 2 KiB
+        // so an RSS configuration with a 128-entry indirection table (QEMU's maximum) fits too.
+        int payload = Math.Max(2048, 8 + (EthernetFrame.AddressLength * _options.MacFilterCapacity));
+        _control = new VirtioNetControlQueue(index, size, _options.ControlCommandTimeout, payload, _transport.Description, _dma, CreateQueue, _notifyQueue ?? _transport.Notify);
     }
 
     // Bring-up and recovery, once the queues are set up: §5.1.5, fill the receive queues before DRIVER_OK so the device
@@ -244,7 +289,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         foreach (VirtioNetReceiveQueue rx in _receiveQueues)
         {
             rx.RefillAndKick();
-            if (Mode == OperationMode.Poll)
+            if (OperationMode == OperationMode.Poll)
             {
                 rx.Queue.DisableInterrupts();
             }
@@ -335,7 +380,7 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// transmit slots are freed, and the frames in them may or may not have left), sets the queue up again at the same
     /// addresses, refills it and notifies the device. Not thread-safe: call it from the worker that owns the queues.
     /// A queue the device broke stays broken. The queue's own notification coalescing, when the caller set it with
-    /// <see cref="SetQueueCoalescing"/>, is sent again afterwards (the device went back to the direction's, §5.1.6.5.9).
+    /// <see cref="VirtioNetControl.SetQueueCoalescing"/>, is sent again afterwards (the device went back to the direction's, §5.1.6.5.9).
     /// Ref: virtio v1.2 §2.6.1.
     /// </summary>
     /// <param name="queueIndex">receiveqN (2N - 2) or transmitqN (2N - 1); the control queue cannot be reset this way.</param>
@@ -375,9 +420,9 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         // §5.1.6.5.9: a re-enabled queue has its direction's coalescing again; the caller's own for it is sent again.
         // Outside the gate: recovery takes the control lock before the gates.
-        lock (_controlStateLock)
+        lock (Control.StateLock)
         {
-            RestoreQueueCoalescing(queueIndex);
+            Control.RestoreQueueCoalescing(queueIndex);
         }
 
         return detached;
@@ -394,7 +439,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         _transport.ActivateQueue(queueIndex, queue.Size, queue.DescriptorArea, queue.DriverArea, queue.DeviceArea);
         if (receive)
         {
-            if (Mode == OperationMode.Poll)
+            if (OperationMode == OperationMode.Poll)
             {
                 queue.DisableInterrupts();
             }
@@ -409,30 +454,20 @@ public sealed partial class VirtioNetDevice : IDisposable
         return detached;
     }
 
-    /// <summary>
-    /// Waits until a received frame is ready (true) or <paramref name="timeout"/> passes (false). In interrupt mode it
-    /// enables receive notifications and sleeps on the interrupt line; in poll mode it spins on the used ring. Link
-    /// changes seen meanwhile raise <see cref="LinkStateChanged"/>.
-    /// </summary>
-    public bool WaitForReceive(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return WaitForReceive(_receiveQueues[0], timeout, cancellationToken);
-    }
-
     // WaitForReceive for any receive queue (receiveq1 or a given pair's). Interrupt mode lets one worker per pair wait at
     // once (VirtioNetDevice.Interrupts.cs); poll mode spins on the used ring. With automatic recovery, a device found
     // needing a reset (configuration interrupt, poll-mode check) or a ring found broken is recovered, and the wait goes
     // on for the time left.
-    private bool WaitForReceive(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
+    internal bool WaitForReceiveOn(VirtioNetReceiveQueue rx, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         long start = Stopwatch.GetTimestamp();
         while (true)
         {
             try
             {
                 TimeSpan remaining = timeout - Stopwatch.GetElapsedTime(start);
-                return Mode == OperationMode.Interrupt
+                return OperationMode == OperationMode.Interrupt
                     ? WaitForReceiveOnInterrupt(rx.QueueIndex / 2, remaining, cancellationToken)
                     : WaitForReceivePolling(rx, start, timeout, cancellationToken);
             }
@@ -478,7 +513,7 @@ public sealed partial class VirtioNetDevice : IDisposable
 
     /// <summary>
     /// Handles what the device signalled without waiting: a pending interrupt in interrupt mode (unless a worker waiting
-    /// in <see cref="WaitForReceive(int, TimeSpan, CancellationToken)"/> holds the line and handles it), a due link and
+    /// in <see cref="VirtioNetQueuePair.WaitForReceive"/> holds the line and handles it), a due link and
     /// health check in poll mode. With <see cref="VirtioNetOptions.AutoRecover"/>, a device found needing a reset is
     /// recovered. May be called from any thread.
     /// </summary>
@@ -487,7 +522,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         try
         {
-            if (Mode == OperationMode.Poll)
+            if (OperationMode == OperationMode.Poll)
             {
                 PollLink();
             }
@@ -516,6 +551,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         if ((cause & InterruptCause.ConfigurationChange) != 0)
         {
             ConfigurationInterrupts++;
+            Post(VirtioNetDeviceEventKind.ConfigurationChanged);
             VirtioDeviceInitializer.CheckHealthy(_transport);
             CheckLink();
         }
@@ -538,9 +574,19 @@ public sealed partial class VirtioNetDevice : IDisposable
     public bool CheckLink()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        ushort status = VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures);
+        ushort status = VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures.Low);
         ushort previous = _lastStatus;
         Volatile.Write(ref _lastStatus, status);
+        if (((status ^ previous) & VirtioNetConfig.StatusLinkUp) != 0)
+        {
+            Post((status & VirtioNetConfig.StatusLinkUp) != 0 ? VirtioNetDeviceEventKind.LinkUp : VirtioNetDeviceEventKind.LinkDown);
+        }
+
+        if ((status & VirtioNetConfig.StatusAnnounce) != 0 && (previous & VirtioNetConfig.StatusAnnounce) == 0)
+        {
+            Post(VirtioNetDeviceEventKind.AnnounceRequested);
+        }
+
         if (((status ^ previous) & VirtioNetConfig.StatusLinkUp) != 0 || (status & VirtioNetConfig.StatusAnnounce) != 0)
         {
             LinkStateChanged?.Invoke(this, new LinkStateChangedEventArgs(
@@ -608,59 +654,25 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         _control?.Dispose();
         DisposeReceiveWaiters();
+        _events.Writer.TryComplete();
     }
 
-    /// <summary>
-    /// Copies the next frame of receiveq1 into <paramref name="destination"/>; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.
-    /// With <see cref="VirtioNetOptions.AutoRecover"/>, a ring the device broke is recovered and this returns false.
-    /// </summary>
-    public bool TryReceive(Span<byte> destination, out int length)
+    // Called by CheckLink with the status read and the one before: on a new VIRTIO_NET_S_ANNOUNCE the control plane
+    // announces the addresses and acknowledges (§5.1.6.5.4). Acting on the rising edge only keeps a refused ack from
+    // repeating forever.
+    private void HandleAnnounce(ushort status, ushort previous)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        try
+        if ((status & VirtioNetConfig.StatusAnnounce) == 0 || (previous & VirtioNetConfig.StatusAnnounce) != 0 || !Control.Announce())
         {
-            return _receiveQueues[0].TryReceive(destination, out length);
+            return;
         }
-        catch (VirtioException e) when (TryRecoverFrom(e))
-        {
-            length = 0;
-            return false;
-        }
-    }
 
-    /// <summary>
-    /// Sends a frame on transmitq1; see <see cref="VirtioNetTransmitQueue.TrySend(ReadOnlySpan{byte})"/>. With
-    /// <see cref="VirtioNetOptions.AutoRecover"/>, a ring the device broke is recovered and this returns false (send again).
-    /// </summary>
-    public bool TrySend(ReadOnlySpan<byte> frame)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        try
-        {
-            return _transmitQueues[0].TrySend(frame);
-        }
-        catch (VirtioException e) when (TryRecoverFrom(e))
-        {
-            return false;
-        }
+        // The ack clears the bit at the device (QEMU does so before completing the command). Take the bit as it is now,
+        // so the device's next request is a new edge, while a device that keeps it set is not answered again and again.
+        ushort now = VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures.Low);
+        ushort last = Volatile.Read(ref _lastStatus);
+        Volatile.Write(ref _lastStatus, (ushort)((last & ~VirtioNetConfig.StatusAnnounce) | (now & VirtioNetConfig.StatusAnnounce)));
     }
-
-    /// <summary>Takes back completed transmit buffers of transmitq1. Returns how many (0 after an automatic recovery).</summary>
-    public int ReclaimTransmitted()
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        try
-        {
-            return _transmitQueues[0].Reclaim();
-        }
-        catch (VirtioException e) when (TryRecoverFrom(e))
-        {
-            return 0;
-        }
-    }
-
-    /// <summary>Transmit slots of transmitq1 free right now.</summary>
-    public int TransmitSlotsFree => _transmitQueues[0].SlotsFree;
 
     private static byte[] RandomLocalMac()
     {

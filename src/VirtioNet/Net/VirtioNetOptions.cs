@@ -84,7 +84,7 @@ public sealed record VirtioNetOptions
     public bool VerifyReceivedChecksums { get; init; } = true;
 
     /// <summary>Interrupt-driven or busy-poll. Default interrupt: a driver that spins burns a core while idle.</summary>
-    public OperationMode Mode { get; init; } = OperationMode.Interrupt;
+    public OperationMode OperationMode { get; init; } = OperationMode.Interrupt;
 
     /// <summary>
     /// Upper bound on each queue's size; the device's QueueNumMax (rounded down to a power of two) wins when smaller.
@@ -111,10 +111,9 @@ public sealed record VirtioNetOptions
     /// <summary>
     /// Recover the device automatically (<see cref="VirtioNetDevice.Recover"/>) when it sets DEVICE_NEEDS_RESET (seen on
     /// a configuration interrupt, and in poll mode every <see cref="LinkPollInterval"/>) or breaks a ring the driver
-    /// validates. Recovery then happens inside <see cref="VirtioNetDevice.WaitForReceive(TimeSpan, CancellationToken)"/>,
-    /// <see cref="VirtioNetDevice.ProcessEvents"/>, <see cref="VirtioNetDevice.CheckHealth"/> and receiveq1/transmitq1's
-    /// <c>TryReceive</c>, <c>TrySend</c> and <c>ReclaimTransmitted</c> on the device, which carry on as if no frame had
-    /// arrived; the queue-level calls (bursts, other pairs) still throw, and the next of those device calls recovers.
+    /// validates. Recovery then happens inside every data-path entry of every pair (<see cref="VirtioNetQueuePair"/>:
+    /// the copying, burst and wait entries alike), <see cref="VirtioNetDevice.ProcessEvents"/> and
+    /// <see cref="VirtioNetDevice.CheckHealth"/>, which carry on as if no frame had arrived (nothing sent: send again).
     /// Default false: without it every fault reaches the caller as a <see cref="VirtioException"/>, which is what a
     /// caller that wants to decide (or a test of a lying device) needs; a long-running service turns it on.
     /// </summary>

@@ -3,7 +3,7 @@ using VirtioNet.Virtqueues;
 namespace VirtioNet.Net;
 
 // The zero-copy burst API of the receive side: buffers are lent to the caller and given back in batches.
-public sealed partial class VirtioNetReceiveQueue
+internal sealed partial class VirtioNetReceiveQueue
 {
     /// <summary>
     /// Takes up to <paramref name="packets"/>.Length received buffers without copying them. Returns how many entries were

@@ -7,7 +7,7 @@ namespace VirtioNet.Net;
 // Receive offloads on the burst API: each packet's header goes through the copying path's validator
 // (ReceiveOffload.TryValidate), and what it said travels in the packet's first entry, as ol_flags travel in an mbuf.
 // Checksums are completed or verified in place, across the segments of a multi-buffer packet, only when asked.
-public sealed partial class VirtioNetReceiveQueue
+internal sealed partial class VirtioNetReceiveQueue
 {
     // Checks the header of the packet whose entries are segments (its first buffer still holds the header), completes
     // or verifies the checksum as options ask, and puts the result in segments[0]. False: the header lies.

@@ -1,4 +1,5 @@
 using VirtioNet.Core;
+using VirtioNet.Net.Offloads;
 using VirtioNet.Platform;
 using VirtioNet.Virtqueues;
 
@@ -9,7 +10,7 @@ namespace VirtioNet.Net;
 /// in exactly two places: <see cref="PostBuffer"/> (refill) and <see cref="TryReceive(Span{byte}, out int)"/> (receive).
 /// Not thread-safe: one worker owns a queue at a time. Ref: virtio v1.2 §5.1.6.3, §5.1.6.4.
 /// </summary>
-public sealed partial class VirtioNetReceiveQueue : IDisposable
+internal sealed partial class VirtioNetReceiveQueue : IDisposable
 {
     // A page, the unit a big-mode chain is built of (Linux builds it of pages too, so the device sees the same shape).
     private const int BigModePageLength = 4096;
@@ -143,6 +144,21 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
     /// <param name="length">The frame's length.</param>
     public bool TryReceive(Span<byte> destination, out int length)
     {
+        bool received = TryReceive(destination, stripVlanTag: false, out ReceivedFrame frame);
+        length = frame.Length;
+        return received;
+    }
+
+    /// <summary>
+    /// Copies the next received frame into <paramref name="destination"/> and describes it in <paramref name="frame"/>:
+    /// what its header said is read while its first buffer is still the driver's (before the refill reposts it), checked
+    /// against the negotiated offloads (a partial checksum is completed in place, DATA_VALID re-checked unless turned
+    /// off), and the outermost 802.1Q tag is reported, and removed when <paramref name="stripVlanTag"/>. Headers that
+    /// contradict the negotiated features or the frame are counted in <see cref="VirtioNetQueueStatistics.Errors"/> and
+    /// their packets dropped. Ref: virtio v1.2 §5.1.6.4.
+    /// </summary>
+    public bool TryReceive(Span<byte> destination, bool stripVlanTag, out ReceivedFrame frame)
+    {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (destination.Length < MaxFrameLength)
         {
@@ -155,8 +171,10 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
             while (TryTakeUsed(out UsedBuffer used))
             {
                 // Receive dispatch point.
-                length = Mode == ReceiveMode.Mergeable ? ReceiveMergeable(used, destination) : ReceiveWhole(used, destination);
-                if (length > 0 && !CheckOffloads(destination[..length]))
+                int headerStart;
+                int length = Mode == ReceiveMode.Mergeable ? ReceiveMergeable(used, destination, out headerStart) : ReceiveWhole(used, destination, out headerStart);
+                ReceivedFrameInfo info = default;
+                if (length > 0 && !CheckOffloads(headerStart, destination[..length], out info))
                 {
                     // A header that contradicts the negotiated offloads or the frame (VirtioNetReceiveQueue.Offload.cs).
                     Statistics.AddError();
@@ -166,11 +184,12 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
                 if (length > 0)
                 {
                     Statistics.AddPacket(length);
-                    if (_lastFrameInfo.CoalescedSegments > 0)
+                    if (info.CoalescedSegments > 0)
                     {
-                        Statistics.AddCoalescedSegments(_lastFrameInfo.CoalescedSegments);
+                        Statistics.AddCoalescedSegments(info.CoalescedSegments);
                     }
 
+                    frame = Describe(destination, length, headerStart, info, stripVlanTag);
                     return true;
                 }
             }
@@ -181,7 +200,7 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
             _gate.Exit(entered);
         }
 
-        length = 0;
+        frame = default;
         return false;
     }
 
@@ -299,9 +318,10 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
     }
 
     // Small and big modes: one chain holds one packet, header first.
-    private int ReceiveWhole(UsedBuffer used, Span<byte> destination)
+    private int ReceiveWhole(UsedBuffer used, Span<byte> destination, out int headerStart)
     {
         int slot = used.Token;
+        headerStart = slot * _slotLength;
         Repost(slot);
         int frameLength = used.Length - _headerLength;
         if (frameLength < EthernetFrame.HeaderLength || frameLength > MaxFrameLength)
@@ -312,16 +332,15 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
         }
 
         _pool.Span.Slice((slot * _slotLength) + _headerLength, frameLength).CopyTo(destination);
-        CaptureHash(slot * _slotLength);
-        _lastHeaderStart = slot * _slotLength;
         return frameLength;
     }
 
     // Mergeable mode: the first buffer's header says how many buffers the packet spans (§5.1.6.4).
-    private int ReceiveMergeable(UsedBuffer first, Span<byte> destination)
+    private int ReceiveMergeable(UsedBuffer first, Span<byte> destination, out int headerStart)
     {
         Span<byte> pool = _pool.Span;
         int slot = first.Token;
+        headerStart = slot * _slotLength;
         Repost(slot);
         if (first.Length < _headerLength)
         {
@@ -331,8 +350,6 @@ public sealed partial class VirtioNetReceiveQueue : IDisposable
 
         int slotStart = slot * _slotLength;
         int numBuffers = pool[slotStart + VirtioNetHeader.NumBuffersOffset] | (pool[slotStart + VirtioNetHeader.NumBuffersOffset + 1] << 8);
-        CaptureHash(slotStart);
-        _lastHeaderStart = slotStart;
         bool ok = numBuffers >= 1 && numBuffers <= _slotCount;
         int total = first.Length - _headerLength;
         if (ok && total <= destination.Length)

@@ -6,7 +6,7 @@ namespace VirtioNet.Net;
 
 // The zero-copy burst API of the transmit side: the caller writes frames straight into transmit buffers, and asks per
 // packet for the checksum and segmentation offloads (TransmitPacket.WithOffload), as DPDK asks through an mbuf's ol_flags.
-public sealed partial class VirtioNetTransmitQueue
+internal sealed partial class VirtioNetTransmitQueue
 {
     /// <summary>
     /// Lends up to <paramref name="packets"/>.Length free transmit buffers (after reclaiming completed ones). Returns how

@@ -7,7 +7,7 @@ namespace VirtioNet.Net;
 // Transmit offloads: checksum (VIRTIO_NET_F_CSUM) and segmentation (HOST_TSO4/6, HOST_ECN, HOST_USO) by the device when
 // negotiated, in software otherwise. Large segments sent whole to the device use a few 64 KiB slots of their own, so
 // the ordinary slots stay sized for one MTU-sized frame.
-public sealed partial class VirtioNetTransmitQueue
+internal sealed partial class VirtioNetTransmitQueue
 {
     // Large slots: a GSO packet needs the whole segment in one buffer. Eight keep 512 KiB in flight, the most a TCP
     // window without scaling (64 KiB) needs several times over, for about 0.5 MiB of DMA memory.

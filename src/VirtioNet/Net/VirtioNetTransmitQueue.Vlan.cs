@@ -3,7 +3,7 @@ using VirtioNet.Net.Vlan;
 namespace VirtioNet.Net;
 
 /// <summary>802.1Q tag insertion on transmit: virtio has no tag offload, so the driver writes the tag itself.</summary>
-public sealed partial class VirtioNetTransmitQueue
+internal sealed partial class VirtioNetTransmitQueue
 {
     /// <summary>
     /// Sends <paramref name="frame"/> (untagged) with <paramref name="tag"/> inserted after its addresses. Returns false

@@ -8,7 +8,7 @@ namespace VirtioNet.Net;
 /// One transmit queue (transmitqN): a pool of slots in DMA memory, each a virtio_net_hdr followed by room for one frame,
 /// and the reclaim of completed slots. Not thread-safe: one worker owns a queue at a time. Ref: virtio v1.2 §5.1.6.2.
 /// </summary>
-public sealed partial class VirtioNetTransmitQueue : IDisposable
+internal sealed partial class VirtioNetTransmitQueue : IDisposable
 {
     // The ring itself.
     private readonly IVirtqueue _queue;

@@ -25,7 +25,7 @@ internal static class BenchRunner
     public static BenchResult Run(VirtioNetDevice net, BenchMode mode, int frameSize, int burst, TimeSpan duration, CancellationToken cancellationToken, int pairs = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pairs, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(pairs, net.QueuePairs);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(pairs, net.Pairs.Count);
         TimeSpan cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long start = Stopwatch.GetTimestamp();
         long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
@@ -54,7 +54,7 @@ internal static class BenchRunner
         return new BenchResult
         {
             Mode = mode,
-            OperationMode = net.Mode,
+            OperationMode = net.OperationMode,
             FrameSize = frameSize,
             Burst = burst,
             Seconds = seconds,
@@ -71,8 +71,8 @@ internal static class BenchRunner
     // One pair's loop until 'end' (a Stopwatch timestamp), on the calling thread.
     private static PairFigures RunPair(VirtioNetDevice net, int pair, BenchMode mode, int frameSize, int burst, long end, CancellationToken cancellationToken)
     {
-        VirtioNetTransmitQueue tx = net.TransmitQueues[pair];
-        VirtioNetReceiveQueue rx = net.ReceiveQueues[pair];
+        VirtioNetQueuePair tx = net.Pairs[pair];
+        VirtioNetQueuePair rx = tx;
         var lent = new TransmitPacket[burst];
         var received = new ReceivedPacket[burst];
         byte[] template = Frame(net.MacAddress.Span, frameSize);
@@ -81,10 +81,10 @@ internal static class BenchRunner
         // the payload bytes stay whatever the buffer held. A full copy per packet would measure memcpy, not the driver.
         ReadOnlySpan<byte> headers = template.AsSpan(0, Math.Min(frameSize, HeaderBytes));
 
-        long kicksBefore = tx.Statistics.Notifications + rx.Statistics.Notifications;
-        long interruptsBefore = rx.Statistics.Interrupts;
+        long kicksBefore = tx.TransmitStatistics.Notifications + rx.ReceiveStatistics.Notifications;
+        long interruptsBefore = rx.ReceiveStatistics.Interrupts;
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-        bool interrupts = net.Mode == OperationMode.Interrupt;
+        bool interrupts = net.OperationMode == OperationMode.Interrupt;
         long sent = 0, got = 0, waits = 0;
         long now = Stopwatch.GetTimestamp();
         int spins = 0;
@@ -99,7 +99,7 @@ internal static class BenchRunner
                     lent[i] = lent[i].WithLength(frameSize);
                 }
 
-                int queued = tx.TransmitBurst(lent.AsSpan(0, n));
+                int queued = tx.TransmitBurst(lent.AsSpan(0, n), out _);
                 if (queued < n)
                 {
                     tx.FreeBurst(lent.AsSpan(queued, n - queued));
@@ -132,7 +132,7 @@ internal static class BenchRunner
                     }
 
                     TimeSpan left = Stopwatch.GetElapsedTime(now, end);
-                    net.WaitForReceive(pair, left < SleepSlice ? left : SleepSlice, CancellationToken.None);
+                    net.Pairs[pair].WaitForReceive(left < SleepSlice ? left : SleepSlice, CancellationToken.None);
                     waits++;
                 }
             }
@@ -150,7 +150,7 @@ internal static class BenchRunner
 
         // Read first: the figure is the loop's alone.
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
-        return new PairFigures(sent, got, tx.Statistics.Notifications + rx.Statistics.Notifications - kicksBefore, rx.Statistics.Interrupts - interruptsBefore, waits, allocated);
+        return new PairFigures(sent, got, tx.TransmitStatistics.Notifications + rx.ReceiveStatistics.Notifications - kicksBefore, rx.ReceiveStatistics.Interrupts - interruptsBefore, waits, allocated);
     }
 
     // A broadcast-free test frame: to the IEEE "local experimental" group of DPDK's txonly peers, from our MAC, IPv4 EtherType.

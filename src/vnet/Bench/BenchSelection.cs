@@ -5,7 +5,7 @@ namespace VirtioNet.Cli.Bench;
 /// <summary>
 /// What <c>vnet bench --mode</c> asked for: the direction (tx, rx, loopback; default tx) and how the driver learns of
 /// received frames (poll, the default, busy-polling as DPDK does; or interrupt, sleeping in
-/// <see cref="VirtioNetDevice.WaitForReceive(int, TimeSpan, CancellationToken)"/> until the device interrupts).
+/// <see cref="VirtioNetQueuePair.WaitForReceive"/> until the device interrupts).
 /// </summary>
 /// <param name="Direction">What is measured.</param>
 /// <param name="Operation">Poll or interrupt.</param>

@@ -32,7 +32,7 @@ internal static class BenchSweep
         var results = new List<BenchResult>();
         foreach (int size in sizes)
         {
-            Log.Info($"{session.Device.TransportDescription}: {mode.ToString().ToLowerInvariant()} in {session.Device.Mode.ToString().ToLowerInvariant()} mode, {size}-byte frames, {seconds} s");
+            Log.Info($"{session.Device.TransportDescription}: {mode.ToString().ToLowerInvariant()} in {session.Device.OperationMode.ToString().ToLowerInvariant()} mode, {size}-byte frames, {seconds} s");
             results.Add(BenchRunner.Run(session.Device, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken));
         }
 
@@ -62,13 +62,13 @@ internal static class BenchSweep
             Console.Out.WriteLine(new JsonObject
             {
                 ["mode"] = mode.ToString().ToLowerInvariant(),
-                ["operationMode"] = session.Device.Mode.ToString().ToLowerInvariant(),
+                ["operationMode"] = session.Device.OperationMode.ToString().ToLowerInvariant(),
                 ["results"] = array,
             }.ToJsonString(Json.Options));
             return 0;
         }
 
-        AnsiConsole.MarkupLine($"{mode.ToString().ToLowerInvariant()} in {session.Device.Mode.ToString().ToLowerInvariant()} mode");
+        AnsiConsole.MarkupLine($"{mode.ToString().ToLowerInvariant()} in {session.Device.OperationMode.ToString().ToLowerInvariant()} mode");
         var table = new Table().AddColumns("size", "Mpps", "Gbit/s", "CPU ns/pkt", "allocated");
         foreach (BenchResult r in results)
         {

@@ -129,7 +129,7 @@ internal static class BenchCommand
     // Busy-polling, as DPDK does, unless --mode interrupt; the split ring unless --ring packed.
     private static VirtioNetOptions Options(ParseResult result, BenchSelection selection) => new()
     {
-        Mode = selection.Operation,
+        OperationMode = selection.Operation,
         DisabledFeatures = result.GetValue(Ring) == "packed" ? 0 : VirtioNet.Core.VirtioFeatures.RingPacked,
     };
 
@@ -143,15 +143,15 @@ internal static class BenchCommand
         };
         using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
         VirtioNetDevice net = session.Device;
-        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.QueuePairs} queue pair(s)");
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.QueuePairs);
+        Log.Info($"{net.TransportDescription}: {((net.NegotiatedFeatures & VirtioNet.Core.VirtioFeatures.RingPacked) != 0 ? "packed" : "split")} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.Pairs.Count} queue pair(s)");
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.Pairs.Count);
         Report(r, settings.Json, net, peerCounted: null);
         return 0;
     }
 
     // "poll mode" or "interrupt mode (the line it waits on)".
     private static string Describe(VirtioNetDevice net) =>
-        net.Mode == OperationMode.Interrupt ? $"interrupt mode ({net.InterruptDescription})" : "poll mode";
+        net.OperationMode == OperationMode.Interrupt ? $"interrupt mode ({net.InterruptDescription})" : "poll mode";
 
     private static void Report(BenchResult r, bool json, VirtioNetDevice net, long? peerCounted)
     {

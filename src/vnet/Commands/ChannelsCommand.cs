@@ -33,7 +33,7 @@ internal static class ChannelsCommand
         using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
         if (combined is { } pairs)
         {
-            session.Net.SetActiveQueuePairs(pairs);
+            session.Net.Control.SetActiveQueuePairs(pairs);
         }
 
         if (settings.Json)
@@ -41,8 +41,8 @@ internal static class ChannelsCommand
             Console.Out.WriteLine(new JsonObject
             {
                 ["maxCombined"] = session.Net.Config.MaxVirtqueuePairs,
-                ["setUp"] = session.Net.QueuePairs,
-                ["combined"] = session.Net.ActiveQueuePairs,
+                ["setUp"] = session.Net.Pairs.Count,
+                ["combined"] = session.Net.Control.ActiveQueuePairs,
             }.ToJsonString(Json.Options));
             return 0;
         }
@@ -51,7 +51,7 @@ internal static class ChannelsCommand
         Console.Out.WriteLine("Pre-set maximums:");
         Console.Out.WriteLine($"Combined:\t{session.Net.Config.MaxVirtqueuePairs}");
         Console.Out.WriteLine("Current hardware settings:");
-        Console.Out.WriteLine($"Combined:\t{session.Net.ActiveQueuePairs}");
+        Console.Out.WriteLine($"Combined:\t{session.Net.Control.ActiveQueuePairs}");
         return 0;
     }
 }

@@ -38,7 +38,7 @@ internal static class DumpCommand
         }
 
         using IQemuBoard board = Boards.Start(settings, cancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = settings.Mode });
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = settings.Mode });
         Exercise(net, frames, cancellationToken);
 
         IReadOnlyList<RegisterValue> registers = net.ReadRegisters();
@@ -50,9 +50,9 @@ internal static class DumpCommand
         }
 
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(net.TransportDescription)}[/]  MAC {Json.FormatMac(net.MacAddress.Span)}  link {(net.IsLinkUp ? "up" : "down")}  " +
-            $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  {net.RingLayout} rings  header {net.HeaderLength} bytes  {net.Mode} ({Markup.Escape(net.InterruptDescription)})");
-        AnsiConsole.MarkupLine($"offered ({net.OfferedFeatureSet}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.OfferedFeatureSet)))}");
-        AnsiConsole.MarkupLine($"negotiated ({net.NegotiatedFeatureSet}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.NegotiatedFeatureSet)))}");
+            $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  {net.RingLayout.ToString().ToLowerInvariant()} rings  header {net.HeaderLength} bytes  {net.OperationMode} ({Markup.Escape(net.InterruptDescription)})");
+        AnsiConsole.MarkupLine($"offered ({net.OfferedFeatures}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.OfferedFeatures)))}");
+        AnsiConsole.MarkupLine($"negotiated ({net.NegotiatedFeatures}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.NegotiatedFeatures)))}");
 
         var regs = new Table().AddColumns("Register", "Offset", "Scope", "Value");
         foreach (RegisterValue r in registers)
@@ -90,7 +90,7 @@ internal static class DumpCommand
         AnsiConsole.Write(table);
 
         var stats = new Table().AddColumns("Queue", "Packets", "Bytes", "Drops", "Errors", "Notifications", "Interrupts");
-        foreach (VirtioNetQueueStatistics s in new[] { net.ReceiveStatistics, net.TransmitStatistics })
+        foreach (VirtioNetQueueStatistics s in new[] { net.Pairs[0].ReceiveStatistics, net.Pairs[0].TransmitStatistics })
         {
             stats.AddRow(s.Name, N(s.Packets), N(s.Bytes), N(s.Drops), N(s.Errors), N(s.Notifications), N(s.Interrupts));
         }
@@ -127,13 +127,13 @@ internal static class DumpCommand
         ["mtu"] = net.Mtu,
         ["receiveMode"] = net.ReceiveMode.ToString().ToLowerInvariant(),
         ["headerLength"] = net.HeaderLength,
-        ["mode"] = net.Mode.ToString().ToLowerInvariant(),
-        ["ringLayout"] = net.RingLayout,
+        ["mode"] = net.OperationMode.ToString().ToLowerInvariant(),
+        ["ringLayout"] = net.RingLayout.ToString().ToLowerInvariant(),
         ["interrupt"] = net.InterruptDescription,
-        ["offeredFeatures"] = FeatureListing.ToJson(net.OfferedFeatureSet),
-        ["offeredFeatureBits"] = net.OfferedFeatureSet.ToString(),
-        ["negotiatedFeatures"] = FeatureListing.ToJson(net.NegotiatedFeatureSet),
-        ["negotiatedFeatureBits"] = net.NegotiatedFeatureSet.ToString(),
+        ["offeredFeatures"] = FeatureListing.ToJson(net.OfferedFeatures),
+        ["offeredFeatureBits"] = net.OfferedFeatures.ToString(),
+        ["negotiatedFeatures"] = FeatureListing.ToJson(net.NegotiatedFeatures),
+        ["negotiatedFeatureBits"] = net.NegotiatedFeatures.ToString(),
         ["registers"] = new JsonArray([.. registers.Select(r => (JsonNode)new JsonObject
         {
             ["name"] = r.Name,
@@ -161,7 +161,7 @@ internal static class DumpCommand
             ["deviceEventFlags"] = q.DeviceEventFlags,
             ["brokenReason"] = q.BrokenReason,
         })]),
-        ["statistics"] = new JsonArray([.. new[] { net.ReceiveStatistics, net.TransmitStatistics }.Select(s => (JsonNode)new JsonObject
+        ["statistics"] = new JsonArray([.. new[] { net.Pairs[0].ReceiveStatistics, net.Pairs[0].TransmitStatistics }.Select(s => (JsonNode)new JsonObject
         {
             ["queue"] = s.Name,
             ["packets"] = s.Packets,

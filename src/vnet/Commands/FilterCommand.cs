@@ -67,17 +67,17 @@ internal static class FilterCommand
         using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
         if (changes.Count > 0)
         {
-            ReceiveFilterFlags flags = changes.Aggregate(session.Net.ReceiveFilter, (f, c) => c.On ? f | c.Flag : f & ~c.Flag);
-            session.Net.SetReceiveMode(flags);
+            ReceiveFilterFlags flags = changes.Aggregate(session.Net.Control.ReceiveFilter, (f, c) => c.On ? f | c.Flag : f & ~c.Flag);
+            session.Net.Control.SetReceiveMode(flags);
         }
 
         if (unicast.Length > 0 || multicast.Length > 0)
         {
-            session.Net.SetMacFilter(unicast, multicast);
+            session.Net.Control.SetMacFilter(unicast, multicast);
         }
 
-        ReceiveFilterFlags filter = session.Net.ReceiveFilter;
-        MacFilterPlan? plan = session.Net.MacFilter;
+        ReceiveFilterFlags filter = session.Net.Control.ReceiveFilter;
+        MacFilterPlan? plan = session.Net.Control.MacFilter;
         if (settings.Json)
         {
             var modes = new JsonObject();

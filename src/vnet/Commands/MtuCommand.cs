@@ -23,15 +23,15 @@ internal static class MtuCommand
             {
                 ["mtu"] = session.Net.Mtu,
                 ["deviceMtu"] = session.Net.Config.Mtu,
-                ["maxReceiveFrame"] = session.Net.MaxReceiveFrameLength,
-                ["maxTransmitFrame"] = session.Net.MaxTransmitFrameLength,
+                ["maxReceiveFrame"] = session.Net.Pairs[0].MaxReceiveFrameLength,
+                ["maxTransmitFrame"] = session.Net.Pairs[0].MaxTransmitFrameLength,
                 ["receiveMode"] = session.Net.ReceiveMode.ToString().ToLowerInvariant(),
             }.ToJsonString(Json.Options));
             return 0;
         }
 
         Console.Out.WriteLine($"net0: mtu {session.Net.Mtu} (device maximum {session.Net.Config.Mtu?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "not reported"}), " +
-            $"frames up to {session.Net.MaxReceiveFrameLength} received / {session.Net.MaxTransmitFrameLength} sent, {session.Net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers");
+            $"frames up to {session.Net.Pairs[0].MaxReceiveFrameLength} received / {session.Net.Pairs[0].MaxTransmitFrameLength} sent, {session.Net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers");
         return 0;
     }
 }

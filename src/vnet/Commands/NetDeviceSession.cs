@@ -69,8 +69,8 @@ internal sealed class NetDeviceSession : IDisposable
         try
         {
             board = Boards.Start(settings, cancellationToken);
-            VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = queues, DisabledFeatures = disabledFeatures.Low, DisabledFeaturesHigh = disabledFeatures.High });
-            Log.Info($"{net.TransportDescription}: {net.QueuePairs} queue pair(s) of {net.Config.MaxVirtqueuePairs} offered");
+            VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = queues, DisabledFeatures = disabledFeatures.Low, DisabledFeaturesHigh = disabledFeatures.High });
+            Log.Info($"{net.TransportDescription}: {net.Pairs.Count} queue pair(s) of {net.Config.MaxVirtqueuePairs} offered");
             return new NetDeviceSession(board, net, tap);
         }
         catch

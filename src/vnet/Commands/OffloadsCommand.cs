@@ -36,17 +36,17 @@ internal static class OffloadsCommand
         // Offloads only negotiation changes, turned off, stay out of it; the rest is checked against the device below.
         using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken, OffloadCatalog.DisabledByNegotiation(changes));
         VirtioNetDevice net = session.Net;
-        if (OffloadCatalog.Refusal(changes, net.OfferedFeatureSet, net.NegotiatedFeatureSet) is { } refusal)
+        if (OffloadCatalog.Refusal(changes, net.OfferedFeatures, net.NegotiatedFeatures) is { } refusal)
         {
             throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, refusal);
         }
 
         foreach (var (offload, on) in changes.Where(c => c.Offload.ChangesAtRunTime))
         {
-            net.SetGuestOffloads(on ? net.GuestOffloads | offload.NegotiatedGuestOffloadBits(net.NegotiatedFeatureSet) : net.GuestOffloads & ~offload.GuestOffloadBits);
+            net.Control.SetGuestOffloads(on ? net.Control.GuestOffloads | offload.NegotiatedGuestOffloadBits(net.NegotiatedFeatures) : net.Control.GuestOffloads & ~offload.GuestOffloadBits);
         }
 
-        IReadOnlyList<OffloadState> states = OffloadCatalog.States(net.OfferedFeatureSet, net.NegotiatedFeatureSet, net.GuestOffloads);
+        IReadOnlyList<OffloadState> states = OffloadCatalog.States(net.OfferedFeatures, net.NegotiatedFeatures, net.Control.GuestOffloads);
         if (settings.Json)
         {
             Console.Out.WriteLine(OffloadListing.ToJson(states).ToJsonString(Json.Options));

@@ -58,10 +58,10 @@ internal static class PingCommand
         }
 
         using IQemuBoard board = Boards.Start(settings, cancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { Mode = settings.Mode });
+        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = settings.Mode });
         net.LinkStateChanged += (_, e) => Log.Info($"link {(e.IsUp ? "up" : "down")}");
         Log.Info($"{net.TransportDescription}: MAC {Json.FormatMac(net.MacAddress.Span)}, link {(net.IsLinkUp ? "up" : "down")}, " +
-            $"{net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, {net.RingLayout} rings, {net.Mode.ToString().ToLowerInvariant()} mode ({net.InterruptDescription})");
+            $"{net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, {net.RingLayout.ToString().ToLowerInvariant()} rings, {net.OperationMode.ToString().ToLowerInvariant()} mode ({net.InterruptDescription})");
 
         var session = new NetworkSession(new VirtioNetFramePort(net));
         DhcpLease lease = session.AcquireLease(cancellationToken);
@@ -99,14 +99,14 @@ internal static class PingCommand
                 ["target"] = target.ToString(),
                 ["address"] = lease.Address.ToString(),
                 ["transport"] = net.TransportDescription,
-                ["mode"] = net.Mode.ToString().ToLowerInvariant(),
+                ["mode"] = net.OperationMode.ToString().ToLowerInvariant(),
                 ["receiveMode"] = net.ReceiveMode.ToString().ToLowerInvariant(),
-                ["ringLayout"] = net.RingLayout,
+                ["ringLayout"] = net.RingLayout.ToString().ToLowerInvariant(),
                 ["interrupt"] = net.InterruptDescription,
                 ["transmitted"] = stats.Transmitted,
                 ["received"] = stats.Received,
                 ["rttMs"] = rtts,
-                ["negotiatedFeatures"] = FeatureListing.ToJson(net.NegotiatedFeatureSet),
+                ["negotiatedFeatures"] = FeatureListing.ToJson(net.NegotiatedFeatures),
             };
             Console.Out.WriteLine(json.ToJsonString(Json.Options));
         }
@@ -117,8 +117,8 @@ internal static class PingCommand
         }
 
         Log.Info(string.Create(CultureInfo.InvariantCulture,
-            $"receiveq1: {net.ReceiveStatistics.Packets} packets, {net.ReceiveStatistics.Interrupts} interrupts, {net.ReceiveStatistics.Errors} errors; " +
-            $"transmitq1: {net.TransmitStatistics.Packets} packets, {net.TransmitStatistics.Notifications} notifications"));
+            $"receiveq1: {net.Pairs[0].ReceiveStatistics.Packets} packets, {net.Pairs[0].ReceiveStatistics.Interrupts} interrupts, {net.Pairs[0].ReceiveStatistics.Errors} errors; " +
+            $"transmitq1: {net.Pairs[0].TransmitStatistics.Packets} packets, {net.Pairs[0].TransmitStatistics.Notifications} notifications"));
 
         // Like ping: success only when at least one reply came back.
         return stats.Received > 0 ? 0 : CommandRunner.Failure;

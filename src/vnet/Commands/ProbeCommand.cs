@@ -107,13 +107,13 @@ internal static class ProbeCommand
 
         // As for mmio: bring the device up the way the driver will, read MAC and link, and reset it again on Dispose.
         using IVirtioTransport transport = board.OpenPciTransport(function, legacy: null, VirtioPciInterruptMode.None);
-        using VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         return report with
         {
             Transport = transport.Description,
             Mac = Json.FormatMac(net.MacAddress.Span),
             LinkUp = net.IsLinkUp,
-            Offered = net.OfferedFeatureSet,
+            Offered = net.OfferedFeatures,
         };
     }
 
@@ -211,7 +211,7 @@ internal static class ProbeCommand
         }
 
         // Bringing the device up reads MAC and link exactly as the driver will; Dispose resets it again.
-        using VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         _ = settings;
         return report with { Mac = Json.FormatMac(net.MacAddress.Span), LinkUp = net.IsLinkUp };
     }

@@ -97,15 +97,15 @@ internal static class RssCommand
         if (change)
         {
             // The device's limits are checked here (ArgumentException → one line, exit 2).
-            session.Net.ConfigureRss(RssConfiguration.Spread(equal ?? queues, tableLength, types, key));
+            session.Net.Control.ConfigureRss(RssConfiguration.Spread(equal ?? queues, tableLength, types, key));
         }
 
-        RssConfiguration? rss = session.Net.Rss;
+        RssConfiguration? rss = session.Net.Control.Rss;
         if (settings.Json)
         {
             Console.Out.WriteLine(new JsonObject
             {
-                ["rxQueues"] = session.Net.ActiveQueuePairs,
+                ["rxQueues"] = session.Net.Control.ActiveQueuePairs,
                 ["enabled"] = rss is not null,
                 ["maxKeySize"] = session.Net.Config.RssMaxKeySize,
                 ["maxIndirectionTableLength"] = session.Net.Config.RssMaxIndirectionTableLength,
@@ -120,12 +120,12 @@ internal static class RssCommand
 
         if (rss is null)
         {
-            Console.Out.WriteLine($"RSS is off for net0 ({session.Net.ActiveQueuePairs} RX ring(s)); the device steers by its own choice.");
+            Console.Out.WriteLine($"RSS is off for net0 ({session.Net.Control.ActiveQueuePairs} RX ring(s)); the device steers by its own choice.");
             Console.Out.WriteLine($"Device limits: key {session.Net.Config.RssMaxKeySize} bytes, table {session.Net.Config.RssMaxIndirectionTableLength} entries, hash types {string.Join(' ', Names((RssHashTypes)session.Net.Config.SupportedHashTypes))}");
             return 0;
         }
 
-        Console.Out.WriteLine($"RX flow hash indirection table for net0 with {session.Net.ActiveQueuePairs} RX ring(s):");
+        Console.Out.WriteLine($"RX flow hash indirection table for net0 with {session.Net.Control.ActiveQueuePairs} RX ring(s):");
         ushort[] table = rss.IndirectionTable.ToArray();
         for (int row = 0; row < table.Length; row += 8)
         {

@@ -41,15 +41,15 @@ internal static class StatsCommand
 
         using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
         VirtioNetDevice net = session.Net;
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
+        byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < seconds)
         {
             cancellationToken.ThrowIfCancellationRequested();
             bool any = false;
-            for (int pair = 0; pair < net.QueuePairs; pair++)
+            for (int pair = 0; pair < net.Pairs.Count; pair++)
             {
-                while (net.TryReceive(pair, buffer, out _))
+                while (net.Pairs[pair].TryReceive(buffer, out _))
                 {
                     any = true;
                 }
@@ -65,11 +65,11 @@ internal static class StatsCommand
         // they are printed, the failure is reported on stderr and the exit code says so.
         DeviceStatistics? device = null;
         string? deviceError = null;
-        if (net.HasDeviceStatistics)
+        if (net.Control.HasDeviceStatistics)
         {
             try
             {
-                device = net.GetDeviceStatistics();
+                device = net.Control.GetDeviceStatistics();
             }
             catch (VirtioException e)
             {
@@ -78,8 +78,8 @@ internal static class StatsCommand
         }
 
         IEnumerable<(string Prefix, VirtioNetQueueStatistics Stats)> all =
-            net.ReceiveQueues.Select((q, i) => ($"rx_queue_{i}", q.Statistics))
-                .Concat(net.TransmitQueues.Select((q, i) => ($"tx_queue_{i}", q.Statistics)));
+            net.Pairs.Select((p, i) => ($"rx_queue_{i}", p.ReceiveStatistics))
+                .Concat(net.Pairs.Select((p, i) => ($"tx_queue_{i}", p.TransmitStatistics)));
         if (settings.Json)
         {
             Console.Out.WriteLine(new JsonObject
@@ -98,8 +98,8 @@ internal static class StatsCommand
                 ["configurationInterrupts"] = net.ConfigurationInterrupts,
                 ["recoveries"] = net.Recoveries,
                 ["recoveryDroppedTransmits"] = net.RecoveryDroppedTransmits,
-                ["controlCommandsCompleted"] = net.ControlQueue?.CommandsCompleted ?? 0,
-                ["controlCommandsRejected"] = net.ControlQueue?.CommandsRejected ?? 0,
+                ["controlCommandsCompleted"] = net.Control.CommandsCompleted,
+                ["controlCommandsRejected"] = net.Control.CommandsRejected,
                 ["deviceStatistics"] = device is null ? null : new JsonObject
                 {
                     ["supportedTypes"] = device.SupportedTypes.ToString(),
@@ -160,7 +160,7 @@ internal static class StatsCommand
 
     // 0:rx0 1:tx0 ... 2N:controlq (§5.1.2), in the names the driver's own counters use.
     private static string QueueName(VirtioNetDevice net, int queueIndex) =>
-        queueIndex == net.ControlQueue?.QueueIndex ? "cvq"
+        queueIndex == net.Control.QueueIndex ? "cvq"
         : queueIndex % 2 == 0 ? $"rx_queue_{queueIndex / 2}"
         : $"tx_queue_{queueIndex / 2}";
 }

@@ -44,22 +44,22 @@ internal static class VlanCommand
         using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
         foreach (int id in add)
         {
-            session.Net.AddVlan(id);
+            session.Net.Control.AddVlan(id);
         }
 
         foreach (int id in delete)
         {
-            session.Net.RemoveVlan(id);
+            session.Net.Control.RemoveVlan(id);
         }
 
         if (settings.Json)
         {
-            Console.Out.WriteLine(new JsonObject { ["vlans"] = new JsonArray([.. session.Net.VlanIds.Select(v => (JsonNode)v)]) }.ToJsonString(Json.Options));
+            Console.Out.WriteLine(new JsonObject { ["vlans"] = new JsonArray([.. session.Net.Control.VlanIds.Select(v => (JsonNode)v)]) }.ToJsonString(Json.Options));
             return 0;
         }
 
         Console.Out.WriteLine("port    vlan-id");
-        Console.Out.WriteLine($"net0    {string.Join("\n        ", session.Net.VlanIds)}");
+        Console.Out.WriteLine($"net0    {string.Join("\n        ", session.Net.Control.VlanIds)}");
         return 0;
     }
 }

@@ -82,7 +82,7 @@ internal static class OffloadCatalog
     /// <summary>Every offload's state from the device's offered and negotiated features and its guest offloads in effect.</summary>
     /// <param name="offered">What the device offers (all 128 bits).</param>
     /// <param name="negotiated">What was negotiated.</param>
-    /// <param name="guestOffloads">The CTRL_GUEST_OFFLOADS bitmap in effect (<see cref="VirtioNetDevice.GuestOffloads"/>).</param>
+    /// <param name="guestOffloads">The CTRL_GUEST_OFFLOADS bitmap in effect (<see cref="VirtioNetControl.GuestOffloads"/>).</param>
     public static IReadOnlyList<OffloadState> States(VirtioFeatureSet offered, VirtioFeatureSet negotiated, ulong guestOffloads)
     {
         bool control = negotiated.ContainsAny(VirtioNetFeatures.CtrlGuestOffloads);

@@ -69,7 +69,7 @@ public sealed class Qemu10InOrderTests
         using VirtioNetDevice net = TransportMatrixTests.Open(board, row);
         AssertInOrder(net);
 
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
         int sent = 0;
         for (int burst = 0; burst < Bursts; burst++)
         {
@@ -78,10 +78,10 @@ public sealed class Qemu10InOrderTests
             foreach (byte[] frame in outgoing)
             {
                 var clock = Stopwatch.StartNew();
-                while (!net.TrySend(frame))
+                while (!net.Pairs[0].TrySend(frame))
                 {
                     Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"burst {burst}: the transmit ring stayed full");
-                    net.ReclaimTransmitted();
+                    net.Pairs[0].Reclaim();
                     Thread.Yield();
                 }
 
@@ -104,12 +104,12 @@ public sealed class Qemu10InOrderTests
             {
                 var clock = Stopwatch.StartNew();
                 int length;
-                while (!net.TryReceive(received, out length))
+                while (!net.Pairs[0].TryReceive(received, out length))
                 {
                     Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"burst {burst}: frame {i} did not arrive");
                     if (mode == OperationMode.Interrupt)
                     {
-                        net.WaitForReceive(TimeSpan.FromMilliseconds(100), ct);
+                        net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(100), ct);
                     }
                 }
 
@@ -117,10 +117,10 @@ public sealed class Qemu10InOrderTests
             }
         }
 
-        net.ReclaimTransmitted();
-        Assert.Equal(sent, net.TransmitStatistics.Packets);
-        Assert.Equal(Bursts * BurstLength, net.ReceiveStatistics.Packets);
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        net.Pairs[0].Reclaim();
+        Assert.Equal(sent, net.Pairs[0].TransmitStatistics.Packets);
+        Assert.Equal(Bursts * BurstLength, net.Pairs[0].ReceiveStatistics.Packets);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"{machine} {transport} {(packed ? "packed" : "split")} {mode}: {sent} frames each way in bursts of {BurstLength}; chains returned in batches: {Batches(net)}");

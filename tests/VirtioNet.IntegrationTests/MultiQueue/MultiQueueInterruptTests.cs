@@ -16,7 +16,7 @@ using Xunit;
 namespace VirtioNet.IntegrationTests.MultiQueue;
 
 /// <summary>
-/// Interrupt mode with one worker thread per queue pair, each blocked in <see cref="VirtioNetDevice.WaitForReceive(int, TimeSpan, CancellationToken)"/>,
+/// Interrupt mode with one worker thread per queue pair, each blocked in <see cref="VirtioNetQueuePair.WaitForReceive"/>,
 /// against QEMU's virtio-net (<c>mq=on,rss=on</c>, 4 pairs) on a multi-queue TAP with the kernel's UDP stack as the
 /// peer, on every interrupt layout: virtio-mmio (one PLIC line for the device), virtio-pci with INTx, with one MSI-X
 /// vector shared by all queues, and with a vector per queue. RSS puts each flow on the pair the test chose; every
@@ -80,9 +80,9 @@ public sealed class MultiQueueInterruptTests
         using Rig rig = Rig.Open(tap, layout, "mq=on,rss=on" + ringProperties, ct);
         VirtioNetDevice net = rig.Net;
         IVirtioTransport transport = rig.Transport;
-        Assert.Equal(OperationMode.Interrupt, net.Mode);
-        Assert.Equal((Pairs, Pairs), (net.QueuePairs, net.ActiveQueuePairs));
-        Assert.Equal(ringProperties.Contains("packed=on", StringComparison.Ordinal) ? "packed" : "split", net.RingLayout);
+        Assert.Equal(OperationMode.Interrupt, net.OperationMode);
+        Assert.Equal((Pairs, Pairs), (net.Pairs.Count, net.Control.ActiveQueuePairs));
+        Assert.Equal(ringProperties.Contains("packed=on", StringComparison.Ordinal) ? VirtioNet.Virtqueues.RingLayout.Packed : VirtioNet.Virtqueues.RingLayout.Split, net.RingLayout);
         Assert.Equal(!ringProperties.Contains("event_idx=off", StringComparison.Ordinal), (net.NegotiatedFeatures & VirtioFeatures.EventIdx) != 0);
         Assert.Contains(layout switch
         {
@@ -97,7 +97,7 @@ public sealed class MultiQueueInterruptTests
         ushort[] table = [.. Enumerable.Range(0, 128).Select(i => (ushort)((i * 5 / 3) % Pairs))];
         byte[] key = [.. ToeplitzHash.DefaultKey.ToArray().Select((b, i) => (byte)(b ^ (i * 17)))];
         var rss = new RssConfiguration { IndirectionTable = table, Key = key, HashTypes = RssHashTypes.UdpIpv4 | RssHashTypes.Ipv4 };
-        net.ConfigureRss(rss);
+        net.Control.ConfigureRss(rss);
         var flowsOf = Enumerable.Range(0, Pairs).Select(_ => new List<ushort>()).ToArray();
         for (ushort port = 31000; flowsOf.Any(f => f.Count < FlowsPerPair); port++)
         {
@@ -178,10 +178,10 @@ public sealed class MultiQueueInterruptTests
             // Exactly this pair's datagrams: every flow RSS put on it, each datagram once, nothing of another pair's.
             var expected = flowsOf[pair].SelectMany(port => Enumerable.Range(0, DatagramsPerFlow).Select(r => $"to pair {pair} flow {port} #{r}")).Order().ToList();
             Assert.Equal(expected, workers[pair].Received.Order().ToList());
-            Assert.True(net.ReceiveQueues[pair].Statistics.Interrupts > 0, $"receiveq{pair + 1}'s worker was never woken by an interrupt");
-            Assert.Equal(FlowsPerPair * DatagramsPerFlow, net.ReceiveQueues[pair].Statistics.Packets);
+            Assert.True(net.Pairs[pair].ReceiveQueue.Statistics.Interrupts > 0, $"receiveq{pair + 1}'s worker was never woken by an interrupt");
+            Assert.Equal(FlowsPerPair * DatagramsPerFlow, net.Pairs[pair].ReceiveQueue.Statistics.Packets);
             Assert.Equal(Enumerable.Range(0, RepliesPerPair).Select(i => $"from pair {pair} #{i}").ToHashSet(), replies.Where(r => r.StartsWith($"from pair {pair} ", StringComparison.Ordinal)).ToHashSet());
-            Assert.Equal(RepliesPerPair, net.TransmitQueues[pair].Statistics.Packets);
+            Assert.Equal(RepliesPerPair, net.Pairs[pair].TransmitQueue.Statistics.Packets);
         }
 
         // Interrupts, not polling: the device's line (or vectors) fired and the driver acknowledged used-buffer interrupts.
@@ -228,13 +228,13 @@ public sealed class MultiQueueInterruptTests
         {
             try
             {
-                byte[] buffer = new byte[net.MaxReceiveFrameLength];
+                byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
                 while (!stop.IsCancellationRequested)
                 {
                     // Nothing is sent to the guest; anything the kernel sends anyway (none expected) is dropped.
-                    if (net.WaitForReceive(pair, WaitLimit, stop.Token))
+                    if (net.Pairs[pair].WaitForReceive(WaitLimit, stop.Token))
                     {
-                        while (net.TryReceive(pair, buffer, out _))
+                        while (net.Pairs[pair].TryReceive(buffer, out _))
                         {
                         }
                     }
@@ -338,7 +338,7 @@ public sealed class MultiQueueInterruptTests
             try
             {
                 transport = openTransport();
-                VirtioNetDevice net = VirtioNetDevice.Open(transport, dma, new VirtioNetOptions { Mode = OperationMode.Interrupt, QueuePairs = Pairs });
+                VirtioNetDevice net = VirtioNetDevice.Open(transport, dma, new VirtioNetOptions { OperationMode = OperationMode.Interrupt, QueuePairs = Pairs });
                 return new Rig(board, setLink, transport, net);
             }
             catch
@@ -412,18 +412,18 @@ public sealed class MultiQueueInterruptTests
         {
             try
             {
-                byte[] buffer = new byte[_net.MaxReceiveFrameLength];
+                byte[] buffer = new byte[_net.Pairs[0].MaxReceiveFrameLength];
                 int count = 0;
                 while (count < _expected)
                 {
                     Interlocked.Increment(ref _waits);
-                    if (!_net.WaitForReceive(Pair, WaitLimit, _cancellationToken))
+                    if (!_net.Pairs[Pair].WaitForReceive(WaitLimit, _cancellationToken))
                     {
                         throw new TimeoutException($"no frame within {WaitLimit.TotalSeconds} s after {count} of {_expected}");
                     }
 
                     bool any = false;
-                    while (_net.TryReceive(Pair, buffer, out int length))
+                    while (_net.Pairs[Pair].TryReceive(buffer, out int length))
                     {
                         any = true;
                         if (UdpFrames.TryParse(buffer.AsSpan(0, length), out IPAddress source, out _, out _, out ushort destinationPort)
@@ -446,10 +446,10 @@ public sealed class MultiQueueInterruptTests
                 for (int i = 0; i < RepliesPerPair; i++)
                 {
                     byte[] frame = UdpFrames.Build(_hostMac, _net.MacAddress.Span, _tap.GuestAddress, _tap.HostAddress, (ushort)(6000 + Pair), _hostPort, Encoding.ASCII.GetBytes($"from pair {Pair} #{i}"));
-                    while (!_net.TrySend(Pair, frame))
+                    while (!_net.Pairs[Pair].TrySend(frame))
                     {
                         _cancellationToken.ThrowIfCancellationRequested();
-                        _net.ReclaimTransmitted(Pair);
+                        _net.Pairs[Pair].Reclaim();
                         Thread.Yield();
                     }
                 }

@@ -50,12 +50,12 @@ public sealed class MultiQueueQemuTests
         var (board, tap) = Start("mq=on", model);
         using (board)
         using (tap)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = Pairs }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs }))
         {
             Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.Mq);
             Assert.Equal(Pairs, net.Config.MaxVirtqueuePairs);
-            Assert.Equal((Pairs, Pairs), (net.QueuePairs, net.ActiveQueuePairs));
-            Assert.Equal(2 * Pairs, net.ControlQueue!.QueueIndex);
+            Assert.Equal((Pairs, Pairs), (net.Pairs.Count, net.Control.ActiveQueuePairs));
+            Assert.Equal(2 * Pairs, net.Control.Queue!.QueueIndex);
             tap.AddGuestNeighbour(net.MacAddress.Span);
 
             // Transmit: a datagram from each pair to a kernel socket, each telling which pair sent it.
@@ -66,7 +66,7 @@ public sealed class MultiQueueQemuTests
             for (int pair = 0; pair < Pairs; pair++)
             {
                 byte[] frame = UdpFrames.Build(hostMac, net.MacAddress.Span, tap.GuestAddress, tap.HostAddress, (ushort)(5000 + pair), hostPort, Encoding.ASCII.GetBytes($"pair {pair}"));
-                Assert.True(net.TrySend(pair, frame));
+                Assert.True(net.Pairs[pair].TrySend(frame));
             }
 
             var sentBy = new HashSet<string>();
@@ -77,7 +77,7 @@ public sealed class MultiQueueQemuTests
             }
 
             Assert.Equal(Enumerable.Range(0, Pairs).Select(p => $"pair {p}").ToHashSet(), sentBy);
-            Assert.All(net.TransmitQueues, q => Assert.Equal(1, q.Statistics.Packets));
+            Assert.All(net.Pairs.Select(p => p.TransmitQueue), q => Assert.Equal(1, q.Statistics.Packets));
 
             // Receive: without RSS the device delivers each TAP queue's frames to its pair, and the kernel spreads
             // flows over the TAP queues by flow hash; 64 flows leave no queue empty (chance of one empty: ~1e-7).
@@ -85,7 +85,7 @@ public sealed class MultiQueueQemuTests
             SendFlows(tap, flows, datagramsPerFlow: 2);
             Dictionary<ushort, List<(int Pair, ReceiveHash Hash)>> seen = ReceiveFlows(net, tap, flows.Count * 2);
             Assert.Equal(flows.Order(), seen.Keys.Order());
-            int[] perPair = [.. Enumerable.Range(0, Pairs).Select(p => net.ReceiveQueues[p].Statistics.Packets).Select(n => (int)n)];
+            int[] perPair = [.. Enumerable.Range(0, Pairs).Select(p => net.Pairs[p].ReceiveQueue.Statistics.Packets).Select(n => (int)n)];
             Assert.All(perPair, n => Assert.True(n > 0, $"a receive queue got nothing: {string.Join(", ", perPair)}"));
 
             // A flow stays on one queue (the kernel keeps a flow on one TAP queue).
@@ -102,7 +102,7 @@ public sealed class MultiQueueQemuTests
         var (board, tap) = Start("mq=on,rss=on,hash=on", model);
         using (board)
         using (tap)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = Pairs }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs }))
         {
             ulong wanted = VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport;
             Assert.Equal(wanted, net.NegotiatedFeatures & wanted);
@@ -115,7 +115,7 @@ public sealed class MultiQueueQemuTests
             ushort[] table = [.. Enumerable.Range(0, 128).Select(i => (ushort)((i * 3 / 2) % Pairs))];
             byte[] key = [.. ToeplitzHash.DefaultKey.ToArray().Select((b, i) => (byte)(b ^ (i * 29)))];
             var rss = new RssConfiguration { IndirectionTable = table, Key = key };
-            net.ConfigureRss(rss);
+            net.Control.ConfigureRss(rss);
 
             // Choose flows so that every queue gets four, by the hash the device should compute.
             var flows = new List<ushort>();
@@ -143,14 +143,14 @@ public sealed class MultiQueueQemuTests
                 });
             }
 
-            Assert.All(net.ReceiveQueues, q => Assert.Equal(8, q.Statistics.Packets));
+            Assert.All(net.Pairs.Select(p => p.ReceiveQueue), q => Assert.Equal(8, q.Statistics.Packets));
 
             // A new table moves every flow to receiveq3 at once.
-            net.ConfigureRss(rss with { IndirectionTable = Enumerable.Repeat((ushort)2, 128).ToArray() });
+            net.Control.ConfigureRss(rss with { IndirectionTable = Enumerable.Repeat((ushort)2, 128).ToArray() });
             SendFlows(tap, flows, datagramsPerFlow: 1);
             seen = ReceiveFlows(net, tap, flows.Count);
             Assert.All(seen.Values.SelectMany(a => a), a => Assert.Equal(2, a.Pair));
-            Assert.Equal(8 + flows.Count, net.ReceiveQueues[2].Statistics.Packets);
+            Assert.Equal(8 + flows.Count, net.Pairs[2].ReceiveQueue.Statistics.Packets);
         }
     }
 
@@ -160,14 +160,14 @@ public sealed class MultiQueueQemuTests
         var (board, tap) = Start("mq=on,hash=on");
         using (board)
         using (tap)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = 1 }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = 1 }))
         {
             Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetFeatures.Rss);
             Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.HashReport);
             tap.AddGuestNeighbour(net.MacAddress.Span);
 
             byte[] key = ToeplitzHash.DefaultKey.ToArray();
-            net.ConfigureHashReport(RssHashTypes.UdpIpv4 | RssHashTypes.Ipv4, key);
+            net.Control.ConfigureHashReport(RssHashTypes.UdpIpv4 | RssHashTypes.Ipv4, key);
             var flows = Enumerable.Range(0, 8).Select(i => (ushort)(40000 + (i * 13))).ToList();
             SendFlows(tap, flows, datagramsPerFlow: 1);
             Dictionary<ushort, List<(int Pair, ReceiveHash Hash)>> seen = ReceiveFlows(net, tap, flows.Count);
@@ -175,7 +175,7 @@ public sealed class MultiQueueQemuTests
             Assert.All(seen, kv => Assert.Equal(new ReceiveHash(Hash(key, tap, kv.Key), HashReportType.UdpIpv4), Assert.Single(kv.Value).Hash));
 
             // Without UDPv4 in the types, the device falls back to the IPv4 (addresses only) hash.
-            net.ConfigureHashReport(RssHashTypes.Ipv4, key);
+            net.Control.ConfigureHashReport(RssHashTypes.Ipv4, key);
             SendFlows(tap, flows.Take(1).ToList(), datagramsPerFlow: 1);
             ReceiveHash ipOnly = Assert.Single(Assert.Single(ReceiveFlows(net, tap, 1)).Value).Hash;
             Assert.Equal(new ReceiveHash(ToeplitzHash.ComputeAddresses(key, tap.HostAddress, tap.GuestAddress), HashReportType.Ipv4), ipOnly);
@@ -203,16 +203,16 @@ public sealed class MultiQueueQemuTests
     internal static Dictionary<ushort, List<(int Pair, ReceiveHash Hash)>> ReceiveFlows(VirtioNetDevice net, MultiQueueTap tap, int expected)
     {
         var seen = new Dictionary<ushort, List<(int, ReceiveHash)>>();
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
+        byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
         int count = 0;
         var clock = Stopwatch.StartNew();
         while (count < expected && clock.Elapsed < TimeSpan.FromSeconds(10))
         {
             TestContext.Current.CancellationToken.ThrowIfCancellationRequested();
             bool any = false;
-            for (int pair = 0; pair < net.QueuePairs; pair++)
+            for (int pair = 0; pair < net.Pairs.Count; pair++)
             {
-                while (net.TryReceive(pair, buffer, out int length, out ReceiveHash hash))
+                while (net.Pairs[pair].TryReceive(buffer, out int length, out ReceiveHash hash))
                 {
                     any = true;
                     if (UdpFrames.TryParse(buffer.AsSpan(0, length), out IPAddress source, out _, out ushort sourcePort, out ushort destinationPort)

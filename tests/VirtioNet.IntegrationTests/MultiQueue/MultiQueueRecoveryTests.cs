@@ -42,7 +42,7 @@ public sealed class MultiQueueRecoveryTests
             new QemuMachineOptions { ModernMmio = true, NetDeviceModel = model, Netdev = tap.Netdev(Pairs), NetDeviceProperties = "mq=on,rss=on,hash=on" },
             TestContext.Current.CancellationToken);
         board.PciInterruptMode = pciInterrupts;
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode, QueuePairs = Pairs, AutoRecover = true });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode, QueuePairs = Pairs, AutoRecover = true });
         ulong wanted = VirtioNetFeatures.Mq | VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport;
         Assert.Equal(wanted, net.NegotiatedFeatures & wanted);
         tap.AddGuestNeighbour(net.MacAddress.Span);
@@ -52,11 +52,11 @@ public sealed class MultiQueueRecoveryTests
         // Three active pairs; a table over them that is neither the identity spread nor QEMU's default, and a key that
         // is not the default one, so that neither a device left in its reset state nor one given defaults can pass.
         Assert.Equal(Pairs, tap.AttachedQueues);
-        net.SetActiveQueuePairs(ActivePairs);
+        net.Control.SetActiveQueuePairs(ActivePairs);
         ushort[] table = [.. Enumerable.Range(0, 128).Select(i => (ushort)(((i * 5 / 3) + 2) % ActivePairs))];
         byte[] key = [.. ToeplitzHash.DefaultKey.ToArray().Select((b, i) => (byte)(b ^ (i * 37) ^ 0x5a))];
         var rss = new RssConfiguration { IndirectionTable = table, Key = key };
-        net.ConfigureRss(rss);
+        net.Control.ConfigureRss(rss);
 
         // Three flows per active queue, chosen by the hash the device should compute.
         var flows = new List<ushort>();
@@ -73,7 +73,7 @@ public sealed class MultiQueueRecoveryTests
 
         AssertSteeredWithTheReportedHash(net, tap, rss, flows);
         AssertActivePairs(net, tap);
-        long receivedBefore = net.ReceiveStatistics.Packets;
+        long receivedBefore = net.Pairs[0].ReceiveStatistics.Packets;
 
         // The sabotage: every receive ring, since RSS spreads the tripping datagrams over the active queues.
         for (int pair = 0; pair < Pairs; pair++)
@@ -88,13 +88,13 @@ public sealed class MultiQueueRecoveryTests
         Assert.Contains("DEVICE_NEEDS_RESET", recovered.Cause, StringComparison.Ordinal);
         Assert.True(net.CheckHealth());
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
-        Assert.Same(rss, net.Rss);
-        Assert.True(net.ReceiveStatistics.Packets >= receivedBefore, "statistics were reset by recovery");
+        Assert.Same(rss, net.Control.Rss);
+        Assert.True(net.Pairs[0].ReceiveStatistics.Packets >= receivedBefore, "statistics were reset by recovery");
 
         // The device was told again: the same queue for each flow, the same hash, the same pairs carrying transmits.
         AssertSteeredWithTheReportedHash(net, tap, rss, flows);
         AssertActivePairs(net, tap);
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         Assert.Equal(1, net.Recoveries);
     }
 
@@ -125,7 +125,7 @@ public sealed class MultiQueueRecoveryTests
     // transmit queue carries a datagram to a kernel socket.
     private static void AssertActivePairs(VirtioNetDevice net, MultiQueueTap tap)
     {
-        Assert.Equal(ActivePairs, net.ActiveQueuePairs);
+        Assert.Equal(ActivePairs, net.Control.ActiveQueuePairs);
         Assert.Equal(ActivePairs, tap.AttachedQueues);
         using var host = new UdpClient(new IPEndPoint(tap.HostAddress, 0));
         host.Client.ReceiveTimeout = 5000;
@@ -135,10 +135,10 @@ public sealed class MultiQueueRecoveryTests
         {
             byte[] frame = UdpFrames.Build(hostMac, net.MacAddress.Span, tap.GuestAddress, tap.HostAddress, (ushort)(5000 + pair), hostPort, Encoding.ASCII.GetBytes($"pair {pair}"));
             var clock = Stopwatch.StartNew();
-            while (!net.TrySend(pair, frame))
+            while (!net.Pairs[pair].TrySend(frame))
             {
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"pair {pair}'s transmit ring stayed full");
-                net.ReclaimTransmitted(pair);
+                net.Pairs[pair].Reclaim();
                 Thread.Yield();
             }
         }
@@ -153,7 +153,7 @@ public sealed class MultiQueueRecoveryTests
         Assert.Equal(Enumerable.Range(0, ActivePairs).Select(p => $"pair {p}").ToHashSet(), sentBy);
         for (int pair = 0; pair < ActivePairs; pair++)
         {
-            net.ReclaimTransmitted(pair);
+            net.Pairs[pair].Reclaim();
         }
     }
 
@@ -162,16 +162,16 @@ public sealed class MultiQueueRecoveryTests
     // interrupt QEMU raised with it.
     private static void WaitForRecovery(VirtioNetDevice net)
     {
-        byte[] scratch = new byte[net.MaxReceiveFrameLength];
+        byte[] scratch = new byte[net.Pairs[0].MaxReceiveFrameLength];
         var clock = Stopwatch.StartNew();
         while (net.Recoveries < 1)
         {
             TestContext.Current.CancellationToken.ThrowIfCancellationRequested();
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the driver did not recover (status healthy: {net.CheckHealth()})");
             net.ProcessEvents();
-            for (int pair = 0; pair < net.QueuePairs; pair++)
+            for (int pair = 0; pair < net.Pairs.Count; pair++)
             {
-                while (net.TryReceive(pair, scratch, out _))
+                while (net.Pairs[pair].TryReceive(scratch, out _))
                 {
                 }
             }
@@ -181,9 +181,9 @@ public sealed class MultiQueueRecoveryTests
 
         // Frames the kernel sent while the device was being reset (TripPort) are drained, so none is counted later.
         Thread.Sleep(200);
-        for (int pair = 0; pair < net.QueuePairs; pair++)
+        for (int pair = 0; pair < net.Pairs.Count; pair++)
         {
-            while (net.TryReceive(pair, scratch, out _))
+            while (net.Pairs[pair].TryReceive(scratch, out _))
             {
             }
         }

@@ -37,24 +37,24 @@ public sealed class ControlTests
         var (board, wire) = Start(modern);
         using (board)
         using (wire)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll }))
         {
             // A socket backend has no vnet header, so QEMU answers VIRTIO_NET_ERR to any guest offload change.
-            VirtioException offloads = Assert.Throws<VirtioException>(() => net.SetGuestOffloads(0));
+            VirtioException offloads = Assert.Throws<VirtioException>(() => net.Control.SetGuestOffloads(0));
             Assert.Equal(VirtioErrorReason.CommandRejected, offloads.Reason);
             Assert.Contains("VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET", offloads.Message, StringComparison.Ordinal);
 
             // An announce ack nothing asked for, and a class QEMU does not know, are refused too.
-            Assert.Equal(VirtioErrorReason.CommandRejected, Assert.Throws<VirtioException>(net.AcknowledgeAnnounce).Reason);
-            VirtioException unknown = Assert.Throws<VirtioException>(() => net.ControlQueue!.Execute((VirtioNetControlClass)0x7f, 3, [1]));
+            Assert.Equal(VirtioErrorReason.CommandRejected, Assert.Throws<VirtioException>(net.Control.AcknowledgeAnnounce).Reason);
+            VirtioException unknown = Assert.Throws<VirtioException>(() => net.Control.Queue!.Execute((VirtioNetControlClass)0x7f, 3, [1]));
             Assert.Equal(VirtioErrorReason.CommandRejected, unknown.Reason);
             Assert.Contains("control class 127 command 3", unknown.Message, StringComparison.Ordinal);
 
-            Assert.True(net.ControlQueue!.IsUsable);
-            Assert.Equal(3, net.ControlQueue.CommandsRejected);
-            net.SetPromiscuous(false);
-            net.SetPromiscuous(true);
-            Assert.True(net.ControlQueue.CommandsCompleted >= 2);
+            Assert.True(net.Control.Queue!.IsUsable);
+            Assert.Equal(3, net.Control.Queue.CommandsRejected);
+            net.Control.SetPromiscuous(false);
+            net.Control.SetPromiscuous(true);
+            Assert.True(net.Control.Queue.CommandsCompleted >= 2);
         }
     }
 
@@ -66,12 +66,12 @@ public sealed class ControlTests
         var (board, wire) = Start(modern);
         using (board)
         using (wire)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode }))
         {
             CancellationToken ct = TestContext.Current.CancellationToken;
             Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.GuestAnnounce);
             IPAddress address = IPAddress.Parse("10.0.2.15");
-            net.SetAnnounceAddresses([address]);
+            net.Control.SetAnnounceAddresses([address]);
 
             // One round: QEMU sets VIRTIO_NET_S_ANNOUNCE and raises a configuration change (and sends a RARP of its own).
             board.Machine.Monitor.Execute("announce-self", w =>
@@ -83,10 +83,10 @@ public sealed class ControlTests
             });
 
             var clock = Stopwatch.StartNew();
-            while (net.Announcements == 0)
+            while (net.Control.Announcements == 0)
             {
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "no announcement within 10 s");
-                net.WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
+                net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
             }
 
             byte[] expected = new byte[GratuitousArp.FrameLength];
@@ -107,7 +107,7 @@ public sealed class ControlTests
             // The ack cleared the request in the device's status.
             ushort status = board.Machine.Qtest.ReadW(board.Machine.NetDeviceBase + 0x100 + VirtioNetConfig.StatusOffset);
             Assert.Equal(0, status & VirtioNetConfig.StatusAnnounce);
-            Assert.Equal(1, net.Announcements);
+            Assert.Equal(1, net.Control.Announcements);
         }
     }
 }

@@ -32,8 +32,8 @@ public sealed class FilteringTests
         try
         {
             board = RiscvVirtBoard.Start(new QemuMachineOptions { ModernMmio = modern, Netdev = wire.Netdev }, TestContext.Current.CancellationToken);
-            VirtioNetDevice net = board.OpenNetDevice(null, options ?? new VirtioNetOptions { Mode = OperationMode.Poll });
-            Assert.NotNull(net.ControlQueue);
+            VirtioNetDevice net = board.OpenNetDevice(null, options ?? new VirtioNetOptions { OperationMode = OperationMode.Poll });
+            Assert.NotNull(net.Control.Queue);
             return (board, wire, net);
         }
         catch
@@ -72,11 +72,11 @@ public sealed class FilteringTests
         wire.Inject(frame);
         wire.Inject(marker);
         bool seen = false;
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
         while (true)
         {
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken), "the marker frame never arrived");
-            Assert.True(net.TryReceive(received, out int length));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken), "the marker frame never arrived");
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             byte[] got = received.AsSpan(0, length).ToArray();
             if (got.AsSpan().SequenceEqual(marker))
             {
@@ -101,15 +101,15 @@ public sealed class FilteringTests
             // Verified against QEMU: after reset the device accepts everything until the driver says otherwise.
             Assert.True(Arrives(net, wire, Frame(OtherUnicast)));
 
-            net.SetPromiscuous(false);
+            net.Control.SetPromiscuous(false);
             Assert.False(Arrives(net, wire, Frame(OtherUnicast)));
             Assert.True(Arrives(net, wire, Frame(net.MacAddress.Span)));
             Assert.True(Arrives(net, wire, Frame(Broadcast)));
             Assert.False(Arrives(net, wire, Frame(MulticastA)));
 
-            net.SetPromiscuous(true);
+            net.Control.SetPromiscuous(true);
             Assert.True(Arrives(net, wire, Frame(OtherUnicast)));
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         }
     }
 
@@ -121,10 +121,10 @@ public sealed class FilteringTests
         using (wire)
         using (net)
         {
-            net.SetPromiscuous(false);
+            net.Control.SetPromiscuous(false);
             byte[] listedUnicast = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
             byte[] unlistedUnicast = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
-            MacFilterPlan plan = net.SetMacFilter([new PhysicalAddress(listedUnicast)], [new PhysicalAddress(MulticastA)]);
+            MacFilterPlan plan = net.Control.SetMacFilter([new PhysicalAddress(listedUnicast)], [new PhysicalAddress(MulticastA)]);
             Assert.Equal(ReceiveFilterFlags.None, plan.FallbackFlags);
 
             Assert.True(Arrives(net, wire, Frame(listedUnicast)));
@@ -133,13 +133,13 @@ public sealed class FilteringTests
             Assert.False(Arrives(net, wire, Frame(MulticastB)));
 
             // All-multicast admits every group; the unicast table still applies.
-            net.SetAllMulticast(true);
+            net.Control.SetAllMulticast(true);
             Assert.True(Arrives(net, wire, Frame(MulticastB)));
             Assert.False(Arrives(net, wire, Frame(unlistedUnicast)));
 
             // An empty table drops the once-listed addresses again.
-            net.SetAllMulticast(false);
-            net.SetMacFilter([], []);
+            net.Control.SetAllMulticast(false);
+            net.Control.SetMacFilter([], []);
             Assert.False(Arrives(net, wire, Frame(listedUnicast)));
             Assert.False(Arrives(net, wire, Frame(MulticastA)));
         }
@@ -148,18 +148,18 @@ public sealed class FilteringTests
     [Fact]
     public void AnOverflowingUnicastListFallsBackToAllUnicast()
     {
-        var (board, wire, net) = Start(modern: true, new VirtioNetOptions { Mode = OperationMode.Poll, MacFilterCapacity = 2 });
+        var (board, wire, net) = Start(modern: true, new VirtioNetOptions { OperationMode = OperationMode.Poll, MacFilterCapacity = 2 });
         using (board)
         using (wire)
         using (net)
         {
-            net.SetPromiscuous(false);
+            net.Control.SetPromiscuous(false);
             Assert.False(Arrives(net, wire, Frame(OtherUnicast)));
 
             PhysicalAddress[] three = [.. Enumerable.Range(1, 3).Select(i => new PhysicalAddress([0x02, 0, 0, 0, 0, (byte)i]))];
-            MacFilterPlan plan = net.SetMacFilter(three, [new PhysicalAddress(MulticastA)]);
+            MacFilterPlan plan = net.Control.SetMacFilter(three, [new PhysicalAddress(MulticastA)]);
             Assert.True(plan.UnicastOverflow);
-            Assert.Equal(ReceiveFilterFlags.AllUnicast, net.ReceiveFilter);
+            Assert.Equal(ReceiveFilterFlags.AllUnicast, net.Control.ReceiveFilter);
 
             // Every unicast frame passes now, while multicast is still filtered by the table.
             Assert.True(Arrives(net, wire, Frame(OtherUnicast)));
@@ -176,19 +176,19 @@ public sealed class FilteringTests
         using (wire)
         using (net)
         {
-            net.SetReceiveMode(ReceiveFilterFlags.NoBroadcast);
-            net.SetMacFilter([], [new PhysicalAddress(MulticastA)]);
+            net.Control.SetReceiveMode(ReceiveFilterFlags.NoBroadcast);
+            net.Control.SetMacFilter([], [new PhysicalAddress(MulticastA)]);
             Assert.False(Arrives(net, wire, Frame(Broadcast)));
             Assert.True(Arrives(net, wire, Frame(MulticastA)));
 
-            net.SetReceiveMode(ReceiveFilterFlags.NoMulticast);
+            net.Control.SetReceiveMode(ReceiveFilterFlags.NoMulticast);
             Assert.True(Arrives(net, wire, Frame(Broadcast)));
             Assert.False(Arrives(net, wire, Frame(MulticastA)));
 
             // No-unicast drops even the device's own address; the marker has to be broadcast then.
-            net.SetReceiveMode(ReceiveFilterFlags.NoUnicast);
+            net.Control.SetReceiveMode(ReceiveFilterFlags.NoUnicast);
             Assert.False(Arrives(net, wire, Frame(net.MacAddress.Span), markerDestination: Broadcast));
-            net.SetReceiveMode(ReceiveFilterFlags.None);
+            net.Control.SetReceiveMode(ReceiveFilterFlags.None);
             Assert.True(Arrives(net, wire, Frame(net.MacAddress.Span), markerDestination: Broadcast));
         }
     }
@@ -205,8 +205,8 @@ public sealed class FilteringTests
         {
             byte[] original = net.MacAddress.ToArray();
             byte[] updated = [0x02, 0x12, 0x34, 0x56, 0x78, 0x9a];
-            net.SetPromiscuous(false);
-            net.SetMacAddress(new PhysicalAddress(updated));
+            net.Control.SetPromiscuous(false);
+            net.Control.SetMacAddress(new PhysicalAddress(updated));
             Assert.Equal(updated, net.MacAddress.ToArray());
 
             // The device's configuration space reports the new address (QEMU copies it into n->mac).
@@ -223,7 +223,7 @@ public sealed class FilteringTests
             // A frame the driver's user builds from MacAddress leaves with the new source, unchanged by QEMU.
             byte[] outgoing = Frame(Broadcast);
             net.MacAddress.Span.CopyTo(outgoing.AsSpan(6));
-            Assert.True(net.TrySend(outgoing));
+            Assert.True(net.Pairs[0].TrySend(outgoing));
             byte[]? seen = wire.Receive(TimeSpan.FromSeconds(5));
             Assert.Equal(outgoing, seen);
         }
@@ -242,28 +242,28 @@ public sealed class FilteringTests
             Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.CtrlVlan);
 
             // QEMU applies the VLAN table only outside promiscuous mode.
-            net.SetPromiscuous(false);
+            net.Control.SetPromiscuous(false);
             byte[] tagged = Frame(net.MacAddress.Span, new VlanTag(100, priority: 5));
             Assert.False(Arrives(net, wire, tagged));
 
-            net.AddVlan(100);
-            Assert.Equal([100], net.VlanIds);
+            net.Control.AddVlan(100);
+            Assert.Equal([100], net.Control.VlanIds);
             wire.Inject(tagged);
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.TryReceive(received, out int length, out VlanTag? tag));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length, out VlanTag? tag));
             Assert.Equal(new VlanTag(100, priority: 5), tag);
             byte[] untagged = [.. tagged.AsSpan(0, 12), .. tagged.AsSpan(16)];
             Assert.Equal(untagged, received.AsSpan(0, length).ToArray());
 
             // Other VLANs stay out; removing the id drops it again.
             Assert.False(Arrives(net, wire, Frame(net.MacAddress.Span, new VlanTag(101))));
-            net.RemoveVlan(100);
+            net.Control.RemoveVlan(100);
             Assert.False(Arrives(net, wire, tagged));
 
-            ArgumentOutOfRangeException e = Assert.Throws<ArgumentOutOfRangeException>(() => net.AddVlan(4096));
+            ArgumentOutOfRangeException e = Assert.Throws<ArgumentOutOfRangeException>(() => net.Control.AddVlan(4096));
             Assert.Contains("4095", e.Message, StringComparison.Ordinal);
-            Assert.True(net.ControlQueue!.IsUsable);
+            Assert.True(net.Control.Queue!.IsUsable);
         }
     }
 
@@ -280,8 +280,8 @@ public sealed class FilteringTests
         using (wire)
         using (net)
         {
-            long errorsBefore = net.ReceiveStatistics.Errors;
-            int[] badLengths = [1, 6, 13, net.MaxReceiveFrameLength + 1, 4000];
+            long errorsBefore = net.Pairs[0].ReceiveStatistics.Errors;
+            int[] badLengths = [1, 6, 13, net.Pairs[0].MaxReceiveFrameLength + 1, 4000];
             foreach (int length in badLengths)
             {
                 byte[] bad = new byte[length];
@@ -291,18 +291,18 @@ public sealed class FilteringTests
 
             byte[] good = Frame(Broadcast);
             wire.Inject(good);
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
-            byte[] received = new byte[net.MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
             var clock = System.Diagnostics.Stopwatch.StartNew();
             int got;
-            while (!net.TryReceive(received, out got))
+            while (!net.Pairs[0].TryReceive(received, out got))
             {
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), "the good frame after the bad ones never arrived");
-                net.WaitForReceive(TimeSpan.FromMilliseconds(50), TestContext.Current.CancellationToken);
+                net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(50), TestContext.Current.CancellationToken);
             }
 
             Assert.Equal(good, received.AsSpan(0, got).ToArray());
-            Assert.Equal(badLengths.Length, net.ReceiveStatistics.Errors - errorsBefore);
+            Assert.Equal(badLengths.Length, net.Pairs[0].ReceiveStatistics.Errors - errorsBefore);
             Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
             Assert.True(Arrives(net, wire, Frame(Broadcast)));
         }
@@ -317,7 +317,7 @@ public sealed class FilteringTests
         using (net)
         {
             byte[] frame = Frame(Broadcast);
-            Assert.True(net.TrySend(frame, new VlanTag(7, priority: 6)));
+            Assert.True(net.Pairs[0].TrySend(frame, new VlanTag(7, priority: 6)));
             byte[]? seen = wire.Receive(TimeSpan.FromSeconds(5));
             Assert.NotNull(seen);
             Assert.True(VlanFrame.TryReadTag(seen, out VlanTag tag));

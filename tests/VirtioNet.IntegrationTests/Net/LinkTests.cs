@@ -19,7 +19,7 @@ public sealed class LinkTests
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using RiscvVirtBoard board = QemuNet.StartBoard(modern);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
         var events = new List<bool>();
         net.LinkStateChanged += (_, e) => events.Add(e.IsUp);
         Assert.True(net.IsLinkUp);
@@ -38,6 +38,20 @@ public sealed class LinkTests
             Assert.Equal(2, net.ConfigurationInterrupts);
         }
 
+        // The same changes as messages on the device's event channel, in order (interrupt mode adds the configuration
+        // change notifications before each).
+        var kinds = new List<VirtioNetDeviceEventKind>();
+        while (net.Events.TryRead(out VirtioNetDeviceEvent e))
+        {
+            kinds.Add(e.Kind);
+        }
+
+        Assert.Equal([VirtioNetDeviceEventKind.LinkDown, VirtioNetDeviceEventKind.LinkUp], kinds.Where(k => k is VirtioNetDeviceEventKind.LinkDown or VirtioNetDeviceEventKind.LinkUp));
+        if (mode == OperationMode.Interrupt)
+        {
+            Assert.Equal(2, kinds.Count(k => k == VirtioNetDeviceEventKind.ConfigurationChanged));
+        }
+
         var (_, replies) = QemuNet.DhcpAndPing(net, 3);
         Assert.All(replies, r => Assert.Equal(PingStatus.Success, r.Status));
     }
@@ -49,7 +63,7 @@ public sealed class LinkTests
         while (!condition())
         {
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "no link event within 10 s");
-            net.WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
+            net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
         }
     }
 }

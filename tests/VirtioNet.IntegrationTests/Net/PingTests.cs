@@ -39,7 +39,7 @@ public sealed class PingTests
     public void DhcpAndPingOfTheGatewaySucceed(bool modern, string deviceProperties, OperationMode mode, int slot, ReceiveMode expectedMode)
     {
         using RiscvVirtBoard board = QemuNet.StartBoard(modern, deviceProperties, slot);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
 
         Assert.Contains($"virtio-mmio v{(modern ? 2 : 1)} @ 0x{0x10001000 + (slot * 0x1000):x}", net.TransportDescription, StringComparison.Ordinal);
         Assert.Equal(expectedMode, net.ReceiveMode);
@@ -59,13 +59,13 @@ public sealed class PingTests
         Assert.Equal(IPAddress.Parse("10.0.2.15"), lease.Address);
         Assert.Equal(5, replies.Count);
         Assert.All(replies, r => Assert.Equal(PingStatus.Success, r.Status));
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
-        Assert.True(net.TransmitStatistics.Packets >= 7);
-        Assert.True(net.ReceiveStatistics.Packets >= 7);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
+        Assert.True(net.Pairs[0].TransmitStatistics.Packets >= 7);
+        Assert.True(net.Pairs[0].ReceiveStatistics.Packets >= 7);
         if (mode == OperationMode.Poll)
         {
             // Poll mode never takes an interrupt; interrupt-mode wake-ups are proven in WireTests, where the test controls timing.
-            Assert.Equal(0, net.ReceiveStatistics.Interrupts);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Interrupts);
         }
     }
 
@@ -76,12 +76,12 @@ public sealed class PingTests
     {
         // 1000 echo round trips: each ring (256 entries) wraps several times; the pinger checks id, sequence and payload.
         using RiscvVirtBoard board = QemuNet.StartBoard(modern);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
 
         var (_, replies) = QemuNet.DhcpAndPing(net, 1000);
 
         Assert.Equal(1000, replies.Count(r => r.Status == PingStatus.Success));
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
     }
 }

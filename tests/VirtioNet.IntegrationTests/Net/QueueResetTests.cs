@@ -26,11 +26,11 @@ public sealed class QueueResetTests
         QemuRequirement.EnsureAvailable();
         using var wire = new UdpWire();
         using RiscvVirtBoard board = QemuBoards.StartRiscvVirtPci(QemuNetDeviceModel.VirtioPciModern, deviceProperties, wire.Netdev);
-        using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = mode }, legacy: false, interrupts);
+        using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { OperationMode = mode }, legacy: false, interrupts);
         Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioFeatures.RingReset);
-        Assert.Equal(deviceProperties.Contains("packed=on", StringComparison.Ordinal) ? "packed" : "split", net.RingLayout);
+        Assert.Equal(deviceProperties.Contains("packed=on", StringComparison.Ordinal) ? VirtioNet.Virtqueues.RingLayout.Packed : VirtioNet.Virtqueues.RingLayout.Split, net.RingLayout);
 
-        int slots = net.TransmitSlotsFree;
+        int slots = net.Pairs[0].TransmitSlotsFree;
         int seed = 0;
         Exchange(net, wire, 100, ref seed);
 
@@ -39,8 +39,8 @@ public sealed class QueueResetTests
         {
             if (i == 20)
             {
-                int detached = net.ResetQueue(VirtioNetDevice.ReceiveQueueIndex);
-                Assert.Equal(net.ReceiveQueues[0].BufferCount, detached);
+                int detached = net.ResetQueue(0);
+                Assert.Equal(net.Pairs[0].ReceiveQueue.BufferCount, detached);
             }
 
             Send(net, wire, WireFrames.Make(60 + (i * 31), 1000 + i));
@@ -51,20 +51,20 @@ public sealed class QueueResetTests
         // Now transmitq1, with frames in flight the device may or may not have sent: whatever it sent arrives intact.
         for (int i = 0; i < 8; i++)
         {
-            Assert.True(net.TrySend(WireFrames.Make(100 + i, 2000 + i)));
+            Assert.True(net.Pairs[0].TrySend(WireFrames.Make(100 + i, 2000 + i)));
         }
 
-        net.ResetQueue(VirtioNetDevice.TransmitQueueIndex);
+        net.ResetQueue(1);
         while (wire.Receive(TimeSpan.FromMilliseconds(300)) is { } late)
         {
             Assert.Equal(0xb5, late[13]);
         }
 
-        Assert.Equal(slots, net.TransmitSlotsFree);
+        Assert.Equal(slots, net.Pairs[0].TransmitSlotsFree);
         Exchange(net, wire, 200, ref seed);
 
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
     }
 
     [Theory]
@@ -79,12 +79,12 @@ public sealed class QueueResetTests
         using var wire = new UdpWire();
         var options = new QemuMachineOptions { ModernMmio = true, Netdev = wire.Netdev, NetDeviceProperties = deviceProperties };
         using RiscvVirtBoard board = RiscvVirtBoard.Start(options, TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioFeatures.RingReset);
         int seed = 0;
         Exchange(net, wire, 50, ref seed);
 
-        var e = Assert.Throws<VirtioException>(() => net.ResetQueue(VirtioNetDevice.ReceiveQueueIndex));
+        var e = Assert.Throws<VirtioException>(() => net.ResetQueue(0));
 
         Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
         Assert.Contains("QueueReady", e.Message, StringComparison.Ordinal);
@@ -94,7 +94,7 @@ public sealed class QueueResetTests
 
     private static void Send(VirtioNetDevice net, UdpWire wire, byte[] frame)
     {
-        while (!net.TrySend(frame))
+        while (!net.Pairs[0].TrySend(frame))
         {
             Thread.Yield();
         }
@@ -106,7 +106,7 @@ public sealed class QueueResetTests
     private static void Exchange(VirtioNetDevice net, UdpWire wire, int count, ref int seed)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
         for (int i = 0; i < count; i++, seed++)
         {
             int size = 60 + ((seed * 997) % 1455);
@@ -114,8 +114,8 @@ public sealed class QueueResetTests
 
             byte[] incoming = WireFrames.Make(size, -seed - 1);
             wire.Inject(incoming);
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {seed} ({size} bytes) did not arrive");
-            Assert.True(net.TryReceive(received, out int length));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {seed} ({size} bytes) did not arrive");
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(incoming, received.AsSpan(0, length).ToArray());
         }
     }

@@ -61,7 +61,7 @@ public sealed class RecoveryTests
     private static VirtioNetDevice Open(RiscvVirtBoard board, OperationMode mode, VirtioPciInterruptMode pciInterrupts)
     {
         board.PciInterruptMode = pciInterrupts;
-        return board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode, AutoRecover = true });
+        return board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode, AutoRecover = true });
     }
 
     /// <summary>
@@ -93,14 +93,14 @@ public sealed class RecoveryTests
     private static void WaitForRecoveries(VirtioNetDevice net, long count)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        byte[] scratch = new byte[net.MaxReceiveFrameLength];
+        byte[] scratch = new byte[net.Pairs[0].MaxReceiveFrameLength];
         var clock = Stopwatch.StartNew();
         while (net.Recoveries < count)
         {
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the driver did not recover ({net.Recoveries} recoveries; status healthy: {net.CheckHealth()})");
-            if (net.WaitForReceive(TimeSpan.FromMilliseconds(200), ct))
+            if (net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(200), ct))
             {
-                net.TryReceive(scratch, out _);
+                net.Pairs[0].TryReceive(scratch, out _);
             }
         }
     }
@@ -123,11 +123,11 @@ public sealed class RecoveryTests
         wire.Inject(frame);
         wire.Inject(marker);
         bool seen = false;
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
         while (true)
         {
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken), "the marker frame never arrived");
-            Assert.True(net.TryReceive(received, out int length));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken), "the marker frame never arrived");
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             byte[] got = received.AsSpan(0, length).ToArray();
             if (got.AsSpan().SequenceEqual(marker))
             {
@@ -142,13 +142,13 @@ public sealed class RecoveryTests
     private static void ExchangeVerifiedFrames(VirtioNetDevice net, UdpWire wire, int count)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
         for (int i = 0; i < count; i++)
         {
             int size = 60 + ((i * 997) % 1455);
             byte[] outgoing = Frame([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], size);
             var clock = Stopwatch.StartNew();
-            while (!net.TrySend(outgoing))
+            while (!net.Pairs[0].TrySend(outgoing))
             {
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"frame {i}: the transmit ring stayed full");
                 Thread.Yield();
@@ -158,8 +158,8 @@ public sealed class RecoveryTests
 
             byte[] incoming = Frame(net.MacAddress.Span, size);
             wire.Inject(incoming);
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {i} ({size} bytes) did not arrive");
-            Assert.True(net.TryReceive(received, out int length));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {i} ({size} bytes) did not arrive");
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(incoming, received.AsSpan(0, length).ToArray());
         }
     }
@@ -172,18 +172,18 @@ public sealed class RecoveryTests
         using var wire = new UdpWire();
         using RiscvVirtBoard board = Start(transport, packed, wire.Netdev);
         using VirtioNetDevice net = Open(board, mode, pciInterrupts);
-        Assert.Equal(packed ? "packed" : "split", net.RingLayout);
+        Assert.Equal(packed ? VirtioNet.Virtqueues.RingLayout.Packed : VirtioNet.Virtqueues.RingLayout.Split, net.RingLayout);
         var events = new List<DeviceRecoveredEventArgs>();
         net.Recovered += (_, e) => events.Add(e);
 
         // Filter state the device must get back: promiscuous off, one extra unicast address in the MAC table.
-        net.SetPromiscuous(false);
-        net.SetMacFilter([new PhysicalAddress(ListedUnicast)], []);
+        net.Control.SetPromiscuous(false);
+        net.Control.SetMacFilter([new PhysicalAddress(ListedUnicast)], []);
         Assert.False(Arrives(net, wire, Frame(OtherUnicast, 80)));
         Assert.True(Arrives(net, wire, Frame(ListedUnicast, 80)));
         ExchangeVerifiedFrames(net, wire, 20);
-        long receivedBefore = net.ReceiveStatistics.Packets;
-        long sentBefore = net.TransmitStatistics.Packets;
+        long receivedBefore = net.Pairs[0].ReceiveStatistics.Packets;
+        long sentBefore = net.Pairs[0].TransmitStatistics.Packets;
 
         // The sabotage, then one frame for QEMU to choke on.
         CorruptReceiveDescriptors(board, net);
@@ -195,14 +195,14 @@ public sealed class RecoveryTests
         Assert.Equal(1, net.Recoveries);
         Assert.True(net.CheckHealth());
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
-        Assert.True(net.ReceiveStatistics.Packets >= receivedBefore, "statistics were reset by recovery");
-        Assert.Equal(sentBefore, net.TransmitStatistics.Packets);
+        Assert.True(net.Pairs[0].ReceiveStatistics.Packets >= receivedBefore, "statistics were reset by recovery");
+        Assert.Equal(sentBefore, net.Pairs[0].TransmitStatistics.Packets);
 
         // The device was told again: frames for other MACs are still dropped, the listed address still passes.
         Assert.False(Arrives(net, wire, Frame(OtherUnicast, 80)));
         Assert.True(Arrives(net, wire, Frame(ListedUnicast, 80)));
         ExchangeVerifiedFrames(net, wire, Frames);
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         Assert.Equal(1, net.Recoveries);
     }
 
@@ -220,7 +220,7 @@ public sealed class RecoveryTests
 
         // A broadcast ARP for the gateway makes slirp answer, and QEMU trip over the corrupted ring.
         CorruptReceiveDescriptors(board, net);
-        Assert.True(net.TrySend(ArpRequest(net.MacAddress.Span, lease.Address, QemuNet.Gateway)));
+        Assert.True(net.Pairs[0].TrySend(ArpRequest(net.MacAddress.Span, lease.Address, QemuNet.Gateway)));
         WaitForRecoveries(net, 1);
 
         (lease, replies) = QemuNet.DhcpAndPing(net, 200);
@@ -279,14 +279,14 @@ public sealed class RecoveryTests
         using var wire = new UdpWire();
         QemuRequirement.EnsureAvailable();
         using RiscvVirtBoard board = RiscvVirtBoard.Start(new QemuMachineOptions { ModernMmio = false, Netdev = wire.Netdev }, TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Interrupt, AutoRecover = true });
-        net.SetPromiscuous(false);
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Interrupt, AutoRecover = true });
+        net.Control.SetPromiscuous(false);
         ExchangeVerifiedFrames(net, wire, 10);
 
         // QEMU marks the legacy device broken and stops serving it, but has no status bit to say so (§2.1.2 is modern only).
         CorruptReceiveDescriptors(board, net);
         wire.Inject(Frame(net.MacAddress.Span, 100));
-        Assert.False(net.WaitForReceive(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
+        Assert.False(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
         Assert.True(net.CheckHealth());
         Assert.Equal(0, net.Recoveries);
 

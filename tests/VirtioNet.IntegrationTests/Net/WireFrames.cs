@@ -49,13 +49,13 @@ internal static class WireFrames
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         int largest = net.Mtu + EthernetFrame.HeaderLength;
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
         for (int i = 0; i < count; i++)
         {
             int size = 60 + ((i * 997) % (largest - 59));
             byte[] outgoing = Make(size, i);
             var clock = Stopwatch.StartNew();
-            while (!net.TrySend(outgoing))
+            while (!net.Pairs[0].TrySend(outgoing))
             {
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"frame {i}: the transmit ring stayed full");
                 Thread.Yield();
@@ -65,14 +65,14 @@ internal static class WireFrames
 
             byte[] incoming = Make(size, -i - 1);
             wire.Inject(incoming);
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {i} ({size} bytes) did not arrive");
-            Assert.True(net.TryReceive(received, out int length));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {i} ({size} bytes) did not arrive");
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(incoming, received.AsSpan(0, length).ToArray());
         }
 
-        Assert.Equal(count, net.ReceiveStatistics.Packets);
-        Assert.Equal(count, net.TransmitStatistics.Packets);
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.Equal(count, net.Pairs[0].ReceiveStatistics.Packets);
+        Assert.Equal(count, net.Pairs[0].TransmitStatistics.Packets);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
     }
 

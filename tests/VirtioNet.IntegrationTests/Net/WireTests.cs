@@ -39,17 +39,17 @@ public sealed class WireTests
         var (board, wire) = Start(modern);
         using (board)
         using (wire)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode }))
         {
             byte[] frame = WireFrames.Make(100, 1);
             WireFrames.Injection injection = WireFrames.InjectOnceTheDriverSleeps(net, wire, frame);
 
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
             Assert.True(injection.Done, "the wait returned before the frame was injected");
-            Assert.True(net.ReceiveStatistics.Interrupts >= 1, "the wait ended without a used-buffer interrupt");
+            Assert.True(net.Pairs[0].ReceiveStatistics.Interrupts >= 1, "the wait ended without a used-buffer interrupt");
 
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.TryReceive(received, out int length));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(frame, received.AsSpan(0, length).ToArray());
         }
     }
@@ -69,7 +69,7 @@ public sealed class WireTests
         var (board, wire) = Start(modern, deviceProperties);
         using (board)
         using (wire)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode }))
         {
             WireFrames.ExchangeOneAtATime(net, wire, 2000);
         }
@@ -84,11 +84,11 @@ public sealed class WireTests
         var (board, wire) = Start(modern, deviceProperties);
         using (board)
         using (wire)
-        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll }))
+        using (VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll }))
         {
             CancellationToken ct = TestContext.Current.CancellationToken;
-            VirtioNetTransmitQueue tx = net.TransmitQueues[0];
-            VirtioNetReceiveQueue rx = net.ReceiveQueues[0];
+            VirtioNetTransmitQueue tx = net.Pairs[0].TransmitQueue;
+            VirtioNetReceiveQueue rx = net.Pairs[0].ReceiveQueue;
             var lent = new TransmitPacket[32];
             var received = new ReceivedPacket[32];
             const int Bursts = 64;
@@ -131,14 +131,14 @@ public sealed class WireTests
                     got += k;
                     if (k == 0)
                     {
-                        net.WaitForReceive(TimeSpan.FromMilliseconds(100), ct);
+                        net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(100), ct);
                     }
                 }
             }
 
-            Assert.Equal(Bursts * 32, net.ReceiveStatistics.Packets);
-            Assert.Equal(Bursts * 32, net.TransmitStatistics.Packets);
-            Assert.True(net.TransmitStatistics.Notifications <= Bursts, "more than one kick per burst");
+            Assert.Equal(Bursts * 32, net.Pairs[0].ReceiveStatistics.Packets);
+            Assert.Equal(Bursts * 32, net.Pairs[0].TransmitStatistics.Packets);
+            Assert.True(net.Pairs[0].TransmitStatistics.Notifications <= Bursts, "more than one kick per burst");
         }
     }
 }

@@ -57,17 +57,17 @@ public sealed class PciInterruptTests
         var (board, wire) = Start(machine, legacy);
         using (board)
         using (wire)
-        using (VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = OperationMode.Interrupt }, legacy, interrupts))
+        using (VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { OperationMode = OperationMode.Interrupt }, legacy, interrupts))
         {
             byte[] frame = WireFrames.Make(100, 1);
             WireFrames.Injection injection = WireFrames.InjectOnceTheDriverSleeps(net, wire, frame);
 
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
             Assert.True(injection.Done, "the wait returned before the frame was injected");
-            Assert.True(net.ReceiveStatistics.Interrupts >= 1, "the wait ended without a used-buffer interrupt");
+            Assert.True(net.Pairs[0].ReceiveStatistics.Interrupts >= 1, "the wait ended without a used-buffer interrupt");
 
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.TryReceive(received, out int length));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(frame, received.AsSpan(0, length).ToArray());
         }
     }
@@ -87,7 +87,7 @@ public sealed class PciInterruptTests
         var (board, wire) = Start(machine, legacy);
         using (board)
         using (wire)
-        using (VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = OperationMode.Interrupt }, legacy, VirtioPciInterruptMode.Intx))
+        using (VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { OperationMode = OperationMode.Interrupt }, legacy, VirtioPciInterruptMode.Intx))
         {
             var function = board.FindPciNetFunction();
             Assert.Equal("00:01.0", function.Address.ToString());
@@ -100,7 +100,7 @@ public sealed class PciInterruptTests
             IInterruptLine quiet = board.OpenInterruptControllerLine(neighbour);
             long before = line.RaiseCount;
             wire.Inject(WireFrames.Make(90, 3));
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
 
             // QEMU writes the used ring (shared memory, seen at once) before it raises the line, and the raise reaches
             // this process as an "IRQ raise" line that the qtest reader thread parses: a wait that found the frame
@@ -113,7 +113,7 @@ public sealed class PciInterruptTests
 
             Assert.True(
                 line.RaiseCount > before,
-                $"input {input} was not raised by the device's INTA# ({line}; the wait took {net.ReceiveStatistics.Interrupts} interrupts)");
+                $"input {input} was not raised by the device's INTA# ({line}; the wait took {net.Pairs[0].ReceiveStatistics.Interrupts} interrupts)");
             Assert.Equal(0, quiet.RaiseCount);
         }
     }
@@ -128,7 +128,7 @@ public sealed class PciInterruptTests
         {
             IVirtioTransport transport = board.OpenPciTransport(board.FindPciNetFunction(), legacy, VirtioPciInterruptMode.MsixPerQueue);
             using (transport)
-            using (VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { Mode = OperationMode.Interrupt }))
+            using (VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { OperationMode = OperationMode.Interrupt }))
             {
                 var queues = (IQueueInterrupts)transport;
                 var rx = queues.GetQueueInterrupt(0)!;
@@ -140,7 +140,7 @@ public sealed class PciInterruptTests
 
                 // A received frame: receiveq1's vector, and only it.
                 WireFrames.Injection injection = WireFrames.InjectOnceTheDriverSleeps(net, wire, WireFrames.Make(80, 7));
-                Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+                Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
                 Assert.True(injection.Done, "the wait returned before the frame was injected");
                 Assert.Equal(1, rx.RaiseCount);
                 Assert.Equal(0, config.RaiseCount);

@@ -40,7 +40,7 @@ public sealed class PciPingTests
     public void DhcpAndPingOfTheGatewaySucceedOverPci(QemuMachineKind machine, QemuNetDeviceModel model, bool legacy, VirtioPciInterruptMode interrupts, OperationMode mode, string deviceProperties)
     {
         using IQemuBoard board = QemuBoards.StartPci(machine, model, deviceProperties);
-        using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = mode }, legacy, interrupts);
+        using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { OperationMode = mode }, legacy, interrupts);
 
         Assert.Contains(legacy ? "virtio-pci legacy @ 00:01.0" : "virtio-pci modern @ 00:01.0", net.TransportDescription, StringComparison.Ordinal);
         Assert.Equal(!legacy, (net.NegotiatedFeatures & VirtioFeatures.Version1) != 0);
@@ -55,11 +55,11 @@ public sealed class PciPingTests
         Assert.Equal(IPAddress.Parse("10.0.2.15"), lease.Address);
         Assert.Equal(5, replies.Count);
         Assert.All(replies, r => Assert.Equal(PingStatus.Success, r.Status));
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
-        Assert.True(net.ReceiveStatistics.Packets >= 7);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
+        Assert.True(net.Pairs[0].ReceiveStatistics.Packets >= 7);
         if (mode == OperationMode.Poll)
         {
-            Assert.Equal(0, net.ReceiveStatistics.Interrupts);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Interrupts);
         }
     }
 }

@@ -27,7 +27,7 @@ public sealed class PciWireTests
     {
         using var wire = new UdpWire();
         using IQemuBoard board = QemuBoards.StartPci(machine, model, deviceProperties, wire.Netdev);
-        using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { Mode = mode }, legacy, interrupts);
+        using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { OperationMode = mode }, legacy, interrupts);
         Assert.Contains(legacy ? "virtio-pci legacy @ 00:01.0" : "virtio-pci modern @ 00:01.0", net.TransportDescription, StringComparison.Ordinal);
         Assert.Equal(deviceProperties.Contains("host_mtu=9000", StringComparison.Ordinal) ? 9000 : EthernetFrame.DefaultMtu, net.Mtu);
 

@@ -28,12 +28,12 @@ public sealed class Qemu10MmioQueueResetTests
         using var wire = new UdpWire();
         var options = new QemuMachineOptions { QemuPath = qemu, ModernMmio = true, Netdev = wire.Netdev, NetDeviceProperties = deviceProperties };
         using RiscvVirtBoard board = RiscvVirtBoard.Start(options, TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
         Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioFeatures.RingReset);
         int seed = 0;
         Exchange(net, wire, 50, ref seed);
 
-        foreach (int queue in new[] { VirtioNetDevice.ReceiveQueueIndex, VirtioNetDevice.TransmitQueueIndex })
+        foreach (int queue in new[] { 0, 1 })
         {
             var e = Assert.Throws<VirtioException>(() => net.ResetQueue(queue));
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
@@ -42,19 +42,19 @@ public sealed class Qemu10MmioQueueResetTests
         }
 
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
     }
 
     // Frames both ways, one at a time, each checked byte for byte.
     private static void Exchange(VirtioNetDevice net, UdpWire wire, int count, ref int seed)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
         for (int i = 0; i < count; i++, seed++)
         {
             int size = 60 + ((seed * 997) % 1455);
             byte[] outgoing = WireFrames.Make(size, seed);
-            while (!net.TrySend(outgoing))
+            while (!net.Pairs[0].TrySend(outgoing))
             {
                 Thread.Yield();
             }
@@ -62,8 +62,8 @@ public sealed class Qemu10MmioQueueResetTests
             Assert.Equal(outgoing, wire.Receive(TimeSpan.FromSeconds(5)));
             byte[] incoming = WireFrames.Make(size, -seed - 1);
             wire.Inject(incoming);
-            Assert.True(net.WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {seed} ({size} bytes) did not arrive");
-            Assert.True(net.TryReceive(received, out int length));
+            Assert.True(net.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), ct), $"frame {seed} ({size} bytes) did not arrive");
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(incoming, received.AsSpan(0, length).ToArray());
         }
     }

@@ -25,8 +25,8 @@ internal sealed class BurstTcpEndpoint : TcpEndpoint
     public BurstTcpEndpoint(VirtioNetDevice net, byte[] remoteMac, IPAddress localAddress, IPAddress remoteAddress, ushort localPort, ushort remotePort, int mss, int largestSegment)
         : base(net, remoteMac, localAddress, remoteAddress, localPort, remotePort, mss, largestSegment)
     {
-        _rx = net.ReceiveQueues[0];
-        _tx = net.TransmitQueues[0];
+        _rx = net.Pairs[0].ReceiveQueue;
+        _tx = net.Pairs[0].TransmitQueue;
     }
 
     // One burst: each packet read where the device wrote it (joined into one array only to parse it here), then released.

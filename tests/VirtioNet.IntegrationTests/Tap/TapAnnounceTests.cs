@@ -31,7 +31,7 @@ public sealed class TapAnnounceTests
         using var ns = NetworkNamespace.Create();
         using var board = RiscvVirtBoard.Start(
             new QemuMachineOptions { ModernMmio = true, Netdev = ns.Netdev }, TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = mode });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
         Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.GuestAnnounce);
         ns.MoveTapIn(1500, net.MacAddress.Span);
         Sysctl(ns, $"net.ipv4.conf.{ns.TapName}.arp_accept=1");
@@ -40,7 +40,7 @@ public sealed class TapAnnounceTests
         Assert.Empty(Neighbour(ns, AnnouncedIpv4));
         Assert.Empty(Neighbour(ns, AnnouncedIpv6));
 
-        net.SetAnnounceAddresses([IPAddress.Parse(AnnouncedIpv4), IPAddress.Parse(AnnouncedIpv6)]);
+        net.Control.SetAnnounceAddresses([IPAddress.Parse(AnnouncedIpv4), IPAddress.Parse(AnnouncedIpv6)]);
         board.Machine.Monitor.Execute("announce-self", w =>
         {
             w.WriteNumber("initial"u8, 50);
@@ -52,11 +52,11 @@ public sealed class TapAnnounceTests
         // Interrupt mode learns of the request from the configuration interrupt; poll mode from the status it polls.
         CancellationToken ct = TestContext.Current.CancellationToken;
         var clock = Stopwatch.StartNew();
-        while (net.Announcements == 0)
+        while (net.Control.Announcements == 0)
         {
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "no announcement within 10 s");
-            net.WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
-            while (net.TryReceive(new byte[net.MaxReceiveFrameLength], out _))
+            net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(50), ct);
+            while (net.Pairs[0].TryReceive(new byte[net.Pairs[0].MaxReceiveFrameLength], out _))
             {
             }
         }
@@ -73,7 +73,7 @@ public sealed class TapAnnounceTests
             }
         }
 
-        Assert.Equal(1, net.Announcements);
+        Assert.Equal(1, net.Control.Announcements);
     }
 
     private static string Neighbour(NetworkNamespace ns, string address) =>

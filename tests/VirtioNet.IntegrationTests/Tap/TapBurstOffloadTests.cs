@@ -103,7 +103,7 @@ public sealed class TapBurstOffloadTests
         Assert.Equal(0, await kernel.WaitAsync(TransferTimeout, TestContext.Current.CancellationToken));
 
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"IPv{ipVersion}, offloads {offloads}: {endpoint.FramesReceived} frames, {endpoint.GsoFramesReceived} GSO, {endpoint.FramesLargerThanMtu} above the MTU, {endpoint.MultiBufferFrames} in several buffers, longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; {endpoint.PartialChecksumsCompletedHere} completed by the endpoint; bad {endpoint.BadChecksums}; mismatches {endpoint.MetadataMismatches}; {endpoint.NeighbourSolicitationsAnswered} neighbour solicitations answered; errors {net.ReceiveStatistics.Errors}");
+            $"IPv{ipVersion}, offloads {offloads}: {endpoint.FramesReceived} frames, {endpoint.GsoFramesReceived} GSO, {endpoint.FramesLargerThanMtu} above the MTU, {endpoint.MultiBufferFrames} in several buffers, longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; {endpoint.PartialChecksumsCompletedHere} completed by the endpoint; bad {endpoint.BadChecksums}; mismatches {endpoint.MetadataMismatches}; {endpoint.NeighbourSolicitationsAnswered} neighbour solicitations answered; errors {net.Pairs[0].ReceiveStatistics.Errors}");
         Assert.Equal(data.Length, received.Length);
         Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
         Assert.Equal(0, endpoint.BadChecksums);
@@ -114,7 +114,7 @@ public sealed class TapBurstOffloadTests
             Assert.True(endpoint.NeighbourSolicitationsAnswered > 0, "no neighbour solicitation was answered");
         }
 
-        return (endpoint, net.ReceiveStatistics.Errors);
+        return (endpoint, net.Pairs[0].ReceiveStatistics.Errors);
     }
 
     // The endpoint sends TransferBytes through the burst API to a kernel socket, which hashes them; the hash is compared.
@@ -133,14 +133,14 @@ public sealed class TapBurstOffloadTests
         endpoint.SendAll(data, TransferTimeout);
         (long count, byte[] hash) = await kernel.WaitAsync(TransferTimeout, TestContext.Current.CancellationToken);
 
-        long packets = net.TransmitStatistics.Packets;
+        long packets = net.Pairs[0].TransmitStatistics.Packets;
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"IPv{ipVersion}, offloads {offloads}: {packets} packets, {net.TransmitStatistics.Bytes} bytes sent, {endpoint.LargeSegmentsSent} segmentation requests, {endpoint.Retransmissions} retransmissions");
+            $"IPv{ipVersion}, offloads {offloads}: {packets} packets, {net.Pairs[0].TransmitStatistics.Bytes} bytes sent, {endpoint.LargeSegmentsSent} segmentation requests, {endpoint.Retransmissions} retransmissions");
         Assert.Equal(data.Length, count);
         Assert.Equal(SHA256.HashData(data), hash);
         if (!offloads)
         {
-            Assert.Equal(0, net.TransmitQueues[0].AllocateLargeBurst(new TransmitPacket[1]));
+            Assert.Equal(0, net.Pairs[0].TransmitQueue.AllocateLargeBurst(new TransmitPacket[1]));
         }
 
         return (endpoint, packets);
@@ -157,7 +157,7 @@ public sealed class TapBurstOffloadTests
 
     private static VirtioNetDevice Open(RiscvVirtBoard board, NetworkNamespace ns, bool offloads, int ipVersion)
     {
-        VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, Offloads = offloads });
+        VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = offloads });
         try
         {
             ulong needed = VirtioNetFeatures.Csum | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.MrgRxBuf |

@@ -31,7 +31,7 @@ public sealed class TapFilteringTests
         KernelPeerRequirement.EnsureAvailable();
         using var ns = NetworkNamespace.Create();
         using var board = RiscvVirtBoard.Start(new QemuMachineOptions { ModernMmio = true, Netdev = ns.Netdev }, TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         ns.MoveTapIn(1500, net.MacAddress.Span);
         ns.IpInside($"neigh replace {OtherAddress} lladdr {Colons(OtherMac)} dev {ns.TapName} nud permanent");
 
@@ -39,18 +39,18 @@ public sealed class TapFilteringTests
         Assert.True(await Arrives(ns, net, OtherAddress, "promiscuous"));
         Assert.True(await Arrives(ns, net, NetworkNamespace.DriverAddress, "own, promiscuous"));
 
-        net.SetPromiscuous(false);
+        net.Control.SetPromiscuous(false);
         Assert.False(await Arrives(ns, net, OtherAddress, "filtered"));
         Assert.True(await Arrives(ns, net, NetworkNamespace.DriverAddress, "own, filtered"));
 
-        net.SetMacFilter([OtherMac], []);
+        net.Control.SetMacFilter([OtherMac], []);
         Assert.True(await Arrives(ns, net, OtherAddress, "in the MAC table"));
-        net.SetMacFilter([], []);
+        net.Control.SetMacFilter([], []);
         Assert.False(await Arrives(ns, net, OtherAddress, "out of the MAC table"));
 
         // A new address: the kernel's neighbour entry follows it, as an announcement would make it; the old one is dropped.
         byte[] oldMac = net.MacAddress.ToArray();
-        net.SetMacAddress(NewMac);
+        net.Control.SetMacAddress(NewMac);
         Assert.Equal(NewMac.GetAddressBytes(), net.MacAddress.ToArray());
         ns.IpInside($"neigh replace {OtherAddress} lladdr {Colons(new PhysicalAddress(oldMac))} dev {ns.TapName} nud permanent");
         ns.IpInside($"neigh replace {NetworkNamespace.DriverAddress} lladdr {Colons(NewMac)} dev {ns.TapName} nud permanent");
@@ -66,7 +66,7 @@ public sealed class TapFilteringTests
             byte[] frame = UdpFrames.Build(
                 NetworkNamespace.KernelMac, NewMac.GetAddressBytes(), IPAddress.Parse(NetworkNamespace.DriverAddress),
                 local.Address, DriverPort, (ushort)local.Port, Encoding.ASCII.GetBytes("from the new address"));
-            Assert.True(net.TrySend(frame));
+            Assert.True(net.Pairs[0].TrySend(frame));
             IPEndPoint? from = null;
             return Encoding.ASCII.GetString(socket.Receive(ref from));
         });
@@ -86,11 +86,11 @@ public sealed class TapFilteringTests
             return true;
         });
 
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
+        byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(1))
         {
-            if (!net.TryReceive(buffer, out int length))
+            if (!net.Pairs[0].TryReceive(buffer, out int length))
             {
                 Thread.Sleep(5);
                 continue;

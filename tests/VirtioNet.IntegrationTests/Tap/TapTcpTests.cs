@@ -61,9 +61,9 @@ public sealed class TapTcpTests
         Assert.Equal(SHA256.HashData(data), hash);
 
         // How the bytes went: one GSO packet per large segment with TSO, MSS-sized frames otherwise.
-        long packets = net.TransmitStatistics.Packets;
+        long packets = net.Pairs[0].TransmitStatistics.Packets;
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{mode}, MTU {mtu}, IPv{ipVersion}: {packets} packets, {net.TransmitStatistics.Bytes} bytes sent, {endpoint.Retransmissions} retransmissions; negotiated {string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatures & VirtioNetOptions.OffloadFeatures))}");
+            $"{mode}, MTU {mtu}, IPv{ipVersion}: {packets} packets, {net.Pairs[0].TransmitStatistics.Bytes} bytes sent, {endpoint.Retransmissions} retransmissions; negotiated {string.Join(' ', VirtioNetFeatureNames.Describe(net.NegotiatedFeatures & VirtioNetOptions.OffloadFeatures))}");
         int mss = Mss(mtu, ipVersion);
         if (mode == OffloadMode.All)
         {
@@ -73,7 +73,7 @@ public sealed class TapTcpTests
         else
         {
             Assert.True(packets >= data.Length / mss, $"{packets} packets sent for {data.Length} bytes with MSS {mss}: not segmented in software");
-            Assert.True(net.TransmitStatistics.Bytes / packets > (mtu > 1500 ? 4000 : 700), "the frames were not full-size");
+            Assert.True(net.Pairs[0].TransmitStatistics.Bytes / packets > (mtu > 1500 ? 4000 : 700), "the frames were not full-size");
         }
     }
 
@@ -104,7 +104,7 @@ public sealed class TapTcpTests
         Assert.Equal(0, endpoint.BadChecksums);
 
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{mode}, MTU {mtu}, IPv{ipVersion}: {endpoint.FramesReceived} frames received, {endpoint.GsoFramesReceived} GSO, {endpoint.FramesLargerThanMtu} above the MTU, longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; errors {net.ReceiveStatistics.Errors}");
+            $"{mode}, MTU {mtu}, IPv{ipVersion}: {endpoint.FramesReceived} frames received, {endpoint.GsoFramesReceived} GSO, {endpoint.FramesLargerThanMtu} above the MTU, longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; errors {net.Pairs[0].ReceiveStatistics.Errors}");
         int largestFrame = mtu + EthernetFrame.HeaderLength;
         if (mode == OffloadMode.All)
         {
@@ -161,7 +161,7 @@ public sealed class TapTcpTests
         using RiscvVirtBoard board = RiscvVirtBoard.Start(
             new QemuMachineOptions { ModernMmio = true, Netdev = ns.Netdev, NetDeviceProperties = "guest_rsc_ext=on" },
             TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, ReceiveCoalescingInfo = true });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll, ReceiveCoalescingInfo = true });
         Assert.True((net.NegotiatedFeatures & VirtioNetFeatures.RscExt) != 0, "RSC_EXT was not negotiated");
         ns.MoveTapIn(1500, net.MacAddress.Span);
         Assert.True(await ns.Run(() => TapTransmitChecksum.TurnOff(ns.TapName)), "the TAP's transmit checksum stayed on");
@@ -175,15 +175,15 @@ public sealed class TapTcpTests
         Assert.Equal(0, await kernel.WaitAsync(TransferTimeout, TestContext.Current.CancellationToken));
 
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"IPv{ipVersion}: {endpoint.FramesReceived} frames, {endpoint.CoalescedFramesReceived} with RSC_INFO ({endpoint.UncheckedCoalescedFramesAccepted} with wrong checksums), {endpoint.MultiSegmentFramesReceived} of several segments, most {endpoint.MostSegmentsInAFrame}; {net.ReceiveStatistics.CoalescedSegments} segments counted; longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; bad {endpoint.BadChecksums}; errors {net.ReceiveStatistics.Errors}");
+            $"IPv{ipVersion}: {endpoint.FramesReceived} frames, {endpoint.CoalescedFramesReceived} with RSC_INFO ({endpoint.UncheckedCoalescedFramesAccepted} with wrong checksums), {endpoint.MultiSegmentFramesReceived} of several segments, most {endpoint.MostSegmentsInAFrame}; {net.Pairs[0].ReceiveStatistics.CoalescedSegments} segments counted; longest {endpoint.LongestFrameReceived}; checksums {string.Join(", ", endpoint.ChecksumStates.Select(p => $"{p.Key} {p.Value}"))}; bad {endpoint.BadChecksums}; errors {net.Pairs[0].ReceiveStatistics.Errors}");
         Assert.Equal(data.Length, received.Length);
         Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
         Assert.Equal(0, endpoint.BadChecksums);
         Assert.Equal(0, endpoint.SegmentCountsTooLow);
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         Assert.True(endpoint.MultiSegmentFramesReceived > 0, "no frame of several coalesced segments arrived");
         Assert.True(endpoint.LongestFrameReceived > 1514, $"no coalesced frame above the MTU arrived (longest {endpoint.LongestFrameReceived})");
-        Assert.True(net.ReceiveStatistics.CoalescedSegments > endpoint.CoalescedFramesReceived, "the statistics did not count the coalesced segments");
+        Assert.True(net.Pairs[0].ReceiveStatistics.CoalescedSegments > endpoint.CoalescedFramesReceived, "the statistics did not count the coalesced segments");
     }
 
     private static NetworkNamespace NetworkNamespaceForTest()
@@ -201,7 +201,7 @@ public sealed class TapTcpTests
     {
         var options = new VirtioNetOptions
         {
-            Mode = OperationMode.Poll,
+            OperationMode = OperationMode.Poll,
             Offloads = mode != OffloadMode.None,
             DisabledFeatures = mode == OffloadMode.ChecksumOnly ? DeviceSegmentation | GuestLargeReceive : 0,
         };

@@ -83,7 +83,7 @@ public sealed class TapUsoTests
         {
             byte[] frame = UsoFrames.Build(net.MacAddress.Span, family, DriverPort, KernelPort, payload);
             var clock = Stopwatch.StartNew();
-            while (!net.TransmitQueues[0].TrySend(frame, TransmitOffloadRequest.Segmentation(DatagramSize)))
+            while (!net.Pairs[0].TransmitQueue.TrySend(frame, TransmitOffloadRequest.Segmentation(DatagramSize)))
             {
                 Assert.True(clock.Elapsed < StepTimeout, $"round {round}: the transmit queue stayed full");
                 Thread.Yield();
@@ -104,7 +104,7 @@ public sealed class TapUsoTests
         int refused = 0, segmented = 0;
         await SendRoundsToKernel(path, family, (net, payload, round) =>
         {
-            VirtioNetTransmitQueue tx = net.TransmitQueues[0];
+            VirtioNetTransmitQueue tx = net.Pairs[0].TransmitQueue;
             bool largeBuffers = (net.NegotiatedFeatures & (VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostUso)) != 0;
             Assert.Equal(path != TransmitPath.SoftwareUsoAndChecksum, largeBuffers);
             var clock = Stopwatch.StartNew();
@@ -175,7 +175,7 @@ public sealed class TapUsoTests
         using RiscvVirtBoard board = StartBoard(ns, qemu, properties);
         using VirtioNetDevice net = Open(board, ns);
 
-        ulong negotiated = net.NegotiatedFeatures;
+        ulong negotiated = net.NegotiatedFeatures.Low;
         Assert.Equal(path == TransmitPath.DeviceUso, (negotiated & VirtioNetFeatures.HostUso) != 0);
         Assert.Equal(path != TransmitPath.SoftwareUsoAndChecksum, (negotiated & VirtioNetFeatures.Csum) != 0);
         if (path == TransmitPath.SoftwareUsoAndChecksum)
@@ -216,13 +216,13 @@ public sealed class TapUsoTests
         });
         Assert.True(listening.Wait(StepTimeout, ct), "the kernel socket was never bound");
 
-        VirtioNetTransmitQueue tx = net.TransmitQueues[0];
+        VirtioNetTransmitQueue tx = net.Pairs[0].TransmitQueue;
         int warmUps = WarmUp(tx, net.MacAddress.Span, family, pathUp, ns, ct);
 
         // The counted part starts once the TAP has taken every warm-up frame (one TAP packet each).
         Assert.True(SpinWait.SpinUntil(() => TapPackets(ns, "rx") - tapPacketsBefore >= warmUps, StepTimeout), "the warm-up frames never all reached the TAP");
         tapPacketsBefore += warmUps;
-        long packetsBefore = net.TransmitStatistics.Packets;
+        long packetsBefore = net.Pairs[0].TransmitStatistics.Packets;
         for (int round = 0; round < Rounds; round++)
         {
             send(net, payloads[round], round);
@@ -258,9 +258,9 @@ public sealed class TapUsoTests
         // What the device handed the TAP: one GSO packet per payload with HOST_USO (the TAP counts each write once,
         // before the kernel cuts it), whole datagrams otherwise.
         long tapPackets = TapPackets(ns, "rx") - tapPacketsBefore;
-        long sent = net.TransmitStatistics.Packets - packetsBefore;
+        long sent = net.Pairs[0].TransmitStatistics.Packets - packetsBefore;
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{path} {family}: driver sent {sent} packets ({net.TransmitStatistics.Bytes} bytes), the TAP took {tapPackets}, the kernel socket received {datagrams.Count} datagrams; negotiated {string.Join(' ', VirtioNetFeatureNames.Describe(negotiated & VirtioNetOptions.OffloadFeatures))}");
+            $"{path} {family}: driver sent {sent} packets ({net.Pairs[0].TransmitStatistics.Bytes} bytes), the TAP took {tapPackets}, the kernel socket received {datagrams.Count} datagrams; negotiated {string.Join(' ', VirtioNetFeatureNames.Describe(negotiated & VirtioNetOptions.OffloadFeatures))}");
         Assert.Equal(path == TransmitPath.DeviceUso ? Rounds : Rounds * DatagramsPerRound, sent);
         Assert.Equal(sent, tapPackets);
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
@@ -273,7 +273,7 @@ public sealed class TapUsoTests
         byte[]? buffer = null;
         await ReceiveRoundsFromKernel(family, properties, (rx, round, handle) =>
         {
-            buffer ??= new byte[rx.MaxFrameLength];
+            buffer ??= new byte[rx.MaxReceiveFrameLength];
             if (!rx.TryReceive(buffer, out int length, out ReceivedFrameInfo info))
             {
                 return false;
@@ -320,7 +320,7 @@ public sealed class TapUsoTests
 
     // The kernel sends Rounds payloads of PayloadBytes with UDP_SEGMENT, one at a time; poll takes what arrived (false
     // when nothing) and hands each frame to the handler, which checks it and reassembles the round's payload.
-    private static async Task<ReceivedUdp> ReceiveRoundsFromKernel(AddressFamily family, string properties, Func<VirtioNetReceiveQueue, int, UdpFrameHandler, bool> poll)
+    private static async Task<ReceivedUdp> ReceiveRoundsFromKernel(AddressFamily family, string properties, Func<VirtioNetQueuePair, int, UdpFrameHandler, bool> poll)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         bool guestUso = !properties.Contains("guest_uso4=off", StringComparison.Ordinal);
@@ -331,7 +331,7 @@ public sealed class TapUsoTests
         ulong guestUsoBits = VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
         Assert.Equal(guestUso ? guestUsoBits : 0, net.NegotiatedFeatures & guestUsoBits);
         Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.GuestCsum);
-        Assert.True(net.MaxReceiveFrameLength >= EthernetFrame.HeaderLength + 40 + 8 + PayloadBytes, $"receive frames are limited to {net.MaxReceiveFrameLength} bytes");
+        Assert.True(net.Pairs[0].MaxReceiveFrameLength >= EthernetFrame.HeaderLength + 40 + 8 + PayloadBytes, $"receive frames are limited to {net.Pairs[0].MaxReceiveFrameLength} bytes");
 
         byte[][] payloads = [.. Enumerable.Range(0, Rounds).Select(r => Payload(-r - 1))];
         long tapPacketsBefore = TapPackets(ns, "tx");
@@ -356,7 +356,7 @@ public sealed class TapUsoTests
         });
 
         var received = new ReceivedUdp(family, net.Mtu);
-        VirtioNetReceiveQueue rx = net.ReceiveQueues[0];
+        VirtioNetQueuePair rx = net.Pairs[0];
         for (int round = 0; round < Rounds; round++)
         {
             go.Release();
@@ -377,8 +377,8 @@ public sealed class TapUsoTests
         Assert.Equal(Rounds, await kernel.WaitAsync(StepTimeout, ct));
         long tapPackets = TapPackets(ns, "tx") - tapPacketsBefore;
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{family} {properties}: {received.Frames} frames ({received.MultiBufferFrames} in several buffers), {received.GsoFrames} GSO (sizes {string.Join(',', received.GsoSizes)}), {received.FramesAboveMtu} above the MTU, longest {received.Longest}; the TAP sent {tapPackets}; checksums {string.Join(", ", received.Checksums.Select(p => $"{p.Key} {p.Value}"))}, {received.PartialChecksumsCompletedHere} completed by the test; receive errors {net.ReceiveStatistics.Errors}; mode {net.ReceiveMode}");
-        Assert.Equal(0, net.ReceiveStatistics.Errors);
+            $"{family} {properties}: {received.Frames} frames ({received.MultiBufferFrames} in several buffers), {received.GsoFrames} GSO (sizes {string.Join(',', received.GsoSizes)}), {received.FramesAboveMtu} above the MTU, longest {received.Longest}; the TAP sent {tapPackets}; checksums {string.Join(", ", received.Checksums.Select(p => $"{p.Key} {p.Value}"))}, {received.PartialChecksumsCompletedHere} completed by the test; receive errors {net.Pairs[0].ReceiveStatistics.Errors}; mode {net.ReceiveMode}");
+        Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         Assert.All(net.GetQueueStates(), q => Assert.Null(q.BrokenReason));
         if (guestUso)
         {
@@ -455,7 +455,7 @@ public sealed class TapUsoTests
 
     private static VirtioNetDevice Open(RiscvVirtBoard board, NetworkNamespace ns)
     {
-        VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll });
+        VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         try
         {
             ns.MoveTapIn(EthernetFrame.DefaultMtu, net.MacAddress.Span);

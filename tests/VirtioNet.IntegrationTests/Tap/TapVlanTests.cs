@@ -44,7 +44,7 @@ public sealed class TapVlanTests
         OvsRequirement.EnsureAvailable();
         using var ns = NetworkNamespace.Create();
         using RiscvVirtBoard board = StartBoard(ns);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, Offloads = false });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = false });
         Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.CtrlVlan);
 
         // QEMU's TAP becomes a switch port in the namespace, so it gets no address of its own; OVS lives in the same
@@ -58,8 +58,8 @@ public sealed class TapVlanTests
         ns.IpInside($"link set {vlan} up");
 
         // QEMU applies its VLAN table only outside promiscuous mode, and starts promiscuous.
-        net.SetPromiscuous(false);
-        net.AddVlan(VlanId);
+        net.Control.SetPromiscuous(false);
+        net.Control.AddVlan(VlanId);
 
         var responder = new VlanResponder(net, VlanId, IPAddress.Parse(DriverVlanAddress));
         (int answered, long sentByKernel) = await PingFromKernel(ns, vlan, responder, timeoutMilliseconds: 3000);
@@ -72,8 +72,8 @@ public sealed class TapVlanTests
         Assert.Equal(0, responder.UntaggedFrames);
 
         // Without the id the device drops every tagged frame the kernel sends, ARP and echo alike.
-        net.RemoveVlan(VlanId);
-        Assert.Empty(net.VlanIds);
+        net.Control.RemoveVlan(VlanId);
+        Assert.Empty(net.Control.VlanIds);
         responder = new VlanResponder(net, VlanId, IPAddress.Parse(DriverVlanAddress));
         (answered, sentByKernel) = await PingFromKernel(ns, vlan, responder, timeoutMilliseconds: 700);
         TestContext.Current.TestOutputHelper?.WriteLine(
@@ -83,7 +83,7 @@ public sealed class TapVlanTests
         Assert.Equal(0, answered);
 
         // And once added back, the same interface is answered again: the drops came from the table, not a broken link.
-        net.AddVlan(VlanId);
+        net.Control.AddVlan(VlanId);
         responder = new VlanResponder(net, VlanId, IPAddress.Parse(DriverVlanAddress));
         (answered, _) = await PingFromKernel(ns, vlan, responder, timeoutMilliseconds: 3000);
         Assert.True(answered == 3, $"{answered}/3 pings answered once re-added.\n{SwitchState(ns, ovs)}");
@@ -97,8 +97,8 @@ public sealed class TapVlanTests
         using var ns = NetworkNamespace.Create();
         using RiscvVirtBoard board = StartBoard(ns);
         using VirtioNetDevice net = Open(board, ns);
-        net.SetPromiscuous(false);
-        net.AddVlan(VlanId);
+        net.Control.SetPromiscuous(false);
+        net.Control.AddVlan(VlanId);
 
         // Kernels without 802.1Q (CONFIG_VLAN_8021Q) still carry tagged frames: a packet socket on the TAP sends
         // tagged ARP requests through the kernel's TAP driver to QEMU, and receives the driver's replies.
@@ -110,7 +110,7 @@ public sealed class TapVlanTests
         Assert.Equal(3, responder.ArpReplies);
         Assert.Equal(3, replies);
 
-        net.RemoveVlan(VlanId);
+        net.Control.RemoveVlan(VlanId);
         responder = new VlanResponder(net, VlanId, IPAddress.Parse(DriverVlanAddress));
         replies = await ArpFromPacketSocket(ns, responder, requests: 3, wait: TimeSpan.FromSeconds(1));
         TestContext.Current.TestOutputHelper?.WriteLine(
@@ -119,11 +119,11 @@ public sealed class TapVlanTests
         Assert.Equal(0, replies);
 
         // Another id in the table does not let 100 through either; 100 itself does again.
-        net.AddVlan(VlanId + 1);
+        net.Control.AddVlan(VlanId + 1);
         responder = new VlanResponder(net, VlanId, IPAddress.Parse(DriverVlanAddress));
         Assert.Equal(0, await ArpFromPacketSocket(ns, responder, requests: 2, wait: TimeSpan.FromSeconds(1)));
         Assert.Equal(0, responder.TaggedFrames);
-        net.AddVlan(VlanId);
+        net.Control.AddVlan(VlanId);
         responder = new VlanResponder(net, VlanId, IPAddress.Parse(DriverVlanAddress));
         Assert.Equal(2, await ArpFromPacketSocket(ns, responder, requests: 2, wait: TimeSpan.FromSeconds(3)));
         Assert.Equal(2, responder.TaggedFrames);
@@ -139,7 +139,7 @@ public sealed class TapVlanTests
 
     private static VirtioNetDevice Open(RiscvVirtBoard board, NetworkNamespace ns)
     {
-        VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Poll, Offloads = false });
+        VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = false });
         try
         {
             Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.CtrlVlan);
@@ -279,16 +279,16 @@ public sealed class TapVlanTests
 
         public void Serve(CancellationToken stop)
         {
-            byte[] buffer = new byte[net.MaxReceiveFrameLength];
+            byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
             var mac = new PhysicalAddress(net.MacAddress.ToArray());
             while (!stop.IsCancellationRequested)
             {
-                if (!net.WaitForReceive(TimeSpan.FromMilliseconds(50), CancellationToken.None))
+                if (!net.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(50), CancellationToken.None))
                 {
                     continue;
                 }
 
-                while (net.TryReceive(buffer, out int length, out VlanTag? tag))
+                while (net.Pairs[0].TryReceive(buffer, out int length, out VlanTag? tag))
                 {
                     if (tag is null)
                     {
@@ -306,7 +306,7 @@ public sealed class TapVlanTests
                     byte[]? reply = Answer(new EthernetPacket(new PacketDotNet.Utils.ByteArraySegment(buffer, 0, length)), mac);
                     if (reply is not null)
                     {
-                        Assert.True(net.TrySend(reply, new VlanTag(vlanId)), "the transmit queue was full");
+                        Assert.True(net.Pairs[0].TrySend(reply, new VlanTag(vlanId)), "the transmit queue was full");
                     }
                 }
             }

@@ -80,7 +80,7 @@ internal abstract class TcpEndpoint
         {
             // The kernel's neighbour solicitations go to the solicited-node multicast group of the endpoint's address
             // (RFC 4291 §2.7.1), on MAC 33:33:ff plus its last three bytes (RFC 2464 §7): let them through the filter.
-            net.SetMacFilter([], [new PhysicalAddress([0x33, 0x33, 0xff, _localAddress[13], _localAddress[14], _localAddress[15]])]);
+            net.Control.SetMacFilter([], [new PhysicalAddress([0x33, 0x33, 0xff, _localAddress[13], _localAddress[14], _localAddress[15]])]);
         }
     }
 

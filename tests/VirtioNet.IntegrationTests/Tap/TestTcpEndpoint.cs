@@ -7,7 +7,7 @@ namespace VirtioNet.IntegrationTests.Tap;
 
 /// <summary>
 /// The TEST TCP endpoint (<see cref="TcpEndpoint"/>) on the driver's copying API: frames are received with
-/// <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int, out ReceivedFrameInfo)"/> and sent with
+/// <see cref="VirtioNetQueuePair.TryReceive"/> and sent with
 /// <see cref="VirtioNetTransmitQueue.TrySend(ReadOnlySpan{byte}, TransmitOffloadRequest)"/>; large segments go with
 /// <see cref="TransmitOffloadRequest.Segmentation"/>, so the driver decides between device segmentation (TSO) and
 /// software segmentation.
@@ -20,12 +20,12 @@ internal sealed class TestTcpEndpoint : TcpEndpoint
     public TestTcpEndpoint(VirtioNetDevice net, byte[] remoteMac, IPAddress localAddress, IPAddress remoteAddress, ushort localPort, ushort remotePort, int mss, int largestSegment)
         : base(net, remoteMac, localAddress, remoteAddress, localPort, remotePort, mss, largestSegment)
     {
-        _receiveBuffer = new byte[net.MaxReceiveFrameLength];
+        _receiveBuffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
     }
 
     protected override void Poll()
     {
-        VirtioNetReceiveQueue rx = Net.ReceiveQueues[0];
+        VirtioNetQueuePair rx = Net.Pairs[0];
         while (rx.TryReceive(_receiveBuffer, out int length, out ReceivedFrameInfo info))
         {
             HandleFrame(_receiveBuffer.AsSpan(0, length), info, 1);
@@ -41,7 +41,7 @@ internal sealed class TestTcpEndpoint : TcpEndpoint
     // Hands the frame to the driver, with the checksum (and segmentation) left to it; false on back-pressure.
     protected override bool TryFinishFrame(int length, TransmitOffloadRequest request)
     {
-        VirtioNetTransmitQueue tx = Net.TransmitQueues[0];
+        VirtioNetTransmitQueue tx = Net.Pairs[0].TransmitQueue;
         var clock = Stopwatch.StartNew();
         while (!tx.TrySend(_transmitBuffer.AsSpan(0, length), request))
         {

@@ -24,7 +24,7 @@ internal static class LoopbackTraffic
     public static int Exchange(VirtioNetDevice device, int count, bool swapped, TimeSpan timeout)
     {
         var sent = new Dictionary<uint, byte[]>();
-        byte[] receiveBuffer = new byte[device.MaxReceiveFrameLength];
+        byte[] receiveBuffer = new byte[device.Pairs[0].MaxReceiveFrameLength];
         int received = 0;
         int next = 0;
         var clock = Stopwatch.StartNew();
@@ -33,10 +33,10 @@ internal static class LoopbackTraffic
             // Keep at most 64 frames in flight: the backend drops what finds no receive buffer, as a wire would.
             while (next < count && next - received < 64)
             {
-                byte[] frame = BuildFrame(device.MacAddress.Span, (uint)next, device.MaxTransmitFrameLength);
-                if (!device.TrySend(frame))
+                byte[] frame = BuildFrame(device.MacAddress.Span, (uint)next, device.Pairs[0].MaxTransmitFrameLength);
+                if (!device.Pairs[0].TrySend(frame))
                 {
-                    device.ReclaimTransmitted();
+                    device.Pairs[0].Reclaim();
                     break;
                 }
 
@@ -44,13 +44,13 @@ internal static class LoopbackTraffic
                 next++;
             }
 
-            device.ReclaimTransmitted();
-            if (!device.WaitForReceive(TimeSpan.FromMilliseconds(100), TestContext.Current.CancellationToken))
+            device.Pairs[0].Reclaim();
+            if (!device.Pairs[0].WaitForReceive(TimeSpan.FromMilliseconds(100), TestContext.Current.CancellationToken))
             {
                 continue;
             }
 
-            while (device.TryReceive(receiveBuffer, out int length))
+            while (device.Pairs[0].TryReceive(receiveBuffer, out int length))
             {
                 Verify(receiveBuffer.AsSpan(0, length), sent, swapped);
                 received++;

@@ -53,7 +53,7 @@ public sealed class OvsDpdkTests
         var toB = new Dictionary<uint, byte[]>();
         var toA = new Dictionary<uint, byte[]>();
         int sentToB = 0, sentToA = 0, receivedByB = 0, receivedByA = 0;
-        byte[] buffer = new byte[Math.Max(a.MaxReceiveFrameLength, b.MaxReceiveFrameLength)];
+        byte[] buffer = new byte[Math.Max(a.Pairs[0].MaxReceiveFrameLength, b.Pairs[0].MaxReceiveFrameLength)];
         var clock = Stopwatch.StartNew();
         while ((receivedByA < Count || receivedByB < Count) && clock.Elapsed < Patience)
         {
@@ -73,16 +73,16 @@ public sealed class OvsDpdkTests
             byte[] fromB = BuildFrame(Broadcast, MacB, EtherTypeOne, BroadcastFrames | FromB | i, 1000 + (int)i);
             toB.Add(BroadcastFrames | FromA | i, fromA);
             toA.Add(BroadcastFrames | FromB | i, fromB);
-            Assert.True(a.TrySend(fromA));
-            Assert.True(b.TrySend(fromB));
+            Assert.True(a.Pairs[0].TrySend(fromA));
+            Assert.True(b.Pairs[0].TrySend(fromB));
         }
 
         clock.Restart();
         int broadcastsAtB = 0, broadcastsAtA = 0;
         while ((broadcastsAtA < 10 || broadcastsAtB < 10) && clock.Elapsed < Patience)
         {
-            a.ReclaimTransmitted();
-            b.ReclaimTransmitted();
+            a.Pairs[0].Reclaim();
+            b.Pairs[0].Reclaim();
             broadcastsAtB += ReceiveAndVerify(b, buffer, toB);
             broadcastsAtA += ReceiveAndVerify(a, buffer, toA);
             Thread.Yield();
@@ -108,7 +108,7 @@ public sealed class OvsDpdkTests
             Assert.Equal((0L, 0L), (portB.RxDropped, portB.TxDropped));
         }
 
-        Assert.Equal(0, a.ReceiveStatistics.Drops + a.ReceiveStatistics.Errors + b.ReceiveStatistics.Drops + b.ReceiveStatistics.Errors);
+        Assert.Equal(0, a.Pairs[0].ReceiveStatistics.Drops + a.Pairs[0].ReceiveStatistics.Errors + b.Pairs[0].ReceiveStatistics.Drops + b.Pairs[0].ReceiveStatistics.Errors);
         Assert.All(a.GetQueueStates().Concat(b.GetQueueStates()), q => Assert.Null(q.BrokenReason));
     }
 
@@ -124,7 +124,7 @@ public sealed class OvsDpdkTests
         // Every other frame carries the dropped EtherType; only the others reach B.
         const int Count = 1000;
         var expected = new Dictionary<uint, byte[]>();
-        byte[] buffer = new byte[b.MaxReceiveFrameLength];
+        byte[] buffer = new byte[b.Pairs[0].MaxReceiveFrameLength];
         int received = 0;
         int next = 0;
         var clock = Stopwatch.StartNew();
@@ -134,7 +134,7 @@ public sealed class OvsDpdkTests
             {
                 ushort etherType = next % 2 == 0 ? EtherTypeOne : EtherTypeTwo;
                 byte[] frame = BuildFrame(MacB, MacA, etherType, FromA | (uint)next, 60 + (next * 131 % 1455));
-                if (!a.TrySend(frame))
+                if (!a.Pairs[0].TrySend(frame))
                 {
                     break;
                 }
@@ -147,7 +147,7 @@ public sealed class OvsDpdkTests
                 next++;
             }
 
-            a.ReclaimTransmitted();
+            a.Pairs[0].Reclaim();
             received += ReceiveAndVerify(b, buffer, expected);
             Thread.Yield();
         }
@@ -177,28 +177,28 @@ public sealed class OvsDpdkTests
         ovs.AddFlow("priority=100,in_port=vu0,dl_type=0x88b5,actions=mod_vlan_vid:100,mod_vlan_pcp:5,output:vu1");
         ovs.AddFlow("priority=100,in_port=vu1,dl_vlan=200,actions=strip_vlan,output:vu0");
 
-        byte[] buffer = new byte[Math.Max(a.MaxReceiveFrameLength, b.MaxReceiveFrameLength)];
+        byte[] buffer = new byte[Math.Max(a.Pairs[0].MaxReceiveFrameLength, b.Pairs[0].MaxReceiveFrameLength)];
         for (uint i = 0; i < 200; i++)
         {
             int length = 60 + (int)(i * 977 % 1455);
 
             // Tagged by OVS on the way to B: B's driver reports the tag and hands over the frame as A sent it.
             byte[] frame = BuildFrame(MacB, MacA, EtherTypeOne, FromA | i, length);
-            Assert.True(a.TrySend(frame));
+            Assert.True(a.Pairs[0].TrySend(frame));
             Assert.True(WaitForFrame(b, buffer, out int received, out VlanTag? tag), $"frame {i} did not reach B.\n{ovs.Log}");
             Assert.Equal(new VlanTag(100, 5), tag);
             Assert.True(buffer.AsSpan(0, received).SequenceEqual(frame), $"frame {i} reached B changed ({received} bytes, sent {frame.Length}).");
 
             // Tagged by B's driver (VLAN 200, priority 3), untagged by OVS: A receives the frame B was given.
             byte[] back = BuildFrame(MacA, MacB, EtherTypeOne, FromB | i, length);
-            Assert.True(b.TrySend(back, new VlanTag(200, 3)));
+            Assert.True(b.Pairs[0].TrySend(back, new VlanTag(200, 3)));
             Assert.True(WaitForFrame(a, buffer, out received, out tag), $"frame {i} did not reach A.\n{ovs.Log}");
             Assert.Null(tag);
             Assert.True(buffer.AsSpan(0, received).SequenceEqual(back), $"frame {i} reached A changed ({received} bytes, sent {back.Length}).");
 
             // A tag no rule matches crosses the NORMAL pipeline (trunk ports) unchanged: A's driver strips and reports it.
             byte[] other = BuildFrame(MacA, MacB, EtherTypeTwo, FromB | OtherVlan | i, length);
-            Assert.True(b.TrySend(other, new VlanTag(201, 1, dropEligible: i % 2 == 0)));
+            Assert.True(b.Pairs[0].TrySend(other, new VlanTag(201, 1, dropEligible: i % 2 == 0)));
             Assert.True(WaitForFrame(a, buffer, out received, out tag), $"VLAN 201 frame {i} did not reach A.\n{ovs.Log}");
             Assert.Equal(new VlanTag(201, 1, dropEligible: i % 2 == 0), tag);
             Assert.True(buffer.AsSpan(0, received).SequenceEqual(other), $"VLAN 201 frame {i} reached A changed.");
@@ -225,7 +225,7 @@ public sealed class OvsDpdkTests
         {
             Assert.True(session.Transport.ServesControlQueue);
             Assert.NotEqual(0UL, session.Device.NegotiatedFeatures & VirtioNetFeatures.Mq);
-            Assert.Equal(2, session.Device.ActiveQueuePairs);
+            Assert.Equal(2, session.Device.Control.ActiveQueuePairs);
             Assert.Equal(2, session.Transport.EnabledQueuePairs);
         }
 
@@ -235,7 +235,7 @@ public sealed class OvsDpdkTests
         var toA = new Dictionary<uint, byte[]>();
         int[] sentToB = new int[2], sentToA = new int[2];
         int receivedByB = 0, receivedByA = 0;
-        byte[] buffer = new byte[Math.Max(a.MaxReceiveFrameLength, b.MaxReceiveFrameLength)];
+        byte[] buffer = new byte[Math.Max(a.Pairs[0].MaxReceiveFrameLength, b.Pairs[0].MaxReceiveFrameLength)];
         var clock = Stopwatch.StartNew();
         while ((receivedByA < 2 * PerPair || receivedByB < 2 * PerPair) && clock.Elapsed < Patience)
         {
@@ -259,8 +259,8 @@ public sealed class OvsDpdkTests
         // its queues by hash, both receive queues took some; OVS took from each port exactly what its driver sent.
         foreach (VirtioNetDevice device in new[] { a, b })
         {
-            Assert.All(device.TransmitQueues, q => Assert.True(q.Statistics.Packets >= PerPair, $"{q.Statistics.Name} sent {q.Statistics.Packets}"));
-            Assert.All(device.ReceiveQueues, q => Assert.True(q.Statistics.Packets > 0, $"{q.Statistics.Name} received nothing: [{string.Join(", ", device.ReceiveQueues.Select(r => r.Statistics.Packets))}]"));
+            Assert.All(device.Pairs.Select(p => p.TransmitQueue), q => Assert.True(q.Statistics.Packets >= PerPair, $"{q.Statistics.Name} sent {q.Statistics.Packets}"));
+            Assert.All(device.Pairs.Select(p => p.ReceiveQueue), q => Assert.True(q.Statistics.Packets > 0, $"{q.Statistics.Name} received nothing: [{string.Join(", ", device.Pairs.Select(p => p.ReceiveQueue).Select(r => r.Statistics.Packets))}]"));
         }
 
         WaitForCounters(ovs, "vu0", a);
@@ -281,7 +281,7 @@ public sealed class OvsDpdkTests
             uint sequence = space | (uint)(sent + added);
             int length = 60 + (int)((uint)(sent + added) * 97 % 1455);
             byte[] frame = udp ? BuildUdpFrame(destination, source, sequence, length) : BuildFrame(destination, source, EtherTypeOne, sequence, length);
-            if (!device.TrySend(pair, frame))
+            if (!device.Pairs[pair].TrySend(frame))
             {
                 break;
             }
@@ -290,7 +290,7 @@ public sealed class OvsDpdkTests
             added++;
         }
 
-        device.ReclaimTransmitted(pair);
+        device.Pairs[pair].Reclaim();
         return added;
     }
 
@@ -298,7 +298,7 @@ public sealed class OvsDpdkTests
     private static int ReceiveAndVerify(VirtioNetDevice device, byte[] buffer, Dictionary<uint, byte[]> expected)
     {
         int count = 0;
-        for (int pair = 0; pair < device.ActiveQueuePairs; pair++)
+        for (int pair = 0; pair < device.Control.ActiveQueuePairs; pair++)
         {
             count += ReceiveAndVerify(device, pair, buffer, expected);
         }
@@ -310,7 +310,7 @@ public sealed class OvsDpdkTests
     private static int ReceiveAndVerify(VirtioNetDevice device, int pair, byte[] buffer, Dictionary<uint, byte[]> expected)
     {
         int count = 0;
-        while (device.TryReceive(pair, buffer, out int length))
+        while (device.Pairs[pair].TryReceive(buffer, out int length))
         {
             Assert.True(length >= 60, $"a {length}-byte frame arrived; none that short was sent");
             uint sequence = SequenceOf(buffer, length);
@@ -332,8 +332,8 @@ public sealed class OvsDpdkTests
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(5))
         {
-            device.ReclaimTransmitted();
-            if (device.TryReceive(buffer, out length, out tag) && !(tag is null && IsLearningFrame(buffer, length)))
+            device.Pairs[0].Reclaim();
+            if (device.Pairs[0].TryReceive(buffer, out length, out tag) && !(tag is null && IsLearningFrame(buffer, length)))
             {
                 return true;
             }
@@ -377,10 +377,10 @@ public sealed class OvsDpdkTests
 
     // Packets and bytes over every transmit (receive) queue of the device.
     private static (long Packets, long Bytes) Sent(VirtioNetDevice device) =>
-        (device.TransmitQueues.Sum(q => q.Statistics.Packets), device.TransmitQueues.Sum(q => q.Statistics.Bytes));
+        (device.Pairs.Select(p => p.TransmitQueue).Sum(q => q.Statistics.Packets), device.Pairs.Select(p => p.TransmitQueue).Sum(q => q.Statistics.Bytes));
 
     private static (long Packets, long Bytes) Received(VirtioNetDevice device) =>
-        (device.ReceiveQueues.Sum(q => q.Statistics.Packets), device.ReceiveQueues.Sum(q => q.Statistics.Bytes));
+        (device.Pairs.Select(p => p.ReceiveQueue).Sum(q => q.Statistics.Packets), device.Pairs.Select(p => p.ReceiveQueue).Sum(q => q.Statistics.Bytes));
 
     // The sequence number: after the UDP header in an IPv4 frame, after the EtherType otherwise.
     private static uint SequenceOf(byte[] frame, int length) =>
@@ -465,7 +465,7 @@ public sealed class OvsDpdkTests
             // OVS's vhost client retries its connection once a second.
             VhostUserSession a = VhostUserSession.Open(
                 new VhostUserOptions { SocketPath = socketA, SocketMode = VhostUserSocketMode.Listen, ConnectTimeout = TimeSpan.FromSeconds(15), MacAddress = MacA, QueuePairs = queuePairs },
-                new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = queuePairs },
+                new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = queuePairs },
                 cancellationToken: cancel);
             VhostUserSession? b = null;
             try
@@ -479,7 +479,7 @@ public sealed class OvsDpdkTests
                         MacAddress = MacB,
                         QueuePairs = queuePairs,
                     },
-                    new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = queuePairs, DisabledFeatures = VirtioFeatures.RingPacked },
+                    new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = queuePairs, DisabledFeatures = VirtioFeatures.RingPacked },
                     cancellationToken: cancel);
                 var pair = new Pair(a, b);
                 ovs.WaitForLinkUp("vu0", Patience);
@@ -504,23 +504,23 @@ public sealed class OvsDpdkTests
         // One learning frame each way until one arrives: until OVS has polled both new ports, a frame can be lost.
         private void Learn(OvsDpdkSwitch ovs)
         {
-            byte[] buffer = new byte[Math.Max(A.Device.MaxReceiveFrameLength, B.Device.MaxReceiveFrameLength)];
+            byte[] buffer = new byte[Math.Max(A.Device.Pairs[0].MaxReceiveFrameLength, B.Device.Pairs[0].MaxReceiveFrameLength)];
             foreach ((VirtioNetDevice from, VirtioNetDevice to, byte[] destination, byte[] source) in new[] { (A.Device, B.Device, MacB, MacA), (B.Device, A.Device, MacA, MacB) })
             {
                 // From every pair: OVS polls a new receive queue only once it has reconfigured the port for it.
-                for (int pair = 0; pair < from.ActiveQueuePairs; pair++)
+                for (int pair = 0; pair < from.Control.ActiveQueuePairs; pair++)
                 {
                     bool arrived = false;
                     for (uint attempt = 0; attempt < 50 && !arrived; attempt++)
                     {
-                        Assert.True(from.TrySend(pair, BuildFrame(destination, source, EtherTypeOne, Learning | attempt, 60)));
+                        Assert.True(from.Pairs[pair].TrySend(BuildFrame(destination, source, EtherTypeOne, Learning | attempt, 60)));
                         var clock = Stopwatch.StartNew();
                         while (!arrived && clock.Elapsed < TimeSpan.FromMilliseconds(200))
                         {
-                            from.ReclaimTransmitted(pair);
-                            for (int toPair = 0; toPair < to.ActiveQueuePairs; toPair++)
+                            from.Pairs[pair].Reclaim();
+                            for (int toPair = 0; toPair < to.Control.ActiveQueuePairs; toPair++)
                             {
-                                while (to.TryReceive(toPair, buffer, out int length))
+                                while (to.Pairs[toPair].TryReceive(buffer, out int length))
                                 {
                                     arrived |= IsLearningFrame(buffer, length);
                                 }

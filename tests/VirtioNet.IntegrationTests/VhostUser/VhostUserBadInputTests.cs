@@ -15,7 +15,7 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 [Collection(VhostUserCollection.Name)]
 public sealed class VhostUserBadInputTests
 {
-    private static readonly VirtioNetOptions PollSplit = new() { Mode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked };
+    private static readonly VirtioNetOptions PollSplit = new() { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked };
 
     [Fact]
     public void SocketPathThatDoesNotExistFailsWithOneClearError()

@@ -33,7 +33,7 @@ public sealed class VhostUserBurstOffloadTests
             using DpdkTestpmd testpmd = DpdkTestpmd.Start("csum", false, $"--cmdline-file={commands}");
             using VhostUserSession session = VhostUserSession.Open(
                 new VhostUserOptions { SocketPath = testpmd.SocketPath },
-                new VirtioNetOptions { Mode = OperationMode.Poll, Offloads = true },
+                new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = true },
                 cancellationToken: TestContext.Current.CancellationToken);
             VirtioNetDevice net = session.Device;
             const ulong expected = VirtioNetFeatures.Csum | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.MrgRxBuf;
@@ -43,9 +43,9 @@ public sealed class VhostUserBurstOffloadTests
             byte[][] frames = [Frame(tcp: false, 600), Frame(tcp: true, 600), Frame(tcp: true, 1400)];
             foreach (ReceiveBurstOptions options in new[] { ReceiveBurstOptions.None, ReceiveBurstOptions.CompletePartialChecksums })
             {
-                Send(net.TransmitQueues[0], frames);
+                Send(net.Pairs[0].TransmitQueue, frames);
                 ReceivedPacket[] packets = new ReceivedPacket[64];
-                int count = Receive(net.ReceiveQueues[0], packets, frames.Length, options);
+                int count = Receive(net.Pairs[0].ReceiveQueue, packets, frames.Length, options);
                 Assert.Equal(frames.Length, count);
                 for (int i = 0; i < count; i++)
                 {
@@ -75,18 +75,18 @@ public sealed class VhostUserBurstOffloadTests
                     Assert.Equal(Complete(frames[i], withoutLength: gso)[14..], frame[14..]);
                 }
 
-                net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, count));
+                net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, count));
             }
 
             // Segmentation is not negotiated (no HOST_TSO4): the burst refuses that packet and says why.
             var one = new TransmitPacket[1];
-            Assert.Equal(1, net.TransmitQueues[0].AllocateBurst(one));
+            Assert.Equal(1, net.Pairs[0].TransmitQueue.AllocateBurst(one));
             frames[2].CopyTo(one[0].Span);
             one[0] = one[0].WithLength(frames[2].Length).WithOffload(TransmitOffloadRequest.Segmentation(500));
-            Assert.Equal(0, net.TransmitQueues[0].TransmitBurst(one, out TransmitBurstStatus status));
+            Assert.Equal(0, net.Pairs[0].TransmitQueue.TransmitBurst(one, out TransmitBurstStatus status));
             Assert.Equal(TransmitBurstStatus.OffloadUnavailable, status);
-            net.TransmitQueues[0].FreeBurst(one);
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            net.Pairs[0].TransmitQueue.FreeBurst(one);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         }
         finally
         {
@@ -110,7 +110,7 @@ public sealed class VhostUserBurstOffloadTests
             using DpdkTestpmd testpmd = DpdkTestpmd.StartWithVdevOptions("csum", "tso=1", $"--cmdline-file={commands}");
             using VhostUserSession session = VhostUserSession.Open(
                 new VhostUserOptions { SocketPath = testpmd.SocketPath },
-                new VirtioNetOptions { Mode = OperationMode.Poll, Offloads = true },
+                new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = true },
                 cancellationToken: TestContext.Current.CancellationToken);
             VirtioNetDevice net = session.Device;
             const ulong expected = VirtioNetFeatures.Csum | VirtioNetFeatures.HostTso4 | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.MrgRxBuf;
@@ -118,10 +118,10 @@ public sealed class VhostUserBurstOffloadTests
 
             byte[] frame = Frame(tcp: true, 20000);
             var one = new TransmitPacket[1];
-            Assert.Equal(1, net.TransmitQueues[0].AllocateLargeBurst(one));
+            Assert.Equal(1, net.Pairs[0].TransmitQueue.AllocateLargeBurst(one));
             frame.CopyTo(one[0].Span);
             one[0] = one[0].WithLength(frame.Length).WithOffload(TransmitOffloadRequest.Segmentation(1448));
-            Assert.Equal(1, net.TransmitQueues[0].TransmitBurst(one, out TransmitBurstStatus status));
+            Assert.Equal(1, net.Pairs[0].TransmitQueue.TransmitBurst(one, out TransmitBurstStatus status));
             Assert.Equal(TransmitBurstStatus.Complete, status);
 
             ReceivedPacket[] packets = new ReceivedPacket[64];
@@ -129,18 +129,18 @@ public sealed class VhostUserBurstOffloadTests
             int count = 0;
             while (count == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
             {
-                count = net.ReceiveQueues[0].ReceiveBurst(packets, ReceiveBurstOptions.CompletePartialChecksums);
+                count = net.Pairs[0].ReceiveQueue.ReceiveBurst(packets, ReceiveBurstOptions.CompletePartialChecksums);
             }
 
             Assert.True(count > 1, $"{count} buffers came back");
             Assert.Equal(count, packets[0].SegmentCount);
             ReceivedFrameInfo info = packets[0].Offload;
-            TestContext.Current.TestOutputHelper?.WriteLine($"{count} buffers, {info}; transmitted {net.TransmitStatistics.Packets} packet(s)");
+            TestContext.Current.TestOutputHelper?.WriteLine($"{count} buffers, {info}; transmitted {net.Pairs[0].TransmitStatistics.Packets} packet(s)");
             Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, VirtioNetGsoType.TcpV4, 1000), info);
             byte[] received = [.. packets.AsSpan(0, count).ToArray().SelectMany(p => p.Span.ToArray())];
             Assert.Equal(Complete(frame, withoutLength: true)[14..], received[14..]);
-            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, count));
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, count));
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         }
         finally
         {

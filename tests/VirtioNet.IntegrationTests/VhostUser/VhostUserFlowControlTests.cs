@@ -11,7 +11,7 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 /// <summary>
 /// The driver's software flow control on a real data path: testpmd with 4 queues forwarding with macswap (receive queue
 /// k to transmit queue k, frames otherwise untouched), so a frame comes back on the pair it left on. 802.1p priorities
-/// choose the transmit pair through <see cref="VirtioNetDevice.PriorityMap"/>, and a pair's token bucket lets exactly
+/// choose the transmit pair through <see cref="VirtioNetControl.PriorityMap"/>, and a pair's token bucket lets exactly
 /// what it holds reach the backend. Virtio has neither (no pause frames, no queue shaping): this is the driver's own.
 /// </summary>
 [Trait("Peer", "Dpdk")]
@@ -27,7 +27,7 @@ public sealed class VhostUserFlowControlTests
     private static VhostUserSession Open(DpdkTestpmd testpmd) =>
         VhostUserSession.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs },
-            new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = Pairs },
+            new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs },
             cancellationToken: TestContext.Current.CancellationToken);
 
     [Fact]
@@ -36,16 +36,16 @@ public sealed class VhostUserFlowControlTests
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
         using VhostUserSession session = Open(testpmd);
         VirtioNetDevice device = session.Device;
-        Assert.Equal(Pairs, device.ActiveQueuePairs);
+        Assert.Equal(Pairs, device.Control.ActiveQueuePairs);
 
         // The default map spreads the eight priorities over the active pairs; then one that reverses and skews them.
-        PriorityQueueMap spread = device.PriorityMap;
+        PriorityQueueMap spread = device.Control.PriorityMap;
         Assert.Equal(Pairs, spread.QueuePairs);
         Assert.Equal(Pairs, spread.ToList().Distinct().Count());
         SendEveryPriorityAndCheckWhereItCameBack(device, spread, round: 0, testpmd);
 
         var skewed = new PriorityQueueMap([3, 3, 3, 2, 2, 1, 0, 0], Pairs);
-        device.PriorityMap = skewed;
+        device.Control.PriorityMap = skewed;
         SendEveryPriorityAndCheckWhereItCameBack(device, skewed, round: 1, testpmd);
     }
 
@@ -61,8 +61,8 @@ public sealed class VhostUserFlowControlTests
         var clock = new ManualClock();
         var bucket = new TokenBucket(Rate, burst: 6 * FrameLength, clock);
         const int Limited = 1;
-        device.SetTransmitRateLimit(Limited, bucket);
-        Assert.Same(bucket, device.GetTransmitRateLimit(Limited));
+        device.Pairs[Limited].RateLimit = bucket;
+        Assert.Same(bucket, device.Pairs[Limited].RateLimit);
 
         // Twenty frames offered on the limited pair, twenty on an unlimited one, with the clock standing still.
         int passed = OfferFrames(device, Limited, 20, FrameLength, first: 0);
@@ -70,7 +70,7 @@ public sealed class VhostUserFlowControlTests
         Assert.Equal(6, passed);
         Assert.Equal(20, unlimited);
         Assert.Equal(14, bucket.Throttled);
-        Assert.Equal(6, device.TransmitQueues[Limited].Statistics.Packets);
+        Assert.Equal(6, device.Pairs[Limited].TransmitQueue.Statistics.Packets);
 
         // What passed reached the backend and came back on its own pair; nothing refused was queued.
         Assert.Equal(6, CollectSequences(device, Limited, 6, testpmd).Count);
@@ -85,10 +85,10 @@ public sealed class VhostUserFlowControlTests
         clock.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(6, OfferFrames(device, Limited, 20, FrameLength, first: 150));
         Assert.Equal(6, CollectSequences(device, Limited, 6, testpmd).Count);
-        Assert.Equal(17, device.TransmitQueues[Limited].Statistics.Packets);
+        Assert.Equal(17, device.Pairs[Limited].TransmitQueue.Statistics.Packets);
 
         // Removing the limit lets everything through again.
-        device.SetTransmitRateLimit(Limited, null);
+        device.Pairs[Limited].RateLimit = null;
         Assert.Equal(20, OfferFrames(device, Limited, 20, FrameLength, first: 200));
         Assert.Equal(20, CollectSequences(device, Limited, 20, testpmd).Count);
     }
@@ -97,7 +97,7 @@ public sealed class VhostUserFlowControlTests
     // that each came back on the pair `map` names for its priority, with its tag (stripped and reported by the driver).
     private static void SendEveryPriorityAndCheckWhereItCameBack(VirtioNetDevice device, PriorityQueueMap map, int round, DpdkTestpmd testpmd)
     {
-        long[] sentBefore = [.. device.TransmitQueues.Select(q => q.Statistics.Packets)];
+        long[] sentBefore = [.. device.Pairs.Select(p => p.TransmitQueue).Select(q => q.Statistics.Packets)];
         int expectedTotal = PriorityQueueMap.PriorityCount * PerPriority;
         var expectedPerPair = new int[Pairs];
         for (int priority = 0; priority < PriorityQueueMap.PriorityCount; priority++)
@@ -111,7 +111,7 @@ public sealed class VhostUserFlowControlTests
                 while (!device.TrySendByPriority(frame, tag))
                 {
                     Assert.True(clock.Elapsed < WaitLimit, $"priority {priority}: the transmit ring of pair {map.QueueFor(priority)} stayed full");
-                    device.ReclaimTransmitted(map.QueueFor(priority));
+                    device.Pairs[map.QueueFor(priority)].Reclaim();
                 }
 
                 expectedPerPair[map.QueueFor(priority)]++;
@@ -120,10 +120,10 @@ public sealed class VhostUserFlowControlTests
 
         for (int pair = 0; pair < Pairs; pair++)
         {
-            Assert.Equal(expectedPerPair[pair], device.TransmitQueues[pair].Statistics.Packets - sentBefore[pair]);
+            Assert.Equal(expectedPerPair[pair], device.Pairs[pair].TransmitQueue.Statistics.Packets - sentBefore[pair]);
         }
 
-        byte[] buffer = new byte[device.MaxReceiveFrameLength];
+        byte[] buffer = new byte[device.Pairs[0].MaxReceiveFrameLength];
         int received = 0;
         var wait = Stopwatch.StartNew();
         while (received < expectedTotal)
@@ -132,8 +132,8 @@ public sealed class VhostUserFlowControlTests
             bool any = false;
             for (int pair = 0; pair < Pairs; pair++)
             {
-                device.ReclaimTransmitted(pair);
-                while (device.ReceiveQueues[pair].TryReceive(buffer, out int length, out VlanTag? tag))
+                device.Pairs[pair].Reclaim();
+                while (device.Pairs[pair].TryReceive(buffer, out int length, out VlanTag? tag))
                 {
                     any = true;
                     uint sequence = BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(14, length - 14));
@@ -160,7 +160,7 @@ public sealed class VhostUserFlowControlTests
         {
             byte[] frame = LoopbackTraffic.BuildFrame(device.MacAddress.Span, ((uint)pair << 16) | (uint)(first + i), 1514);
             Array.Resize(ref frame, length);
-            taken += device.TrySend(pair, frame) ? 1 : 0;
+            taken += device.Pairs[pair].TrySend(frame) ? 1 : 0;
         }
 
         return taken;
@@ -170,13 +170,13 @@ public sealed class VhostUserFlowControlTests
     private static HashSet<uint> CollectSequences(VirtioNetDevice device, int pair, int count, DpdkTestpmd testpmd)
     {
         var sequences = new HashSet<uint>();
-        byte[] buffer = new byte[device.MaxReceiveFrameLength];
+        byte[] buffer = new byte[device.Pairs[0].MaxReceiveFrameLength];
         var wait = Stopwatch.StartNew();
         while (sequences.Count < count)
         {
             Assert.True(wait.Elapsed < WaitLimit, $"pair {pair}: {sequences.Count} of {count} frames came back.\n{testpmd.Log}");
-            device.ReclaimTransmitted(pair);
-            if (!device.TryReceive(pair, buffer, out int length))
+            device.Pairs[pair].Reclaim();
+            if (!device.Pairs[pair].TryReceive(buffer, out int length))
             {
                 Thread.Sleep(1);
                 continue;
@@ -189,7 +189,7 @@ public sealed class VhostUserFlowControlTests
 
         // Nothing more than what passed: a short look for stragglers on the pair.
         Thread.Sleep(50);
-        Assert.False(device.TryReceive(pair, buffer, out _), $"pair {pair}: more frames came back than were let through");
+        Assert.False(device.Pairs[pair].TryReceive(buffer, out _), $"pair {pair}: more frames came back than were let through");
         return sequences;
     }
 

@@ -22,18 +22,18 @@ public sealed class VhostUserInOrderTests
     public void ThousandsOfFramesCrossDpdkInOrder(string forwardMode, bool packed, OperationMode mode)
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start(forwardMode);
-        var netOptions = new VirtioNetOptions { Mode = mode, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked };
+        var netOptions = new VirtioNetOptions { OperationMode = mode, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked };
         using VhostUserSession session = VhostUserSession.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath }, netOptions, cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
 
         Assert.True((session.Transport.BackendFeatures & VirtioFeatures.InOrder) != 0, $"DPDK 22.11's vhost offers IN_ORDER; offered 0x{session.Transport.BackendFeatures:x}.");
         Assert.NotEqual(0UL, device.NegotiatedFeatures & VirtioFeatures.InOrder);
-        Assert.Equal(packed ? "packed" : "split", device.RingLayout);
+        Assert.Equal(packed ? VirtioNet.Virtqueues.RingLayout.Packed : VirtioNet.Virtqueues.RingLayout.Split, device.RingLayout);
 
         const int Count = 5000;
         Assert.Equal(Count, LoopbackTraffic.Exchange(device, Count, swapped: forwardMode == "macswap", TimeSpan.FromSeconds(30)));
-        Assert.Equal(Count, device.TransmitStatistics.Packets);
+        Assert.Equal(Count, device.Pairs[0].TransmitStatistics.Packets);
 
         IReadOnlyList<VirtqueueStateView> states = [.. device.GetQueueStates().Select(s => new VirtqueueStateView(s.QueueIndex, s.BrokenReason, s.ChainsReturnedInBatches))];
         Assert.All(states, s => Assert.Null(s.BrokenReason));
@@ -51,9 +51,9 @@ public sealed class VhostUserInOrderTests
         // (its shadow used ring keeps only the last ID): the driver must take every chain of the burst back from it.
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("rxonly");
         using VhostUserSession session = VhostUserSession.Open(
-            new VhostUserOptions { SocketPath = testpmd.SocketPath }, new VirtioNetOptions { Mode = OperationMode.Poll }, cancellationToken: TestContext.Current.CancellationToken);
+            new VhostUserOptions { SocketPath = testpmd.SocketPath }, new VirtioNetOptions { OperationMode = OperationMode.Poll }, cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
-        Assert.Equal("packed", device.RingLayout);
+        Assert.Equal(VirtioNet.Virtqueues.RingLayout.Packed, device.RingLayout);
         Assert.NotEqual(0UL, device.NegotiatedFeatures & VirtioFeatures.InOrder);
 
         byte[] frame = LoopbackTraffic.BuildFrame(device.MacAddress.Span, 1, 60);
@@ -61,18 +61,18 @@ public sealed class VhostUserInOrderTests
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (sent < 20000 && clock.Elapsed < TimeSpan.FromSeconds(20))
         {
-            if (device.TrySend(frame))
+            if (device.Pairs[0].TrySend(frame))
             {
                 sent++;
             }
             else
             {
-                device.ReclaimTransmitted();
+                device.Pairs[0].Reclaim();
             }
         }
 
         Assert.Equal(20000, sent);
-        VirtioNet.Virtqueues.VirtqueueState tx = device.GetQueueStates().Single(s => s.QueueIndex == VirtioNetDevice.TransmitQueueIndex);
+        VirtioNet.Virtqueues.VirtqueueState tx = device.GetQueueStates().Single(s => s.QueueIndex == 1);
         Assert.Null(tx.BrokenReason);
         Assert.True(tx.ChainsReturnedInBatches > 0, "every transmit chain came back with a used descriptor of its own");
     }

@@ -30,11 +30,11 @@ public sealed class VhostUserMultiQueueInterruptTests
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
         using VhostUserSession session = VhostUserSession.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs },
-            new VirtioNetOptions { Mode = OperationMode.Interrupt, QueuePairs = Pairs },
+            new VirtioNetOptions { OperationMode = OperationMode.Interrupt, QueuePairs = Pairs },
             cancellationToken: ct);
         VirtioNetDevice device = session.Device;
-        Assert.Equal(OperationMode.Interrupt, device.Mode);
-        Assert.Equal((Pairs, Pairs), (device.QueuePairs, device.ActiveQueuePairs));
+        Assert.Equal(OperationMode.Interrupt, device.OperationMode);
+        Assert.Equal((Pairs, Pairs), (device.Pairs.Count, device.Control.ActiveQueuePairs));
         long signalsBefore = session.Transport.Interrupt!.RaiseCount;
 
         var received = new int[Pairs];
@@ -66,13 +66,13 @@ public sealed class VhostUserMultiQueueInterruptTests
         // The first primer goes to a pair whose worker does not hold the line: only the holder's dispatch can wake it.
         int holder = device.LineHolder;
         int[] order = [.. Enumerable.Range(1, Pairs).Select(i => (holder + i) % Pairs)];
-        Assert.True(device.TrySend(order[0], LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(order[0]), device.MaxTransmitFrameLength)));
+        Assert.True(device.Pairs[order[0]].TrySend(LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(order[0]), device.Pairs[0].MaxTransmitFrameLength)));
         primerSent[order[0]].Set();
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref primed[order[0]]) != 0 || errors[order[0]] is not null, WaitLimit), $"pair {order[0]}'s worker was not woken by the holder (pair {holder})");
         Assert.True(device.WaitersWokenByHolder >= 1, "the worker holding the eventfds did not wake the worker whose queue had the frame");
         foreach (int pair in order.Skip(1))
         {
-            Assert.True(device.TrySend(pair, LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(pair), device.MaxTransmitFrameLength)));
+            Assert.True(device.Pairs[pair].TrySend(LoopbackTraffic.BuildFrame(device.MacAddress.Span, Primer(pair), device.Pairs[0].MaxTransmitFrameLength)));
             primerSent[pair].Set();
         }
 
@@ -85,7 +85,7 @@ public sealed class VhostUserMultiQueueInterruptTests
         {
             Assert.True(errors[pair] is null, $"pair {pair}: {errors[pair]}\n{testpmd.Log}");
             Assert.Equal(PerPair, received[pair]);
-            Assert.True(device.ReceiveQueues[pair].Statistics.Interrupts > 0, $"receiveq{pair + 1}'s worker was never woken by an interrupt ({waits[pair]} waits)");
+            Assert.True(device.Pairs[pair].ReceiveQueue.Statistics.Interrupts > 0, $"receiveq{pair + 1}'s worker was never woken by an interrupt ({waits[pair]} waits)");
         }
 
         // Interrupts, not polling: the backend signalled the call eventfds and the driver read them.
@@ -100,10 +100,10 @@ public sealed class VhostUserMultiQueueInterruptTests
     // back on the same pair; a frame of another pair, or one that comes back twice, fails.
     private static int Exchange(VirtioNetDevice device, int pair, ManualResetEventSlim primerSent, ref int waits, ref int primed, CancellationToken ct)
     {
-        byte[] buffer = new byte[device.MaxReceiveFrameLength];
+        byte[] buffer = new byte[device.Pairs[0].MaxReceiveFrameLength];
         var outstanding = new HashSet<uint> { Primer(pair) };
         waits++;
-        if (!device.WaitForReceive(pair, WaitLimit, ct) || !device.TryReceive(pair, buffer, out int primerLength)
+        if (!device.Pairs[pair].WaitForReceive(WaitLimit, ct) || !device.Pairs[pair].TryReceive(buffer, out int primerLength)
             || !outstanding.Remove(BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(14, primerLength - 14))))
         {
             throw new InvalidOperationException($"pair {pair}: the first frame back was not this pair's primer");
@@ -121,11 +121,11 @@ public sealed class VhostUserMultiQueueInterruptTests
         int received = 0;
         while (received < PerPair)
         {
-            device.ReclaimTransmitted(pair);
+            device.Pairs[pair].Reclaim();
             while (sent < PerPair && outstanding.Count < Window)
             {
                 uint sequence = ((uint)pair << 16) | (uint)sent;
-                if (!device.TrySend(pair, LoopbackTraffic.BuildFrame(device.MacAddress.Span, sequence, device.MaxTransmitFrameLength)))
+                if (!device.Pairs[pair].TrySend(LoopbackTraffic.BuildFrame(device.MacAddress.Span, sequence, device.Pairs[0].MaxTransmitFrameLength)))
                 {
                     break;
                 }
@@ -135,12 +135,12 @@ public sealed class VhostUserMultiQueueInterruptTests
             }
 
             waits++;
-            if (!device.WaitForReceive(pair, WaitLimit, ct))
+            if (!device.Pairs[pair].WaitForReceive(WaitLimit, ct))
             {
                 throw new TimeoutException($"pair {pair}: nothing came back within {WaitLimit.TotalSeconds} s ({received} of {PerPair} received, {outstanding.Count} in flight)");
             }
 
-            while (device.TryReceive(pair, buffer, out int length))
+            while (device.Pairs[pair].TryReceive(buffer, out int length))
             {
                 uint sequence = BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(14, length - 14));
                 if (!outstanding.Remove(sequence))

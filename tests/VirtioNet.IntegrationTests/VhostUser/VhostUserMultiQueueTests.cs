@@ -23,7 +23,7 @@ public sealed class VhostUserMultiQueueTests
     private static VhostUserSession Open(DpdkTestpmd testpmd, int pairs, bool packed = true) =>
         VhostUserSession.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = pairs },
-            new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = pairs, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked },
+            new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = pairs, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked },
             cancellationToken: TestContext.Current.CancellationToken);
 
     [Theory]
@@ -47,13 +47,13 @@ public sealed class VhostUserMultiQueueTests
         // Every ring in the layout asked for, the control queue the transport serves included.
         Assert.Equal(packed, (device.NegotiatedFeatures & VirtioFeatures.RingPacked) != 0);
         Assert.Equal(pairs, device.Config.MaxVirtqueuePairs);
-        Assert.Equal(pairs, device.QueuePairs);
-        Assert.Equal(pairs, device.ActiveQueuePairs);
+        Assert.Equal(pairs, device.Pairs.Count);
+        Assert.Equal(pairs, device.Control.ActiveQueuePairs);
 
         // The bring-up's VQ_PAIRS_SET went through the transport's control queue and enabled every pair.
         Assert.Equal(pairs, transport.EnabledQueuePairs);
         Assert.True(transport.ControlCommandsServed >= 1);
-        Assert.Equal(transport.ControlCommandsServed, device.ControlQueue!.CommandsCompleted);
+        Assert.Equal(transport.ControlCommandsServed, device.Control.Queue!.CommandsCompleted);
 
         const int PerPair = 300;
         long[] received = ExchangeOnEveryPair(device, pairs, PerPair, TimeSpan.FromSeconds(30));
@@ -71,19 +71,19 @@ public sealed class VhostUserMultiQueueTests
         VirtioNetDevice device = session.Device;
         VhostUserTransport transport = session.Transport;
 
-        device.SetActiveQueuePairs(1);
+        device.Control.SetActiveQueuePairs(1);
         Assert.Equal(1, transport.EnabledQueuePairs);
-        Assert.Equal(1, device.ActiveQueuePairs);
+        Assert.Equal(1, device.Control.ActiveQueuePairs);
 
         // Pair 0 still forwards; a frame put on pair 1's disabled transmit ring is not taken by the backend.
         Assert.Equal(new long[] { 50 }, ExchangeOnEveryPair(device, 1, 50, TimeSpan.FromSeconds(10)));
-        byte[] frame = LoopbackTraffic.BuildFrame(device.MacAddress.Span, 0x7fff_0000, device.MaxTransmitFrameLength);
-        Assert.True(device.TrySend(1, frame));
-        byte[] buffer = new byte[device.MaxReceiveFrameLength];
+        byte[] frame = LoopbackTraffic.BuildFrame(device.MacAddress.Span, 0x7fff_0000, device.Pairs[0].MaxTransmitFrameLength);
+        Assert.True(device.Pairs[1].TrySend(frame));
+        byte[] buffer = new byte[device.Pairs[0].MaxReceiveFrameLength];
         Assert.False(WaitForFrame(device, 1, buffer, TimeSpan.FromMilliseconds(500), out _), "a frame came back on pair 1 while it was disabled");
 
         // Enabled again, the backend takes the waiting frame and sends it back on pair 1.
-        device.SetActiveQueuePairs(2);
+        device.Control.SetActiveQueuePairs(2);
         Assert.Equal(2, transport.EnabledQueuePairs);
         Assert.True(WaitForFrame(device, 1, buffer, TimeSpan.FromSeconds(5), out int length), $"the frame left on pair 1 did not come back once it was enabled.\n{testpmd.Log}");
         Assert.Equal(0x7fff_0000u, BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(14, length - 14)));
@@ -94,7 +94,7 @@ public sealed class VhostUserMultiQueueTests
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(2, "io");
         using VhostUserSession session = Open(testpmd, 2);
-        VirtioNetControlQueue control = session.Device.ControlQueue!;
+        VirtioNetControlQueue control = session.Device.Control.Queue!;
 
         byte[] payload = new byte[2];
         BinaryPrimitives.WriteUInt16LittleEndian(payload, 3);
@@ -118,7 +118,7 @@ public sealed class VhostUserMultiQueueTests
         Assert.False(session.Transport.ServesControlQueue);
         Assert.Equal(-1, session.Transport.ControlQueueIndex);
         Assert.Equal(0UL, session.Device.NegotiatedFeatures & (VirtioNetFeatures.CtrlVq | VirtioNetFeatures.Mq));
-        Assert.Null(session.Device.ControlQueue);
+        Assert.Null(session.Device.Control.Queue);
     }
 
     [Fact]
@@ -155,7 +155,7 @@ public sealed class VhostUserMultiQueueTests
             outstanding[pair] = [];
         }
 
-        byte[] buffer = new byte[device.MaxReceiveFrameLength];
+        byte[] buffer = new byte[device.Pairs[0].MaxReceiveFrameLength];
         var clock = Stopwatch.StartNew();
         while (received.Sum() < (long)pairs * perPair && clock.Elapsed < timeout)
         {
@@ -164,8 +164,8 @@ public sealed class VhostUserMultiQueueTests
                 while (next[pair] < perPair && next[pair] - received[pair] < 32)
                 {
                     uint sequence = ((uint)pair << 16) | (uint)next[pair];
-                    byte[] frame = LoopbackTraffic.BuildFrame(device.MacAddress.Span, sequence, device.MaxTransmitFrameLength);
-                    if (!device.TrySend(pair, frame))
+                    byte[] frame = LoopbackTraffic.BuildFrame(device.MacAddress.Span, sequence, device.Pairs[0].MaxTransmitFrameLength);
+                    if (!device.Pairs[pair].TrySend(frame))
                     {
                         break;
                     }
@@ -174,8 +174,8 @@ public sealed class VhostUserMultiQueueTests
                     next[pair]++;
                 }
 
-                device.ReclaimTransmitted(pair);
-                while (device.TryReceive(pair, buffer, out int length))
+                device.Pairs[pair].Reclaim();
+                while (device.Pairs[pair].TryReceive(buffer, out int length))
                 {
                     Assert.True(length >= 18, $"a {length}-byte frame came back on pair {pair}");
                     uint sequence = BinaryPrimitives.ReadUInt32BigEndian(buffer.AsSpan(14));
@@ -195,8 +195,8 @@ public sealed class VhostUserMultiQueueTests
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < timeout)
         {
-            device.ReclaimTransmitted(pair);
-            if (device.TryReceive(pair, buffer, out length))
+            device.Pairs[pair].Reclaim();
+            if (device.Pairs[pair].TryReceive(buffer, out length))
             {
                 return true;
             }

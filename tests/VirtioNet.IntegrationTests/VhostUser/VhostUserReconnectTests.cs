@@ -18,7 +18,7 @@ public sealed class VhostUserReconnectTests
     public void KilledBackendIsSeenAndTrafficResumesAfterRestartWithNothingLeaked()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        var netOptions = new VirtioNetOptions { Mode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked, LinkPollInterval = TimeSpan.FromMilliseconds(10) };
+        var netOptions = new VirtioNetOptions { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked, LinkPollInterval = TimeSpan.FromMilliseconds(10) };
         int baseline = -1;
         for (int round = 0; round < 2; round++)
         {
@@ -50,7 +50,7 @@ public sealed class VhostUserReconnectTests
                 {
                     try
                     {
-                        session.Device.TrySend(LoopbackTraffic.BuildFrame(session.Device.MacAddress.Span, (uint)i, 60));
+                        session.Device.Pairs[0].TrySend(LoopbackTraffic.BuildFrame(session.Device.MacAddress.Span, (uint)i, 60));
                     }
                     catch (VirtioException e) when (e.Message.Contains("went away", StringComparison.Ordinal))
                     {
@@ -81,13 +81,13 @@ public sealed class VhostUserReconnectTests
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
         using VhostUserSession session = VhostUserSession.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath },
-            new VirtioNetOptions { Mode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked },
+            new VirtioNetOptions { OperationMode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked },
             cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(20, LoopbackTraffic.Exchange(session.Device, 20, swapped: true, TimeSpan.FromSeconds(10)));
 
         testpmd.Kill();
         var clock = Stopwatch.StartNew();
-        var error = Assert.Throws<VirtioException>(() => session.Device.WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        var error = Assert.Throws<VirtioException>(() => session.Device.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
 
         Assert.Equal(VirtioErrorReason.PlatformFailure, error.Reason);
         Assert.Contains("went away", error.Message, StringComparison.Ordinal);
@@ -100,7 +100,7 @@ public sealed class VhostUserReconnectTests
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap", backendIsClient: true);
         var options = new VhostUserOptions { SocketPath = testpmd.SocketPath, SocketMode = VhostUserSocketMode.Listen, ConnectTimeout = TimeSpan.FromSeconds(10) };
         using VhostUserSession session = VhostUserSession.Open(
-            options, new VirtioNetOptions { Mode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked }, cancellationToken: TestContext.Current.CancellationToken);
+            options, new VirtioNetOptions { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked }, cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(50, LoopbackTraffic.Exchange(session.Device, 50, swapped: true, TimeSpan.FromSeconds(10)));
 
         testpmd.Kill();

@@ -24,10 +24,10 @@ public sealed class VhostUserRecoveryTests
     public void RecoverStartsTheBackendsRingsAgainAndFramesFlowEachTimeWithNothingLeaked(bool packed, OperationMode mode)
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        var netOptions = new VirtioNetOptions { Mode = mode, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked };
+        var netOptions = new VirtioNetOptions { OperationMode = mode, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked };
         using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, netOptions, cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
-        Assert.Equal(packed ? "packed" : "split", device.RingLayout);
+        Assert.Equal(packed ? VirtioNet.Virtqueues.RingLayout.Packed : VirtioNet.Virtqueues.RingLayout.Split, device.RingLayout);
         var events = new List<DeviceRecoveredEventArgs>();
         device.Recovered += (_, e) => events.Add(e);
 
@@ -42,7 +42,7 @@ public sealed class VhostUserRecoveryTests
             // they are accounted for, and none of them is mistaken for a frame of the exchange below.
             for (uint i = 0; i < 16; i++)
             {
-                device.TrySend(LoopbackTraffic.BuildFrame(device.MacAddress.Span, 0x7000_0000 + i, 200));
+                device.Pairs[0].TrySend(LoopbackTraffic.BuildFrame(device.MacAddress.Span, 0x7000_0000 + i, 200));
             }
 
             device.Recover();
@@ -60,7 +60,7 @@ public sealed class VhostUserRecoveryTests
 
         Assert.Equal(descriptors, OpenDescriptors.CountVhostUserKinds());
         Assert.Equal(regions, session.Memory.AllocatedRegions);
-        Assert.Equal(0, device.ReceiveStatistics.Errors);
+        Assert.Equal(0, device.Pairs[0].ReceiveStatistics.Errors);
         Assert.Equal(device.RecoveryDroppedTransmits, events.Sum(e => e.DroppedTransmits));
     }
 
@@ -71,7 +71,7 @@ public sealed class VhostUserRecoveryTests
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
         using VhostUserSession session = VhostUserSession.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs },
-            new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = Pairs },
+            new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs },
             cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
         VhostUserTransport transport = session.Transport;
@@ -82,15 +82,15 @@ public sealed class VhostUserRecoveryTests
 
         // The reset left one pair enabled (§5.1.6.5.5); the restored VQ_PAIRS_SET enabled the second again.
         Assert.Equal(Pairs, transport.EnabledQueuePairs);
-        Assert.Equal(Pairs, device.ActiveQueuePairs);
+        Assert.Equal(Pairs, device.Control.ActiveQueuePairs);
         long[] received = VhostUserMultiQueueTests.ExchangeOnEveryPair(device, Pairs, 300, TimeSpan.FromSeconds(30));
         Assert.True(received.All(n => n == 300), $"after the recovery: [{string.Join(", ", received)}] of 300 per pair.\n{testpmd.Log}");
 
         // With one pair active, recovery leaves the second disabled at the backend, as before it.
-        device.SetActiveQueuePairs(1);
+        device.Control.SetActiveQueuePairs(1);
         device.Recover();
         Assert.Equal(1, transport.EnabledQueuePairs);
-        Assert.Equal(1, device.ActiveQueuePairs);
+        Assert.Equal(1, device.Control.ActiveQueuePairs);
         Assert.Equal(new long[] { 200 }, VhostUserMultiQueueTests.ExchangeOnEveryPair(device, 1, 200, TimeSpan.FromSeconds(20)));
         Assert.Equal(descriptors, OpenDescriptors.CountVhostUserKinds());
     }
@@ -99,8 +99,8 @@ public sealed class VhostUserRecoveryTests
     // reset; any that arrive later (sent by the backend before it stopped) carry sequence numbers from 0x70000000 on.
     private static void DrainStale(VirtioNetDevice device)
     {
-        byte[] buffer = new byte[device.MaxReceiveFrameLength];
-        while (device.TryReceive(buffer, out int length))
+        byte[] buffer = new byte[device.Pairs[0].MaxReceiveFrameLength];
+        while (device.Pairs[0].TryReceive(buffer, out int length))
         {
             Assert.True(length >= 18 && buffer[14] == 0x70, "a frame that was not in flight came back");
         }

@@ -11,7 +11,7 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 public sealed class VhostUserTrafficTests
 {
     // The split ring: what docs/PERFORMANCE.md measures first. The packed ring has its own test below.
-    private static readonly VirtioNetOptions PollSplit = new() { Mode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked };
+    private static readonly VirtioNetOptions PollSplit = new() { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked };
 
     private static VhostUserSession Open(VhostUserOptions options, VirtioNetOptions netOptions) =>
         VhostUserSession.Open(options, netOptions, cancellationToken: TestContext.Current.CancellationToken);
@@ -65,8 +65,8 @@ public sealed class VhostUserTrafficTests
         int received = LoopbackTraffic.Exchange(session.Device, Count, swapped: true, TimeSpan.FromSeconds(20));
 
         Assert.Equal(Count, received);
-        Assert.Equal(Count, session.Device.TransmitStatistics.Packets);
-        Assert.Equal(Count, session.Device.ReceiveStatistics.Packets);
+        Assert.Equal(Count, session.Device.Pairs[0].TransmitStatistics.Packets);
+        Assert.Equal(Count, session.Device.Pairs[0].ReceiveStatistics.Packets);
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class VhostUserTrafficTests
         // DPDK offers RING_PACKED; its transmit completions carry the length it read, which the driver ignores for chains
         // without device-writable buffers (see PackedVirtqueue.TryTakeUsed).
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using VhostUserSession session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         Assert.NotEqual(0UL, session.Device.NegotiatedFeatures & VirtioFeatures.RingPacked);
 
         const int Count = 2000;
@@ -89,7 +89,7 @@ public sealed class VhostUserTrafficTests
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("io");
         using VhostUserSession session = Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath },
-            new VirtioNetOptions { Mode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked });
+            new VirtioNetOptions { OperationMode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked });
 
         const int Count = 500;
         Assert.Equal(Count, LoopbackTraffic.Exchange(session.Device, Count, swapped: false, TimeSpan.FromSeconds(20)));
@@ -102,7 +102,7 @@ public sealed class VhostUserTrafficTests
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("txonly");
         using VhostUserSession session = Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath },
-            new VirtioNetOptions { Mode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked });
+            new VirtioNetOptions { OperationMode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked });
         var line = session.Transport.Interrupt!;
 
         Assert.True(line.Wait(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken), "no call eventfd signal within 5 s");
@@ -110,9 +110,9 @@ public sealed class VhostUserTrafficTests
         Assert.True((session.Transport.ReadAndAcknowledgeInterrupt() & VirtioNet.Transports.InterruptCause.UsedBuffer) != 0);
         Assert.True(line.RaiseCount > 0);
 
-        byte[] buffer = new byte[session.Device.MaxReceiveFrameLength];
-        Assert.True(session.Device.WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
-        Assert.True(session.Device.TryReceive(buffer, out int length));
+        byte[] buffer = new byte[session.Device.Pairs[0].MaxReceiveFrameLength];
+        Assert.True(session.Device.Pairs[0].WaitForReceive(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
+        Assert.True(session.Device.Pairs[0].TryReceive(buffer, out int length));
         Assert.True(length >= 60, $"a frame of {length} bytes");
     }
 

@@ -89,9 +89,9 @@ public sealed class OffloadCatalogTests
         // Software transport offering the tunnel features: no peer here offers them (QEMU 7.2 and 10.0 do not).
         using var memory = new HeapDmaAllocator();
         var transport = new SoftwareNetTransport(TunnelDevice.Low & ~(VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlGuestOffloads)) { OfferedFeaturesHigh = TunnelDevice.High };
-        using (var net = VirtioNetDevice.Open(transport, memory, new VirtioNetOptions { Mode = OperationMode.Poll }))
+        using (var net = VirtioNetDevice.Open(transport, memory, new VirtioNetOptions { OperationMode = OperationMode.Poll }))
         {
-            IReadOnlyList<OffloadState> states = OffloadCatalog.States(net.OfferedFeatureSet, net.NegotiatedFeatureSet, net.GuestOffloads);
+            IReadOnlyList<OffloadState> states = OffloadCatalog.States(net.OfferedFeatures, net.NegotiatedFeatures, net.Control.GuestOffloads);
             Assert.All(TunnelOffloads, name => Assert.True(Row(states, name).On, name));
 
             // Without CTRL_GUEST_OFFLOADS nothing changes at run time: every offered receive offload is fixed too.

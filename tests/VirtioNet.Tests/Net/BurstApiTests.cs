@@ -23,7 +23,7 @@ public sealed class BurstApiTests : IDisposable
     {
         var transport = new SoftwareNetTransport(Modern);
         BinaryPrimitives.WriteUInt16LittleEndian(transport.Config.AsSpan(VirtioNetConfig.MtuOffset), mtu);
-        var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         return (net, new SoftwareSplitDevice(_memory, net.ReceiveQueue, true), new SoftwareSplitDevice(_memory, net.TransmitQueue, true));
     }
 
@@ -48,7 +48,7 @@ public sealed class BurstApiTests : IDisposable
         var (net, rx, _) = Open();
         using (net)
         {
-            VirtioNetReceiveQueue queue = net.ReceiveQueues[0];
+            VirtioNetReceiveQueue queue = net.Pairs[0].ReceiveQueue;
             var frames = new List<byte[]>();
             for (int i = 0; i < 5; i++)
             {
@@ -71,7 +71,7 @@ public sealed class BurstApiTests : IDisposable
             int postedBefore = rx.PendingAvailable;
             queue.ReleaseBurst(packets.AsSpan(0, 5));
             Assert.Equal(postedBefore + 5, rx.PendingAvailable);
-            Assert.Equal(5, net.ReceiveStatistics.Packets);
+            Assert.Equal(5, net.Pairs[0].ReceiveStatistics.Packets);
         }
     }
 
@@ -98,17 +98,17 @@ public sealed class BurstApiTests : IDisposable
 
             // A span of three: the small packet, then the three segments do not fit the two entries left.
             var packets = new ReceivedPacket[3];
-            Assert.Equal(1, net.ReceiveQueues[0].ReceiveBurst(packets));
+            Assert.Equal(1, net.Pairs[0].ReceiveQueue.ReceiveBurst(packets));
             Assert.Equal(small, packets[0].Span.ToArray());
-            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, 1));
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, 1));
 
-            Assert.Equal(3, net.ReceiveQueues[0].ReceiveBurst(packets));
+            Assert.Equal(3, net.Pairs[0].ReceiveQueue.ReceiveBurst(packets));
             Assert.Equal(3, packets[0].SegmentCount);
             Assert.True(packets[1].IsContinuation && packets[2].IsContinuation);
             byte[] joined = [.. packets[0].Span, .. packets[1].Span, .. packets[2].Span];
             Assert.Equal(frame, joined);
-            net.ReceiveQueues[0].ReleaseBurst(packets);
-            Assert.Equal(2, net.ReceiveStatistics.Packets);
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets);
+            Assert.Equal(2, net.Pairs[0].ReceiveStatistics.Packets);
         }
     }
 
@@ -121,9 +121,9 @@ public sealed class BurstApiTests : IDisposable
             List<DeviceChain> chains = rx.PopAll();
             rx.Complete(chains[0], (uint)chains[0].WriteWritable(Wire(Frame(1000, 1), 2)));
             rx.Complete(chains[1], (uint)chains[1].WriteWritable(Frame(1000, 2)));
-            Assert.Equal(0, net.ReceiveQueues[0].ReceiveBurst(new ReceivedPacket[1]));
-            Assert.Equal(1, net.ReceiveStatistics.Drops);
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            Assert.Equal(0, net.Pairs[0].ReceiveQueue.ReceiveBurst(new ReceivedPacket[1]));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Drops);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         }
     }
 
@@ -133,7 +133,7 @@ public sealed class BurstApiTests : IDisposable
         var (net, _, tx) = Open();
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             var packets = new TransmitPacket[32];
             Assert.Equal(32, queue.AllocateBurst(packets));
             for (int i = 0; i < packets.Length; i++)
@@ -142,9 +142,9 @@ public sealed class BurstApiTests : IDisposable
                 packets[i] = packets[i].WithLength(64 + i);
             }
 
-            long kicks = net.TransmitStatistics.Notifications;
+            long kicks = net.Pairs[0].TransmitStatistics.Notifications;
             Assert.Equal(32, queue.TransmitBurst(packets));
-            Assert.Equal(kicks + 1, net.TransmitStatistics.Notifications);
+            Assert.Equal(kicks + 1, net.Pairs[0].TransmitStatistics.Notifications);
             for (int i = 0; i < packets.Length; i++)
             {
                 Assert.True(tx.TryPop(out DeviceChain? chain));
@@ -152,7 +152,7 @@ public sealed class BurstApiTests : IDisposable
                 tx.Complete(chain, 0);
             }
 
-            Assert.Equal(32, net.TransmitStatistics.Packets);
+            Assert.Equal(32, net.Pairs[0].TransmitStatistics.Packets);
         }
     }
 
@@ -163,10 +163,10 @@ public sealed class BurstApiTests : IDisposable
         using (net)
         {
             var packets = new TransmitPacket[1];
-            Assert.Throws<ArgumentException>(() => net.TransmitQueues[0].TransmitBurst([default(TransmitPacket).WithLength(64)]));
-            Assert.Equal(1, net.TransmitQueues[0].AllocateBurst(packets));
-            Assert.Throws<ArgumentException>(() => net.TransmitQueues[0].TransmitBurst([packets[0].WithLength(5)]));
-            net.TransmitQueues[0].FreeBurst(packets);
+            Assert.Throws<ArgumentException>(() => net.Pairs[0].TransmitQueue.TransmitBurst([default(TransmitPacket).WithLength(64)]));
+            Assert.Equal(1, net.Pairs[0].TransmitQueue.AllocateBurst(packets));
+            Assert.Throws<ArgumentException>(() => net.Pairs[0].TransmitQueue.TransmitBurst([packets[0].WithLength(5)]));
+            net.Pairs[0].TransmitQueue.FreeBurst(packets);
         }
     }
 
@@ -176,7 +176,7 @@ public sealed class BurstApiTests : IDisposable
         var (net, _, tx) = Open();
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             var packets = new TransmitPacket[300];
             int lent = queue.AllocateBurst(packets);
             Assert.Equal(256, lent);
@@ -206,15 +206,15 @@ public sealed class BurstApiTests : IDisposable
             for (int round = 0; round < 400; round++)
             {
                 long before = GC.GetAllocatedBytesForCurrentThread();
-                int n = net.TransmitQueues[0].AllocateBurst(sendBuffers);
+                int n = net.Pairs[0].TransmitQueue.AllocateBurst(sendBuffers);
                 for (int i = 0; i < n; i++)
                 {
                     sendBuffers[i] = sendBuffers[i].WithLength(60);
                 }
 
-                net.TransmitQueues[0].TransmitBurst(sendBuffers.AsSpan(0, n));
-                int got = net.ReceiveQueues[0].ReceiveBurst(received);
-                net.ReceiveQueues[0].ReleaseBurst(received.AsSpan(0, got));
+                net.Pairs[0].TransmitQueue.TransmitBurst(sendBuffers.AsSpan(0, n));
+                int got = net.Pairs[0].ReceiveQueue.ReceiveBurst(received);
+                net.Pairs[0].ReceiveQueue.ReleaseBurst(received.AsSpan(0, got));
                 long spent = GC.GetAllocatedBytesForCurrentThread() - before;
                 if (round >= 100)
                 {
@@ -230,7 +230,7 @@ public sealed class BurstApiTests : IDisposable
             }
 
             Assert.Equal(0, allocated);
-            Assert.True(net.ReceiveStatistics.Packets > 5000);
+            Assert.True(net.Pairs[0].ReceiveStatistics.Packets > 5000);
         }
     }
 }

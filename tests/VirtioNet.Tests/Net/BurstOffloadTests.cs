@@ -28,7 +28,7 @@ public sealed class BurstOffloadTests : IDisposable
 
     private (VirtioNetDevice Net, SoftwareSplitDevice Rx, SoftwareSplitDevice Tx) Open(ulong offered, VirtioNetOptions? options = null)
     {
-        var net = VirtioNetDevice.Open(new SoftwareNetTransport(offered), _memory, options ?? new VirtioNetOptions { Mode = OperationMode.Poll });
+        var net = VirtioNetDevice.Open(new SoftwareNetTransport(offered), _memory, options ?? new VirtioNetOptions { OperationMode = OperationMode.Poll });
         return (net, new SoftwareSplitDevice(_memory, net.ReceiveQueue, false), new SoftwareSplitDevice(_memory, net.TransmitQueue, false));
     }
 
@@ -100,10 +100,10 @@ public sealed class BurstOffloadTests : IDisposable
             Deliver(rx, Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.None, 0, 34, 16), partial);
 
             var packets = new ReceivedPacket[4];
-            Assert.Equal(1, net.ReceiveQueues[0].ReceiveBurst(packets));
+            Assert.Equal(1, net.Pairs[0].ReceiveQueue.ReceiveBurst(packets));
             Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Partial, VirtioNetGsoType.None, 0) { ChecksumStart = 34, ChecksumOffset = 16 }, packets[0].Offload);
             Assert.Equal(partial, packets[0].Span.ToArray());
-            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, 1));
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, 1));
         }
     }
 
@@ -122,7 +122,7 @@ public sealed class BurstOffloadTests : IDisposable
             Assert.True(buffers > 1);
 
             var packets = new ReceivedPacket[16];
-            Assert.Equal(buffers, net.ReceiveQueues[0].ReceiveBurst(packets, ReceiveBurstOptions.CompletePartialChecksums));
+            Assert.Equal(buffers, net.Pairs[0].ReceiveQueue.ReceiveBurst(packets, ReceiveBurstOptions.CompletePartialChecksums));
             Assert.Equal(buffers, packets[0].SegmentCount);
             Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, ipv6 ? VirtioNetGsoType.TcpV6 : VirtioNetGsoType.TcpV4, 1448), packets[0].Offload);
             Assert.True(packets[0].Offload.IsGso);
@@ -130,8 +130,8 @@ public sealed class BurstOffloadTests : IDisposable
 
             // The checksum is now the one the sender would have computed, written into the device's own buffers.
             Assert.Equal(complete, Joined(packets.AsSpan(0, buffers)));
-            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, buffers));
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, buffers));
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
         }
     }
 
@@ -145,7 +145,7 @@ public sealed class BurstOffloadTests : IDisposable
             byte[] bad = (byte[])good.Clone();
             bad[^100] ^= 0x40;
             byte[] header = Header(VirtioNetHeader.FlagDataValid, VirtioNetGsoType.TcpV4, 1448, 0, 0);
-            VirtioNetReceiveQueue queue = net.ReceiveQueues[0];
+            VirtioNetReceiveQueue queue = net.Pairs[0].ReceiveQueue;
             var packets = new ReceivedPacket[16];
 
             int n = Deliver(rx, header, bad, 999);
@@ -190,14 +190,14 @@ public sealed class BurstOffloadTests : IDisposable
             Deliver(rx, new byte[12], next);
 
             var packets = new ReceivedPacket[16];
-            Assert.Equal(1, net.ReceiveQueues[0].ReceiveBurst(packets, ReceiveBurstOptions.CompletePartialChecksums));
+            Assert.Equal(1, net.Pairs[0].ReceiveQueue.ReceiveBurst(packets, ReceiveBurstOptions.CompletePartialChecksums));
             Assert.Equal(next, packets[0].Span.ToArray());
             Assert.Equal(ReceivedChecksumState.None, packets[0].Offload.Checksum);
-            Assert.True(1 == net.ReceiveStatistics.Errors, lie);
+            Assert.True(1 == net.Pairs[0].ReceiveStatistics.Errors, lie);
 
             // The lying packet's buffers are back with the device before the caller releases anything.
             Assert.Equal(posted - 1, rx.PendingAvailable);
-            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, 1));
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, 1));
             Assert.Equal(posted, rx.PendingAvailable);
         }
     }
@@ -205,7 +205,7 @@ public sealed class BurstOffloadTests : IDisposable
     [Fact]
     public void CoalescingInformationIsHandedOutAndCountedAndALyingCountIsAnError()
     {
-        var (net, rx, _) = Open(Modern | GuestGso | HostGso | VirtioNetFeatures.RscExt, new VirtioNetOptions { Mode = OperationMode.Poll, ReceiveCoalescingInfo = true });
+        var (net, rx, _) = Open(Modern | GuestGso | HostGso | VirtioNetFeatures.RscExt, new VirtioNetOptions { OperationMode = OperationMode.Poll, ReceiveCoalescingInfo = true });
         using (net)
         {
             byte[] frame = OffloadFrames.Tcp(true, 1, OffloadFrames.Payload(7 * 1428, 6));
@@ -213,12 +213,12 @@ public sealed class BurstOffloadTests : IDisposable
             int n = Deliver(rx, Header(VirtioNetHeader.FlagRscInfo, VirtioNetGsoType.TcpV6, 0, 7, 2), frame);
 
             var packets = new ReceivedPacket[16];
-            Assert.Equal(n, net.ReceiveQueues[0].ReceiveBurst(packets));
+            Assert.Equal(n, net.Pairs[0].ReceiveQueue.ReceiveBurst(packets));
             Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.None, VirtioNetGsoType.TcpV6, 0) { CoalescedSegments = 7, DuplicateAcks = 2 }, packets[0].Offload);
             Assert.Equal(frame, Joined(packets.AsSpan(0, n)));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
-            Assert.Equal(7, net.ReceiveStatistics.CoalescedSegments);
-            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, n));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
+            Assert.Equal(7, net.Pairs[0].ReceiveStatistics.CoalescedSegments);
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, n));
         }
     }
 
@@ -236,12 +236,12 @@ public sealed class BurstOffloadTests : IDisposable
             int n = Deliver(rx, header, OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 12)));
 
             var packets = new ReceivedPacket[16];
-            Assert.Equal(n, net.ReceiveQueues[0].ReceiveBurst(packets, ReceiveBurstOptions.VerifyDataValid));
+            Assert.Equal(n, net.Pairs[0].ReceiveQueue.ReceiveBurst(packets, ReceiveBurstOptions.VerifyDataValid));
             Assert.Equal(new VirtioNet.Net.MultiQueue.ReceiveHash(0x5a5a1234, VirtioNet.Net.MultiQueue.HashReportType.TcpIpv4), packets[0].Hash);
-            Assert.Equal(packets[0].Hash, net.ReceiveQueues[0].GetHash(packets[0]));
+            Assert.Equal(packets[0].Hash, net.Pairs[0].ReceiveQueue.GetHash(packets[0]));
             Assert.Equal(ReceivedChecksumState.Verified, packets[0].Offload.Checksum);
             Assert.False(packets[1].Hash.IsPresent);
-            net.ReceiveQueues[0].ReleaseBurst(packets.AsSpan(0, n));
+            net.Pairs[0].ReceiveQueue.ReleaseBurst(packets.AsSpan(0, n));
         }
     }
 
@@ -255,11 +255,11 @@ public sealed class BurstOffloadTests : IDisposable
             {
                 byte[] complete = OffloadFrames.Udp(false, OffloadFrames.Payload(500, 7));
                 var packets = new TransmitPacket[1];
-                Assert.Equal(1, net.TransmitQueues[0].AllocateBurst(packets));
+                Assert.Equal(1, net.Pairs[0].TransmitQueue.AllocateBurst(packets));
                 OffloadFrames.Udp(false, OffloadFrames.Payload(500, 7), zeroChecksum: true).CopyTo(packets[0].Span);
                 packets[0] = packets[0].WithLength(complete.Length).WithOffload(TransmitOffloadRequest.Checksum);
 
-                Assert.Equal(1, net.TransmitQueues[0].TransmitBurst(packets, out TransmitBurstStatus status));
+                Assert.Equal(1, net.Pairs[0].TransmitQueue.TransmitBurst(packets, out TransmitBurstStatus status));
                 Assert.Equal(TransmitBurstStatus.Complete, status);
                 Assert.True(tx.TryPop(out DeviceChain? chain));
                 byte[] sent = chain.ReadReadable();
@@ -276,7 +276,7 @@ public sealed class BurstOffloadTests : IDisposable
         var (net, _, tx) = Open(Modern | HostGso);
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             byte[] complete = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(40000, 8));
             var packets = new TransmitPacket[2];
             Assert.Equal(8, queue.LargeBufferCount);
@@ -294,7 +294,7 @@ public sealed class BurstOffloadTests : IDisposable
             BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VirtioNetHeader.HdrLenOffset), 54);
             Assert.Equal(header, sent[..12]);
             Assert.Equal(Partial(complete), sent[12..]);
-            Assert.Equal(1, net.TransmitStatistics.Packets);
+            Assert.Equal(1, net.Pairs[0].TransmitStatistics.Packets);
         }
     }
 
@@ -304,7 +304,7 @@ public sealed class BurstOffloadTests : IDisposable
         var (net, _, tx) = Open(Modern | VirtioNetFeatures.Csum);
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             Assert.Equal(0, queue.LargeBufferCount);
             Assert.Equal(0, queue.AllocateLargeBurst(new TransmitPacket[1]));
             var packets = new TransmitPacket[3];
@@ -318,7 +318,7 @@ public sealed class BurstOffloadTests : IDisposable
 
             Assert.Equal(1, queue.TransmitBurst(packets, out TransmitBurstStatus status));
             Assert.Equal(TransmitBurstStatus.OffloadUnavailable, status);
-            Assert.Equal(1, net.TransmitStatistics.Packets);
+            Assert.Equal(1, net.Pairs[0].TransmitStatistics.Packets);
             Assert.Equal(1, tx.PendingAvailable);
 
             // The overload without a status says so with an exception; the packets before it were sent.
@@ -338,7 +338,7 @@ public sealed class BurstOffloadTests : IDisposable
         var (net, _, tx) = Open(Modern | HostGso | VirtioNetFeatures.HostUso);
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             var packets = new TransmitPacket[2];
             Assert.Equal(2, queue.AllocateLargeBurst(packets));
             byte[] udp = OffloadFrames.Udp(true, OffloadFrames.Payload(9000, 13));
@@ -366,7 +366,7 @@ public sealed class BurstOffloadTests : IDisposable
         var (net, _, _) = Open(Modern | HostGso);
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             var packets = new TransmitPacket[1];
             Assert.Equal(1, queue.AllocateBurst(packets));
 
@@ -391,7 +391,7 @@ public sealed class BurstOffloadTests : IDisposable
             packets[0] = packets[0].WithOffload(TransmitOffloadRequest.Checksum);
             Assert.Throws<ArgumentException>(() => queue.TransmitBurst(packets, out _));
             queue.FreeBurst(packets);
-            Assert.Equal(0, net.TransmitStatistics.Errors);
+            Assert.Equal(0, net.Pairs[0].TransmitStatistics.Errors);
         }
     }
 
@@ -406,8 +406,8 @@ public sealed class BurstOffloadTests : IDisposable
             byte[] tcp = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 10), zeroChecksum: true);
             byte[] wire = [.. Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 34, 16), .. Partial(OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(1000, 11)))];
             BinaryPrimitives.WriteUInt16LittleEndian(wire.AsSpan(VirtioNetHeader.NumBuffersOffset), 1);
-            VirtioNetTransmitQueue txq = net.TransmitQueues[0];
-            VirtioNetReceiveQueue rxq = net.ReceiveQueues[0];
+            VirtioNetTransmitQueue txq = net.Pairs[0].TransmitQueue;
+            VirtioNetReceiveQueue rxq = net.Pairs[0].ReceiveQueue;
 
             // Every ordinary buffer gets a TCP/IPv4 frame of 100 bytes once, and keeps it.
             var all = new TransmitPacket[txq.SlotsFree];
@@ -454,9 +454,9 @@ public sealed class BurstOffloadTests : IDisposable
             }
 
             Assert.Equal(0, allocated);
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
-            Assert.True(net.ReceiveStatistics.Packets > 1500);
-            Assert.True(net.TransmitStatistics.Packets > 2000);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
+            Assert.True(net.Pairs[0].ReceiveStatistics.Packets > 1500);
+            Assert.True(net.Pairs[0].TransmitStatistics.Packets > 2000);
         }
     }
 

@@ -58,9 +58,9 @@ public sealed class ControlQueueTests : IDisposable
     private (VirtioNetDevice Net, ConcurrentQueue<Command> Commands) Open(ulong offered, Answer answer, VirtioNetOptions? options = null, ulong offeredHigh = 0)
     {
         var transport = new SoftwareNetTransport(offered) { OfferedFeaturesHigh = offeredHigh };
-        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, options ?? new VirtioNetOptions { Mode = OperationMode.Poll });
+        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, options ?? new VirtioNetOptions { OperationMode = OperationMode.Poll });
         var commands = new ConcurrentQueue<Command>();
-        if (net.ControlQueue is { } control)
+        if (net.Control.Queue is { } control)
         {
             var device = new SoftwareSplitDevice(_memory, control.Queue, eventIdx: (net.NegotiatedFeatures & VirtioFeatures.EventIdx) != 0);
             CancellationToken stop = _stop.Token;
@@ -99,8 +99,8 @@ public sealed class ControlQueueTests : IDisposable
         var (net, commands) = Open(Modern | Control, Ok);
         using (StopFirst(net))
         {
-            Assert.Equal(2, net.ControlQueue!.QueueIndex);
-            net.SetPromiscuous(false);
+            Assert.Equal(2, net.Control.Queue!.QueueIndex);
+            net.Control.SetPromiscuous(false);
 
             // The device's reset state is its own: every mode is sent once, in command order, each "off".
             Assert.Equal([0, 1, 2, 3, 4, 5], commands.Select(c => (int)c.Code));
@@ -113,11 +113,11 @@ public sealed class ControlQueueTests : IDisposable
             });
 
             commands.Clear();
-            net.SetPromiscuous(true);
+            net.Control.SetPromiscuous(true);
             Command only = Assert.Single(commands);
             Assert.Equal((VirtioNetControlCommands.RxPromisc, (byte)1), (only.Code, only.Payload[0]));
-            Assert.Equal(ReceiveFilterFlags.Promiscuous, net.ReceiveFilter);
-            Assert.Equal(7, net.ControlQueue.CommandsCompleted);
+            Assert.Equal(ReceiveFilterFlags.Promiscuous, net.Control.ReceiveFilter);
+            Assert.Equal(7, net.Control.Queue.CommandsCompleted);
         }
     }
 
@@ -127,9 +127,9 @@ public sealed class ControlQueueTests : IDisposable
         var (net, commands) = Open(Modern | VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx, Ok);
         using (StopFirst(net))
         {
-            net.SetAllMulticast(true);
+            net.Control.SetAllMulticast(true);
             Assert.Equal([0, 1], commands.Select(c => (int)c.Code));
-            VirtioException e = Assert.Throws<VirtioException>(() => net.SetReceiveMode(ReceiveFilterFlags.NoBroadcast));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.SetReceiveMode(ReceiveFilterFlags.NoBroadcast));
             Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, e.Reason);
             Assert.Contains("CTRL_RX_EXTRA", e.Message, StringComparison.Ordinal);
         }
@@ -141,15 +141,15 @@ public sealed class ControlQueueTests : IDisposable
         var (net, commands) = Open(Modern | Control, c => c.Class == (byte)VirtioNetControlClass.Vlan && c.Payload[0] == 7 ? VirtioNetControlCommands.AckErr : VirtioNetControlCommands.AckOk);
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.AddVlan(7));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.AddVlan(7));
             Assert.Equal(VirtioErrorReason.CommandRejected, e.Reason);
             Assert.Contains("VIRTIO_NET_CTRL_VLAN_ADD", e.Message, StringComparison.Ordinal);
-            Assert.Empty(net.VlanIds);
-            Assert.True(net.ControlQueue!.IsUsable);
-            Assert.Equal(1, net.ControlQueue.CommandsRejected);
+            Assert.Empty(net.Control.VlanIds);
+            Assert.True(net.Control.Queue!.IsUsable);
+            Assert.Equal(1, net.Control.Queue.CommandsRejected);
 
-            net.AddVlan(8);
-            Assert.Equal([8], net.VlanIds);
+            net.Control.AddVlan(8);
+            Assert.Equal([8], net.Control.VlanIds);
             Command last = commands.Last();
             Assert.Equal(new byte[] { 8, 0 }, last.Payload);
         }
@@ -161,29 +161,29 @@ public sealed class ControlQueueTests : IDisposable
         bool answer = false;
         var (net, commands) = Open(Modern | Control, _ => Volatile.Read(ref answer) ? VirtioNetControlCommands.AckOk : null, new VirtioNetOptions
         {
-            Mode = OperationMode.Poll,
+            OperationMode = OperationMode.Poll,
             ControlCommandTimeout = TimeSpan.FromMilliseconds(200),
         });
         using (StopFirst(net))
         {
             var clock = Stopwatch.StartNew();
-            VirtioException e = Assert.Throws<VirtioException>(() => net.AddVlan(5));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.AddVlan(5));
             TimeSpan waited = clock.Elapsed;
             Assert.Equal(VirtioErrorReason.Timeout, e.Reason);
             Assert.Contains("VIRTIO_NET_CTRL_VLAN_ADD", e.Message, StringComparison.Ordinal);
             Assert.InRange(waited, TimeSpan.FromMilliseconds(190), TimeSpan.FromSeconds(5));
-            Assert.False(net.ControlQueue!.IsUsable);
+            Assert.False(net.Control.Queue!.IsUsable);
 
             // Later commands fail at once, saying why, without touching the ring (the device saw one command only).
             clock.Restart();
-            VirtioException later = Assert.Throws<VirtioException>(() => net.SetPromiscuous(true));
+            VirtioException later = Assert.Throws<VirtioException>(() => net.Control.SetPromiscuous(true));
             Assert.Equal(VirtioErrorReason.Timeout, later.Reason);
             Assert.Contains("unusable", later.Message, StringComparison.Ordinal);
             Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(150));
             Assert.Single(commands);
 
             // The data path is unaffected.
-            Assert.True(net.TrySend(new byte[60]));
+            Assert.True(net.Pairs[0].TrySend(new byte[60]));
         }
     }
 
@@ -193,7 +193,7 @@ public sealed class ControlQueueTests : IDisposable
         var (net, _) = Open(Modern | Control, _ => 7);
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.SetPromiscuous(true));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.SetPromiscuous(true));
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
             Assert.Contains("ack 7", e.Message, StringComparison.Ordinal);
         }
@@ -202,12 +202,12 @@ public sealed class ControlQueueTests : IDisposable
     [Fact]
     public void TheMacTableCarriesBothListsInTheirOwnDescriptorsAndOverflowTurnsOnAllUnicast()
     {
-        var (net, commands) = Open(Modern | Control, Ok, new VirtioNetOptions { Mode = OperationMode.Poll, MacFilterCapacity = 4 });
+        var (net, commands) = Open(Modern | Control, Ok, new VirtioNetOptions { OperationMode = OperationMode.Poll, MacFilterCapacity = 4 });
         using (StopFirst(net))
         {
             PhysicalAddress[] unicast = [.. Enumerable.Range(1, 5).Select(i => new PhysicalAddress([0x02, 0, 0, 0, 0, (byte)i]))];
             PhysicalAddress[] multicast = [new([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]), new([0x33, 0x33, 0, 0, 0, 1])];
-            MacFilterPlan plan = net.SetMacFilter(unicast, multicast);
+            MacFilterPlan plan = net.Control.SetMacFilter(unicast, multicast);
             Assert.True(plan.UnicastOverflow);
 
             Command table = commands.First();
@@ -220,13 +220,13 @@ public sealed class ControlQueueTests : IDisposable
 
             // ALLUNI went on as the fallback; the caller's own modes (none) stay as asked.
             Assert.Contains(commands, c => c.Class == 0 && c.Code == VirtioNetControlCommands.RxAllUni && c.Payload[0] == 1);
-            Assert.Equal(ReceiveFilterFlags.AllUnicast, net.ReceiveFilter);
+            Assert.Equal(ReceiveFilterFlags.AllUnicast, net.Control.ReceiveFilter);
 
             // A list that fits again withdraws the fallback.
             commands.Clear();
-            net.SetMacFilter(unicast[..2], []);
+            net.Control.SetMacFilter(unicast[..2], []);
             Assert.Contains(commands, c => c.Class == 0 && c.Code == VirtioNetControlCommands.RxAllUni && c.Payload[0] == 0);
-            Assert.Equal(ReceiveFilterFlags.None, net.ReceiveFilter);
+            Assert.Equal(ReceiveFilterFlags.None, net.Control.ReceiveFilter);
         }
     }
 
@@ -236,12 +236,12 @@ public sealed class ControlQueueTests : IDisposable
         var (net, commands) = Open(Modern | Control, Ok);
         using (StopFirst(net))
         {
-            net.SetMacAddress(PhysicalAddress.Parse("02-11-22-33-44-55"));
+            net.Control.SetMacAddress(PhysicalAddress.Parse("02-11-22-33-44-55"));
             Command command = Assert.Single(commands);
             Assert.Equal(((byte)VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet), (command.Class, command.Code));
             Assert.Equal(new byte[] { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 }, command.Payload);
             Assert.Equal(command.Payload, net.MacAddress.ToArray());
-            Assert.Throws<ArgumentException>(() => net.SetMacAddress(PhysicalAddress.Parse("01-00-5E-00-00-01")));
+            Assert.Throws<ArgumentException>(() => net.Control.SetMacAddress(PhysicalAddress.Parse("01-00-5E-00-00-01")));
         }
     }
 
@@ -251,8 +251,8 @@ public sealed class ControlQueueTests : IDisposable
         var (net, commands) = Open(Modern | Control, Ok);
         using (StopFirst(net))
         {
-            Assert.Throws<ArgumentOutOfRangeException>(() => net.AddVlan(4096));
-            Assert.Throws<ArgumentOutOfRangeException>(() => net.RemoveVlan(-1));
+            Assert.Throws<ArgumentOutOfRangeException>(() => net.Control.AddVlan(4096));
+            Assert.Throws<ArgumentOutOfRangeException>(() => net.Control.RemoveVlan(-1));
             Assert.Empty(commands);
         }
     }
@@ -260,15 +260,15 @@ public sealed class ControlQueueTests : IDisposable
     [Fact]
     public void WithoutTheControlQueueTheFilterMethodsSayWhichFeatureIsMissing()
     {
-        var (net, _) = Open(Modern | Control, Ok, new VirtioNetOptions { Mode = OperationMode.Poll, DisabledFeatures = VirtioNetFeatures.CtrlVq });
+        var (net, _) = Open(Modern | Control, Ok, new VirtioNetOptions { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioNetFeatures.CtrlVq });
         using (StopFirst(net))
         {
-            Assert.Null(net.ControlQueue);
+            Assert.Null(net.Control.Queue);
             Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetOptions.ControlFeatures);
-            VirtioException e = Assert.Throws<VirtioException>(() => net.SetPromiscuous(false));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.SetPromiscuous(false));
             Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, e.Reason);
             Assert.Contains("VIRTIO_NET_F_CTRL_RX", e.Message, StringComparison.Ordinal);
-            Assert.Throws<VirtioException>(() => net.AddVlan(1));
+            Assert.Throws<VirtioException>(() => net.Control.AddVlan(1));
         }
     }
 
@@ -278,11 +278,11 @@ public sealed class ControlQueueTests : IDisposable
         var (net, commands) = Open(Modern | Control, Ok);
         using (StopFirst(net))
         {
-            Assert.Throws<ArgumentException>(() => net.SetGuestOffloads(VirtioNetFeatures.GuestCsum));
-            Assert.Throws<ArgumentException>(() => net.SetGuestOffloads(VirtioNetFeatures.Csum));
+            Assert.Throws<ArgumentException>(() => net.Control.SetGuestOffloads(VirtioNetFeatures.GuestCsum));
+            Assert.Throws<ArgumentException>(() => net.Control.SetGuestOffloads(VirtioNetFeatures.Csum));
             Assert.Empty(commands);
 
-            net.SetGuestOffloads(0);
+            net.Control.SetGuestOffloads(0);
             Command command = Assert.Single(commands);
             Assert.Equal(((byte)VirtioNetControlClass.GuestOffloads, VirtioNetControlCommands.GuestOffloadsSet), (command.Class, command.Code));
             Assert.Equal(new byte[8], command.Payload);
@@ -298,10 +298,10 @@ public sealed class ControlQueueTests : IDisposable
         using (StopFirst(net))
         {
             // Features 65 and 66 negotiated: in effect as bits 46 and 47 (virtio v1.4 §5.1.6.5.6.1).
-            Assert.Equal(guest | tunnelBits, net.GuestOffloads);
+            Assert.Equal(guest | tunnelBits, net.Control.GuestOffloads);
 
-            net.SetGuestOffloads(guest);
-            net.SetGuestOffloads(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload);
+            net.Control.SetGuestOffloads(guest);
+            net.Control.SetGuestOffloads(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload);
             Assert.Equal(2, commands.Count);
             Assert.Equal(BitConverter.GetBytes(guest), commands.ToArray()[0].Payload);
             Assert.Equal(BitConverter.GetBytes(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload), commands.ToArray()[1].Payload);
@@ -310,8 +310,8 @@ public sealed class ControlQueueTests : IDisposable
         var (plain, plainCommands) = Open(Modern | Control | guest, Ok);
         using (StopFirst(plain))
         {
-            Assert.Equal(guest, plain.GuestOffloads);
-            Assert.Throws<ArgumentException>(() => plain.SetGuestOffloads(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload));
+            Assert.Equal(guest, plain.Control.GuestOffloads);
+            Assert.Throws<ArgumentException>(() => plain.Control.SetGuestOffloads(guest | VirtioNetFeatures.GuestUdpTunnelGsoOffload));
             Assert.Empty(plainCommands);
         }
     }
@@ -320,9 +320,9 @@ public sealed class ControlQueueTests : IDisposable
     public void AnAnnounceRequestSendsAGratuitousArpOrNeighbourAdvertPerAddressThenAcksOnce()
     {
         var transport = new SoftwareNetTransport(Modern | Control);
-        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         var commands = new ConcurrentQueue<Command>();
-        var device = new SoftwareSplitDevice(_memory, net.ControlQueue!.Queue, eventIdx: true);
+        var device = new SoftwareSplitDevice(_memory, net.Control.Queue!.Queue, eventIdx: true);
         var tx = new SoftwareSplitDevice(_memory, net.TransmitQueue, eventIdx: true);
         CancellationToken stop = _stop.Token;
         _responder = Task.Run(() =>
@@ -344,14 +344,14 @@ public sealed class ControlQueueTests : IDisposable
 
         using (StopFirst(net))
         {
-            net.SetAnnounceAddresses([IPAddress.Parse("10.0.2.15"), IPAddress.Parse("192.168.7.1"), IPAddress.Parse("fd77::2")]);
+            net.Control.SetAnnounceAddresses([IPAddress.Parse("10.0.2.15"), IPAddress.Parse("192.168.7.1"), IPAddress.Parse("fd77::2")]);
             var events = new List<bool>();
             net.LinkStateChanged += (_, e) => events.Add(e.AnnounceRequested);
 
             BinaryPrimitives.WriteUInt16LittleEndian(transport.Config.AsSpan(VirtioNetConfig.StatusOffset), VirtioNetConfig.StatusLinkUp | VirtioNetConfig.StatusAnnounce);
             Assert.True(net.CheckLink());
             Assert.Equal([true], events);
-            Assert.Equal(1, net.Announcements);
+            Assert.Equal(1, net.Control.Announcements);
             Command ack = Assert.Single(commands);
             Assert.Equal(((byte)VirtioNetControlClass.Announce, VirtioNetControlCommands.AnnounceAck), (ack.Class, ack.Code));
 
@@ -364,7 +364,7 @@ public sealed class ControlQueueTests : IDisposable
             byte[] advert = new byte[UnsolicitedNeighbourAdvertisement.FrameLength];
             UnsolicitedNeighbourAdvertisement.Write(net.MacAddress.Span, IPAddress.Parse("fd77::2"), advert);
             Assert.Equal(advert, sent[2].ReadReadable()[net.HeaderLength..]);
-            Assert.ThrowsAny<ArgumentException>(() => net.SetAnnounceAddresses([IPAddress.Parse("fd77::2"), null!]));
+            Assert.ThrowsAny<ArgumentException>(() => net.Control.SetAnnounceAddresses([IPAddress.Parse("fd77::2"), null!]));
 
             // The software device leaves the bit set (it ignores the ack): the same request is not answered twice.
             net.CheckLink();
@@ -376,13 +376,13 @@ public sealed class ControlQueueTests : IDisposable
     public void TaggedSendsAndReceivesInsertAndStripTheTag()
     {
         var transport = new SoftwareNetTransport(Modern);
-        using VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         var rx = new SoftwareSplitDevice(_memory, net.ReceiveQueue, eventIdx: true);
         var tx = new SoftwareSplitDevice(_memory, net.TransmitQueue, eventIdx: true);
         byte[] frame = new byte[100];
         new Random(1).NextBytes(frame);
 
-        Assert.True(net.TrySend(frame, new VlanTag(42, priority: 3)));
+        Assert.True(net.Pairs[0].TrySend(frame, new VlanTag(42, priority: 3)));
         byte[] onWire = Assert.Single(tx.PopAll()).ReadReadable()[net.HeaderLength..];
         Assert.Equal(104, onWire.Length);
         Assert.True(VlanFrame.TryReadTag(onWire, out VlanTag sentTag));
@@ -392,11 +392,11 @@ public sealed class ControlQueueTests : IDisposable
         byte[] header = new byte[net.HeaderLength];
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VirtioNetHeader.NumBuffersOffset), 1);
         rx.Complete(buffer, (uint)buffer.WriteWritable([.. header, .. onWire]));
-        byte[] received = new byte[net.MaxReceiveFrameLength];
-        Assert.True(net.TryReceive(received, out int length, out VlanTag? tag));
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+        Assert.True(net.Pairs[0].TryReceive(received, out int length, out VlanTag? tag));
         Assert.Equal(sentTag, tag);
         Assert.Equal(frame, received.AsSpan(0, length).ToArray());
 
-        Assert.Throws<ArgumentException>(() => net.TrySend(new byte[net.MaxTransmitFrameLength - 3], new VlanTag(1)));
+        Assert.Throws<ArgumentException>(() => net.Pairs[0].TrySend(new byte[net.Pairs[0].MaxTransmitFrameLength - 3], new VlanTag(1)));
     }
 }

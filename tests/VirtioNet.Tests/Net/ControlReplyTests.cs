@@ -107,7 +107,7 @@ public sealed class ControlReplyTests : IDisposable
             },
             CancellationToken.None);
 
-        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, options ?? new VirtioNetOptions { Mode = OperationMode.Poll });
+        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, options ?? new VirtioNetOptions { OperationMode = OperationMode.Poll });
         return (net, commands);
     }
 
@@ -124,7 +124,7 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(Modern | VirtioNetFeatures.CtrlVq | VirtioNetFeatures.VqNotfCoal, c => new Answer(VirtioNetControlCommands.AckOk, Coal(15, 10)));
         using (StopFirst(net))
         {
-            NotificationCoalescing coalescing = net.GetQueueCoalescing(1);
+            NotificationCoalescing coalescing = net.Control.GetQueueCoalescing(1);
 
             Assert.Equal(new NotificationCoalescing(15, 10), coalescing);
             Command command = Assert.Single(commands);
@@ -134,7 +134,7 @@ public sealed class ControlReplyTests : IDisposable
             Assert.Equal(new byte[] { 1, 0, 0, 0 }, command.Payload);
             Assert.Equal([2u, 4u], command.ReadableLengths);
             Assert.Equal([1u, 8u], command.WritableLengths);
-            Assert.Equal(1, net.ControlQueue!.CommandsCompleted);
+            Assert.Equal(1, net.Control.Queue!.CommandsCompleted);
         }
     }
 
@@ -144,11 +144,11 @@ public sealed class ControlReplyTests : IDisposable
         var (net, _) = Open(Modern | VirtioNetFeatures.CtrlVq | VirtioNetFeatures.VqNotfCoal, c => new Answer(VirtioNetControlCommands.AckOk, [15, 0, 0, 0]));
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetQueueCoalescing(0));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetQueueCoalescing(0));
 
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
             Assert.Contains("4 bytes", e.Message, StringComparison.Ordinal);
-            Assert.True(net.ControlQueue!.IsUsable);
+            Assert.True(net.Control.Queue!.IsUsable);
         }
     }
 
@@ -158,12 +158,12 @@ public sealed class ControlReplyTests : IDisposable
         var (net, _) = Open(Modern | VirtioNetFeatures.CtrlVq | VirtioNetFeatures.VqNotfCoal, c => new Answer(VirtioNetControlCommands.AckOk, Coal(1, 2), UsedLength: 4096));
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetQueueCoalescing(0));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetQueueCoalescing(0));
 
             // The ring itself catches the lie (a used length past the chain's writable buffers) and is latched broken.
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
             Assert.Contains("4096", e.Message, StringComparison.Ordinal);
-            Assert.False(net.ControlQueue!.IsUsable);
+            Assert.False(net.Control.Queue!.IsUsable);
         }
     }
 
@@ -177,7 +177,7 @@ public sealed class ControlReplyTests : IDisposable
         {
             byte[] reply = [.. Enumerable.Repeat((byte)0x55, 16)];
 
-            int length = net.ControlQueue!.ExecuteWithReply(VirtioNetControlClass.NotfCoal, VirtioNetControlCommands.NotfCoalVqGet, [0, 0, 0, 0], reply);
+            int length = net.Control.Queue!.ExecuteWithReply(VirtioNetControlClass.NotfCoal, VirtioNetControlCommands.NotfCoalVqGet, [0, 0, 0, 0], reply);
 
             Assert.Equal(4, length);
             Assert.Equal(new byte[] { 0xAA, 0xAA, 0xAA, 0xAA }, reply[..4]);
@@ -191,11 +191,11 @@ public sealed class ControlReplyTests : IDisposable
         var (net, _) = Open(Modern | VirtioNetFeatures.CtrlVq | VirtioNetFeatures.VqNotfCoal, c => new Answer(VirtioNetControlCommands.AckErr, Coal(99, 99)));
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetQueueCoalescing(1));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetQueueCoalescing(1));
 
             Assert.Equal(VirtioErrorReason.CommandRejected, e.Reason);
             Assert.Contains("VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET", e.Message, StringComparison.Ordinal);
-            Assert.Equal(1, net.ControlQueue!.CommandsRejected);
+            Assert.Equal(1, net.Control.Queue!.CommandsRejected);
         }
     }
 
@@ -205,14 +205,14 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(
             Modern | VirtioNetFeatures.CtrlVq | VirtioNetFeatures.VqNotfCoal,
             _ => null,
-            new VirtioNetOptions { Mode = OperationMode.Poll, ControlCommandTimeout = TimeSpan.FromMilliseconds(100) });
+            new VirtioNetOptions { OperationMode = OperationMode.Poll, ControlCommandTimeout = TimeSpan.FromMilliseconds(100) });
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetQueueCoalescing(0));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetQueueCoalescing(0));
             Assert.Equal(VirtioErrorReason.Timeout, e.Reason);
-            Assert.False(net.ControlQueue!.IsUsable);
+            Assert.False(net.Control.Queue!.IsUsable);
 
-            VirtioException later = Assert.Throws<VirtioException>(() => net.GetQueueCoalescing(1));
+            VirtioException later = Assert.Throws<VirtioException>(() => net.Control.GetQueueCoalescing(1));
             Assert.Equal(VirtioErrorReason.Timeout, later.Reason);
             Assert.Single(commands);
         }
@@ -224,10 +224,10 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(Modern | VirtioNetFeatures.CtrlVq, c => new Answer(VirtioNetControlCommands.AckOk, []));
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetQueueCoalescing(0));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetQueueCoalescing(0));
             Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, e.Reason);
             Assert.Contains("VIRTIO_NET_F_VQ_NOTF_COAL", e.Message, StringComparison.Ordinal);
-            Assert.Throws<ArgumentOutOfRangeException>(() => net.GetQueueCoalescing(2));
+            Assert.Throws<ArgumentOutOfRangeException>(() => net.Control.GetQueueCoalescing(2));
             Assert.Empty(commands);
         }
     }
@@ -238,8 +238,8 @@ public sealed class ControlReplyTests : IDisposable
         var (net, _) = Open(Modern | VirtioNetFeatures.CtrlVq, c => new Answer(VirtioNetControlCommands.AckOk, []));
         using (StopFirst(net))
         {
-            Assert.Throws<ArgumentException>(() => net.ControlQueue!.ExecuteWithReply(VirtioNetControlClass.Stats, VirtioNetControlCommands.StatsQuery, [], new byte[VirtioNetControlQueue.MaxReplyLength + 1]));
-            Assert.Throws<ArgumentException>(() => net.ControlQueue!.ExecuteWithReply(VirtioNetControlClass.Stats, VirtioNetControlCommands.StatsQuery, [], []));
+            Assert.Throws<ArgumentException>(() => net.Control.Queue!.ExecuteWithReply(VirtioNetControlClass.Stats, VirtioNetControlCommands.StatsQuery, [], new byte[VirtioNetControlQueue.MaxReplyLength + 1]));
+            Assert.Throws<ArgumentException>(() => net.Control.Queue!.ExecuteWithReply(VirtioNetControlClass.Stats, VirtioNetControlCommands.StatsQuery, [], []));
         }
     }
 
@@ -322,8 +322,8 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(Stats | VirtioNetFeatures.GuestCsum, StatsDevice(DeviceStatisticsPayloads.Known));
         using (StopFirst(net))
         {
-            Assert.True(net.HasDeviceStatistics);
-            DeviceStatistics stats = net.GetDeviceStatistics();
+            Assert.True(net.Control.HasDeviceStatistics);
+            DeviceStatistics stats = net.Control.GetDeviceStatistics();
 
             Command[] sent = [.. commands];
             Assert.Equal(2, sent.Length);
@@ -354,7 +354,7 @@ public sealed class ControlReplyTests : IDisposable
 
             // The capabilities are asked once.
             commands.Clear();
-            _ = net.GetDeviceStatistics();
+            _ = net.Control.GetDeviceStatistics();
             Assert.Equal([VirtioNetControlCommands.StatsGet], commands.Select(c => c.Code));
         }
     }
@@ -365,7 +365,7 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(Stats | VirtioNetFeatures.GuestCsum | VirtioNetFeatures.Csum, StatsDevice(DeviceStatisticsTypes.TxBasic | (DeviceStatisticsTypes)(1UL << 40)));
         using (StopFirst(net))
         {
-            DeviceStatistics stats = net.GetDeviceStatistics();
+            DeviceStatistics stats = net.Control.GetDeviceStatistics();
 
             // The undocumented bit 40 is dropped; only transmitq1 has a type to ask for.
             Assert.Equal(DeviceStatisticsTypes.TxBasic, stats.SupportedTypes);
@@ -392,7 +392,7 @@ public sealed class ControlReplyTests : IDisposable
 
             // Through the device, the reply buffer offered holds only the block asked for: the device writes what fits, so
             // the rx block after the unknown one is cut short and runs past the reply.
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetDeviceStatistics());
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetDeviceStatistics());
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
         }
     }
@@ -433,10 +433,10 @@ public sealed class ControlReplyTests : IDisposable
         var (net, _) = Open(Stats, StatsDevice(DeviceStatisticsTypes.RxBasic | DeviceStatisticsTypes.TxBasic, Corrupt));
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetDeviceStatistics());
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetDeviceStatistics());
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
             Assert.Contains("VIRTIO_NET_CTRL_STATS_GET", e.Message, StringComparison.Ordinal);
-            Assert.True(net.ControlQueue!.IsUsable);
+            Assert.True(net.Control.Queue!.IsUsable);
         }
     }
 
@@ -446,7 +446,7 @@ public sealed class ControlReplyTests : IDisposable
         var (net, _) = Open(Stats, c => new Answer(VirtioNetControlCommands.AckOk, [1, 0, 0]));
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.QueryDeviceStatisticsTypes());
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.QueryDeviceStatisticsTypes());
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, e.Reason);
             Assert.Contains("3 bytes", e.Message, StringComparison.Ordinal);
         }
@@ -458,7 +458,7 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(
             Stats | VirtioNetFeatures.Mq,
             StatsDevice(DeviceStatisticsTypes.RxBasic | DeviceStatisticsTypes.TxBasic | DeviceStatisticsTypes.RxSpeed | DeviceStatisticsTypes.TxSpeed | DeviceStatisticsTypes.Cvq),
-            new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = 64 },
+            new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = 64 },
             t =>
             {
                 BinaryPrimitives.WriteUInt16LittleEndian(t.Config.AsSpan(VirtioNetConfig.MaxVirtqueuePairsOffset), 64);
@@ -470,7 +470,7 @@ public sealed class ControlReplyTests : IDisposable
             controlIndex: 128);
         using (StopFirst(net))
         {
-            DeviceStatistics stats = net.GetDeviceStatistics();
+            DeviceStatistics stats = net.Control.GetDeviceStatistics();
 
             // 64 pairs × 2 blocks each + the control queue's; 80 bytes per queue, so at most 51 queues per 4096-byte reply.
             Assert.Equal((128 * 2) + 1, stats.Blocks.Count);
@@ -489,8 +489,8 @@ public sealed class ControlReplyTests : IDisposable
         using (StopFirst(net))
         {
             Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetFeatures.DeviceStats);
-            Assert.False(net.HasDeviceStatistics);
-            VirtioException e = Assert.Throws<VirtioException>(() => net.GetDeviceStatistics());
+            Assert.False(net.Control.HasDeviceStatistics);
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.GetDeviceStatistics());
             Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, e.Reason);
             Assert.Contains("VIRTIO_NET_F_DEVICE_STATS", e.Message, StringComparison.Ordinal);
         }
@@ -499,7 +499,7 @@ public sealed class ControlReplyTests : IDisposable
     [Fact]
     public void DisablingDeviceStatsInTheOptionsKeepsItOff()
     {
-        var (net, _) = Open(Stats, c => new Answer(VirtioNetControlCommands.AckOk, []), new VirtioNetOptions { Mode = OperationMode.Poll, DisabledFeatures = VirtioNetFeatures.DeviceStats });
+        var (net, _) = Open(Stats, c => new Answer(VirtioNetControlCommands.AckOk, []), new VirtioNetOptions { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioNetFeatures.DeviceStats });
         using (StopFirst(net))
         {
             Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetFeatures.DeviceStats);
@@ -521,17 +521,17 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(Tunnel, c => new Answer(VirtioNetControlCommands.AckOk, []), configure: t => SupportTunnels(t, (uint)(HashTunnelTypes.Vxlan | HashTunnelTypes.Geneve) | (1u << 20)));
         using (StopFirst(net))
         {
-            Assert.Equal(HashTunnelTypes.Vxlan | HashTunnelTypes.Geneve, net.SupportedHashTunnelTypes);
-            Assert.Equal(HashTunnelTypes.None, net.EnabledHashTunnelTypes);
+            Assert.Equal(HashTunnelTypes.Vxlan | HashTunnelTypes.Geneve, net.Control.SupportedHashTunnelTypes);
+            Assert.Equal(HashTunnelTypes.None, net.Control.EnabledHashTunnelTypes);
 
-            net.SetHashTunnelTypes(HashTunnelTypes.Vxlan);
+            net.Control.SetHashTunnelTypes(HashTunnelTypes.Vxlan);
 
             Command command = Assert.Single(commands);
             Assert.Equal(((byte)VirtioNetControlClass.HashTunnel, VirtioNetControlCommands.HashTunnelSet), (command.Class, command.Code));
             Assert.Equal(new byte[] { 0x10, 0, 0, 0 }, command.Payload);
-            Assert.Equal(HashTunnelTypes.Vxlan, net.EnabledHashTunnelTypes);
+            Assert.Equal(HashTunnelTypes.Vxlan, net.Control.EnabledHashTunnelTypes);
 
-            net.SetHashTunnelTypes(HashTunnelTypes.None);
+            net.Control.SetHashTunnelTypes(HashTunnelTypes.None);
             Assert.Equal(new byte[] { 0, 0, 0, 0 }, commands.Last().Payload);
         }
     }
@@ -542,9 +542,9 @@ public sealed class ControlReplyTests : IDisposable
         var (net, commands) = Open(Tunnel, c => new Answer(VirtioNetControlCommands.AckOk, []), configure: t => SupportTunnels(t, (uint)HashTunnelTypes.Vxlan | (1u << 20)));
         using (StopFirst(net))
         {
-            ArgumentException e = Assert.Throws<ArgumentException>(() => net.SetHashTunnelTypes(HashTunnelTypes.Vxlan | HashTunnelTypes.Nvgre));
+            ArgumentException e = Assert.Throws<ArgumentException>(() => net.Control.SetHashTunnelTypes(HashTunnelTypes.Vxlan | HashTunnelTypes.Nvgre));
             Assert.Contains("Nvgre", e.Message, StringComparison.Ordinal);
-            Assert.Throws<ArgumentException>(() => net.SetHashTunnelTypes((HashTunnelTypes)(1u << 20)));
+            Assert.Throws<ArgumentException>(() => net.Control.SetHashTunnelTypes((HashTunnelTypes)(1u << 20)));
             Assert.Empty(commands);
         }
     }
@@ -555,10 +555,10 @@ public sealed class ControlReplyTests : IDisposable
         var (net, _) = Open(Tunnel, c => new Answer(VirtioNetControlCommands.AckErr, []), configure: t => SupportTunnels(t, (uint)HashTunnelTypes.All));
         using (StopFirst(net))
         {
-            VirtioException e = Assert.Throws<VirtioException>(() => net.SetHashTunnelTypes(HashTunnelTypes.Ipip));
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.SetHashTunnelTypes(HashTunnelTypes.Ipip));
             Assert.Equal(VirtioErrorReason.CommandRejected, e.Reason);
             Assert.Contains("VIRTIO_NET_CTRL_HASH_TUNNEL_SET", e.Message, StringComparison.Ordinal);
-            Assert.Equal(HashTunnelTypes.None, net.EnabledHashTunnelTypes);
+            Assert.Equal(HashTunnelTypes.None, net.Control.EnabledHashTunnelTypes);
         }
     }
 
@@ -570,8 +570,8 @@ public sealed class ControlReplyTests : IDisposable
         using (StopFirst(net))
         {
             Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetFeatures.HashTunnel);
-            Assert.Equal(HashTunnelTypes.None, net.SupportedHashTunnelTypes);
-            VirtioException e = Assert.Throws<VirtioException>(() => net.SetHashTunnelTypes(HashTunnelTypes.None));
+            Assert.Equal(HashTunnelTypes.None, net.Control.SupportedHashTunnelTypes);
+            VirtioException e = Assert.Throws<VirtioException>(() => net.Control.SetHashTunnelTypes(HashTunnelTypes.None));
             Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, e.Reason);
         }
     }

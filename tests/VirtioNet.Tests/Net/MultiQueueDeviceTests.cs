@@ -46,7 +46,7 @@ public sealed class MultiQueueDeviceTests : IDisposable
         }
 
         var transport = new AnsweringTransport(inner, _memory, 2 * maxPairs, answer ?? (_ => VirtioNetControlCommands.AckOk));
-        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll, QueuePairs = wantedPairs });
+        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = wantedPairs });
         return (net, transport);
     }
 
@@ -56,12 +56,12 @@ public sealed class MultiQueueDeviceTests : IDisposable
         var (net, transport) = Open(Modern | VirtioNetFeatures.Mq, maxPairs: 4, wantedPairs: 3);
         using (net)
         {
-            Assert.Equal(3, net.QueuePairs);
-            Assert.Equal(3, net.ActiveQueuePairs);
+            Assert.Equal(3, net.Pairs.Count);
+            Assert.Equal(3, net.Control.ActiveQueuePairs);
             Assert.Equal([0, 1, 2, 3, 4, 5, 8], transport.Inner.ActiveQueues.Keys.Order());
-            Assert.Equal(8, net.ControlQueue!.QueueIndex);
-            Assert.Equal(["receiveq1", "receiveq2", "receiveq3"], net.ReceiveQueues.Select(q => q.Statistics.Name));
-            Assert.Equal([1, 3, 5], net.TransmitQueues.Select(q => q.QueueIndex));
+            Assert.Equal(8, net.Control.Queue!.QueueIndex);
+            Assert.Equal(["receiveq1", "receiveq2", "receiveq3"], net.Pairs.Select(p => p.ReceiveQueue).Select(q => q.Statistics.Name));
+            Assert.Equal([1, 3, 5], net.Pairs.Select(p => p.TransmitQueue).Select(q => q.QueueIndex));
 
             // §5.1.6.5.5: VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET after DRIVER_OK, with the pairs set up.
             Command pairs = Assert.Single(transport.Commands);
@@ -77,17 +77,17 @@ public sealed class MultiQueueDeviceTests : IDisposable
         var (capped, transport) = Open(Modern | VirtioNetFeatures.Mq, maxPairs: 2, wantedPairs: 16);
         using (capped)
         {
-            Assert.Equal(2, capped.QueuePairs);
+            Assert.Equal(2, capped.Pairs.Count);
             Assert.Equal(new byte[] { 2, 0 }, Assert.Single(transport.Commands).Payload);
         }
 
         var (single, quiet) = Open(Modern | VirtioNetFeatures.Mq, maxPairs: 4, wantedPairs: 1);
         using (single)
         {
-            Assert.Equal(1, single.QueuePairs);
-            Assert.Equal(8, single.ControlQueue!.QueueIndex);
+            Assert.Single(single.Pairs);
+            Assert.Equal(8, single.Control.Queue!.QueueIndex);
             Assert.Empty(quiet.Commands);
-            ArgumentOutOfRangeException e = Assert.Throws<ArgumentOutOfRangeException>(() => single.SetActiveQueuePairs(2));
+            ArgumentOutOfRangeException e = Assert.Throws<ArgumentOutOfRangeException>(() => single.Control.SetActiveQueuePairs(2));
             Assert.Contains("1 to 1", e.Message, StringComparison.Ordinal);
         }
     }
@@ -98,12 +98,12 @@ public sealed class MultiQueueDeviceTests : IDisposable
         var (net, _) = Open(Modern, maxPairs: 1, wantedPairs: 4);
         using (net)
         {
-            Assert.Equal(1, net.QueuePairs);
-            Assert.Equal(2, net.ControlQueue!.QueueIndex);
-            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.SetActiveQueuePairs(1)).Reason);
-            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.ConfigureRss(new RssConfiguration())).Reason);
-            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.SetTransmitCoalescing(default)).Reason);
-            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.SetQueueCoalescing(0, default)).Reason);
+            Assert.Single(net.Pairs);
+            Assert.Equal(2, net.Control.Queue!.QueueIndex);
+            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.Control.SetActiveQueuePairs(1)).Reason);
+            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.Control.ConfigureRss(new RssConfiguration())).Reason);
+            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.Control.SetTransmitCoalescing(default)).Reason);
+            Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, Assert.Throws<VirtioException>(() => net.Control.SetQueueCoalescing(0, default)).Reason);
         }
     }
 
@@ -119,9 +119,9 @@ public sealed class MultiQueueDeviceTests : IDisposable
             Assert.Equal(127, BinaryPrimitives.ReadUInt16LittleEndian(rss.Payload.AsSpan(4)));
             Assert.Equal(2, BinaryPrimitives.ReadUInt16LittleEndian(rss.Payload.AsSpan(8 + 256)));
             Assert.Equal(40, rss.Payload[8 + 256 + 2]);
-            Assert.Equal(2, net.ActiveQueuePairs);
-            Assert.Equal(0, net.TransmitPairFor(0x80));
-            Assert.Equal(1, net.TransmitPairFor(0x81));
+            Assert.Equal(2, net.Control.ActiveQueuePairs);
+            Assert.Equal(0, net.Control.TransmitPairFor(0x80));
+            Assert.Equal(1, net.Control.TransmitPairFor(0x81));
         }
     }
 
@@ -133,24 +133,24 @@ public sealed class MultiQueueDeviceTests : IDisposable
         using (net)
         {
             transport.Commands.Clear();
-            ArgumentException bad = Assert.Throws<ArgumentException>(() => net.ConfigureRss(new RssConfiguration { IndirectionTable = new ushort[100] }));
+            ArgumentException bad = Assert.Throws<ArgumentException>(() => net.Control.ConfigureRss(new RssConfiguration { IndirectionTable = new ushort[100] }));
             Assert.Contains("power of two", bad.Message, StringComparison.Ordinal);
             Assert.Empty(transport.Commands);
 
             RssConfiguration two = RssConfiguration.Spread(2, 64);
-            net.ConfigureRss(two);
-            Assert.Equal(two, net.Rss);
-            Assert.Equal(4, net.ActiveQueuePairs);
+            net.Control.ConfigureRss(two);
+            Assert.Equal(two, net.Control.Rss);
+            Assert.Equal(4, net.Control.ActiveQueuePairs);
             Assert.Equal(MultiQueuePayloads.RssConfigLength(two), Assert.Single(transport.Commands).Payload.Length);
 
             Volatile.Write(ref refuse, true);
-            Assert.Equal(VirtioErrorReason.CommandRejected, Assert.Throws<VirtioException>(() => net.ConfigureRss(RssConfiguration.Spread(4, 128))).Reason);
-            Assert.Equal(two, net.Rss);
+            Assert.Equal(VirtioErrorReason.CommandRejected, Assert.Throws<VirtioException>(() => net.Control.ConfigureRss(RssConfiguration.Spread(4, 128))).Reason);
+            Assert.Equal(two, net.Control.Rss);
 
             Volatile.Write(ref refuse, false);
-            net.SetActiveQueuePairs(2);
-            Assert.Null(net.Rss);
-            Assert.Equal(2, net.ActiveQueuePairs);
+            net.Control.SetActiveQueuePairs(2);
+            Assert.Null(net.Control.Rss);
+            Assert.Equal(2, net.Control.ActiveQueuePairs);
         }
     }
 
@@ -161,14 +161,14 @@ public sealed class MultiQueueDeviceTests : IDisposable
         using (net)
         {
             transport.Commands.Clear();
-            net.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
-            net.SetReceiveCoalescing(new NotificationCoalescing(32, 50));
-            net.SetQueueCoalescing(3, new NotificationCoalescing(1, 2));
+            net.Control.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
+            net.Control.SetReceiveCoalescing(new NotificationCoalescing(32, 50));
+            net.Control.SetQueueCoalescing(3, new NotificationCoalescing(1, 2));
             Assert.Equal(
                 [(6, 0, "10000000 64000000"), (6, 1, "20000000 32000000"), (6, 2, "03000000 01000000 02000000")],
                 transport.Commands.Select(c => ((int)c.Class, (int)c.Code, Hex(c.Payload))));
-            Assert.Equal(new NotificationCoalescing(16, 100), net.TransmitCoalescing);
-            Assert.Throws<ArgumentOutOfRangeException>(() => net.SetQueueCoalescing(4, default));
+            Assert.Equal(new NotificationCoalescing(16, 100), net.Control.TransmitCoalescing);
+            Assert.Throws<ArgumentOutOfRangeException>(() => net.Control.SetQueueCoalescing(4, default));
         }
     }
 
@@ -181,12 +181,12 @@ public sealed class MultiQueueDeviceTests : IDisposable
         {
             // In the order of §5.1.6.5.9's example: transmitq1's own setting is replaced by the later TX_SET; the
             // receive queues' own settings came after RX_SET and stay; transmitq2's came after TX_SET and stays.
-            net.SetQueueCoalescing(1, new NotificationCoalescing(7, 70));
-            net.SetReceiveCoalescing(new NotificationCoalescing(32, 50));
-            net.SetQueueCoalescing(0, new NotificationCoalescing(1, 2));
-            net.SetQueueCoalescing(2, new NotificationCoalescing(3, 4));
-            net.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
-            net.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
+            net.Control.SetQueueCoalescing(1, new NotificationCoalescing(7, 70));
+            net.Control.SetReceiveCoalescing(new NotificationCoalescing(32, 50));
+            net.Control.SetQueueCoalescing(0, new NotificationCoalescing(1, 2));
+            net.Control.SetQueueCoalescing(2, new NotificationCoalescing(3, 4));
+            net.Control.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
+            net.Control.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
             transport.Commands.Clear();
 
             transport.Inner.RequestReset();
@@ -221,8 +221,8 @@ public sealed class MultiQueueDeviceTests : IDisposable
         var (net, transport) = Open(Modern | VirtioNetFeatures.Mq | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal, maxPairs: 2, wantedPairs: 2);
         using (net)
         {
-            net.SetQueueCoalescing(1, new NotificationCoalescing(7, 70));
-            net.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
+            net.Control.SetQueueCoalescing(1, new NotificationCoalescing(7, 70));
+            net.Control.SetTransmitCoalescing(new NotificationCoalescing(16, 100));
             transport.Commands.Clear();
 
             net.Recover();
@@ -237,9 +237,9 @@ public sealed class MultiQueueDeviceTests : IDisposable
         var (net, transport) = Open(Modern | VirtioNetFeatures.Mq | VirtioNetFeatures.NotfCoal | VirtioNetFeatures.VqNotfCoal, maxPairs: 2, wantedPairs: 2);
         using (net)
         {
-            net.SetQueueCoalescing(0, new NotificationCoalescing(1, 2));
-            net.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
-            net.SetActiveQueuePairs(1);
+            net.Control.SetQueueCoalescing(0, new NotificationCoalescing(1, 2));
+            net.Control.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
+            net.Control.SetActiveQueuePairs(1);
             transport.Commands.Clear();
 
             // §5.1.6.5.9: a device refuses VQ_SET for a queue that is not enabled, which would fail the whole recovery.
@@ -248,7 +248,7 @@ public sealed class MultiQueueDeviceTests : IDisposable
             Assert.Equal([(6, 2, "00000000 01000000 02000000")], transport.Commands.Select(c => ((int)c.Class, (int)c.Code, Hex(c.Payload))));
 
             // Kept, not forgotten: with both pairs active again, the next recovery sends transmitq2's too.
-            net.SetActiveQueuePairs(2);
+            net.Control.SetActiveQueuePairs(2);
             transport.Commands.Clear();
             net.Recover();
             Assert.Equal("03000000 05000000 06000000", Hex(transport.Commands[^1].Payload));
@@ -262,8 +262,8 @@ public sealed class MultiQueueDeviceTests : IDisposable
         var (net, transport) = Open(Modern | features, maxPairs: 2, wantedPairs: 2);
         using (net)
         {
-            net.SetQueueCoalescing(2, new NotificationCoalescing(3, 4));
-            net.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
+            net.Control.SetQueueCoalescing(2, new NotificationCoalescing(3, 4));
+            net.Control.SetQueueCoalescing(3, new NotificationCoalescing(5, 6));
             transport.Commands.Clear();
 
             net.ResetQueue(3);
@@ -280,7 +280,7 @@ public sealed class MultiQueueDeviceTests : IDisposable
         var (net, transport) = Open(Modern | VirtioNetFeatures.Mq | VirtioNetFeatures.Rss, maxPairs: 2, wantedPairs: 2);
         using (net)
         {
-            net.DisableRss();
+            net.Control.DisableRss();
             byte[] disabled = transport.Commands[^1].Payload;
             transport.Commands.Clear();
 
@@ -289,8 +289,8 @@ public sealed class MultiQueueDeviceTests : IDisposable
             Command sent = Assert.Single(transport.Commands);
             Assert.Equal(((byte)VirtioNetControlClass.Mq, VirtioNetControlCommands.MqRssConfig), (sent.Class, sent.Code));
             Assert.Equal(disabled, sent.Payload);
-            Assert.Null(net.Rss);
-            Assert.Equal(2, net.ActiveQueuePairs);
+            Assert.Null(net.Control.Rss);
+            Assert.Equal(2, net.Control.ActiveQueuePairs);
         }
     }
 
@@ -301,7 +301,7 @@ public sealed class MultiQueueDeviceTests : IDisposable
         using (net)
         {
             Assert.Equal(VirtioNetHeader.HashReportLength, net.HeaderLength);
-            var rx1 = new SoftwareSplitDevice(_memory, net.ReceiveQueues[1].Queue, eventIdx: false);
+            var rx1 = new SoftwareSplitDevice(_memory, net.Pairs[1].ReceiveQueue.Queue, eventIdx: false);
             DeviceChain chain = Assert.IsType<DeviceChain>(rx1.PopAll()[0]);
             byte[] header = new byte[20];
             BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(VirtioNetHeader.NumBuffersOffset), 1);
@@ -310,14 +310,14 @@ public sealed class MultiQueueDeviceTests : IDisposable
             byte[] frame = [.. Enumerable.Range(0, 64).Select(i => (byte)i)];
             rx1.Complete(chain, (uint)chain.WriteWritable([.. header, .. frame]));
 
-            byte[] destination = new byte[net.MaxReceiveFrameLength];
-            Assert.False(net.TryReceive(0, destination, out _, out ReceiveHash _));
-            Assert.True(net.WaitForReceive(1, TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
-            Assert.True(net.TryReceive(1, destination, out int length, out ReceiveHash hash));
+            byte[] destination = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.False(net.Pairs[0].TryReceive(destination, out _, out ReceiveHash _));
+            Assert.True(net.Pairs[1].WaitForReceive(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
+            Assert.True(net.Pairs[1].TryReceive(destination, out int length, out ReceiveHash hash));
             Assert.Equal(frame, destination[..length]);
             Assert.Equal(new ReceiveHash(0x5a5a1234, HashReportType.TcpIpv4), hash);
-            Assert.Equal(1, net.ReceiveQueues[1].Statistics.Packets);
-            Assert.Equal(0, net.ReceiveQueues[0].Statistics.Packets);
+            Assert.Equal(1, net.Pairs[1].ReceiveQueue.Statistics.Packets);
+            Assert.Equal(0, net.Pairs[0].ReceiveQueue.Statistics.Packets);
         }
     }
 
@@ -328,21 +328,21 @@ public sealed class MultiQueueDeviceTests : IDisposable
         using (net)
         {
             var clock = new StoppedClock();
-            net.SetTransmitRateLimit(1, new TokenBucket(ratePerSecond: 1000, burst: 200, clock));
+            net.Pairs[1].RateLimit = new TokenBucket(ratePerSecond: 1000, burst: 200, clock);
             byte[] frame = new byte[100];
-            Assert.True(net.TrySend(1, frame));
-            Assert.True(net.TrySend(1, frame));
-            Assert.False(net.TrySend(1, frame));
-            Assert.Equal(2, net.TransmitQueues[1].Statistics.Packets);
-            Assert.Equal(1, net.GetTransmitRateLimit(1)!.Throttled);
+            Assert.True(net.Pairs[1].TrySend(frame));
+            Assert.True(net.Pairs[1].TrySend(frame));
+            Assert.False(net.Pairs[1].TrySend(frame));
+            Assert.Equal(2, net.Pairs[1].TransmitQueue.Statistics.Packets);
+            Assert.Equal(1, net.Pairs[1].RateLimit!.Throttled);
             for (int i = 0; i < 10; i++)
             {
-                Assert.True(net.TrySend(0, frame));
+                Assert.True(net.Pairs[0].TrySend(frame));
             }
 
             clock.Now += clock.TimestampFrequency / 10;
-            Assert.True(net.TrySend(1, frame));
-            Assert.Throws<ArgumentOutOfRangeException>(() => net.TrySend(2, frame));
+            Assert.True(net.Pairs[1].TrySend(frame));
+            Assert.Throws<ArgumentOutOfRangeException>(() => net.Pairs[2].TrySend(frame));
         }
     }
 
@@ -356,12 +356,12 @@ public sealed class MultiQueueDeviceTests : IDisposable
             Assert.True(net.TrySendByPriority(frame, new VlanTag(10, priority: 6)));
             Assert.True(net.TrySendByPriority(frame, new VlanTag(10, priority: 1)));
             Assert.True(net.TrySendByPriority(frame, new VlanTag(10, priority: 7)));
-            Assert.Equal((1, 2), (net.TransmitQueues[0].Statistics.Packets, net.TransmitQueues[1].Statistics.Packets));
+            Assert.Equal((1, 2), (net.Pairs[0].TransmitQueue.Statistics.Packets, net.Pairs[1].TransmitQueue.Statistics.Packets));
 
-            net.PriorityMap = new PriorityQueueMap([1, 1, 1, 1, 1, 1, 1, 1], 2);
+            net.Control.PriorityMap = new PriorityQueueMap([1, 1, 1, 1, 1, 1, 1, 1], 2);
             Assert.True(net.TrySendByPriority(frame, new VlanTag(10, priority: 0)));
-            Assert.Equal(3, net.TransmitQueues[1].Statistics.Packets);
-            Assert.Throws<ArgumentException>(() => net.PriorityMap = PriorityQueueMap.Spread(3));
+            Assert.Equal(3, net.Pairs[1].TransmitQueue.Statistics.Packets);
+            Assert.Throws<ArgumentException>(() => net.Control.PriorityMap = PriorityQueueMap.Spread(3));
         }
     }
 

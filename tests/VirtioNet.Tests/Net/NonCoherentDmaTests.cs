@@ -138,14 +138,14 @@ public sealed class NonCoherentDmaTests : IDisposable
     private void RunTraffic(bool packed, bool indirect, bool eventIdx, ReceiveMode mode, bool deviceReadsDuringCleans)
     {
         var transport = Transport(packed, indirect, eventIdx, mode);
-        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         using (net)
         {
-            Assert.Equal(mode, net.ReceiveQueues[0].Mode);
+            Assert.Equal(mode, net.Pairs[0].ReceiveQueue.Mode);
             Assert.Equal(packed, net.ReceiveQueue is PackedVirtqueue);
             var rx = new RingDevice(_memory, net.ReceiveQueue, packed, eventIdx);
             var tx = new RingDevice(_memory, net.TransmitQueue, packed, eventIdx);
-            byte[] buffer = new byte[net.MaxReceiveFrameLength];
+            byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
             if (deviceReadsDuringCleans)
             {
                 _memory.BetweenLines = () =>
@@ -158,17 +158,17 @@ public sealed class NonCoherentDmaTests : IDisposable
             // More than two laps of every ring, so wrap counters and reused slots are crossed, with lengths up to the maximum.
             for (int i = 0; i < 600; i++)
             {
-                byte[] incoming = Frame(FrameLength(i, net.MaxReceiveFrameLength), i);
+                byte[] incoming = Frame(FrameLength(i, net.Pairs[0].MaxReceiveFrameLength), i);
                 Deliver(rx, incoming, mode);
 
                 // In poll mode the driver asked for no interrupts (the request is in the device's copy only if it cleaned it).
                 Assert.False(rx.TakeInterruptDecision(), $"frame {i}: the device sees a stale interrupt request");
-                Assert.True(net.TryReceive(buffer, out int length), $"frame {i}: the driver missed a used buffer");
+                Assert.True(net.Pairs[0].TryReceive(buffer, out int length), $"frame {i}: the driver missed a used buffer");
                 Assert.Equal(incoming, buffer.AsSpan(0, length).ToArray());
 
                 int before = transport.NotificationCounts[1];
-                byte[] outgoing = Frame(FrameLength(i + 7, net.MaxTransmitFrameLength), i + 1000);
-                Assert.True(net.TrySend(outgoing));
+                byte[] outgoing = Frame(FrameLength(i + 7, net.Pairs[0].MaxTransmitFrameLength), i + 1000);
+                Assert.True(net.Pairs[0].TrySend(outgoing));
 
                 // The device asked to hear of every new buffer (avail_event / off_wrap after each pop, or no suppression):
                 // a driver reading a stale copy of the device's event fields would skip the notification.
@@ -182,13 +182,13 @@ public sealed class NonCoherentDmaTests : IDisposable
             _memory.BetweenLines = null;
             tx.SuppressNotifications();
             int quiet = transport.NotificationCounts[1];
-            Assert.True(net.TrySend(Frame(60, 1)));
+            Assert.True(net.Pairs[0].TrySend(Frame(60, 1)));
             Assert.Equal(quiet, transport.NotificationCounts[1]);
             Assert.True(tx.TryPop(out DeviceChain? last));
             tx.Complete(last, 0);
-            Assert.Equal(1, net.TransmitQueues[0].Reclaim());
+            Assert.Equal(1, net.Pairs[0].TransmitQueue.Reclaim());
 
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
             Assert.Empty(_memory.LostWrites);
         }
     }
@@ -394,9 +394,9 @@ public sealed class NonCoherentDmaTests : IDisposable
     {
         var transport = Transport(packed, indirect, eventIdx, ReceiveMode.Mergeable);
         transport.OfferedFeatures |= VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlVlan;
-        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         var commands = new ConcurrentQueue<byte[]>();
-        VirtioNetControlQueue control = net.ControlQueue!;
+        VirtioNetControlQueue control = net.Control.Queue!;
         var device = new RingDevice(_memory, control.Queue, packed, eventIdx);
         CancellationToken stop = _stop.Token;
         _responder = Task.Run(
@@ -429,9 +429,9 @@ public sealed class NonCoherentDmaTests : IDisposable
             for (int i = 0; i < 12; i++)
             {
                 // Alternating commands of different shapes reuse the one command buffer: each must be cleaned anew.
-                net.SetPromiscuous(i % 2 == 0);
-                net.AddVlan((ushort)(100 + i));
-                VirtioException refused = Assert.Throws<VirtioException>(() => net.AddVlan(7));
+                net.Control.SetPromiscuous(i % 2 == 0);
+                net.Control.AddVlan((ushort)(100 + i));
+                VirtioException refused = Assert.Throws<VirtioException>(() => net.Control.AddVlan(7));
                 Assert.Equal(VirtioErrorReason.CommandRejected, refused.Reason);
             }
 
@@ -458,18 +458,18 @@ public sealed class NonCoherentDmaTests : IDisposable
     public void TheBurstApiHandsOutWhatTheDeviceWroteAndSendsWhatTheCallerWrote(bool packed)
     {
         var transport = Transport(packed, indirect: true, eventIdx: true, ReceiveMode.Mergeable);
-        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        VirtioNetDevice net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         using (net)
         {
             var rx = new RingDevice(_memory, net.ReceiveQueue, packed, eventIdx: true);
             var tx = new RingDevice(_memory, net.TransmitQueue, packed, eventIdx: true);
-            VirtioNetReceiveQueue receive = net.ReceiveQueues[0];
-            VirtioNetTransmitQueue transmit = net.TransmitQueues[0];
+            VirtioNetReceiveQueue receive = net.Pairs[0].ReceiveQueue;
+            VirtioNetTransmitQueue transmit = net.Pairs[0].TransmitQueue;
             var received = new ReceivedPacket[8];
             var lent = new TransmitPacket[4];
             for (int round = 0; round < 150; round++)
             {
-                byte[] incoming = Frame(FrameLength(round, net.MaxReceiveFrameLength), round);
+                byte[] incoming = Frame(FrameLength(round, net.Pairs[0].MaxReceiveFrameLength), round);
                 Deliver(rx, incoming, ReceiveMode.Mergeable);
                 int count = receive.ReceiveBurst(received);
                 Assert.True(count >= 1, $"round {round}: the driver missed a used buffer");
@@ -501,7 +501,7 @@ public sealed class NonCoherentDmaTests : IDisposable
                 }
             }
 
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
             Assert.Empty(_memory.LostWrites);
         }
     }

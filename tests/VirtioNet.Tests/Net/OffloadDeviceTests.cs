@@ -27,7 +27,7 @@ public sealed class OffloadDeviceTests : IDisposable
 
     private (VirtioNetDevice Net, SoftwareSplitDevice Rx, SoftwareSplitDevice Tx) Open(ulong offered, VirtioNetOptions? options = null)
     {
-        var net = VirtioNetDevice.Open(new SoftwareNetTransport(offered), _memory, options ?? new VirtioNetOptions { Mode = OperationMode.Poll });
+        var net = VirtioNetDevice.Open(new SoftwareNetTransport(offered), _memory, options ?? new VirtioNetOptions { OperationMode = OperationMode.Poll });
         return (net, new SoftwareSplitDevice(_memory, net.ReceiveQueue, false), new SoftwareSplitDevice(_memory, net.TransmitQueue, false));
     }
 
@@ -73,7 +73,7 @@ public sealed class OffloadDeviceTests : IDisposable
         var (net, rx, _) = Open(Modern | GuestGso);
         using (net)
         {
-            Assert.Equal(EthernetFrame.MaxGsoFrameLength, net.MaxReceiveFrameLength);
+            Assert.Equal(EthernetFrame.MaxGsoFrameLength, net.Pairs[0].MaxReceiveFrameLength);
             byte[] complete = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(6000, 1));
             byte[] partial = (byte[])complete.Clone();
             Assert.True(PacketLayout.TryParse(partial, out PacketLayout layout));
@@ -83,10 +83,10 @@ public sealed class OffloadDeviceTests : IDisposable
             Deliver(rx, Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV6, 1448, 34, 16, 0), partial);
             Deliver(rx, Header(VirtioNetHeader.FlagNeedsCsum, VirtioNetGsoType.TcpV4, 1448, 34, 16, 0), partial);
 
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.ReceiveQueues[0].TryReceive(received, out int length, out ReceivedFrameInfo info));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
-            Assert.Equal(1, net.ReceiveStatistics.Packets);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length, out ReceivedFrameInfo info));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Packets);
             Assert.Equal(complete, received.AsSpan(0, length).ToArray());
             Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, VirtioNetGsoType.TcpV4, 1448), info);
             // All eight buffers of the two packets went back: the whole ring is available again.
@@ -97,7 +97,7 @@ public sealed class OffloadDeviceTests : IDisposable
     [Fact]
     public void CoalescedSegmentsAreReportedAndCountedAndALyingCountIsADrop()
     {
-        var (net, rx, _) = Open(Modern | GuestGso | HostGso | VirtioNetFeatures.RscExt, new VirtioNetOptions { Mode = OperationMode.Poll, ReceiveCoalescingInfo = true });
+        var (net, rx, _) = Open(Modern | GuestGso | HostGso | VirtioNetFeatures.RscExt, new VirtioNetOptions { OperationMode = OperationMode.Poll, ReceiveCoalescingInfo = true });
         using (net)
         {
             Assert.NotEqual(0UL, net.NegotiatedFeatures & VirtioNetFeatures.RscExt);
@@ -111,13 +111,13 @@ public sealed class OffloadDeviceTests : IDisposable
             Deliver(rx, Header(flags, VirtioNetGsoType.TcpV6, 1428, 0, 0, 0), partial);
             Deliver(rx, Header(flags, VirtioNetGsoType.TcpV6, 1428, 7, 1, 0), partial);
 
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.ReceiveQueues[0].TryReceive(received, out int length, out ReceivedFrameInfo info));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length, out ReceivedFrameInfo info));
             Assert.Equal(complete, received.AsSpan(0, length).ToArray());
             Assert.Equal(new ReceivedFrameInfo(ReceivedChecksumState.Completed, VirtioNetGsoType.TcpV6, 1428) { CoalescedSegments = 7, DuplicateAcks = 1 }, info);
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
-            Assert.Equal(1, net.ReceiveStatistics.Packets);
-            Assert.Equal(7, net.ReceiveStatistics.CoalescedSegments);
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Packets);
+            Assert.Equal(7, net.Pairs[0].ReceiveStatistics.CoalescedSegments);
             Assert.Equal(256, rx.PendingAvailable);
         }
     }
@@ -132,10 +132,10 @@ public sealed class OffloadDeviceTests : IDisposable
             Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetFeatures.RscExt);
             byte[] frame = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 2));
             Deliver(rx, Header(VirtioNetHeader.FlagRscInfo, VirtioNetGsoType.TcpV4, 1448, 3, 0, 0), frame);
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.False(net.TryReceive(received, out _));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
-            Assert.Equal(0, net.ReceiveStatistics.CoalescedSegments);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.False(net.Pairs[0].TryReceive(received, out _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.CoalescedSegments);
         }
     }
 
@@ -147,9 +147,9 @@ public sealed class OffloadDeviceTests : IDisposable
         {
             byte[] frame = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(1000, 2));
             Deliver(rx, Header(0, VirtioNetGsoType.TcpV4, 536, 0, 0, 1), frame);
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.False(net.TryReceive(received, out _));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.False(net.Pairs[0].TryReceive(received, out _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
         }
     }
 
@@ -161,7 +161,7 @@ public sealed class OffloadDeviceTests : IDisposable
         {
             byte[] payload = OffloadFrames.Payload(30001, 3);
             byte[] frame = OffloadFrames.Tcp(false, 100, payload, zeroChecksum: true);
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             Assert.True(queue.TrySend(frame, TransmitOffloadRequest.Segmentation(1448)));
 
             Assert.True(tx.TryPop(out DeviceChain? chain));
@@ -193,7 +193,7 @@ public sealed class OffloadDeviceTests : IDisposable
         {
             byte[] payload = OffloadFrames.Payload(10001, 4);
             byte[] frame = OffloadFrames.Tcp(true, 100, payload, fin: true, zeroChecksum: true);
-            Assert.True(net.TransmitQueues[0].TrySend(frame, TransmitOffloadRequest.Segmentation(1440)));
+            Assert.True(net.Pairs[0].TransmitQueue.TrySend(frame, TransmitOffloadRequest.Segmentation(1440)));
 
             List<DeviceChain> chains = tx.PopAll();
             Assert.Equal(7, chains.Count);
@@ -204,7 +204,7 @@ public sealed class OffloadDeviceTests : IDisposable
                 Assert.Equal(csum ? VirtioNetHeader.FlagNeedsCsum : 0, seen[0]);
                 Assert.Equal(0, seen[1]);
                 byte[] segment = seen[12..];
-                Assert.True(segment.Length <= net.MaxTransmitFrameLength);
+                Assert.True(segment.Length <= net.Pairs[0].MaxTransmitFrameLength);
                 if (csum)
                 {
                     InternetChecksum.CompletePartial(segment, 54, 16);
@@ -216,17 +216,17 @@ public sealed class OffloadDeviceTests : IDisposable
             }
 
             Assert.Equal(payload, joined.ToArray());
-            Assert.Equal(7, net.TransmitStatistics.Packets);
+            Assert.Equal(7, net.Pairs[0].TransmitStatistics.Packets);
         }
     }
 
     [Fact]
     public void SoftwareSegmentationIsAllOrNothingUnderBackPressure()
     {
-        var (net, _, tx) = Open(Modern, new VirtioNetOptions { Mode = OperationMode.Poll, MaxQueueSize = 8 });
+        var (net, _, tx) = Open(Modern, new VirtioNetOptions { OperationMode = OperationMode.Poll, MaxQueueSize = 8 });
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             Assert.True(queue.TrySend(OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(100, 5)), TransmitOffloadRequest.Checksum));
             Assert.Equal(7, queue.SlotsFree);
 
@@ -241,12 +241,12 @@ public sealed class OffloadDeviceTests : IDisposable
     [Fact]
     public void WithOffloadsOffNothingIsNegotiatedAndTheChecksumIsComputedByTheDriver()
     {
-        var (net, _, tx) = Open(Modern | HostGso | GuestGso, new VirtioNetOptions { Mode = OperationMode.Poll, Offloads = false });
+        var (net, _, tx) = Open(Modern | HostGso | GuestGso, new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = false });
         using (net)
         {
             Assert.Equal(0UL, net.NegotiatedFeatures & VirtioNetOptions.OffloadFeatures);
             byte[] payload = OffloadFrames.Payload(700, 6);
-            Assert.True(net.TransmitQueues[0].TrySend(OffloadFrames.Tcp(false, 1, payload, zeroChecksum: true), TransmitOffloadRequest.Checksum));
+            Assert.True(net.Pairs[0].TransmitQueue.TrySend(OffloadFrames.Tcp(false, 1, payload, zeroChecksum: true), TransmitOffloadRequest.Checksum));
             Assert.True(tx.TryPop(out DeviceChain? chain));
             byte[] seen = chain.ReadReadable();
             Assert.Equal(new byte[12], seen[..12]);
@@ -262,16 +262,16 @@ public sealed class OffloadDeviceTests : IDisposable
         const ulong hostUso = VirtioNetFeatures.HostTso4 | VirtioNetFeatures.HostTso6 | VirtioNetFeatures.HostEcn | VirtioNetFeatures.HostUso;
         const ulong guestUso = VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn | VirtioNetFeatures.GuestUso4 | VirtioNetFeatures.GuestUso6;
         var transport = new SoftwareNetTransport(Modern | hostUso | guestUso | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlRxExtra);
-        using var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         var tx = new SoftwareSplitDevice(_memory, net.TransmitQueue, false);
 
         Assert.Equal(Modern, net.NegotiatedFeatures);
         Assert.Equal(Modern, transport.DriverFeatures);
-        Assert.Equal(0UL, net.TransmitQueues[0].OffloadFeatures & hostUso);
+        Assert.Equal(0UL, net.Pairs[0].TransmitQueue.OffloadFeatures & hostUso);
 
         // A large UDP payload is cut by the driver into whole datagrams with complete checksums.
         byte[] payload = OffloadFrames.Payload(3000, 9);
-        Assert.True(net.TransmitQueues[0].TrySend(OffloadFrames.Udp(false, payload, zeroChecksum: true), TransmitOffloadRequest.Segmentation(1000)));
+        Assert.True(net.Pairs[0].TransmitQueue.TrySend(OffloadFrames.Udp(false, payload, zeroChecksum: true), TransmitOffloadRequest.Segmentation(1000)));
         DeviceChain[] chains = [.. tx.PopAll()];
         Assert.Equal(3, chains.Length);
         for (int i = 0; i < chains.Length; i++)
@@ -295,11 +295,11 @@ public sealed class OffloadDeviceTests : IDisposable
         var (net, _, tx) = Open(Modern | segmentation);
         using (net)
         {
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             byte[] payload = OffloadFrames.Payload(6000, 11);
             byte[] frame = tcp ? OffloadFrames.Tcp(false, 1, payload, zeroChecksum: true) : OffloadFrames.Udp(false, payload, zeroChecksum: true);
             int headers = tcp ? 54 : 42;
-            int fits = net.MaxTransmitFrameLength - headers;
+            int fits = net.Pairs[0].MaxTransmitFrameLength - headers;
 
             var e = Assert.Throws<ArgumentException>(() => queue.TrySend(frame, TransmitOffloadRequest.Segmentation(fits + 1)));
             Assert.Contains("MaxFrameLength", e.Message, StringComparison.Ordinal);

@@ -280,7 +280,7 @@ public sealed class OffloadGroTests : IDisposable
     {
         var transport = new SoftwareNetTransport(Modern);
         BinaryPrimitives.WriteUInt16LittleEndian(transport.Config.AsSpan(VirtioNetConfig.MtuOffset), 1500);
-        using var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        using var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         var rx = new SoftwareSplitDevice(_memory, net.ReceiveQueue, true);
         byte[] payload = OffloadFrames.Payload(4000, 22);
         byte[] udp = OffloadFrames.Udp(false, OffloadFrames.Payload(100, 23));
@@ -305,7 +305,7 @@ public sealed class OffloadGroTests : IDisposable
         var gro = new SoftwareReceiveCoalescing(new byte[EthernetFrame.MaxGsoFrameLength], recomputeTransportChecksum: true);
         byte[] destination = new byte[EthernetFrame.MaxGsoFrameLength];
         var delivered = new List<byte[]>();
-        while (gro.TryReceive(net.ReceiveQueues[0], destination, out int length))
+        while (gro.TryReceive(net.Pairs[0], destination, out int length))
         {
             delivered.Add(destination.AsSpan(0, length).ToArray());
         }

@@ -28,7 +28,7 @@ public sealed class RecoveryTests : IDisposable
     }
 
     private VirtioNetDevice Open(SoftwareNetTransport transport, bool autoRecover = true) =>
-        VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll, AutoRecover = autoRecover, LinkPollInterval = TimeSpan.FromMilliseconds(1) });
+        VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll, AutoRecover = autoRecover, LinkPollInterval = TimeSpan.FromMilliseconds(1) });
 
     private static byte[] Frame(int length, byte seed)
     {
@@ -61,16 +61,16 @@ public sealed class RecoveryTests : IDisposable
         var events = new List<DeviceRecoveredEventArgs>();
         net.Recovered += (_, e) => events.Add(e);
         var rx = Attach(_memory, net, receive: true);
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
 
         // Traffic before: one frame each way completed, three transmits still in the device's hands.
-        Assert.True(net.TrySend(Frame(100, 1)));
+        Assert.True(net.Pairs[0].TrySend(Frame(100, 1)));
         Attach(_memory, net, receive: false).Loopback();
         Deliver(rx, Frame(200, 2));
-        Assert.True(net.TryReceive(received, out _));
+        Assert.True(net.Pairs[0].TryReceive(received, out _));
         for (byte i = 0; i < 3; i++)
         {
-            Assert.True(net.TrySend(Frame(100, i)));
+            Assert.True(net.Pairs[0].TrySend(Frame(100, i)));
         }
 
         var queuesBefore = new Dictionary<int, (int, ulong, ulong, ulong)>(transport.ActiveQueues);
@@ -93,20 +93,20 @@ public sealed class RecoveryTests : IDisposable
         Assert.True(net.CheckHealth());
 
         // Statistics survive; the three frames in flight are counted as drops.
-        Assert.Equal(4, net.TransmitStatistics.Packets);
-        Assert.Equal(3, net.TransmitStatistics.Drops);
+        Assert.Equal(4, net.Pairs[0].TransmitStatistics.Packets);
+        Assert.Equal(3, net.Pairs[0].TransmitStatistics.Drops);
         Assert.Equal(3, net.RecoveryDroppedTransmits);
-        Assert.Equal(1, net.ReceiveStatistics.Packets);
-        Assert.Equal(net.TransmitQueues[0].Queue.Size, net.TransmitSlotsFree);
+        Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Packets);
+        Assert.Equal(net.Pairs[0].TransmitQueue.Queue.Size, net.Pairs[0].TransmitSlotsFree);
 
         // The rings are new to the device: every receive buffer posted again, traffic flows from index 0.
         var rx2 = Attach(_memory, net, receive: true);
-        Assert.Equal(net.ReceiveQueues[0].BufferCount, rx2.PendingAvailable);
+        Assert.Equal(net.Pairs[0].ReceiveQueue.BufferCount, rx2.PendingAvailable);
         byte[] after = Frame(300, 9);
         Deliver(rx2, after);
-        Assert.True(net.TryReceive(received, out int length));
+        Assert.True(net.Pairs[0].TryReceive(received, out int length));
         Assert.Equal(after, received.AsSpan(0, length).ToArray());
-        Assert.True(net.TrySend(Frame(100, 5)));
+        Assert.True(net.Pairs[0].TrySend(Frame(100, 5)));
         Assert.Equal(1, Attach(_memory, net, receive: false).Loopback());
 
         net.Dispose();
@@ -119,18 +119,18 @@ public sealed class RecoveryTests : IDisposable
         var transport = new SoftwareNetTransport(Modern);
         using VirtioNetDevice net = Open(transport);
         var rx = Attach(_memory, net, receive: true);
-        byte[] received = new byte[net.MaxReceiveFrameLength];
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
 
         // A used id past the ring: the driver latches receiveq1 broken, then recovers instead of throwing.
         rx.PushUsed(9999, 64);
-        Assert.False(net.TryReceive(received, out _));
+        Assert.False(net.Pairs[0].TryReceive(received, out _));
         Assert.Equal(1, net.Recoveries);
         Assert.False(net.ReceiveQueue.IsBroken);
 
         var rx2 = Attach(_memory, net, receive: true);
         byte[] frame = Frame(64, 3);
         Deliver(rx2, frame);
-        Assert.True(net.TryReceive(received, out int length));
+        Assert.True(net.Pairs[0].TryReceive(received, out int length));
         Assert.Equal(frame, received.AsSpan(0, length).ToArray());
     }
 
@@ -141,8 +141,8 @@ public sealed class RecoveryTests : IDisposable
         using VirtioNetDevice net = Open(transport, autoRecover: false);
         var rx = Attach(_memory, net, receive: true);
         rx.PushUsed(9999, 64);
-        byte[] received = new byte[net.MaxReceiveFrameLength];
-        Assert.Equal(VirtioErrorReason.DeviceMisbehaved, Assert.Throws<VirtioException>(() => net.TryReceive(received, out _)).Reason);
+        byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+        Assert.Equal(VirtioErrorReason.DeviceMisbehaved, Assert.Throws<VirtioException>(() => net.Pairs[0].TryReceive(received, out _)).Reason);
         Assert.False(net.CheckHealth());
         Assert.Equal(0, net.Recoveries);
 
@@ -150,7 +150,7 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(1, net.Recoveries);
         Assert.True(net.CheckHealth());
         Deliver(Attach(_memory, net, receive: true), Frame(64, 4));
-        Assert.True(net.TryReceive(received, out _));
+        Assert.True(net.Pairs[0].TryReceive(received, out _));
     }
 
     [Fact]
@@ -168,8 +168,8 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(0, net.Recoveries);
 
         // Every queue refuses work with the reason; automatic recovery does not retry a device that failed.
-        Assert.Equal(VirtioErrorReason.DeviceNeedsReset, Assert.Throws<VirtioException>(() => net.TrySend(Frame(64, 1))).Reason);
-        Assert.Equal(VirtioErrorReason.DeviceNeedsReset, Assert.Throws<VirtioException>(() => net.TryReceive(new byte[net.MaxReceiveFrameLength], out _)).Reason);
+        Assert.Equal(VirtioErrorReason.DeviceNeedsReset, Assert.Throws<VirtioException>(() => net.Pairs[0].TrySend(Frame(64, 1))).Reason);
+        Assert.Equal(VirtioErrorReason.DeviceNeedsReset, Assert.Throws<VirtioException>(() => net.Pairs[0].TryReceive(new byte[net.Pairs[0].MaxReceiveFrameLength], out _)).Reason);
 
         net.Dispose();
         Assert.Equal(VirtioDeviceStatus.Reset, transport.Status);
@@ -181,8 +181,8 @@ public sealed class RecoveryTests : IDisposable
     {
         var transport = new SoftwareNetTransport(Modern);
         using VirtioNetDevice net = Open(transport);
-        VirtioNetTransmitQueue tx = net.TransmitQueues[0];
-        VirtioNetReceiveQueue rxq = net.ReceiveQueues[0];
+        VirtioNetTransmitQueue tx = net.Pairs[0].TransmitQueue;
+        VirtioNetReceiveQueue rxq = net.Pairs[0].ReceiveQueue;
         int slots = tx.SlotsFree;
 
         // Transmit: 8 buffers lent, 5 of them handed to the device, 3 still being written by the caller.
@@ -238,7 +238,7 @@ public sealed class RecoveryTests : IDisposable
                 if (transport.Activations != seen || device is null)
                 {
                     seen = transport.Activations;
-                    device = new SoftwareSplitDevice(_memory, net.ControlQueue!.Queue, eventIdx: true);
+                    device = new SoftwareSplitDevice(_memory, net.Control.Queue!.Queue, eventIdx: true);
                 }
 
                 if (!device.TryPop(out DeviceChain? chain))
@@ -257,12 +257,12 @@ public sealed class RecoveryTests : IDisposable
         {
             byte[] mac = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
             byte[] listed = [0x02, 0, 0, 0, 0, 0x01];
-            net.SetPromiscuous(false);
-            net.SetMacFilter([new PhysicalAddress(listed)], []);
-            net.AddVlan(10);
-            net.AddVlan(20);
-            net.SetMacAddress(new PhysicalAddress(mac));
-            net.SetGuestOffloads(0);
+            net.Control.SetPromiscuous(false);
+            net.Control.SetMacFilter([new PhysicalAddress(listed)], []);
+            net.Control.AddVlan(10);
+            net.Control.AddVlan(20);
+            net.Control.SetMacAddress(new PhysicalAddress(mac));
+            net.Control.SetGuestOffloads(0);
             commands.Clear();
 
             transport.RequestReset();

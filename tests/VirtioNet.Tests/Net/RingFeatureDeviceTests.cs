@@ -25,7 +25,7 @@ public sealed class RingFeatureDeviceTests : IDisposable
 
     private (VirtioNetDevice Net, SoftwareSplitDevice Rx, SoftwareSplitDevice Tx) Open(SoftwareNetTransport transport)
     {
-        var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         return (net, new SoftwareSplitDevice(_memory, net.ReceiveQueue, eventIdx: true), new SoftwareSplitDevice(_memory, net.TransmitQueue, eventIdx: true));
     }
 
@@ -51,8 +51,8 @@ public sealed class RingFeatureDeviceTests : IDisposable
 
     private static byte[] Receive(VirtioNetDevice net)
     {
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
-        Assert.True(net.TryReceive(buffer, out int length));
+        byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
+        Assert.True(net.Pairs[0].TryReceive(buffer, out int length));
         return buffer.AsSpan(0, length).ToArray();
     }
 
@@ -72,7 +72,7 @@ public sealed class RingFeatureDeviceTests : IDisposable
             for (int i = 1; i <= 3; i++)
             {
                 // The device pops each frame, which moves avail_event on, so each send is notified.
-                Assert.True(net.TrySend(Frame(60, (byte)i)));
+                Assert.True(net.Pairs[0].TrySend(Frame(60, (byte)i)));
                 Assert.Equal(i, transport.DataNotificationCounts[1]);
                 Assert.Equal(1u | ((uint)i << 16), transport.LastNotificationData[1]);
                 Assert.Equal((ushort)i, tx.AvailIdx);
@@ -91,7 +91,7 @@ public sealed class RingFeatureDeviceTests : IDisposable
         var (net, _, _) = Open(transport);
         using (net)
         {
-            Assert.True(net.TrySend(Frame(60, 1)));
+            Assert.True(net.Pairs[0].TrySend(Frame(60, 1)));
             Assert.True(transport.NotificationCounts[1] > 0);
             Assert.All(transport.DataNotificationCounts, n => Assert.Equal(0, n));
         }
@@ -106,12 +106,12 @@ public sealed class RingFeatureDeviceTests : IDisposable
         {
             Deliver(rx, Frame(100, 1));
             Assert.Equal(Frame(100, 1), Receive(net));
-            Assert.True(net.TrySend(Frame(70, 2)));
+            Assert.True(net.Pairs[0].TrySend(Frame(70, 2)));
             var before = transport.ActiveQueues[0];
 
             // Some buffers were taken by the device but never returned when the reset comes.
             Assert.True(rx.TryPop(out _));
-            int detached = net.ResetQueue(VirtioNetDevice.ReceiveQueueIndex);
+            int detached = net.ResetQueue(0);
 
             Assert.Equal(256, detached);
             Assert.Equal(new[] { 0 }, transport.QueueResets);
@@ -125,11 +125,11 @@ public sealed class RingFeatureDeviceTests : IDisposable
             Assert.Equal(Frame(200, 3), Receive(net));
 
             // transmitq1 was never touched: its device keeps its indexes and sees both frames in order.
-            Assert.True(net.TrySend(Frame(80, 4)));
+            Assert.True(net.Pairs[0].TrySend(Frame(80, 4)));
             List<DeviceChain> sent = tx.PopAll();
             Assert.Equal(2, sent.Count);
             Assert.Equal(Frame(80, 4), sent[1].ReadReadable().AsSpan(12).ToArray());
-            Assert.Equal(2, net.ReceiveStatistics.Packets);
+            Assert.Equal(2, net.Pairs[0].ReceiveStatistics.Packets);
             Assert.DoesNotContain(1, transport.QueueResets);
         }
     }
@@ -141,20 +141,20 @@ public sealed class RingFeatureDeviceTests : IDisposable
         var (net, _, tx) = Open(transport);
         using (net)
         {
-            int free = net.TransmitSlotsFree;
+            int free = net.Pairs[0].TransmitSlotsFree;
             for (int i = 0; i < 5; i++)
             {
-                Assert.True(net.TrySend(Frame(60, (byte)i)));
+                Assert.True(net.Pairs[0].TrySend(Frame(60, (byte)i)));
             }
 
-            Assert.Equal(free - 5, net.TransmitSlotsFree);
+            Assert.Equal(free - 5, net.Pairs[0].TransmitSlotsFree);
             tx.PopAll();
 
-            Assert.Equal(5, net.ResetQueue(VirtioNetDevice.TransmitQueueIndex));
-            Assert.Equal(free, net.TransmitSlotsFree);
+            Assert.Equal(5, net.ResetQueue(1));
+            Assert.Equal(free, net.Pairs[0].TransmitSlotsFree);
 
             var fresh = new SoftwareSplitDevice(_memory, net.TransmitQueue, eventIdx: true);
-            Assert.True(net.TrySend(Frame(61, 9)));
+            Assert.True(net.Pairs[0].TrySend(Frame(61, 9)));
             Assert.True(fresh.TryPop(out DeviceChain? chain));
             Assert.Equal(Frame(61, 9), chain.ReadReadable().AsSpan(12).ToArray());
             Assert.Equal(1, fresh.AvailIdx);
@@ -168,7 +168,7 @@ public sealed class RingFeatureDeviceTests : IDisposable
         var (net, _, _) = Open(transport);
         using (net)
         {
-            var e = Assert.Throws<VirtioException>(() => net.ResetQueue(VirtioNetDevice.ReceiveQueueIndex));
+            var e = Assert.Throws<VirtioException>(() => net.ResetQueue(0));
             Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, e.Reason);
             Assert.Empty(transport.QueueResets);
         }
@@ -196,16 +196,16 @@ public sealed class RingFeatureDeviceTests : IDisposable
         {
             Assert.True(((SplitVirtqueue)net.TransmitQueue).InOrder);
             Assert.True(((SplitVirtqueue)net.ReceiveQueue).InOrder);
-            int free = net.TransmitSlotsFree;
+            int free = net.Pairs[0].TransmitSlotsFree;
             for (int i = 0; i < 4; i++)
             {
-                Assert.True(net.TrySend(Frame(60, (byte)i)));
+                Assert.True(net.Pairs[0].TrySend(Frame(60, (byte)i)));
             }
 
             tx.CompleteInOrderBatch(tx.PopAll(), 0);
             Assert.Equal(4, tx.UsedIdx);
-            Assert.Equal(4, net.ReclaimTransmitted());
-            Assert.Equal(free, net.TransmitSlotsFree);
+            Assert.Equal(4, net.Pairs[0].Reclaim());
+            Assert.Equal(free, net.Pairs[0].TransmitSlotsFree);
         }
     }
 }

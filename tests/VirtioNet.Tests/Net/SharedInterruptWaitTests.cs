@@ -57,13 +57,13 @@ public sealed class SharedInterruptWaitTests : IDisposable
             Assert.All(Enumerable.Range(0, Pairs).Where(p => !woken.Contains(p)), p => Assert.False(waits[p].IsCompleted, $"pair {p} returned for pair {pair}'s frame"));
         }
 
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
+        byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
         for (int pair = 0; pair < Pairs; pair++)
         {
-            Assert.True(net.TryReceive(pair, buffer, out int length));
+            Assert.True(net.Pairs[pair].TryReceive(buffer, out int length));
             Assert.Equal(Frame(pair), buffer.AsSpan(0, length).ToArray());
-            Assert.False(net.TryReceive(pair, buffer, out _));
-            Assert.Equal(1, net.ReceiveQueues[pair].Statistics.Interrupts);
+            Assert.False(net.Pairs[pair].TryReceive(buffer, out _));
+            Assert.Equal(1, net.Pairs[pair].ReceiveQueue.Statistics.Interrupts);
         }
 
         // One acknowledgement may cover several frames' interrupts (the holder can find a frame by its scan before the
@@ -107,8 +107,8 @@ public sealed class SharedInterruptWaitTests : IDisposable
         device.Transport.Signal(InterruptCause.UsedBuffer);
         Assert.True(waiter.Join(Long) && waiter.Result, $"pair {pair}'s worker missed the frame published before its sleep");
         Assert.Equal(1, Volatile.Read(ref once));
-        byte[] buffer = new byte[net.MaxReceiveFrameLength];
-        Assert.True(net.TryReceive(pair, buffer, out _));
+        byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
+        Assert.True(net.Pairs[pair].TryReceive(buffer, out _));
 
         if (pair != 1)
         {
@@ -139,7 +139,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
         // Pair 1 alone is the line's holder-to-be.
         Worker? holder = pair == 1 ? null : StartWaiting(net, 1, Forever);
         WaitUntil(() => pair == 1 || net.LineHolder == 1, "pair 1 holding the line");
-        ulong availableRing = net.ReceiveQueues[pair].Queue.DriverArea;
+        ulong availableRing = net.Pairs[pair].ReceiveQueue.Queue.DriverArea;
         int delivered = 0;
         _memory.OnSyncForDevice = region =>
         {
@@ -153,7 +153,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
         Assert.True(waiter.Join(Long) && waiter.Result, $"pair {pair}'s worker slept past a frame published before its notification request was seen");
         _memory.OnSyncForDevice = null;
         Assert.Equal(1, Volatile.Read(ref delivered));
-        Assert.Equal(0, net.ReceiveQueues[pair].Statistics.Interrupts);
+        Assert.Equal(0, net.Pairs[pair].ReceiveQueue.Statistics.Interrupts);
         if (holder is not null)
         {
             Assert.False(holder.IsCompleted);
@@ -178,7 +178,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
 
         device.Deliver(3, Frame(3));
         Assert.True(patient.Join(Long) && patient.Result);
-        Assert.Equal(1, net.ReceiveQueues[3].Statistics.Interrupts);
+        Assert.Equal(1, net.Pairs[3].ReceiveQueue.Statistics.Interrupts);
     }
 
     [Fact]
@@ -221,7 +221,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
         VirtioNetDevice net = device.Net;
         Worker first = StartWaiting(net, 2, Forever);
         WaitUntil(() => net.IsWaitingForReceive(2), "pair 2 waiting");
-        Assert.Throws<InvalidOperationException>(() => net.WaitForReceive(2, TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
+        Assert.Throws<InvalidOperationException>(() => net.Pairs[2].WaitForReceive(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
         device.Deliver(2, Frame(2));
         Assert.True(first.Join(Long) && first.Result);
     }
@@ -243,16 +243,16 @@ public sealed class SharedInterruptWaitTests : IDisposable
         int[] foreign = new int[Pairs];
         Worker[] workers = [.. Enumerable.Range(0, Pairs).Select(pair => Worker.Start(() =>
         {
-            byte[] buffer = new byte[net.MaxReceiveFrameLength];
+            byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
             while (received[pair] < PerPair)
             {
-                if (!net.WaitForReceive(pair, Forever, TestContext.Current.CancellationToken))
+                if (!net.Pairs[pair].WaitForReceive(Forever, TestContext.Current.CancellationToken))
                 {
                     timeouts[pair]++;
                     return false;
                 }
 
-                while (net.TryReceive(pair, buffer, out int length))
+                while (net.Pairs[pair].TryReceive(buffer, out int length))
                 {
                     if (buffer[length - 1] != (byte)pair)
                     {
@@ -288,7 +288,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
         Assert.Equal(new int[Pairs], timeouts);
         Assert.Equal(new int[Pairs], foreign);
         Assert.Equal(Enumerable.Repeat(PerPair, Pairs), received);
-        Assert.All(net.ReceiveQueues, q => Assert.True(q.Statistics.Interrupts > 0, $"{q.Statistics.Name} was never woken by an interrupt"));
+        Assert.All(net.Pairs.Select(p => p.ReceiveQueue), q => Assert.True(q.Statistics.Interrupts > 0, $"{q.Statistics.Name} was never woken by an interrupt"));
         Assert.Equal(1, device.Transport.Line.MaxConcurrentWaiters);
     }
 
@@ -304,7 +304,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
         int[] done = new int[2];
         Worker[] workers = [.. Enumerable.Range(0, 2).Select(pair => Worker.Start(() =>
         {
-            byte[] buffer = new byte[net.MaxReceiveFrameLength];
+            byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
             long before = 0;
             for (int i = 0; i < Warmup + Measured; i++)
             {
@@ -314,7 +314,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
                 }
 
                 // CancellationToken.None: a cancellable token registers a callback per sleep.
-                if (!net.WaitForReceive(pair, Forever, CancellationToken.None) || !net.TryReceive(pair, buffer, out _))
+                if (!net.Pairs[pair].WaitForReceive(Forever, CancellationToken.None) || !net.Pairs[pair].TryReceive(buffer, out _))
                 {
                     return false;
                 }
@@ -338,7 +338,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
 
         Assert.All(workers, w => Assert.True(w.Join(Long) && w.Result));
         Assert.Equal(new long[2], allocated);
-        Assert.All(net.ReceiveQueues.Take(2), q => Assert.True(q.Statistics.Interrupts >= Measured, $"{q.Statistics.Name}: {q.Statistics.Interrupts} interrupt wake-ups"));
+        Assert.All(net.Pairs.Select(p => p.ReceiveQueue).Take(2), q => Assert.True(q.Statistics.Interrupts >= Measured, $"{q.Statistics.Name}: {q.Statistics.Interrupts} interrupt wake-ups"));
     }
 
     private static byte[] Frame(int pair)
@@ -352,7 +352,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
     }
 
     private static Worker StartWaiting(VirtioNetDevice net, int pair, TimeSpan timeout) =>
-        Worker.Start(() => net.WaitForReceive(pair, timeout, TestContext.Current.CancellationToken));
+        Worker.Start(() => net.Pairs[pair].WaitForReceive(timeout, TestContext.Current.CancellationToken));
 
     private static void WaitUntil(Func<bool> condition, string what) =>
         Assert.True(SpinWait.SpinUntil(condition, Long), $"timed out waiting for {what}");
@@ -428,10 +428,10 @@ public sealed class SharedInterruptWaitTests : IDisposable
         {
             ulong features = Features | (eventIdx ? VirtioFeatures.EventIdx : 0) | (packed ? VirtioFeatures.RingPacked : 0);
             var transport = new SoftwareSharedLineTransport(new SoftwareNetTransport(features), memory, Pairs);
-            VirtioNetDevice net = VirtioNetDevice.Open(transport, memory, new VirtioNetOptions { Mode = OperationMode.Interrupt, QueuePairs = Pairs });
-            Assert.Equal(Pairs, net.QueuePairs);
-            Assert.Equal(packed ? "packed" : "split", net.RingLayout);
-            ReceiveSide[] receive = [.. net.ReceiveQueues.Select(q => packed ? ReceiveSide.Packed(new SoftwarePackedDevice(memory, q.Queue, eventIdx)) : ReceiveSide.Split(new SoftwareSplitDevice(memory, q.Queue, eventIdx)))];
+            VirtioNetDevice net = VirtioNetDevice.Open(transport, memory, new VirtioNetOptions { OperationMode = OperationMode.Interrupt, QueuePairs = Pairs });
+            Assert.Equal(Pairs, net.Pairs.Count);
+            Assert.Equal(packed ? VirtioNet.Virtqueues.RingLayout.Packed : VirtioNet.Virtqueues.RingLayout.Split, net.RingLayout);
+            ReceiveSide[] receive = [.. net.Pairs.Select(p => p.ReceiveQueue).Select(q => packed ? ReceiveSide.Packed(new SoftwarePackedDevice(memory, q.Queue, eventIdx)) : ReceiveSide.Split(new SoftwareSplitDevice(memory, q.Queue, eventIdx)))];
             return new Device(net, transport, receive);
         }
 

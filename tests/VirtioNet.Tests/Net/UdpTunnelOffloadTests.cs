@@ -37,7 +37,7 @@ public sealed class UdpTunnelOffloadTests : IDisposable
     private (VirtioNetDevice Net, SoftwareSplitDevice Rx, SoftwareSplitDevice Tx) Open(ulong offered, ulong offeredHigh)
     {
         var transport = new SoftwareNetTransport(offered) { OfferedFeaturesHigh = offeredHigh };
-        var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll });
+        var net = VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         return (net, new SoftwareSplitDevice(_memory, net.ReceiveQueue, false), new SoftwareSplitDevice(_memory, net.TransmitQueue, false));
     }
 
@@ -128,11 +128,11 @@ public sealed class UdpTunnelOffloadTests : IDisposable
         using (net)
         {
             Assert.Equal(VirtioNetHeader.UdpTunnelLength, net.HeaderLength);
-            Assert.True(net.NegotiatedFeatureSet.ContainsAll(VirtioNetFeatures.HostUdpTunnelGso));
+            Assert.True(net.NegotiatedFeatures.ContainsAll(VirtioNetFeatures.HostUdpTunnelGso));
             byte[] payload = OffloadFrames.Payload(20000, 5);
             byte[] inner = OffloadFrames.Tcp(innerIPv6, 1000, payload);
             byte[] frame = VxlanFrame(outerIPv6, inner);
-            VirtioNetTransmitQueue queue = net.TransmitQueues[0];
+            VirtioNetTransmitQueue queue = net.Pairs[0].TransmitQueue;
             Assert.True(queue.TrySend(frame, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan)));
 
             Assert.True(tx.TryPop(out DeviceChain? chain));
@@ -170,7 +170,7 @@ public sealed class UdpTunnelOffloadTests : IDisposable
         using (net)
         {
             byte[] frame = VxlanFrame(false, OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(9000, 6)));
-            Assert.True(net.TransmitQueues[0].TrySend(frame, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan, outerUdpChecksum: true)));
+            Assert.True(net.Pairs[0].TransmitQueue.TrySend(frame, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan, outerUdpChecksum: true)));
 
             Assert.True(tx.TryPop(out DeviceChain? chain));
             byte[] seen = chain.ReadReadable();
@@ -202,13 +202,13 @@ public sealed class UdpTunnelOffloadTests : IDisposable
         var (net, _, tx) = Open(offered, tunnelGsoWithoutCsum ? HostTunnel : 0);
         using (net)
         {
-            Assert.Equal(csum && tunnelGsoWithoutCsum ? HostTunnel : 0, net.NegotiatedFeatureSet.High);
+            Assert.Equal(csum && tunnelGsoWithoutCsum ? HostTunnel : 0, net.NegotiatedFeatures.High);
 
             int header = net.HeaderLength;
             byte[] payload = OffloadFrames.Payload(5000, 7);
             byte[] inner = OffloadFrames.Tcp(false, 7000, payload, ipId: 0x0100, psh: true);
             byte[] frame = VxlanFrame(false, inner, outerId: 0x0900);
-            Assert.True(net.TransmitQueues[0].TrySend(frame, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan, outerChecksum)));
+            Assert.True(net.Pairs[0].TransmitQueue.TrySend(frame, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan, outerChecksum)));
 
             List<DeviceChain> chains = tx.PopAll();
             Assert.Equal(4, chains.Count);
@@ -270,7 +270,7 @@ public sealed class UdpTunnelOffloadTests : IDisposable
         {
             byte[] frame = VxlanFrame(false, OffloadFrames.Tcp(false, 9, OffloadFrames.Payload(1000, 10), zeroChecksum: true));
             var request = new TransmitOffloadRequest(ComputeChecksum: true) { UdpTunnelHeaderLength = Vxlan, OuterUdpChecksum = outerChecksum };
-            Assert.True(net.TransmitQueues[0].TrySend(frame, request));
+            Assert.True(net.Pairs[0].TransmitQueue.TrySend(frame, request));
 
             Assert.True(tx.TryPop(out DeviceChain? chain));
             byte[] seen = chain.ReadReadable();
@@ -297,8 +297,8 @@ public sealed class UdpTunnelOffloadTests : IDisposable
             // A plain TCP frame, and a VXLAN frame described with the wrong tunnel header length.
             byte[] plain = OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 11));
             byte[] vxlan = VxlanFrame(false, OffloadFrames.Tcp(false, 1, OffloadFrames.Payload(3000, 11)));
-            Assert.Throws<ArgumentException>(() => net.TransmitQueues[0].TrySend(plain, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan)));
-            Assert.Throws<ArgumentException>(() => net.TransmitQueues[0].TrySend(vxlan, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan + 4)));
+            Assert.Throws<ArgumentException>(() => net.Pairs[0].TransmitQueue.TrySend(plain, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan)));
+            Assert.Throws<ArgumentException>(() => net.Pairs[0].TransmitQueue.TrySend(vxlan, TransmitOffloadRequest.UdpTunnelSegmentation(Mss, Vxlan + 4)));
             Assert.False(tx.TryPop(out _));
         }
     }
@@ -319,9 +319,9 @@ public sealed class UdpTunnelOffloadTests : IDisposable
             byte flags = (byte)(VirtioNetHeader.FlagNeedsCsum | (outerCsum ? VirtioNetHeader.FlagUdpTunnelCsum : 0));
             Deliver(rx, TunnelHeader(flags, type, Mss, innerTh, 16, OuterTh(false), InnerNh(false)), partial);
 
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.ReceiveQueues[0].TryReceive(received, out int length, out ReceivedFrameInfo info));
-            Assert.Equal(0, net.ReceiveStatistics.Errors);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length, out ReceivedFrameInfo info));
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);
             Assert.True(info.IsUdpTunnel);
             Assert.Equal((VirtioNetGsoType)type, info.GsoType);
             Assert.Equal(Mss, info.GsoSize);
@@ -387,13 +387,13 @@ public sealed class UdpTunnelOffloadTests : IDisposable
             byte[] plain = OffloadFrames.Udp(false, OffloadFrames.Payload(100, 1));
             Deliver(rx, new byte[net.HeaderLength], plain);
 
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.ReceiveQueues[0].TryReceive(received, out int length, out ReceivedFrameInfo info), why);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length, out ReceivedFrameInfo info), why);
             Assert.Equal(plain, received[..length]);
             Assert.False(info.IsUdpTunnel);
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
-            Assert.Equal(1, net.ReceiveStatistics.Packets);
-            Assert.False(net.ReceiveQueues[0].TryReceive(received, out _, out ReceivedFrameInfo _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Packets);
+            Assert.False(net.Pairs[0].TryReceive(received, out _, out ReceivedFrameInfo _));
         }
     }
 
@@ -437,8 +437,8 @@ public sealed class UdpTunnelOffloadTests : IDisposable
             BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(16), 1);
             Deliver(rx, header, plain);
 
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.ReceiveQueues[0].TryReceive(received, out int length, out VirtioNet.Net.MultiQueue.ReceiveHash hash));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length, out VirtioNet.Net.MultiQueue.ReceiveHash hash));
             Assert.Equal(plain, received[..length]);
             Assert.False(hash.IsPresent);
         }

@@ -25,7 +25,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
 
     private (VirtioNetDevice Net, SoftwareSplitDevice Rx, SoftwareSplitDevice Tx) Open(SoftwareNetTransport transport, VirtioNetOptions? options = null)
     {
-        var net = VirtioNetDevice.Open(transport, _memory, options ?? new VirtioNetOptions { Mode = OperationMode.Poll });
+        var net = VirtioNetDevice.Open(transport, _memory, options ?? new VirtioNetOptions { OperationMode = OperationMode.Poll });
         bool eventIdx = (net.NegotiatedFeatures & VirtioFeatures.EventIdx) != 0;
         return (net, new SoftwareSplitDevice(_memory, net.ReceiveQueue, eventIdx), new SoftwareSplitDevice(_memory, net.TransmitQueue, eventIdx));
     }
@@ -66,7 +66,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
             Assert.True(net.IsLinkUp);
             Assert.NotEqual(0, (int)(transport.Status & VirtioDeviceStatus.DriverOk));
             Assert.Equal(256, rx.PendingAvailable);
-            Assert.True(transport.NotificationCounts[VirtioNetDevice.ReceiveQueueIndex] > 0);
+            Assert.True(transport.NotificationCounts[0] > 0);
         }
     }
 
@@ -90,12 +90,12 @@ public sealed class VirtioNetDeviceTests : IDisposable
             }
 
             Assert.Equal(frame.Length, offset);
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.TryReceive(received, out int length));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(frame, received.AsSpan(0, length).ToArray());
-            Assert.False(net.TryReceive(received, out _));
-            Assert.Equal(1, net.ReceiveStatistics.Packets);
-            Assert.Equal(frame.Length, net.ReceiveStatistics.Bytes);
+            Assert.False(net.Pairs[0].TryReceive(received, out _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Packets);
+            Assert.Equal(frame.Length, net.Pairs[0].ReceiveStatistics.Bytes);
 
             // The three buffers went back to the device.
             Assert.Equal(3, rx.PendingAvailable);
@@ -111,9 +111,9 @@ public sealed class VirtioNetDeviceTests : IDisposable
             List<DeviceChain> chains = rx.PopAll();
             rx.Complete(chains[0], (uint)chains[0].WriteWritable([.. Header(12, 2), .. Frame(1500, 1)]));
             rx.Complete(chains[1], (uint)chains[1].WriteWritable(Frame(1000, 2)));
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.False(net.TryReceive(received, out _));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.False(net.Pairs[0].TryReceive(received, out _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
             Assert.Equal(2, rx.PendingAvailable);
         }
     }
@@ -133,8 +133,8 @@ public sealed class VirtioNetDeviceTests : IDisposable
 
             byte[] frame = Frame(1514, 9);
             rx.Complete(chain, (uint)chain.WriteWritable([.. Header(10, 0), .. frame]));
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.TryReceive(received, out int length));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(frame, received.AsSpan(0, length).ToArray());
         }
     }
@@ -150,7 +150,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
             Assert.Equal(2, chain.Buffers.Count);
             Assert.Equal(10u, chain.Buffers[0].Length);
 
-            Assert.True(net.TrySend(Frame(60, 1)));
+            Assert.True(net.Pairs[0].TrySend(Frame(60, 1)));
             Assert.True(tx.TryPop(out DeviceChain? sent));
             Assert.Equal(2, sent.Buffers.Count);
             Assert.Equal(10u, sent.Buffers[0].Length);
@@ -174,8 +174,8 @@ public sealed class VirtioNetDeviceTests : IDisposable
 
             byte[] frame = Frame(9014, 5);
             rx.Complete(chain, (uint)chain.WriteWritable([.. Header(12, 1), .. frame]));
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.True(net.TryReceive(received, out int length));
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(frame, received.AsSpan(0, length).ToArray());
         }
     }
@@ -187,14 +187,14 @@ public sealed class VirtioNetDeviceTests : IDisposable
         using (net)
         {
             byte[] frame = Frame(98, 42);
-            Assert.True(net.TrySend(frame));
+            Assert.True(net.Pairs[0].TrySend(frame));
             Assert.True(tx.TryPop(out DeviceChain? chain));
             byte[] seen = chain.ReadReadable();
             Assert.Equal(new byte[12], seen[..12]);
             Assert.Equal(frame, seen[12..]);
             tx.Complete(chain, 0);
-            Assert.Equal(1, net.ReclaimTransmitted());
-            Assert.Equal(1, net.TransmitStatistics.Packets);
+            Assert.Equal(1, net.Pairs[0].Reclaim());
+            Assert.Equal(1, net.Pairs[0].TransmitStatistics.Packets);
         }
     }
 
@@ -208,14 +208,14 @@ public sealed class VirtioNetDeviceTests : IDisposable
         {
             byte[] frame = Frame(64, 1);
             int sent = 0;
-            while (net.TrySend(frame))
+            while (net.Pairs[0].TrySend(frame))
             {
                 sent++;
             }
 
             Assert.Equal(8, sent);
             tx.Loopback();
-            Assert.True(net.TrySend(frame));
+            Assert.True(net.Pairs[0].TrySend(frame));
         }
     }
 
@@ -227,10 +227,10 @@ public sealed class VirtioNetDeviceTests : IDisposable
         {
             Assert.True(rx.TryPop(out DeviceChain? chain));
             rx.Complete(chain, (uint)chain.WriteWritable([.. Header(12, 0), .. Frame(100, 1)]));
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.False(net.TryReceive(received, out _));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
-            Assert.Equal(0, net.ReceiveStatistics.Packets);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.False(net.Pairs[0].TryReceive(received, out _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
+            Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Packets);
         }
     }
 
@@ -242,14 +242,14 @@ public sealed class VirtioNetDeviceTests : IDisposable
         {
             Assert.True(rx.TryPop(out DeviceChain? lying));
             rx.Complete(lying, (uint)lying.WriteWritable([.. Header(12, 5), .. Frame(100, 1)]));
-            byte[] received = new byte[net.MaxReceiveFrameLength];
-            Assert.False(net.TryReceive(received, out _));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
+            Assert.False(net.Pairs[0].TryReceive(received, out _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
 
             byte[] frame = Frame(200, 77);
             Assert.True(rx.TryPop(out DeviceChain? good));
             rx.Complete(good, (uint)good.WriteWritable([.. Header(12, 1), .. frame]));
-            Assert.True(net.TryReceive(received, out int length));
+            Assert.True(net.Pairs[0].TryReceive(received, out int length));
             Assert.Equal(frame, received.AsSpan(0, length).ToArray());
         }
     }
@@ -262,8 +262,8 @@ public sealed class VirtioNetDeviceTests : IDisposable
         {
             Assert.True(rx.TryPop(out DeviceChain? chain));
             rx.Complete(chain, 4);
-            Assert.False(net.TryReceive(new byte[net.MaxReceiveFrameLength], out _));
-            Assert.Equal(1, net.ReceiveStatistics.Errors);
+            Assert.False(net.Pairs[0].TryReceive(new byte[net.Pairs[0].MaxReceiveFrameLength], out _));
+            Assert.Equal(1, net.Pairs[0].ReceiveStatistics.Errors);
         }
     }
 
@@ -274,7 +274,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
         using (net)
         {
             rx.PushUsed(4096, 100);
-            var error = Assert.Throws<VirtioException>(() => net.TryReceive(new byte[net.MaxReceiveFrameLength], out _));
+            var error = Assert.Throws<VirtioException>(() => net.Pairs[0].TryReceive(new byte[net.Pairs[0].MaxReceiveFrameLength], out _));
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, error.Reason);
         }
     }
@@ -287,7 +287,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
         {
             Assert.True(rx.TryPop(out DeviceChain? chain));
             rx.Complete(chain, (uint)chain.WritableCapacity + 1);
-            var error = Assert.Throws<VirtioException>(() => net.TryReceive(new byte[net.MaxReceiveFrameLength], out _));
+            var error = Assert.Throws<VirtioException>(() => net.Pairs[0].TryReceive(new byte[net.Pairs[0].MaxReceiveFrameLength], out _));
             Assert.Equal(VirtioErrorReason.DeviceMisbehaved, error.Reason);
         }
     }
@@ -297,7 +297,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
     {
         var transport = new SoftwareNetTransport(Modern);
         transport.QueueSizeMax[1] = 0;
-        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll }));
+        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll }));
         Assert.Equal(VirtioErrorReason.QueueUnavailable, error.Reason);
         Assert.Contains("transmitq1", error.Message, StringComparison.Ordinal);
         Assert.Contains(transport.StatusHistory, s => (s & VirtioDeviceStatus.Failed) != 0);
@@ -309,7 +309,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
     public void FeaturesRefusedAtFeaturesOkFailBringUp()
     {
         var transport = new SoftwareNetTransport(Modern) { RefuseFeatures = true };
-        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll }));
+        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll }));
         Assert.Equal(VirtioErrorReason.FeaturesRefused, error.Reason);
         Assert.Equal(0, _memory.OutstandingAllocations);
     }
@@ -326,7 +326,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
 
         using var translating = new HeapDmaAllocator { TranslatesDeviceAddresses = true };
         using VirtioNetDevice behindIommu = VirtioNetDevice.Open(
-            new SoftwareNetTransport(Modern | VirtioFeatures.AccessPlatform), translating, new VirtioNetOptions { Mode = OperationMode.Poll });
+            new SoftwareNetTransport(Modern | VirtioFeatures.AccessPlatform), translating, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         Assert.NotEqual(0UL, behindIommu.NegotiatedFeatures & VirtioFeatures.AccessPlatform);
     }
 
@@ -338,7 +338,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
         using var translating = new HeapDmaAllocator { TranslatesDeviceAddresses = true };
         var transport = new SoftwareNetTransport(Modern);
         var error = Assert.Throws<VirtioException>(
-            () => VirtioNetDevice.Open(transport, translating, new VirtioNetOptions { Mode = OperationMode.Poll }));
+            () => VirtioNetDevice.Open(transport, translating, new VirtioNetOptions { OperationMode = OperationMode.Poll }));
         Assert.Equal(VirtioErrorReason.RequiredFeatureMissing, error.Reason);
         Assert.Contains("VIRTIO_F_ACCESS_PLATFORM", error.Message, StringComparison.Ordinal);
         Assert.Contains(transport.StatusHistory, status => (status & VirtioDeviceStatus.Failed) != 0);
@@ -359,7 +359,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
         // (.NET's barriers on Arm64 order CPUs, not bus masters) leaves the bit out and the device assumes a software peer.
         using var weak = new HeapDmaAllocator { OrdersAccessesForHardwareDevices = false };
         using VirtioNetDevice withoutDeviceBarriers = VirtioNetDevice.Open(
-            new SoftwareNetTransport(Modern | VirtioFeatures.OrderPlatform), weak, new VirtioNetOptions { Mode = OperationMode.Poll });
+            new SoftwareNetTransport(Modern | VirtioFeatures.OrderPlatform), weak, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         Assert.Equal(0UL, withoutDeviceBarriers.NegotiatedFeatures & VirtioFeatures.OrderPlatform);
         Assert.Equal(0UL, new VirtioNetOptions { DisabledFeatures = VirtioFeatures.OrderPlatform }.SupportedFeatures & VirtioFeatures.OrderPlatform);
     }
@@ -387,7 +387,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
     {
         var transport = new SoftwareNetTransport(Modern | VirtioNetFeatures.Mtu);
         BinaryPrimitives.WriteUInt16LittleEndian(transport.Config.AsSpan(VirtioNetConfig.MtuOffset), 20);
-        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { Mode = OperationMode.Poll }));
+        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(transport, _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll }));
         Assert.Equal(VirtioErrorReason.InvalidConfiguration, error.Reason);
         Assert.Contains("MTU of 20", error.Message, StringComparison.Ordinal);
     }
@@ -407,7 +407,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
     [Fact]
     public void InterruptModeWithoutAnInterruptLineIsRefused()
     {
-        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(new SoftwareNetTransport(Modern), _memory, new VirtioNetOptions { Mode = OperationMode.Interrupt }));
+        var error = Assert.Throws<VirtioException>(() => VirtioNetDevice.Open(new SoftwareNetTransport(Modern), _memory, new VirtioNetOptions { OperationMode = OperationMode.Interrupt }));
         Assert.Equal(VirtioErrorReason.InvalidConfiguration, error.Reason);
     }
 
@@ -447,11 +447,11 @@ public sealed class VirtioNetDeviceTests : IDisposable
         using (net)
         {
             byte[] frame = Frame(1000, 1);
-            byte[] received = new byte[net.MaxReceiveFrameLength];
+            byte[] received = new byte[net.Pairs[0].MaxReceiveFrameLength];
             byte[] wire = [.. Header(12, 1), .. frame];
             void Round()
             {
-                Assert.True(net.TrySend(frame));
+                Assert.True(net.Pairs[0].TrySend(frame));
                 tx.Loopback();
                 Assert.True(rx.TryPop(out DeviceChain? chain));
                 rx.Complete(chain, (uint)chain.WriteWritable(wire));
@@ -460,7 +460,7 @@ public sealed class VirtioNetDeviceTests : IDisposable
             for (int i = 0; i < 300; i++)
             {
                 Round();
-                Assert.True(net.TryReceive(received, out _));
+                Assert.True(net.Pairs[0].TryReceive(received, out _));
             }
 
             // The software device allocates as it plays its part, so measure only the driver's calls.
@@ -469,8 +469,8 @@ public sealed class VirtioNetDeviceTests : IDisposable
             {
                 Round();
                 long before = GC.GetAllocatedBytesForCurrentThread();
-                net.ReclaimTransmitted();
-                bool got = net.TryReceive(received, out _);
+                net.Pairs[0].Reclaim();
+                bool got = net.Pairs[0].TryReceive(received, out _);
                 allocated += GC.GetAllocatedBytesForCurrentThread() - before;
                 Assert.True(got);
             }

@@ -161,14 +161,14 @@ public sealed class FeatureWordTests
         using var memory = new HeapDmaAllocator();
         var transport = new SoftwareNetTransport(Low | VirtioNetFeatures.Status) { OfferedFeaturesHigh = (VirtioNetFeatures.RssContext | VirtioFeatureSet.FromBit(100)).High };
 
-        using (var net = VirtioNetDevice.Open(transport, memory, new VirtioNetOptions { Mode = OperationMode.Poll }))
+        using (var net = VirtioNetDevice.Open(transport, memory, new VirtioNetOptions { OperationMode = OperationMode.Poll }))
         {
-            Assert.Equal(transport.OfferedFeaturesHigh, net.OfferedFeatureSet.High);
-            Assert.Equal(0UL, net.NegotiatedFeatureSet.High);
-            Assert.Equal(net.NegotiatedFeatures, net.NegotiatedFeatureSet.Low);
+            Assert.Equal(transport.OfferedFeaturesHigh, net.OfferedFeatures.High);
+            Assert.Equal(0UL, net.NegotiatedFeatures.High);
+            Assert.Equal(net.NegotiatedFeatures, net.NegotiatedFeatures.Low);
             Assert.Equal(0UL, transport.DriverFeaturesHigh);
-            Assert.Contains("VIRTIO_NET_F_RSS_CONTEXT", VirtioNetFeatureNames.Describe(net.OfferedFeatureSet));
-            Assert.Contains("BIT_100", VirtioNetFeatureNames.Describe(net.OfferedFeatureSet));
+            Assert.Contains("VIRTIO_NET_F_RSS_CONTEXT", VirtioNetFeatureNames.Describe(net.OfferedFeatures));
+            Assert.Contains("BIT_100", VirtioNetFeatureNames.Describe(net.OfferedFeatures));
         }
 
         Assert.True(memory.AllGuardsIntact());

@@ -21,7 +21,7 @@ namespace VirtioNet.Net.Control;
 /// <see cref="VirtioErrorReason.Timeout"/>; a device reset (closing and reopening the device) is the way out.
 /// </para>
 /// </remarks>
-public sealed class VirtioNetControlQueue : IDisposable
+internal sealed class VirtioNetControlQueue : IDisposable
 {
     /// <summary>
     /// The largest reply a command may ask for: room for every statistics block of 25 queues (160 bytes each at most,

@@ -192,22 +192,22 @@ public sealed class SoftwareReceiveCoalescing
     }
 
     /// <summary>
-    /// The opt-in receive path with coalescing: like <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>,
-    /// but consecutive segments of one flow waiting in <paramref name="queue"/> come out as one merged frame. A run is
+    /// The opt-in receive path with coalescing: like <see cref="VirtioNetQueuePair.TryReceive"/>,
+    /// but consecutive segments of one flow waiting in <paramref name="pair"/>'s receive queue come out as one merged frame. A run is
     /// delivered when a frame that does not join it arrives (that frame is held and delivered next) or when the queue
     /// is empty, so nothing waits for traffic that may not come. Use one coalescer per queue, from one thread.
     /// </summary>
-    /// <param name="queue">The receive queue to drain.</param>
-    /// <param name="destination">At least as long as the coalescing buffer and <see cref="VirtioNetReceiveQueue.MaxFrameLength"/>.</param>
+    /// <param name="pair">The pair whose receive queue to drain.</param>
+    /// <param name="destination">At least as long as the coalescing buffer and <see cref="VirtioNetQueuePair.MaxReceiveFrameLength"/>.</param>
     /// <param name="length">The delivered frame's length.</param>
     /// <returns>False when no frame is waiting (back-pressure, as for the queue itself).</returns>
     /// <remarks>
     /// The first call allocates the one frame-sized buffer that holds a frame between calls; later calls allocate nothing.
     /// </remarks>
-    public bool TryReceive(VirtioNetReceiveQueue queue, Span<byte> destination, out int length)
+    public bool TryReceive(VirtioNetQueuePair pair, Span<byte> destination, out int length)
     {
-        ArgumentNullException.ThrowIfNull(queue);
-        held ??= new byte[queue.MaxFrameLength];
+        ArgumentNullException.ThrowIfNull(pair);
+        held ??= new byte[pair.MaxReceiveFrameLength];
         if (heldLength != 0)
         {
             // A held frame did not join the run before it; nothing is pending now, so it either starts a new run or
@@ -222,8 +222,9 @@ public sealed class SoftwareReceiveCoalescing
             }
         }
 
-        while (queue.TryReceive(held, out int received))
+        while (pair.TryReceive(held, out ReceivedFrame frame))
         {
+            int received = frame.Length;
             if (TryAdd(held.AsSpan(0, received)))
             {
                 continue;

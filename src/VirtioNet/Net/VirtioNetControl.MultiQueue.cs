@@ -8,15 +8,11 @@ using VirtioNet.Net.Vlan;
 namespace VirtioNet.Net;
 
 /// <summary>
-/// Multi-queue: N queue pairs (VIRTIO_NET_F_MQ), RSS steering and hash reporting (RSS, HASH_REPORT), notification
-/// coalescing (NOTF_COAL, VQ_NOTF_COAL), and the software flow control virtio lacks: a per-queue transmit rate limit
-/// and an 802.1p priority → queue map. Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.7; virtio v1.3 §5.1.6.5.9.
+/// Multi-queue control: the active queue pairs (VIRTIO_NET_F_MQ), RSS steering and hash reporting (RSS, HASH_REPORT),
+/// notification coalescing (NOTF_COAL, VQ_NOTF_COAL), and where the driver sends: the 802.1p priority → pair map and
+/// a flow's transmit pair. Ref: virtio v1.2 §5.1.6.5.5-§5.1.6.5.7; virtio v1.3 §5.1.6.5.9.
 /// </summary>
-/// <remarks>
-/// Each pair belongs to one worker at a time, which calls the <c>(int pair, ...)</c> data-path methods for it; the
-/// configuration methods (Set/Configure) go through the serialized control queue and may be called from any thread.
-/// </remarks>
-public sealed partial class VirtioNetDevice
+public sealed partial class VirtioNetControl
 {
     // Pairs the device is steering to, as last told (§5.1.6.5.5: it starts with one).
     private int _activeQueuePairs = 1;
@@ -24,8 +20,10 @@ public sealed partial class VirtioNetDevice
     // The RSS configuration sent last, or null while steering is the device's automatic one.
     private RssConfiguration? _rss;
 
-    // The hash reporting configuration sent last (VIRTIO_NET_CTRL_MQ_HASH_CONFIG), without RSS.
+    // The hash reporting configuration sent last (VIRTIO_NET_CTRL_MQ_HASH_CONFIG), without RSS, and its key.
     private RssHashTypes _hashReportTypes;
+
+    private byte[] _hashReportKey = [];
 
     // True after DisableRss until the next VQ_PAIRS_SET or RSS configuration: the device holds an RSS configuration with
     // no hash types (every frame to receiveq1), which is not its reset state, so recovery sends it again.
@@ -36,14 +34,8 @@ public sealed partial class VirtioNetDevice
     // device applies the last parameters set for a queue, whatever the command). Empty until the first VQ_SET.
     private NotificationCoalescing?[] _queueCoalescing = [];
 
-    // Per-pair transmit rate limits; null entries are unlimited.
-    private TokenBucket?[] _transmitLimits = [];
-
     // The priority map TrySendByPriority uses; null until set, then spread over the active pairs by default.
     private PriorityQueueMap? _priorityMap;
-
-    /// <summary>The queue pairs set up (receiveq1/transmitq1 ... receiveqN/transmitqN).</summary>
-    public int QueuePairs => _receiveQueues.Length;
 
     /// <summary>The pairs the device steers received frames to and the driver transmits on (1 until changed).</summary>
     public int ActiveQueuePairs => Volatile.Read(ref _activeQueuePairs);
@@ -89,7 +81,7 @@ public sealed partial class VirtioNetDevice
     public void SetActiveQueuePairs(int pairs)
     {
         ValidateActivePairs(pairs);
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.Mq, "VIRTIO_NET_F_MQ", "changing the number of queue pairs");
             Span<byte> payload = stackalloc byte[MultiQueuePayloads.VqPairsSetLength];
@@ -111,7 +103,7 @@ public sealed partial class VirtioNetDevice
     public void ConfigureRss(RssConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.Rss, "VIRTIO_NET_F_RSS", "RSS");
             configuration.Validate(Config, QueuePairs);
@@ -138,7 +130,7 @@ public sealed partial class VirtioNetDevice
     /// <inheritdoc cref="ConfigureRss" path="/exception"/>
     public void DisableRss()
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.Rss, "VIRTIO_NET_F_RSS", "RSS");
             var off = new RssConfiguration { HashTypes = RssHashTypes.None, Key = ReadOnlyMemory<byte>.Empty, IndirectionTable = new ushort[] { 0 } };
@@ -159,12 +151,12 @@ public sealed partial class VirtioNetDevice
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_HASH_REPORT, with RSS negotiated, or the control queue's failures.</exception>
     public void ConfigureHashReport(RssHashTypes hashTypes, ReadOnlySpan<byte> key)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.HashReport, "VIRTIO_NET_F_HASH_REPORT", "hash reporting");
             if ((NegotiatedFeatures & VirtioNetFeatures.Rss) != 0)
             {
-                throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{_transport.Description}: VIRTIO_NET_F_RSS was negotiated, so the reported hash is configured with the RSS configuration (ConfigureRss), not VIRTIO_NET_CTRL_MQ_HASH_CONFIG.");
+                throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{_device.Transport.Description}: VIRTIO_NET_F_RSS was negotiated, so the reported hash is configured with the RSS configuration (ConfigureRss), not VIRTIO_NET_CTRL_MQ_HASH_CONFIG.");
             }
 
             var unsupported = (RssHashTypes)((uint)hashTypes & ~Config.SupportedHashTypes);
@@ -193,7 +185,7 @@ public sealed partial class VirtioNetDevice
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_NOTF_COAL, or the control queue's failures.</exception>
     public void SetTransmitCoalescing(NotificationCoalescing coalescing)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             SendCoalescing(VirtioNetControlCommands.NotfCoalTxSet, coalescing);
             TransmitCoalescing = coalescing;
@@ -208,7 +200,7 @@ public sealed partial class VirtioNetDevice
     /// <inheritdoc cref="SetTransmitCoalescing" path="/exception"/>
     public void SetReceiveCoalescing(NotificationCoalescing coalescing)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             SendCoalescing(VirtioNetControlCommands.NotfCoalRxSet, coalescing);
             ReceiveCoalescing = coalescing;
@@ -219,7 +211,7 @@ public sealed partial class VirtioNetDevice
     /// <summary>
     /// Sets notification coalescing of one virtqueue (VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET), by its index (0:rx0 1:tx0 ...).
     /// The driver keeps it until a later <see cref="SetTransmitCoalescing"/> or <see cref="SetReceiveCoalescing"/> of the
-    /// queue's direction replaces it, and sends it again after <see cref="Recover"/> and <see cref="ResetQueue"/> (a
+    /// queue's direction replaces it, and sends it again after <see cref="VirtioNetDevice.Recover"/> and <see cref="VirtioNetDevice.ResetQueue"/> (a
     /// device falls back to the direction's coalescing on both, §5.1.6.5.9).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Not the index of a receive or transmit queue set up.</exception>
@@ -228,7 +220,7 @@ public sealed partial class VirtioNetDevice
     {
         ArgumentOutOfRangeException.ThrowIfNegative(queueIndex);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queueIndex, 2 * QueuePairs);
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.VqNotfCoal, "VIRTIO_NET_F_VQ_NOTF_COAL", "per-queue notification coalescing");
             Span<byte> payload = stackalloc byte[MultiQueuePayloads.VqCoalescingLength];
@@ -245,8 +237,8 @@ public sealed partial class VirtioNetDevice
 
     // Recovery and single-queue reset: sends VQ_SET again for each queue whose own coalescing the caller set (for one
     // queue, or all with -1), in queue order. Queues of pairs that are not active are skipped: the device must refuse
-    // VQ_SET for a queue that is not enabled (§5.1.6.5.9), and their setting stays kept. Called with _controlStateLock held.
-    private void RestoreQueueCoalescing(int onlyQueue)
+    // VQ_SET for a queue that is not enabled (§5.1.6.5.9), and their setting stays kept.
+    internal void RestoreQueueCoalescing(int onlyQueue)
     {
         int enabledQueues = 2 * ActiveQueuePairs;
         for (int index = 0; index < _queueCoalescing.Length && index < enabledQueues; index++)
@@ -268,105 +260,6 @@ public sealed partial class VirtioNetDevice
     }
 
     /// <summary>
-    /// Waits until a frame is ready on <paramref name="pair"/>'s receive queue, as <see cref="WaitForReceive(TimeSpan, CancellationToken)"/>
-    /// does for receiveq1. In interrupt mode one worker per pair may wait at once, whatever the interrupt layout (one
-    /// line per device on virtio-mmio, INTx or a shared MSI-X vector; a vector per queue; vhost-user's call eventfds): one
-    /// of the waiters holds the line, acknowledges it and wakes the others whose queues have work.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">Another thread is already waiting for the same pair.</exception>
-    public bool WaitForReceive(int pair, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return WaitForReceive(ReceiveQueueOf(pair), timeout, cancellationToken);
-    }
-
-    /// <summary>Copies the next frame of <paramref name="pair"/>'s receive queue; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int)"/>.</summary>
-    public bool TryReceive(int pair, Span<byte> destination, out int length)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return ReceiveQueueOf(pair).TryReceive(destination, out length);
-    }
-
-    /// <summary>Copies the next frame of <paramref name="pair"/>'s receive queue with the device's hash; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int, out ReceiveHash)"/>.</summary>
-    public bool TryReceive(int pair, Span<byte> destination, out int length, out ReceiveHash hash)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return ReceiveQueueOf(pair).TryReceive(destination, out length, out hash);
-    }
-
-    /// <summary>
-    /// Sends a frame on <paramref name="pair"/>'s transmit queue. False when the queue is full or the pair's rate limit
-    /// has too few tokens (back-pressure; try again after reclaiming or after <see cref="TokenBucket.TimeUntilAvailable"/>).
-    /// </summary>
-    public bool TrySend(int pair, ReadOnlySpan<byte> frame)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        VirtioNetTransmitQueue tx = TransmitQueueOf(pair);
-        TokenBucket? limit = _transmitLimits[pair];
-        if (limit is not null && !limit.TryConsume(frame.Length))
-        {
-            return false;
-        }
-
-        if (tx.TrySend(frame))
-        {
-            return true;
-        }
-
-        limit?.Refund(frame.Length);
-        return false;
-    }
-
-    /// <summary>
-    /// Sends a frame with an 802.1Q tag on the pair <see cref="PriorityMap"/> gives the tag's priority, within that
-    /// pair's rate limit. The caller must own every pair the map names.
-    /// </summary>
-    public bool TrySendByPriority(ReadOnlySpan<byte> frame, VlanTag tag)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        int pair = PriorityMap.QueueFor(tag);
-        TokenBucket? limit = _transmitLimits[pair];
-        int wireLength = frame.Length + EthernetFrame.VlanTagLength;
-        if (limit is not null && !limit.TryConsume(wireLength))
-        {
-            return false;
-        }
-
-        if (_transmitQueues[pair].TrySend(frame, tag))
-        {
-            return true;
-        }
-
-        limit?.Refund(wireLength);
-        return false;
-    }
-
-    /// <summary>Takes back completed transmit buffers of <paramref name="pair"/>. Returns how many.</summary>
-    public int ReclaimTransmitted(int pair)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return TransmitQueueOf(pair).Reclaim();
-    }
-
-    /// <summary>
-    /// Limits <paramref name="pair"/>'s transmit rate with a token bucket (bytes of frames), or removes the limit (null).
-    /// Only <see cref="TrySend(int, ReadOnlySpan{byte})"/> and <see cref="TrySendByPriority"/> honour it.
-    /// </summary>
-    public void SetTransmitRateLimit(int pair, TokenBucket? limit)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _ = TransmitQueueOf(pair);
-        _transmitLimits[pair] = limit;
-    }
-
-    /// <summary>The rate limit of <paramref name="pair"/>, or null.</summary>
-    public TokenBucket? GetTransmitRateLimit(int pair)
-    {
-        _ = TransmitQueueOf(pair);
-        return _transmitLimits[pair];
-    }
-
-    /// <summary>
     /// The transmit pair for a flow with hash <paramref name="flowHash"/>: the RSS indirection table's choice when RSS is
     /// on (so a flow's transmit and receive share a pair), otherwise the hash modulo the active pairs.
     /// </summary>
@@ -384,24 +277,9 @@ public sealed partial class VirtioNetDevice
         return (int)(flowHash % (uint)ActiveQueuePairs);
     }
 
-    // Bring-up: how many pairs to set up (Initialize creates each exactly like the first).
-    private int QueuePairsToCreate()
-    {
-        _activeQueuePairs = 1;
-        if ((NegotiatedFeatures & (VirtioNetFeatures.Mq | VirtioNetFeatures.Rss)) == 0)
-        {
-            _transmitLimits = new TokenBucket?[1];
-            return 1;
-        }
-
-        int pairs = Math.Min(Config.MaxVirtqueuePairs, _options.QueuePairs);
-        _transmitLimits = new TokenBucket?[pairs];
-        return pairs;
-    }
-
     // Bring-up, after DRIVER_OK: §5.1.6.5.5 the device starts with one pair; tell it about the others. With MQ this is
     // VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET; with RSS alone, an RSS configuration spreading over the pairs does the same.
-    private void StartMultiQueue()
+    private void StartQueuePairs()
     {
         if (QueuePairs <= 1)
         {
@@ -424,7 +302,7 @@ public sealed partial class VirtioNetDevice
 
     private void ValidateActivePairs(int pairs)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_device.IsDisposed, _device);
         if (pairs < 1 || pairs > QueuePairs)
         {
             throw new ArgumentOutOfRangeException(nameof(pairs), pairs, $"The active queue pairs must be 1 to {QueuePairs} (the pairs set up; the device offers {Config.MaxVirtqueuePairs}).");
@@ -433,32 +311,12 @@ public sealed partial class VirtioNetDevice
 
     private void SendCoalescing(byte command, NotificationCoalescing coalescing)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.NotfCoal, "VIRTIO_NET_F_NOTF_COAL", "notification coalescing");
             Span<byte> payload = stackalloc byte[NotificationCoalescing.Length];
             MultiQueuePayloads.WriteCoalescing(payload, coalescing);
             control.Execute(VirtioNetControlClass.NotfCoal, command, payload);
         }
-    }
-
-    private VirtioNetReceiveQueue ReceiveQueueOf(int pair)
-    {
-        if ((uint)pair >= (uint)_receiveQueues.Length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(pair), pair, $"Queue pair {pair} does not exist; {_receiveQueues.Length} are set up (0 to {_receiveQueues.Length - 1}).");
-        }
-
-        return _receiveQueues[pair];
-    }
-
-    private VirtioNetTransmitQueue TransmitQueueOf(int pair)
-    {
-        if ((uint)pair >= (uint)_transmitQueues.Length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(pair), pair, $"Queue pair {pair} does not exist; {_transmitQueues.Length} are set up (0 to {_transmitQueues.Length - 1}).");
-        }
-
-        return _transmitQueues[pair];
     }
 }

@@ -11,16 +11,43 @@ using VirtioNet.Net.Vlan;
 namespace VirtioNet.Net;
 
 /// <summary>
-/// The control-queue features of the device: receive modes, the MAC filter table, the MAC address, the VLAN filter,
-/// guest offload toggling and announcements; and 802.1Q tagging on the data path. Ref: virtio v1.2 §5.1.6.5.
+/// The device's control plane (<see cref="VirtioNetDevice.Control"/>): receive modes, the MAC filter table, the MAC
+/// address, the VLAN filter, guest offloads, announcements, queue pairs, RSS and hash reporting, notification
+/// coalescing and the device's statistics. It keeps one record of what the device was told, next to the code that
+/// tells it, and <see cref="Replay"/> tells a reset device all of it again; nothing reaches the control queue any other
+/// way. Ref: virtio v1.2 §5.1.6.5.
 /// </summary>
 /// <remarks>
-/// The Set/Add/Remove methods may be called from any thread: they are serialized among themselves, and the control
-/// queue is separate from the data queues the worker owns. Each waits for the device's ack, at most
+/// The methods may be called from any thread: they are serialized among themselves, and the control queue is separate
+/// from the data queues the workers own. Each waits for the device's ack, at most
 /// <see cref="VirtioNetOptions.ControlCommandTimeout"/> per command.
 /// </remarks>
-public sealed partial class VirtioNetDevice
+public sealed partial class VirtioNetControl
 {
+    // The device this is the control plane of: its transport, negotiated features, configuration and pairs.
+    private readonly VirtioNetDevice _device;
+
+    // The control queue, when VIRTIO_NET_F_CTRL_VQ was negotiated.
+    private readonly VirtioNetControlQueue? _control;
+
+    internal VirtioNetControl(VirtioNetDevice device, VirtioNetControlQueue? control)
+    {
+        _device = device;
+        _control = control;
+        GuestOffloads = NegotiatedGuestOffloads;
+    }
+
+    // Serializes the control methods and recovery, so the record below always matches what the device was told.
+    internal Lock StateLock => _lock;
+
+    private ulong NegotiatedFeatures => _device.NegotiatedFeatures.Low;
+
+    private VirtioFeatureSet NegotiatedFeatureSet => _device.NegotiatedFeatures;
+
+    private VirtioNetConfig Config => _device.Config;
+
+    private int QueuePairs => _device.Pairs.Count;
+
     // The guest offload bits VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET may carry (§5.1.6.5.6.2: only negotiated ones).
     private const ulong GuestOffloadFeatures =
         VirtioNetFeatures.GuestCsum | VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6 | VirtioNetFeatures.GuestEcn |
@@ -38,14 +65,11 @@ public sealed partial class VirtioNetDevice
     private const ReceiveFilterFlags ExtraReceiveFilters =
         ReceiveFilterFlags.AllUnicast | ReceiveFilterFlags.NoMulticast | ReceiveFilterFlags.NoUnicast | ReceiveFilterFlags.NoBroadcast;
 
-    // The control queue holds one command at a time; a few entries are plenty (QEMU's is 64).
-    private const int ControlQueueMaxSize = 64;
+    // Serializes the control methods, so the record of what the device was told always matches it.
+    private readonly Lock _lock = new();
 
-    // Serializes the Set/Add/Remove methods, so the filter state below always matches what the device was told.
-    private readonly Lock _controlStateLock = new();
+    // What the device was told (each field next to the method that tells it; Replay sends all of it again):
 
-    // The control queue, when VIRTIO_NET_F_CTRL_VQ was negotiated.
-    private VirtioNetControlQueue? _control;
 
     // The receive modes the caller asked for.
     private ReceiveFilterFlags _requestedFilter;
@@ -68,15 +92,27 @@ public sealed partial class VirtioNetDevice
     // The encapsulation types inner header hash was last set to (the device starts with none, §5.1.6.4).
     private HashTunnelTypes _hashTunnelTypes;
 
-    /// <summary>The control queue, or null when VIRTIO_NET_F_CTRL_VQ was not negotiated. Its counters and raw commands are public.</summary>
-    public VirtioNetControlQueue? ControlQueue => _control;
+    /// <summary>The control queue, or null when VIRTIO_NET_F_CTRL_VQ was not negotiated (tests and recovery).</summary>
+    internal VirtioNetControlQueue? Queue => _control;
+
+    /// <summary>True when the device has a control queue (VIRTIO_NET_F_CTRL_VQ was negotiated).</summary>
+    public bool IsAvailable => _control is not null;
+
+    /// <summary>The control queue's index on the device (2N), or -1 without one.</summary>
+    public int QueueIndex => _control?.QueueIndex ?? -1;
+
+    /// <summary>Commands the device acknowledged with VIRTIO_NET_OK.</summary>
+    public long CommandsCompleted => _control?.CommandsCompleted ?? 0;
+
+    /// <summary>Commands the device answered with VIRTIO_NET_ERR.</summary>
+    public long CommandsRejected => _control?.CommandsRejected ?? 0;
 
     /// <summary>The receive modes in effect as the driver set them: the caller's, plus any the MAC table's overflow needed.</summary>
     public ReceiveFilterFlags ReceiveFilter
     {
         get
         {
-            lock (_controlStateLock)
+            lock (_lock)
             {
                 return _requestedFilter | _overflowFilter;
             }
@@ -91,7 +127,7 @@ public sealed partial class VirtioNetDevice
     {
         get
         {
-            lock (_controlStateLock)
+            lock (_lock)
             {
                 return [.. _vlanIds];
             }
@@ -114,7 +150,7 @@ public sealed partial class VirtioNetDevice
     /// </exception>
     public void SetReceiveMode(ReceiveFilterFlags flags)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             ApplyReceiveFilter(flags | _overflowFilter);
             _requestedFilter = flags;
@@ -138,11 +174,11 @@ public sealed partial class VirtioNetDevice
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_CTRL_RX, or the control queue's failures.</exception>
     public MacFilterPlan SetMacFilter(IEnumerable<PhysicalAddress> unicast, IEnumerable<PhysicalAddress> multicast)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlRx, "VIRTIO_NET_F_CTRL_RX", "the MAC filter table");
             bool extra = (NegotiatedFeatures & VirtioNetFeatures.CtrlRxExtra) != 0;
-            MacFilterPlan plan = MacFilterPlan.Create(unicast, multicast, _options.MacFilterCapacity, extra);
+            MacFilterPlan plan = MacFilterPlan.Create(unicast, multicast, _device.Options.MacFilterCapacity, extra);
             control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacTableSet, MacTable(plan.Unicast), MacTable(plan.Multicast));
             MacFilter = plan;
             ApplyReceiveFilter(_requestedFilter | plan.FallbackFlags);
@@ -167,27 +203,27 @@ public sealed partial class VirtioNetDevice
             throw new ArgumentException($"A device MAC address must be 6 bytes, unicast and not all zeros; {address} is not.", nameof(address));
         }
 
-        lock (_controlStateLock)
+        lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            ObjectDisposedException.ThrowIf(_device.IsDisposed, _device);
             if ((NegotiatedFeatures & VirtioNetFeatures.CtrlMacAddr) != 0 && _control is not null)
             {
                 _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet, mac);
             }
-            else if (_transport.IsLegacy && (NegotiatedFeatures & VirtioNetFeatures.Mac) != 0)
+            else if (_device.Transport.IsLegacy && (NegotiatedFeatures & VirtioNetFeatures.Mac) != 0)
             {
                 for (int i = 0; i < mac.Length; i++)
                 {
-                    _transport.WriteConfig8(VirtioNetConfig.MacOffset + i, mac[i]);
+                    _device.Transport.WriteConfig8(VirtioNetConfig.MacOffset + i, mac[i]);
                 }
             }
             else
             {
-                throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_transport.Description}: setting the MAC address needs VIRTIO_NET_F_CTRL_MAC_ADDR (or a legacy device with VIRTIO_NET_F_MAC); neither was negotiated.");
+                throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_device.Transport.Description}: setting the MAC address needs VIRTIO_NET_F_CTRL_MAC_ADDR (or a legacy device with VIRTIO_NET_F_MAC); neither was negotiated.");
             }
 
-            MacAddress = mac;
-            MacFromDevice = false;
+            _device.MacAddress = mac;
+            _device.MacFromDevice = false;
         }
     }
 
@@ -217,7 +253,7 @@ public sealed partial class VirtioNetDevice
             throw new ArgumentException($"0x{offloads & ~GuestOffloadFeatures:x} are not guest offload bits ({string.Join(", ", VirtioNetFeatureNames.Describe(offloads & ~GuestOffloadFeatures))}).", nameof(offloads));
         }
 
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlGuestOffloads, "VIRTIO_NET_F_CTRL_GUEST_OFFLOADS", "changing guest offloads");
             if ((offloads & ~NegotiatedGuestOffloads) != 0)
@@ -259,12 +295,12 @@ public sealed partial class VirtioNetDevice
 
     /// <summary>
     /// Tells the device the announcement it asked for is done (VIRTIO_NET_CTRL_ANNOUNCE_ACK), which clears
-    /// VIRTIO_NET_S_ANNOUNCE. <see cref="CheckLink"/> does this itself after sending the gratuitous ARPs.
+    /// VIRTIO_NET_S_ANNOUNCE. <see cref="VirtioNetDevice.CheckLink"/> does this itself after sending the gratuitous ARPs.
     /// </summary>
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_GUEST_ANNOUNCE, or the control queue's failures (QEMU rejects an ack nothing asked for).</exception>
     public void AcknowledgeAnnounce()
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             RequireControl(VirtioNetFeatures.GuestAnnounce, "VIRTIO_NET_F_GUEST_ANNOUNCE", "acknowledging an announcement")
                 .Execute(VirtioNetControlClass.Announce, VirtioNetControlCommands.AnnounceAck, []);
@@ -284,7 +320,7 @@ public sealed partial class VirtioNetDevice
     {
         ArgumentOutOfRangeException.ThrowIfNegative(queueIndex);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queueIndex, 2 * QueuePairs);
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.VqNotfCoal, "VIRTIO_NET_F_VQ_NOTF_COAL", "reading per-queue notification coalescing");
 
@@ -296,7 +332,7 @@ public sealed partial class VirtioNetDevice
             int written = control.ExecuteWithReply(VirtioNetControlClass.NotfCoal, VirtioNetControlCommands.NotfCoalVqGet, payload, reply);
             if (written != NotificationCoalescing.Length)
             {
-                throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{_transport.Description}: the device answered VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET for queue {queueIndex} with {written} bytes; struct virtio_net_ctrl_coal has {NotificationCoalescing.Length}.");
+                throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"{_device.Transport.Description}: the device answered VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET for queue {queueIndex} with {written} bytes; struct virtio_net_ctrl_coal has {NotificationCoalescing.Length}.");
             }
 
             return NotificationCoalescing.Read(reply);
@@ -314,7 +350,7 @@ public sealed partial class VirtioNetDevice
     {
         get
         {
-            lock (_controlStateLock)
+            lock (_lock)
             {
                 return _hashTunnelTypes;
             }
@@ -330,7 +366,7 @@ public sealed partial class VirtioNetDevice
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_HASH_TUNNEL, or the control queue's failures.</exception>
     public void SetHashTunnelTypes(HashTunnelTypes types)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.HashTunnel, "VIRTIO_NET_F_HASH_TUNNEL", "inner header hash");
             HashTunnelTypes unsupported = types & ~SupportedHashTunnelTypes;
@@ -346,66 +382,36 @@ public sealed partial class VirtioNetDevice
         }
     }
 
-    /// <summary>Sends a frame on transmitq1 with an 802.1Q tag inserted; see <see cref="VirtioNetTransmitQueue.TrySend(ReadOnlySpan{byte}, VlanTag)"/>.</summary>
-    public bool TrySend(ReadOnlySpan<byte> frame, VlanTag tag)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return _transmitQueues[0].TrySend(frame, tag);
-    }
-
-    /// <summary>Receives a frame of receiveq1 and strips its 802.1Q tag; see <see cref="VirtioNetReceiveQueue.TryReceive(Span{byte}, out int, out VlanTag?)"/>.</summary>
-    public bool TryReceive(Span<byte> destination, out int length, out VlanTag? tag)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return _receiveQueues[0].TryReceive(destination, out length, out tag);
-    }
-
-    // Bring-up, before DRIVER_OK: the control queue follows the data queues (index 2N, §5.1.2).
-    private void CreateControlQueue()
-    {
-        GuestOffloads = NegotiatedGuestOffloads;
-        if ((NegotiatedFeatures & VirtioNetFeatures.CtrlVq) == 0)
-        {
-            return;
-        }
-
-        // §5.1.2: controlq is 2N with N = max_virtqueue_pairs under MQ or RSS (1 otherwise), however many pairs are used.
-        int index = 2 * Config.MaxVirtqueuePairs;
-        int size = Math.Min(QueueSizeFor(index, "controlq"), ControlQueueMaxSize);
-
-        // Room for both MAC tables at the configured capacity (8 bytes of counts, 6 per address), and at least 2 KiB
-        // so an RSS configuration with a 128-entry indirection table (QEMU's maximum) fits too.
-        int payload = Math.Max(2048, 8 + (EthernetFrame.AddressLength * _options.MacFilterCapacity));
-        _control = new VirtioNetControlQueue(index, size, _options.ControlCommandTimeout, payload, _transport.Description, _dma, CreateQueue, _notifyQueue ?? _transport.Notify);
-    }
-
     // Bring-up, after DRIVER_OK: a MAC the driver made up must reach the device's filter, or unicast frames to it would
     // be dropped once the device leaves promiscuous mode (Linux's virtnet_probe does the same).
-    private void StartControl()
+    // With more than one pair set up, the pairs too (VirtioNetControl.MultiQueue.cs).
+    internal void Start()
     {
-        if (!MacFromDevice && _control is not null && (NegotiatedFeatures & VirtioNetFeatures.CtrlMacAddr) != 0)
+        if (!_device.MacFromDevice && _control is not null && (NegotiatedFeatures & VirtioNetFeatures.CtrlMacAddr) != 0)
         {
-            _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet, MacAddress.Span);
+            _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet, _device.MacAddress.Span);
         }
+
+        StartQueuePairs();
     }
 
-    // Called by CheckLink with the status read and the one before: on a new VIRTIO_NET_S_ANNOUNCE, send a gratuitous ARP
-    // per IPv4 address and an unsolicited neighbour advertisement per IPv6 one, then acknowledge (§5.1.6.5.4). Acting on the rising edge only keeps a refused ack from repeating forever.
-    private void HandleAnnounce(ushort status, ushort previous)
+    // Called by the device on a new VIRTIO_NET_S_ANNOUNCE: a gratuitous ARP per IPv4 address and an unsolicited neighbour
+    // advertisement per IPv6 one on transmitq1, then the acknowledgement (§5.1.6.5.4). False when nothing was done.
+    internal bool Announce()
     {
-        if ((status & VirtioNetConfig.StatusAnnounce) == 0 || (previous & VirtioNetConfig.StatusAnnounce) != 0
-            || (NegotiatedFeatures & VirtioNetFeatures.GuestAnnounce) == 0 || _control is not { IsUsable: true })
+        if ((NegotiatedFeatures & VirtioNetFeatures.GuestAnnounce) == 0 || _control is not { IsUsable: true })
         {
-            return;
+            return false;
         }
 
         Span<byte> frame = stackalloc byte[Math.Max(GratuitousArp.FrameLength, UnsolicitedNeighbourAdvertisement.FrameLength)];
+        ReadOnlySpan<byte> mac = _device.MacAddress.Span;
         foreach (IPAddress address in Volatile.Read(ref _announceAddresses))
         {
             int length = address.AddressFamily == AddressFamily.InterNetworkV6
-                ? UnsolicitedNeighbourAdvertisement.Write(MacAddress.Span, address, frame)
-                : GratuitousArp.Write(MacAddress.Span, address, frame);
-            for (int attempt = 0; attempt < 100 && !_transmitQueues[0].TrySend(frame[..length]); attempt++)
+                ? UnsolicitedNeighbourAdvertisement.Write(mac, address, frame)
+                : GratuitousArp.Write(mac, address, frame);
+            for (int attempt = 0; attempt < 100 && !_device.Pairs[0].TransmitQueue.TrySend(frame[..length]); attempt++)
             {
                 Thread.Yield();
             }
@@ -413,17 +419,12 @@ public sealed partial class VirtioNetDevice
 
         AcknowledgeAnnounce();
         Announcements++;
-
-        // The ack clears the bit at the device (QEMU does so before completing the command). Take the bit as it is now,
-        // so the device's next request is a new edge, while a device that keeps it set is not answered again and again.
-        ushort now = VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures);
-        ushort last = Volatile.Read(ref _lastStatus);
-        Volatile.Write(ref _lastStatus, (ushort)((last & ~VirtioNetConfig.StatusAnnounce) | (now & VirtioNetConfig.StatusAnnounce)));
+        return true;
     }
 
     private void ChangeReceiveMode(ReceiveFilterFlags flag, bool on)
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             ReceiveFilterFlags requested = on ? _requestedFilter | flag : _requestedFilter & ~flag;
             ApplyReceiveFilter(requested | _overflowFilter);
@@ -438,7 +439,7 @@ public sealed partial class VirtioNetDevice
         bool extra = (NegotiatedFeatures & VirtioNetFeatures.CtrlRxExtra) != 0;
         if (!extra && (target & ExtraReceiveFilters) != 0)
         {
-            throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_transport.Description}: the receive modes {target & ExtraReceiveFilters} need VIRTIO_NET_F_CTRL_RX_EXTRA, which was not negotiated.");
+            throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_device.Transport.Description}: the receive modes {target & ExtraReceiveFilters} need VIRTIO_NET_F_CTRL_RX_EXTRA, which was not negotiated.");
         }
 
         Span<byte> payload = stackalloc byte[1];
@@ -466,7 +467,7 @@ public sealed partial class VirtioNetDevice
     private void ChangeVlan(int id, bool add)
     {
         VlanTag.ValidateId(id);
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.CtrlVlan, "VIRTIO_NET_F_CTRL_VLAN", "the VLAN filter");
             Span<byte> payload = stackalloc byte[2];
@@ -485,10 +486,10 @@ public sealed partial class VirtioNetDevice
 
     private VirtioNetControlQueue RequireControl(ulong feature, string featureName, string what)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_device.IsDisposed, _device);
         if ((NegotiatedFeatures & feature) == 0 || _control is null)
         {
-            throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_transport.Description}: {what} needs {featureName} and VIRTIO_NET_F_CTRL_VQ, which were not both negotiated.");
+            throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_device.Transport.Description}: {what} needs {featureName} and VIRTIO_NET_F_CTRL_VQ, which were not both negotiated.");
         }
 
         return _control;
@@ -505,5 +506,102 @@ public sealed partial class VirtioNetDevice
         }
 
         return table;
+    }
+
+    // A reset device forgets everything the driver told it after DRIVER_OK (§5.1.6.5): tell it again, in the order a
+    // driver coming up would, from the record the control methods keep. Called by recovery with StateLock held.
+    internal void Replay()
+    {
+        RestoreMacAddress();
+        if (_control is null)
+        {
+            return;
+        }
+
+        // Receive modes: only those the device was told before (the others keep the device's reset state, as they did).
+        ReceiveFilterFlags known = _knownFilter;
+        if (known != ReceiveFilterFlags.None)
+        {
+            ReceiveFilterFlags target = _requestedFilter | _overflowFilter;
+            _knownFilter = ~known;
+            _deviceFilter = target;
+            ApplyReceiveFilter(target);
+            _knownFilter &= known;
+        }
+
+        if (MacFilter is { } plan)
+        {
+            _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacTableSet, MacTable(plan.Unicast), MacTable(plan.Multicast));
+        }
+
+        Span<byte> payload = stackalloc byte[8];
+        foreach (int id in _vlanIds)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(payload, (ushort)id);
+            _control.Execute(VirtioNetControlClass.Vlan, VirtioNetControlCommands.VlanAdd, payload[..2]);
+        }
+
+        if (GuestOffloads != (NegotiatedFeatures & GuestOffloadFeatures))
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(payload, GuestOffloads);
+            _control.Execute(VirtioNetControlClass.GuestOffloads, VirtioNetControlCommands.GuestOffloadsSet, payload);
+        }
+
+        // §5.1.6.5.5: the device starts with one pair again, and with automatic steering (§5.1.6.5.6).
+        if (Rss is { } rss)
+        {
+            ConfigureRss(rss);
+        }
+        else if (_rssDisabled)
+        {
+            DisableRss();
+        }
+        else if (ActiveQueuePairs > 1 && (NegotiatedFeatures & VirtioNetFeatures.Mq) != 0)
+        {
+            SetActiveQueuePairs(ActiveQueuePairs);
+        }
+
+        if (_hashReportTypes != RssHashTypes.None && (NegotiatedFeatures & VirtioNetFeatures.Rss) == 0)
+        {
+            ConfigureHashReport(_hashReportTypes, _hashReportKey);
+        }
+
+        // Sent as such, not through SetTransmitCoalescing/SetReceiveCoalescing, which would forget the per-queue settings.
+        if (TransmitCoalescing is { } transmit)
+        {
+            SendCoalescing(VirtioNetControlCommands.NotfCoalTxSet, transmit);
+        }
+
+        if (ReceiveCoalescing is { } receive)
+        {
+            SendCoalescing(VirtioNetControlCommands.NotfCoalRxSet, receive);
+        }
+
+        // After the direction-wide settings, which would replace them (§5.1.6.5.9), and after the pairs are active again:
+        // VQ_SET names an enabled queue.
+        RestoreQueueCoalescing(onlyQueue: -1);
+    }
+
+    // The MAC address, when the driver chose it (made up at bring-up or set with SetMacAddress): the device's reset
+    // brings back its own.
+    private void RestoreMacAddress()
+    {
+        if (_device.MacFromDevice)
+        {
+            return;
+        }
+
+        ReadOnlySpan<byte> mac = _device.MacAddress.Span;
+        if ((NegotiatedFeatures & VirtioNetFeatures.CtrlMacAddr) != 0 && _control is not null)
+        {
+            _control.Execute(VirtioNetControlClass.Mac, VirtioNetControlCommands.MacAddrSet, mac);
+        }
+        else if (_device.Transport.IsLegacy && (NegotiatedFeatures & VirtioNetFeatures.Mac) != 0)
+        {
+            for (int i = 0; i < mac.Length; i++)
+            {
+                _device.Transport.WriteConfig8(VirtioNetConfig.MacOffset + i, mac[i]);
+            }
+        }
     }
 }

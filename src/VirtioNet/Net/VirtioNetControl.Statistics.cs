@@ -9,7 +9,7 @@ namespace VirtioNet.Net;
 /// their values per queue (VIRTIO_NET_CTRL_STATS_GET), read through the control queue with a device-writable reply.
 /// Ref: virtio v1.3 §5.1.6.5.11 (Device Statistics).
 /// </summary>
-public sealed partial class VirtioNetDevice
+public sealed partial class VirtioNetControl
 {
     // The answer of VIRTIO_NET_CTRL_STATS_QUERY, once asked; it does not change while the device runs.
     private DeviceStatisticsTypes? _deviceStatisticsTypes;
@@ -24,7 +24,7 @@ public sealed partial class VirtioNetDevice
     /// <exception cref="VirtioException">Without VIRTIO_NET_F_DEVICE_STATS, the control queue's failures, or a reply shorter than the structure.</exception>
     public DeviceStatisticsTypes QueryDeviceStatisticsTypes()
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             return QueryDeviceStatisticsTypesLocked();
         }
@@ -42,15 +42,15 @@ public sealed partial class VirtioNetDevice
     /// </exception>
     public DeviceStatistics GetDeviceStatistics()
     {
-        lock (_controlStateLock)
+        lock (_lock)
         {
             VirtioNetControlQueue control = RequireControl(VirtioNetFeatures.DeviceStats, "VIRTIO_NET_F_DEVICE_STATS", "device statistics");
             DeviceStatisticsTypes supported = QueryDeviceStatisticsTypesLocked();
             var requests = new List<(int Queue, DeviceStatisticsTypes Types)>();
             for (int pair = 0; pair < QueuePairs; pair++)
             {
-                AddRequest(requests, ReceiveQueueIndex + (2 * pair), supported & ValidReceiveTypes());
-                AddRequest(requests, TransmitQueueIndex + (2 * pair), supported & ValidTransmitTypes());
+                AddRequest(requests, _device.Pairs[pair].ReceiveQueueIndex, supported & ValidReceiveTypes());
+                AddRequest(requests, _device.Pairs[pair].TransmitQueueIndex, supported & ValidTransmitTypes());
             }
 
             AddRequest(requests, control.QueueIndex, supported & DeviceStatisticsTypes.Cvq);
@@ -82,7 +82,7 @@ public sealed partial class VirtioNetDevice
                 }
 
                 int written = control.ExecuteWithReply(VirtioNetControlClass.Stats, VirtioNetControlCommands.StatsGet, payload.AsSpan(0, payloadLength), reply.AsSpan(0, replyLength));
-                DeviceStatisticsPayloads.ParseReply(reply.AsSpan(0, written), batch, _transport.Description, blocks);
+                DeviceStatisticsPayloads.ParseReply(reply.AsSpan(0, written), batch, _device.Transport.Description, blocks);
             }
 
             return new DeviceStatistics { SupportedTypes = supported, Blocks = blocks };
@@ -107,7 +107,7 @@ public sealed partial class VirtioNetDevice
 
         Span<byte> reply = stackalloc byte[DeviceStatisticsPayloads.CapabilitiesLength];
         int written = control.ExecuteWithReply(VirtioNetControlClass.Stats, VirtioNetControlCommands.StatsQuery, [], reply);
-        DeviceStatisticsTypes types = DeviceStatisticsPayloads.ReadCapabilities(reply[..written], _transport.Description);
+        DeviceStatisticsTypes types = DeviceStatisticsPayloads.ReadCapabilities(reply[..written], _device.Transport.Description);
         _deviceStatisticsTypes = types;
         return types;
     }
