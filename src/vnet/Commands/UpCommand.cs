@@ -91,6 +91,9 @@ internal static class UpCommand
                     SocketPath = vhostUser,
                     SocketMode = result.GetValue(VhostUserClient) ? VhostUserSocketMode.Listen : VhostUserSocketMode.Connect,
                     QueuePairs = queues,
+
+                    // A backend that connects to us (OVS's dpdkvhostuserclient port) retries once a second.
+                    ConnectTimeout = TimeSpan.FromSeconds(15),
                 };
                 using VhostUserSession session = VhostUserSession.Open(vhost, netOptions, cancellationToken: cancellationToken);
                 return Serve(session.Device, options, cancellationToken);
