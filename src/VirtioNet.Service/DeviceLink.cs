@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Runtime.InteropServices;
 using VirtioNet.Diagnostics;
 using VirtioNet.Net;
@@ -65,8 +66,37 @@ internal sealed class DeviceLink
     /// <summary>The addresses the device announces (gratuitous ARP, unsolicited NA) when it asks (GUEST_ANNOUNCE).</summary>
     public void SetAnnounceAddresses(IEnumerable<IPAddress> addresses) => _device.SetAnnounceAddresses(addresses);
 
+    /// <summary>Receive mode: promiscuous (CTRL_RX). False with the reason when the device has no CTRL_RX or refuses.</summary>
+    public bool TrySetPromiscuous(bool on, out string? why) => TryControl(() => _device.SetPromiscuous(on), out why);
+
+    /// <summary>Receive mode: all-multicast (CTRL_RX).</summary>
+    public bool TrySetAllMulticast(bool on, out string? why) => TryControl(() => _device.SetAllMulticast(on), out why);
+
+    /// <summary>The MAC table's multicast addresses (CTRL_MAC_TABLE_SET), no extra unicast ones.</summary>
+    public bool TrySetMulticastList(IEnumerable<byte[]> addresses, out string? why) =>
+        TryControl(() => _device.SetMacFilter([], addresses.Select(a => new PhysicalAddress(a))), out why);
+
+    /// <summary>The device's MAC address (CTRL_MAC_ADDR_SET).</summary>
+    public bool TrySetMacAddress(byte[] mac, out string? why) => TryControl(() => _device.SetMacAddress(new PhysicalAddress(mac)), out why);
+
     /// <summary>The pump state of pair <paramref name="pair"/>; each pair's two pumps own it, one direction each.</summary>
     public PairPort OpenPair(int pair) => new(_device, pair);
+
+    // Control-plane calls from the link watcher: a device without the feature, or one that says no, is reported, not fatal.
+    private static bool TryControl(Action call, out string? why)
+    {
+        try
+        {
+            call();
+            why = null;
+            return true;
+        }
+        catch (Exception e) when (e is VirtioNet.Core.VirtioException or NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            why = e.Message;
+            return false;
+        }
+    }
 
     /// <summary>
     /// The device side of one queue pair's pumps: receive bursts written to a TAP queue, and frames read from a TAP queue

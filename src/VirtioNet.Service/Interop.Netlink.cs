@@ -42,6 +42,14 @@ internal static partial class Interop
         [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
         internal static partial int Socket(int domain, int type, int protocol);
 
+        /// <summary>RTMGRP_LINK: the multicast group of link notifications (RTM_NEWLINK on every change).</summary>
+        internal const uint RTMGRP_LINK = 1;
+        internal const uint IFF_PROMISC = 0x100;
+        internal const uint IFF_ALLMULTI = 0x200;
+
+        [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+        internal static partial int Bind(int fd, SocketAddressNetlink* address, uint length);
+
         [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
         internal static partial nint Send(int fd, void* buffer, nuint length, int flags);
 
@@ -50,6 +58,16 @@ internal static partial class Interop
 
         [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
         internal static partial int SetSocketOption(int fd, int level, int name, void* value, uint length);
+
+        /// <summary>struct sockaddr_nl.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct SocketAddressNetlink
+        {
+            public ushort Family;
+            public ushort Pad;
+            public uint Pid;
+            public uint Groups;
+        }
 
         /// <summary>struct timeval, for SO_RCVTIMEO.</summary>
         [StructLayout(LayoutKind.Sequential)]

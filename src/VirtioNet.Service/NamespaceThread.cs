@@ -52,8 +52,8 @@ internal static class NamespaceThread
         return result;
     }
 
-    // setns on the calling thread only: the thread ends after the work, so nothing else runs in the namespace by accident.
-    private static void Enter(string netns)
+    /// <summary>Moves the calling thread into the named namespace (setns affects that thread only); for threads that live there.</summary>
+    public static void Enter(string netns)
     {
         string path = Path.Combine(Directory, netns);
         int fd = Interop.Unistd.Open(path, Interop.Unistd.O_RDONLY | Interop.Unistd.O_CLOEXEC);

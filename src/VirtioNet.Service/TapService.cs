@@ -111,6 +111,8 @@ internal static class TapService
             log($"DHCP: {lease.Address}/{prefix} on {tap.Name}, default route via {lease.Router?.ToString() ?? "none"}");
         }
 
+        using var watcher = new LinkWatcher(link, tap, netlink, log);
+        watcher.Start();
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Exception? failure = null;
         var pumps = new List<PairPump>(tap.Queues.Count);
