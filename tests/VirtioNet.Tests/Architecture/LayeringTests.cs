@@ -15,7 +15,12 @@ namespace VirtioNet.Tests.Architecture;
 public sealed class LayeringTests
 {
     private static readonly ArchUnitNET.Domain.Architecture Driver = new ArchLoader()
-        .LoadAssemblies(typeof(VirtioNetDevice).Assembly, typeof(VirtioNet.Qemu.QemuMachine).Assembly, typeof(VirtioNet.Diagnostics.IFramePort).Assembly)
+        .LoadAssemblies(
+            typeof(VirtioNetDevice).Assembly,
+            typeof(VirtioNet.Qemu.QemuMachine).Assembly,
+            typeof(VirtioNet.Diagnostics.IFramePort).Assembly,
+            typeof(VirtioNet.VhostUser.VhostUserSession).Assembly,
+            typeof(VirtioNet.Service.TapService).Assembly)
         .Build();
 
     private static IObjectProvider<IType> InNamespace(string name) => Types().That().ResideInNamespaceOrBelow(name);
@@ -77,6 +82,26 @@ public sealed class LayeringTests
             .NotDependOnAny(InNamespace("VirtioNet.Qemu"))
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Transports"))
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Virtqueues"));
+        rule.Check(Driver);
+    }
+
+    [Fact]
+    public void NothingBelowTheServiceLayerKnowsIt()
+    {
+        IArchRule rule = Types().That().ResideInAssembly(typeof(VirtioNetDevice).Assembly)
+            .Or().ResideInAssembly(typeof(VirtioNet.Qemu.QemuMachine).Assembly)
+            .Or().ResideInAssembly(typeof(VirtioNet.Diagnostics.IFramePort).Assembly)
+            .Or().ResideInAssembly(typeof(VirtioNet.VhostUser.VhostUserSession).Assembly)
+            .Should().NotDependOnAny(InNamespace("VirtioNet.Service"))
+            .AndShould().NotDependOnAny(InNamespace("VirtioNet.Cli"));
+        rule.Check(Driver);
+    }
+
+    [Fact]
+    public void TheServiceLayerKnowsTheDriverButNotTheTool()
+    {
+        IArchRule rule = Types().That().ResideInNamespaceOrBelow("VirtioNet.Service").Should()
+            .NotDependOnAny(InNamespace("VirtioNet.Cli"));
         rule.Check(Driver);
     }
 
