@@ -9,7 +9,7 @@ namespace VirtioNet.Service;
 
 /// <summary>
 /// The service's only door into the driver library: every call the service makes on <see cref="VirtioNetDevice"/>, its
-/// queues and its burst types is in this file (the pumps' device side in <see cref="PairPort"/>), so that a change of
+/// queue pairs, its control plane and its burst types is in this file (the pumps' device side in <see cref="PairPort"/>), so that a change of
 /// the driver's API is absorbed here. The rest of the service speaks of TAP queues, kernel headers and counters.
 /// </summary>
 internal sealed class DeviceLink
@@ -27,7 +27,7 @@ internal sealed class DeviceLink
     public event Action<bool, bool>? LinkChanged;
 
     /// <summary>The queue pairs in use.</summary>
-    public int Pairs => _device.QueuePairs;
+    public int Pairs => _device.Pairs.Count;
 
     /// <summary>The device's MAC address.</summary>
     public byte[] MacAddress => _device.MacAddress.ToArray();
@@ -43,8 +43,8 @@ internal sealed class DeviceLink
 
     /// <summary>One line for the log: transport, features in use, pairs.</summary>
     public string Description =>
-        $"{_device.TransportDescription}, {_device.QueuePairs} queue pair(s), {_device.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, " +
-        $"{_device.RingLayout} rings, {_device.Mode.ToString().ToLowerInvariant()} mode, header {_device.HeaderLength} bytes, " +
+        $"{_device.TransportDescription}, {_device.Pairs.Count} queue pair(s), {_device.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, " +
+        $"{_device.RingLayout} rings, {_device.OperationMode.ToString().ToLowerInvariant()} mode, header {_device.HeaderLength} bytes, " +
         $"offloads [{string.Join(' ', VirtioNetFeatureNames.Describe(_device.NegotiatedFeatures & VirtioNetOptions.OffloadFeatures))}]";
 
     /// <summary>
@@ -64,20 +64,20 @@ internal sealed class DeviceLink
         new NetworkSession(new VirtioNetFramePort(_device)).AcquireLease(cancellationToken);
 
     /// <summary>The addresses the device announces (gratuitous ARP, unsolicited NA) when it asks (GUEST_ANNOUNCE).</summary>
-    public void SetAnnounceAddresses(IEnumerable<IPAddress> addresses) => _device.SetAnnounceAddresses(addresses);
+    public void SetAnnounceAddresses(IEnumerable<IPAddress> addresses) => _device.Control.SetAnnounceAddresses(addresses);
 
     /// <summary>Receive mode: promiscuous (CTRL_RX). False with the reason when the device has no CTRL_RX or refuses.</summary>
-    public bool TrySetPromiscuous(bool on, out string? why) => TryControl(() => _device.SetPromiscuous(on), out why);
+    public bool TrySetPromiscuous(bool on, out string? why) => TryControl(() => _device.Control.SetPromiscuous(on), out why);
 
     /// <summary>Receive mode: all-multicast (CTRL_RX).</summary>
-    public bool TrySetAllMulticast(bool on, out string? why) => TryControl(() => _device.SetAllMulticast(on), out why);
+    public bool TrySetAllMulticast(bool on, out string? why) => TryControl(() => _device.Control.SetAllMulticast(on), out why);
 
     /// <summary>The MAC table's multicast addresses (CTRL_MAC_TABLE_SET), no extra unicast ones.</summary>
     public bool TrySetMulticastList(IEnumerable<byte[]> addresses, out string? why) =>
-        TryControl(() => _device.SetMacFilter([], addresses.Select(a => new PhysicalAddress(a))), out why);
+        TryControl(() => _device.Control.SetMacFilter([], addresses.Select(a => new PhysicalAddress(a))), out why);
 
     /// <summary>The device's MAC address (CTRL_MAC_ADDR_SET).</summary>
-    public bool TrySetMacAddress(byte[] mac, out string? why) => TryControl(() => _device.SetMacAddress(new PhysicalAddress(mac)), out why);
+    public bool TrySetMacAddress(byte[] mac, out string? why) => TryControl(() => _device.Control.SetMacAddress(new PhysicalAddress(mac)), out why);
 
     /// <summary>The pump state of pair <paramref name="pair"/>; each pair's two pumps own it, one direction each.</summary>
     public PairPort OpenPair(int pair) => new(_device, pair);
@@ -110,10 +110,9 @@ internal sealed class DeviceLink
         // The largest frame the kernel hands over with TSO/USO: 64 KiB of IP packet behind an Ethernet header.
         private const int LargestKernelFrame = 65536 + 14 + 4;
 
-        private readonly VirtioNetDevice _device;
-        private readonly VirtioNetReceiveQueue _rx;
-        private readonly VirtioNetTransmitQueue _tx;
-        private readonly int _pair;
+        // The pair's one burst and copying entries serve both directions (receive: _rx; transmit: _tx).
+        private readonly VirtioNetQueuePair _rx;
+        private readonly VirtioNetQueuePair _tx;
         private readonly int _headerLength;
         private readonly ReceivedPacket[] _received = new ReceivedPacket[Burst];
         private readonly TransmitPacket[] _transmit = new TransmitPacket[Burst];
@@ -132,10 +131,8 @@ internal sealed class DeviceLink
 
         internal PairPort(VirtioNetDevice device, int pair)
         {
-            _device = device;
-            _pair = pair;
-            _rx = device.ReceiveQueues[pair];
-            _tx = device.TransmitQueues[pair];
+            _rx = device.Pairs[pair];
+            _tx = _rx;
             _headerLength = device.HeaderLength;
             _rxHeader = GC.AllocateArray<byte>(_headerLength, pinned: true);
             _txHeader = GC.AllocateArray<byte>(_headerLength, pinned: true);
@@ -146,7 +143,7 @@ internal sealed class DeviceLink
         }
 
         /// <summary>Waits until the device has received frames for this pair (true) or the timeout passes.</summary>
-        public bool WaitForFrames(TimeSpan timeout, CancellationToken cancellationToken) => _device.WaitForReceive(_pair, timeout, cancellationToken);
+        public bool WaitForFrames(TimeSpan timeout, CancellationToken cancellationToken) => _rx.WaitForReceive(timeout, cancellationToken);
 
         /// <summary>
         /// Device to kernel: takes one receive burst, writes each frame to <paramref name="tap"/> behind the kernel header
@@ -405,7 +402,8 @@ internal sealed class DeviceLink
         // A frame longer than a transmit buffer: a large buffer when the device segments, else the copying path.
         private void SendLarge(ReadOnlySpan<byte> frame, TransmitOffloadRequest request, PumpCounters counters, CancellationToken cancellationToken)
         {
-            if (_tx.LargeBufferCount > 0 && frame.Length <= VirtioNetTransmitQueue.MaxSegmentFrameLength && _tx.AllocateLargeBurst(_large) == 1)
+            // AllocateLargeBurst gives none when the device negotiated no segmentation (the large buffers exist only then).
+            if (frame.Length <= EthernetFrame.MaxGsoFrameLength && _tx.AllocateLargeBurst(_large) == 1)
             {
                 frame.CopyTo(_large[0].Span);
                 _transmit[0] = _large[0].WithLength(frame.Length).WithOffload(request);

@@ -82,7 +82,7 @@ internal static class UpCommand
         try
         {
             TapService.Preflight(options);
-            var netOptions = new VirtioNetOptions { Mode = settings.Mode, QueuePairs = queues };
+            var netOptions = new VirtioNetOptions { OperationMode = settings.Mode, QueuePairs = queues };
             Log.Info($"{instance}: starting");
             if (vhostUser is not null)
             {

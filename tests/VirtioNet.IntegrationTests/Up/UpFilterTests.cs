@@ -28,7 +28,7 @@ public sealed class UpFilterTests
         using NetworkNamespace far = NetworkNamespace.Create();
         using NetworkNamespace near = NetworkNamespace.Create();
         using RiscvVirtBoard board = RiscvVirtBoard.Start(new QemuMachineOptions { ModernMmio = true, Netdev = far.Netdev }, TestContext.Current.CancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { Mode = OperationMode.Interrupt });
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Interrupt });
         far.MoveTapInUnaddressed(1500);
         string tap = $"vf{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}";
         var log = new ConcurrentQueue<string>();
