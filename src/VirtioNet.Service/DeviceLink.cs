@@ -79,6 +79,10 @@ internal sealed class DeviceLink
     /// <summary>The device's MAC address (CTRL_MAC_ADDR_SET).</summary>
     public bool TrySetMacAddress(byte[] mac, out string? why) => TryControl(() => _device.Control.SetMacAddress(new PhysicalAddress(mac)), out why);
 
+    /// <summary>The device's own counters of pair <paramref name="pair"/>'s receive and transmit queues.</summary>
+    public (VirtioNetQueueStatistics Receive, VirtioNetQueueStatistics Transmit) PairStatistics(int pair) =>
+        (_device.Pairs[pair].ReceiveStatistics, _device.Pairs[pair].TransmitStatistics);
+
     /// <summary>The pump state of pair <paramref name="pair"/>; each pair's two pumps own it, one direction each.</summary>
     public PairPort OpenPair(int pair) => new(_device, pair);
 

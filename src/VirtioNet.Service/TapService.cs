@@ -2,7 +2,9 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Numerics;
+using System.Text.Json.Nodes;
 using VirtioNet.Diagnostics;
+using VirtioNet.Net;
 
 namespace VirtioNet.Service;
 
@@ -29,6 +31,11 @@ internal static class TapService
         if (!Environment.IsPrivilegedProcess)
         {
             throw new ServiceException("vnet up creates a TAP interface, which needs root (CAP_NET_ADMIN)");
+        }
+
+        if (options.ControlDirectory is { } directory && ControlServer.IsAnswered(ControlServer.PathFor(directory, options.InstanceName ?? options.TapName)))
+        {
+            throw new ServiceException($"instance '{options.InstanceName ?? options.TapName}' is already running (vnet list shows it)");
         }
 
         if (options.Namespace is { } netns && !NamespaceThread.Exists(netns))
@@ -111,6 +118,7 @@ internal static class TapService
             log($"DHCP: {lease.Address}/{prefix} on {tap.Name}, default route via {lease.Router?.ToString() ?? "none"}");
         }
 
+        DateTime started = DateTime.UtcNow;
         using var watcher = new LinkWatcher(link, tap, netlink, log);
         watcher.Start();
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -130,6 +138,14 @@ internal static class TapService
             foreach (PairPump pump in pumps)
             {
                 pump.Start();
+            }
+
+            using ControlServer? control = options.ControlDirectory is { } directory
+                ? ControlServer.Start(directory, options.InstanceName ?? tap.Name, (command, _) => Control(command, link, tap, options, pumps, started), log)
+                : null;
+            if (control is not null)
+            {
+                log($"control socket {control.SocketPath}");
             }
 
             log($"{tap.Name} carries traffic{where} (Ctrl-C or SIGTERM to stop)");
@@ -156,6 +172,56 @@ internal static class TapService
                 pump.Dispose();
             }
         }
+    }
+
+    // The control socket's commands (docs/CONTROL.md).
+    private static JsonObject Control(string command, DeviceLink link, TapInterface tap, TapServiceOptions options, List<PairPump> pumps, DateTime started) => command switch
+    {
+        "status" => new JsonObject
+        {
+            ["name"] = options.InstanceName ?? tap.Name,
+            ["pid"] = Environment.ProcessId,
+            ["device"] = link.Description,
+            ["tap"] = tap.Name,
+            ["namespace"] = options.Namespace,
+            ["link"] = link.IsLinkUp ? "up" : "down",
+            ["pairs"] = link.Pairs,
+            ["mtu"] = link.Mtu,
+            ["mac"] = FormatMac(link.MacAddress),
+            ["uptimeSeconds"] = (long)(DateTime.UtcNow - started).TotalSeconds,
+        },
+        "stats" => new JsonObject { ["pairs"] = new JsonArray([.. pumps.Select((pump, i) => (JsonNode)PairStats(link, pump, i))]) },
+        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats)"),
+    };
+
+    private static JsonObject PairStats(DeviceLink link, PairPump pump, int pair)
+    {
+        (VirtioNetQueueStatistics receive, VirtioNetQueueStatistics transmit) = link.PairStatistics(pair);
+        PumpCounters counters = pump.Counters;
+        var drops = new JsonObject();
+        foreach (DropReason reason in Enum.GetValues<DropReason>())
+        {
+            drops[reason.ToString()] = counters.Drops(reason);
+        }
+
+        return new JsonObject
+        {
+            ["pair"] = pair,
+            ["rxPackets"] = receive.Packets,
+            ["rxBytes"] = receive.Bytes,
+            ["rxDrops"] = receive.Drops,
+            ["rxErrors"] = receive.Errors,
+            ["txPackets"] = transmit.Packets,
+            ["txBytes"] = transmit.Bytes,
+            ["txDrops"] = transmit.Drops,
+            ["txErrors"] = transmit.Errors,
+            ["toKernelFrames"] = counters.ToKernelFrames,
+            ["toKernelBytes"] = counters.ToKernelBytes,
+            ["fromKernelFrames"] = counters.FromKernelFrames,
+            ["fromKernelBytes"] = counters.FromKernelBytes,
+            ["ringFullWaits"] = counters.RingFullWaits,
+            ["serviceDrops"] = drops,
+        };
     }
 
     private static void SetOffloads(TapInterface tap, bool enabled, Action<string> log)

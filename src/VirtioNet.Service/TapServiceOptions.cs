@@ -21,6 +21,12 @@ internal sealed record TapServiceOptions
     /// <summary>How long to wait for the device to show link up before giving up. Default 10 s: QEMU and vhost-user backends show link at once.</summary>
     public TimeSpan LinkTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>The instance's name, which names its control socket; null: the TAP's name.</summary>
+    public string? InstanceName { get; init; }
+
+    /// <summary>The directory of the control socket (<c>NAME.sock</c>, mode 0600); null: no control socket.</summary>
+    public string? ControlDirectory { get; init; }
+
     /// <summary>A shell command to run in the namespace once the interface carries traffic; the service ends with it and returns its exit code.</summary>
     public string? Exec { get; init; }
 }

@@ -68,6 +68,7 @@ internal static class UpCommand
             Exec = exec,
         };
         string instance = result.GetValue(Name) ?? options.TapName;
+        options = options with { InstanceName = instance, ControlDirectory = ControlServer.DefaultDirectory };
         string? vhostUser = result.GetValue(VhostUser);
         if (vhostUser is null && result.GetValue(VhostUserClient))
         {
