@@ -14,6 +14,8 @@ root.Subcommands.Add(RssCommand.Create());
 root.Subcommands.Add(FilterCommand.Create());
 root.Subcommands.Add(VlanCommand.Create());
 root.Subcommands.Add(MtuCommand.Create());
+root.Subcommands.Add(UpCommand.Create());
+root.Subcommands.Add(ListCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

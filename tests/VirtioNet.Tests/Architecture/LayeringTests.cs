@@ -14,13 +14,14 @@ namespace VirtioNet.Tests.Architecture;
 /// </summary>
 public sealed class LayeringTests
 {
-    // All four libraries: a rule about what the driver must not name can only fail if the named types are loaded.
+    // All five libraries: a rule about what the driver must not name can only fail if the named types are loaded.
     private static readonly ArchUnitNET.Domain.Architecture Driver = new ArchLoader()
         .LoadAssemblies(
             typeof(VirtioNetDevice).Assembly,
             typeof(VirtioNet.VhostUser.VhostUserTransport).Assembly,
             typeof(VirtioNet.Qemu.QemuMachine).Assembly,
-            typeof(VirtioNet.Diagnostics.IFramePort).Assembly)
+            typeof(VirtioNet.Diagnostics.IFramePort).Assembly,
+            typeof(VirtioNet.Service.TapService).Assembly)
         .Build();
 
     private static IObjectProvider<IType> InNamespace(string name) => Types().That().ResideInNamespaceOrBelow(name);
@@ -86,6 +87,26 @@ public sealed class LayeringTests
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.VhostUser"))
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Transports"))
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Virtqueues"));
+        rule.Check(Driver);
+    }
+
+    [Fact]
+    public void NothingBelowTheServiceLayerKnowsIt()
+    {
+        IArchRule rule = Types().That().ResideInAssembly(typeof(VirtioNetDevice).Assembly)
+            .Or().ResideInAssembly(typeof(VirtioNet.Qemu.QemuMachine).Assembly)
+            .Or().ResideInAssembly(typeof(VirtioNet.Diagnostics.IFramePort).Assembly)
+            .Or().ResideInAssembly(typeof(VirtioNet.VhostUser.VhostUserSession).Assembly)
+            .Should().NotDependOnAny(InNamespace("VirtioNet.Service"))
+            .AndShould().NotDependOnAny(InNamespace("VirtioNet.Cli"));
+        rule.Check(Driver);
+    }
+
+    [Fact]
+    public void TheServiceLayerKnowsTheDriverButNotTheTool()
+    {
+        IArchRule rule = Types().That().ResideInNamespaceOrBelow("VirtioNet.Service").Should()
+            .NotDependOnAny(InNamespace("VirtioNet.Cli"));
         rule.Check(Driver);
     }
 

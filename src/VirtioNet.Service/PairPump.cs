@@ -1,0 +1,107 @@
+namespace VirtioNet.Service;
+
+/// <summary>
+/// The two pumps of one queue pair, each a thread of its own: device to kernel (wait for received frames, write them to
+/// TAP queue i) and kernel to device (wait until TAP queue i is readable, read frames into transmit buffers and queue
+/// them). Each thread alone touches its direction of the pair, as the driver's threading contract asks, and neither
+/// allocates per frame. Back-pressure: a full transmit ring stops the kernel-to-device pump reading, so the kernel's
+/// TAP queue holds its frames (and, once full, the kernel's qdisc pushes back on its sockets).
+/// </summary>
+internal sealed class PairPump : IDisposable
+{
+    // How long one wait lasts before the pump looks at cancellation again.
+    private static readonly TimeSpan WaitSlice = TimeSpan.FromMilliseconds(200);
+
+    private readonly DeviceLink.PairPort _port;
+    private readonly TapQueue _tap;
+    private readonly CancellationToken _stopping;
+    private readonly Action<string> _log;
+    private readonly Action<Exception> _failed;
+    private readonly Thread _toKernel;
+    private readonly Thread _fromKernel;
+
+    public PairPump(DeviceLink link, TapQueue tap, Action<string> log, Action<Exception> failed, CancellationToken stopping)
+    {
+        _port = link.OpenPair(tap.Index);
+        _tap = tap;
+        _stopping = stopping;
+        _log = log;
+        _failed = failed;
+        _toKernel = new Thread(RunToKernel) { IsBackground = true, Name = $"vnet rx{tap.Index}" };
+        _fromKernel = new Thread(RunFromKernel) { IsBackground = true, Name = $"vnet tx{tap.Index}" };
+    }
+
+    /// <summary>What this pair moved and dropped.</summary>
+    public PumpCounters Counters { get; } = new();
+
+    public void Start()
+    {
+        _toKernel.Start();
+        _fromKernel.Start();
+    }
+
+    /// <summary>Waits for both threads to end (after the stopping token fired); false when one did not within the timeout.</summary>
+    public bool Join(TimeSpan timeout) => _toKernel.Join(timeout) & _fromKernel.Join(timeout);
+
+    public void Dispose() => _port.Dispose();
+
+    private void RunToKernel() => Guard(() =>
+    {
+        bool first = true;
+        while (!_stopping.IsCancellationRequested)
+        {
+            if (!_port.WaitForFrames(WaitSlice, _stopping))
+            {
+                continue;
+            }
+
+            if (_port.DeviceToKernel(_tap, Counters) > 0 && first)
+            {
+                first = false;
+                _log($"queue {_tap.Index}: first frame from the device delivered to the kernel");
+            }
+        }
+    });
+
+    private void RunFromKernel() => Guard(() =>
+    {
+        bool first = true;
+        while (!_stopping.IsCancellationRequested)
+        {
+            if (!_tap.WaitReadable((int)WaitSlice.TotalMilliseconds))
+            {
+                continue;
+            }
+
+            // Drain what the TAP holds, a burst at a time, before waiting again.
+            while (!_stopping.IsCancellationRequested && _port.KernelToDevice(_tap, Counters, _stopping) > 0)
+            {
+                if (first && Counters.FromKernelFrames > 0)
+                {
+                    first = false;
+                    _log($"queue {_tap.Index}: first frame from the kernel sent to the device");
+                }
+            }
+        }
+    });
+
+    private void Guard(Action body)
+    {
+        try
+        {
+            body();
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+#pragma warning disable CA1031 // A pump that fails stops the service with its message; the other threads are told through the token.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            if (!_stopping.IsCancellationRequested)
+            {
+                _failed(e);
+            }
+        }
+    }
+}
