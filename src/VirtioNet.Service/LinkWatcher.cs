@@ -17,6 +17,7 @@ internal sealed unsafe class LinkWatcher : IDisposable
     private readonly DeviceLink _link;
     private readonly TapInterface _tap;
     private readonly RouteNetlink _control;
+    private readonly Announcer _announcer;
     private readonly Action<string> _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
@@ -30,11 +31,12 @@ internal sealed unsafe class LinkWatcher : IDisposable
     private string _multicast = "";
     private Exception? _startFailure;
 
-    public LinkWatcher(DeviceLink link, TapInterface tap, RouteNetlink control, Action<string> log)
+    public LinkWatcher(DeviceLink link, TapInterface tap, RouteNetlink control, Announcer announcer, Action<string> log)
     {
         _link = link;
         _tap = tap;
         _control = control;
+        _announcer = announcer;
         _log = log;
         _mac = link.MacAddress;
         _mtu = _deviceMtu = link.Mtu;
@@ -99,6 +101,7 @@ internal sealed unsafe class LinkWatcher : IDisposable
             while (!_stop.IsCancellationRequested)
             {
                 nint received;
+                // SAFETY: recv writes at most buffer.Length bytes into the pinned buffer.
                 fixed (byte* p = buffer)
                 {
                     received = Interop.Netlink.Receive(fd, p, (nuint)buffer.Length, 0);
@@ -132,7 +135,7 @@ internal sealed unsafe class LinkWatcher : IDisposable
             throw Interop.Failure("opening a NETLINK_ROUTE socket", Interop.LastErrno);
         }
 
-        Interop.Netlink.SocketAddressNetlink address = new() { Family = Interop.Netlink.AF_NETLINK, Groups = Interop.Netlink.RTMGRP_LINK };
+        Interop.Netlink.SocketAddressNetlink address = new() { Family = Interop.Netlink.AF_NETLINK, Groups = Interop.Netlink.RTMGRP_LINK | Interop.Netlink.RTMGRP_IPV4_IFADDR | Interop.Netlink.RTMGRP_IPV6_IFADDR };
         if (Interop.Netlink.Bind(fd, &address, (uint)sizeof(Interop.Netlink.SocketAddressNetlink)) != 0)
         {
             int errno = Interop.LastErrno;
@@ -158,6 +161,11 @@ internal sealed unsafe class LinkWatcher : IDisposable
             }
 
             ReadOnlySpan<byte> message = messages[..length];
+            if (type is Interop.Netlink.RTM_NEWADDR or Interop.Netlink.RTM_DELADDR && length >= 24)
+            {
+                ParseAddress(message, type == Interop.Netlink.RTM_NEWADDR);
+            }
+
             if (type == Interop.Netlink.RTM_NEWLINK && length >= 32 && BinaryPrimitives.ReadInt32LittleEndian(message[20..]) == (int)_tap.Index)
             {
                 uint flags = BinaryPrimitives.ReadUInt32LittleEndian(message[24..]);
@@ -199,6 +207,44 @@ internal sealed unsafe class LinkWatcher : IDisposable
             }
 
             messages = messages[Math.Min(messages.Length, (length + 3) & ~3)..];
+        }
+    }
+
+    // RTM_NEWADDR/RTM_DELADDR for the TAP: ifaddrmsg (8: family, prefixlen, flags, scope, index), then IFA_ADDRESS.
+    private void ParseAddress(ReadOnlySpan<byte> message, bool added)
+    {
+        if (BinaryPrimitives.ReadInt32LittleEndian(message[20..]) != (int)_tap.Index)
+        {
+            return;
+        }
+
+        ReadOnlySpan<byte> attributes = message[24..];
+        while (attributes.Length >= 4)
+        {
+            int attributeLength = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
+            ushort attributeType = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
+            if (attributeLength < 4 || attributeLength > attributes.Length)
+            {
+                return;
+            }
+
+            ReadOnlySpan<byte> value = attributes[4..attributeLength];
+            if (attributeType == Interop.Netlink.IFA_ADDRESS && value.Length is 4 or 16)
+            {
+                var address = new System.Net.IPAddress(value);
+                if (added)
+                {
+                    _announcer.Add(address);
+                }
+                else
+                {
+                    _announcer.Remove(address);
+                }
+
+                return;
+            }
+
+            attributes = attributes[Math.Min(attributes.Length, (attributeLength + 3) & ~3)..];
         }
     }
 
