@@ -169,35 +169,25 @@ internal sealed unsafe class LinkWatcher : IDisposable
             if (type == Interop.Netlink.RTM_NEWLINK && length >= 32 && BinaryPrimitives.ReadInt32LittleEndian(message[20..]) == (int)_tap.Index)
             {
                 uint flags = BinaryPrimitives.ReadUInt32LittleEndian(message[24..]);
-                ReadOnlySpan<byte> mac = default;
+                byte[]? mac = null;
                 int mtu = 0;
                 ReadOnlySpan<byte> attributes = message[32..];
-                while (attributes.Length >= 4)
+                while (NextAttribute(ref attributes, out ushort attributeType, out ReadOnlySpan<byte> value))
                 {
-                    int attributeLength = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
-                    ushort attributeType = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
-                    if (attributeLength < 4 || attributeLength > attributes.Length)
-                    {
-                        break;
-                    }
-
-                    ReadOnlySpan<byte> value = attributes[4..attributeLength];
                     if (attributeType == Interop.Netlink.IFLA_ADDRESS && value.Length == 6)
                     {
-                        mac = value;
+                        mac = value.ToArray();
                     }
                     else if (attributeType == Interop.Netlink.IFLA_MTU && value.Length == 4)
                     {
                         mtu = BinaryPrimitives.ReadInt32LittleEndian(value);
                     }
-
-                    attributes = attributes[Math.Min(attributes.Length, (attributeLength + 3) & ~3)..];
                 }
 
                 ApplyFlags(flags, initial: false);
-                if (!mac.IsEmpty && !mac.SequenceEqual(_mac))
+                if (mac is not null && !mac.AsSpan().SequenceEqual(_mac))
                 {
-                    ApplyMac(mac.ToArray());
+                    ApplyMac(mac);
                 }
 
                 if (mtu > 0 && mtu != _mtu)
@@ -219,16 +209,8 @@ internal sealed unsafe class LinkWatcher : IDisposable
         }
 
         ReadOnlySpan<byte> attributes = message[24..];
-        while (attributes.Length >= 4)
+        while (NextAttribute(ref attributes, out ushort attributeType, out ReadOnlySpan<byte> value))
         {
-            int attributeLength = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
-            ushort attributeType = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
-            if (attributeLength < 4 || attributeLength > attributes.Length)
-            {
-                return;
-            }
-
-            ReadOnlySpan<byte> value = attributes[4..attributeLength];
             if (attributeType == Interop.Netlink.IFA_ADDRESS && value.Length is 4 or 16)
             {
                 var address = new System.Net.IPAddress(value);
@@ -243,9 +225,29 @@ internal sealed unsafe class LinkWatcher : IDisposable
 
                 return;
             }
-
-            attributes = attributes[Math.Min(attributes.Length, (attributeLength + 3) & ~3)..];
         }
+    }
+
+    // struct rtattr: length (header included), type, value padded to 4 bytes. False at the end or on a bad length.
+    private static bool NextAttribute(ref ReadOnlySpan<byte> attributes, out ushort type, out ReadOnlySpan<byte> value)
+    {
+        type = 0;
+        value = default;
+        if (attributes.Length < 4)
+        {
+            return false;
+        }
+
+        int length = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
+        if (length < 4 || length > attributes.Length)
+        {
+            return false;
+        }
+
+        type = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
+        value = attributes[4..length];
+        attributes = attributes[Math.Min(attributes.Length, (length + 3) & ~3)..];
+        return true;
     }
 
     private void ApplyFlags(uint flags, bool initial)
