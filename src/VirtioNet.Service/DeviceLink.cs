@@ -3,6 +3,7 @@ using System.Net.NetworkInformation;
 using System.Runtime.InteropServices;
 using VirtioNet.Diagnostics;
 using VirtioNet.Net;
+using VirtioNet.Net.Control;
 using VirtioNet.Net.Offloads;
 
 namespace VirtioNet.Service;
@@ -62,9 +63,6 @@ internal sealed class DeviceLink
     /// <summary>DHCP through the diagnostic client on queue pair 0, before the pumps own it.</summary>
     public DhcpLease AcquireLease(CancellationToken cancellationToken) =>
         new NetworkSession(new VirtioNetFramePort(_device)).AcquireLease(cancellationToken);
-
-    /// <summary>The addresses the device announces (gratuitous ARP, unsolicited NA) when it asks (GUEST_ANNOUNCE).</summary>
-    public void SetAnnounceAddresses(IEnumerable<IPAddress> addresses) => _device.Control.SetAnnounceAddresses(addresses);
 
     /// <summary>Receive mode: promiscuous (CTRL_RX). False with the reason when the device has no CTRL_RX or refuses.</summary>
     public bool TrySetPromiscuous(bool on, out string? why) => TryControl(() => _device.Control.SetPromiscuous(on), out why);
@@ -142,6 +140,7 @@ internal sealed class DeviceLink
             _txHeader = GC.AllocateArray<byte>(_headerLength, pinned: true);
             _overflow = GC.AllocateArray<byte>(LargestKernelFrame, pinned: true);
             _staging = GC.AllocateArray<byte>(LargestKernelFrame, pinned: true);
+            // SAFETY: freed once in Dispose, after both pump threads have ended.
             _rxVectors = (Interop.Unistd.IoVec*)NativeMemory.AllocZeroed((nuint)(Burst + 1), (nuint)sizeof(Interop.Unistd.IoVec));
             _txVectors = (Interop.Unistd.IoVec*)NativeMemory.AllocZeroed(3, (nuint)sizeof(Interop.Unistd.IoVec));
         }
@@ -165,6 +164,9 @@ internal sealed class DeviceLink
             int frames = 0;
             try
             {
+                // SAFETY: _rxHeader is pinned for the object's life; segment pointers are the driver's DMA memory (native,
+                // never moved), lent by ReceiveBurst until ReleaseBurst below; _rxVectors holds Burst + 1 entries and a
+                // packet has at most Burst segments (ReceiveBurst never hands out more than the span holds).
                 fixed (byte* header = _rxHeader)
                 {
                     _rxVectors[0] = new Interop.Unistd.IoVec { Base = header, Length = (nuint)_headerLength };
@@ -226,6 +228,23 @@ internal sealed class DeviceLink
         }
 
         /// <summary>
+        /// GUEST_ANNOUNCE: a gratuitous ARP for each IPv4 address and an unsolicited neighbour advertisement for each IPv6
+        /// one, from the device's MAC, through the copying path on this pair's transmit queue (called by its owner).
+        /// </summary>
+        public void Announce(IReadOnlyList<IPAddress> addresses, PumpCounters counters, CancellationToken cancellationToken)
+        {
+            Span<byte> frame = stackalloc byte[Math.Max(GratuitousArp.FrameLength, UnsolicitedNeighbourAdvertisement.FrameLength)];
+            ReadOnlySpan<byte> mac = _device.MacAddress.Span;
+            foreach (IPAddress address in addresses)
+            {
+                int length = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                    ? UnsolicitedNeighbourAdvertisement.Write(mac, address, frame)
+                    : GratuitousArp.Write(mac, address, frame);
+                SendCopying(frame[..length], default, counters, cancellationToken);
+            }
+        }
+
+        /// <summary>
         /// Kernel to device: reads up to a burst of frames from <paramref name="tap"/> straight into transmit buffers
         /// (a TSO/USO segment longer than a buffer is joined and sent from a large buffer, or cut in software), turns the
         /// kernel's header into an offload request, and queues them. A full ring is waited out holding the frames
@@ -243,6 +262,10 @@ internal sealed class DeviceLink
             int read = 0;
             try
             {
+                // SAFETY: _txHeader and _overflow are pinned for the object's life; a transmit buffer's span is the driver's
+                // DMA memory (native, never moved), lent by AllocateBurst until TransmitBurst or FreeBurst, so its address
+                // stays valid after the fixed block that takes it; _txVectors holds 3 entries; readv writes at most each
+                // vector's length.
                 fixed (byte* header = _txHeader)
                 fixed (byte* overflow = _overflow)
                 {

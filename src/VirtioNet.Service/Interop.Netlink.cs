@@ -44,6 +44,11 @@ internal static partial class Interop
 
         /// <summary>RTMGRP_LINK: the multicast group of link notifications (RTM_NEWLINK on every change).</summary>
         internal const uint RTMGRP_LINK = 1;
+
+        /// <summary>RTMGRP_IPV4_IFADDR and RTMGRP_IPV6_IFADDR: address notifications (RTM_NEWADDR, RTM_DELADDR).</summary>
+        internal const uint RTMGRP_IPV4_IFADDR = 0x10;
+        internal const uint RTMGRP_IPV6_IFADDR = 0x100;
+        internal const ushort RTM_DELADDR = 21;
         internal const uint IFF_PROMISC = 0x100;
         internal const uint IFF_ALLMULTI = 0x200;
 

@@ -17,6 +17,7 @@ internal sealed unsafe class LinkWatcher : IDisposable
     private readonly DeviceLink _link;
     private readonly TapInterface _tap;
     private readonly RouteNetlink _control;
+    private readonly Announcer _announcer;
     private readonly Action<string> _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
@@ -30,11 +31,12 @@ internal sealed unsafe class LinkWatcher : IDisposable
     private string _multicast = "";
     private Exception? _startFailure;
 
-    public LinkWatcher(DeviceLink link, TapInterface tap, RouteNetlink control, Action<string> log)
+    public LinkWatcher(DeviceLink link, TapInterface tap, RouteNetlink control, Announcer announcer, Action<string> log)
     {
         _link = link;
         _tap = tap;
         _control = control;
+        _announcer = announcer;
         _log = log;
         _mac = link.MacAddress;
         _mtu = _deviceMtu = link.Mtu;
@@ -99,6 +101,7 @@ internal sealed unsafe class LinkWatcher : IDisposable
             while (!_stop.IsCancellationRequested)
             {
                 nint received;
+                // SAFETY: recv writes at most buffer.Length bytes into the pinned buffer.
                 fixed (byte* p = buffer)
                 {
                     received = Interop.Netlink.Receive(fd, p, (nuint)buffer.Length, 0);
@@ -132,7 +135,7 @@ internal sealed unsafe class LinkWatcher : IDisposable
             throw Interop.Failure("opening a NETLINK_ROUTE socket", Interop.LastErrno);
         }
 
-        Interop.Netlink.SocketAddressNetlink address = new() { Family = Interop.Netlink.AF_NETLINK, Groups = Interop.Netlink.RTMGRP_LINK };
+        Interop.Netlink.SocketAddressNetlink address = new() { Family = Interop.Netlink.AF_NETLINK, Groups = Interop.Netlink.RTMGRP_LINK | Interop.Netlink.RTMGRP_IPV4_IFADDR | Interop.Netlink.RTMGRP_IPV6_IFADDR };
         if (Interop.Netlink.Bind(fd, &address, (uint)sizeof(Interop.Netlink.SocketAddressNetlink)) != 0)
         {
             int errno = Interop.LastErrno;
@@ -158,38 +161,33 @@ internal sealed unsafe class LinkWatcher : IDisposable
             }
 
             ReadOnlySpan<byte> message = messages[..length];
+            if (type is Interop.Netlink.RTM_NEWADDR or Interop.Netlink.RTM_DELADDR && length >= 24)
+            {
+                ParseAddress(message, type == Interop.Netlink.RTM_NEWADDR);
+            }
+
             if (type == Interop.Netlink.RTM_NEWLINK && length >= 32 && BinaryPrimitives.ReadInt32LittleEndian(message[20..]) == (int)_tap.Index)
             {
                 uint flags = BinaryPrimitives.ReadUInt32LittleEndian(message[24..]);
-                ReadOnlySpan<byte> mac = default;
+                byte[]? mac = null;
                 int mtu = 0;
                 ReadOnlySpan<byte> attributes = message[32..];
-                while (attributes.Length >= 4)
+                while (NextAttribute(ref attributes, out ushort attributeType, out ReadOnlySpan<byte> value))
                 {
-                    int attributeLength = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
-                    ushort attributeType = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
-                    if (attributeLength < 4 || attributeLength > attributes.Length)
-                    {
-                        break;
-                    }
-
-                    ReadOnlySpan<byte> value = attributes[4..attributeLength];
                     if (attributeType == Interop.Netlink.IFLA_ADDRESS && value.Length == 6)
                     {
-                        mac = value;
+                        mac = value.ToArray();
                     }
                     else if (attributeType == Interop.Netlink.IFLA_MTU && value.Length == 4)
                     {
                         mtu = BinaryPrimitives.ReadInt32LittleEndian(value);
                     }
-
-                    attributes = attributes[Math.Min(attributes.Length, (attributeLength + 3) & ~3)..];
                 }
 
                 ApplyFlags(flags, initial: false);
-                if (!mac.IsEmpty && !mac.SequenceEqual(_mac))
+                if (mac is not null && !mac.AsSpan().SequenceEqual(_mac))
                 {
-                    ApplyMac(mac.ToArray());
+                    ApplyMac(mac);
                 }
 
                 if (mtu > 0 && mtu != _mtu)
@@ -200,6 +198,56 @@ internal sealed unsafe class LinkWatcher : IDisposable
 
             messages = messages[Math.Min(messages.Length, (length + 3) & ~3)..];
         }
+    }
+
+    // RTM_NEWADDR/RTM_DELADDR for the TAP: ifaddrmsg (8: family, prefixlen, flags, scope, index), then IFA_ADDRESS.
+    private void ParseAddress(ReadOnlySpan<byte> message, bool added)
+    {
+        if (BinaryPrimitives.ReadInt32LittleEndian(message[20..]) != (int)_tap.Index)
+        {
+            return;
+        }
+
+        ReadOnlySpan<byte> attributes = message[24..];
+        while (NextAttribute(ref attributes, out ushort attributeType, out ReadOnlySpan<byte> value))
+        {
+            if (attributeType == Interop.Netlink.IFA_ADDRESS && value.Length is 4 or 16)
+            {
+                var address = new System.Net.IPAddress(value);
+                if (added)
+                {
+                    _announcer.Add(address);
+                }
+                else
+                {
+                    _announcer.Remove(address);
+                }
+
+                return;
+            }
+        }
+    }
+
+    // struct rtattr: length (header included), type, value padded to 4 bytes. False at the end or on a bad length.
+    private static bool NextAttribute(ref ReadOnlySpan<byte> attributes, out ushort type, out ReadOnlySpan<byte> value)
+    {
+        type = 0;
+        value = default;
+        if (attributes.Length < 4)
+        {
+            return false;
+        }
+
+        int length = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
+        if (length < 4 || length > attributes.Length)
+        {
+            return false;
+        }
+
+        type = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
+        value = attributes[4..length];
+        attributes = attributes[Math.Min(attributes.Length, (length + 3) & ~3)..];
+        return true;
     }
 
     private void ApplyFlags(uint flags, bool initial)

@@ -12,18 +12,25 @@ internal sealed class PairPump : IDisposable
     // How long one wait lasts before the pump looks at cancellation again.
     private static readonly TimeSpan WaitSlice = TimeSpan.FromMilliseconds(200);
 
+    // Pair 0 looks at announcement requests this often while the TAP is quiet.
+    private const int AnnounceSliceMilliseconds = 50;
+
     private readonly DeviceLink.PairPort _port;
     private readonly TapQueue _tap;
+
+    // Pair 0's only: the announcements it sends when the device asks.
+    private readonly Announcer? _announcer;
     private readonly CancellationToken _stopping;
     private readonly Action<string> _log;
     private readonly Action<Exception> _failed;
     private readonly Thread _toKernel;
     private readonly Thread _fromKernel;
 
-    public PairPump(DeviceLink link, TapQueue tap, Action<string> log, Action<Exception> failed, CancellationToken stopping)
+    public PairPump(DeviceLink link, TapQueue tap, Announcer? announcer, Action<string> log, Action<Exception> failed, CancellationToken stopping)
     {
         _port = link.OpenPair(tap.Index);
         _tap = tap;
+        _announcer = announcer;
         _stopping = stopping;
         _log = log;
         _failed = failed;
@@ -68,7 +75,14 @@ internal sealed class PairPump : IDisposable
         bool first = true;
         while (!_stopping.IsCancellationRequested)
         {
-            if (!_tap.WaitReadable((int)WaitSlice.TotalMilliseconds))
+            if (_announcer is not null && _announcer.TakeRequest())
+            {
+                IReadOnlyList<System.Net.IPAddress> addresses = _announcer.Addresses;
+                _port.Announce(addresses, Counters, _stopping);
+                _log($"announced {string.Join(", ", addresses)} (gratuitous ARP, unsolicited NA)");
+            }
+
+            if (!_tap.WaitReadable(_announcer is null ? (int)WaitSlice.TotalMilliseconds : AnnounceSliceMilliseconds))
             {
                 continue;
             }

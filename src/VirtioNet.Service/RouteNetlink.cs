@@ -127,6 +127,8 @@ internal sealed unsafe class RouteNetlink : IDisposable
     private void Transact(int length, string what)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(_buffer, (uint)length);
+        // SAFETY: send reads length bytes of _buffer (length <= its size, checked by construction of the messages); recv
+        // writes at most _buffer.Length.
         fixed (byte* p = _buffer)
         {
             if (Interop.Netlink.Send(_fd, p, (nuint)length, 0) != length)

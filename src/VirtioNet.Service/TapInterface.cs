@@ -107,6 +107,7 @@ internal sealed class TapInterface : IDisposable
     /// <summary>TUNSETCARRIER: the interface shows NO-CARRIER while the device's link is down.</summary>
     public unsafe void SetCarrier(bool up)
     {
+        // SAFETY: TUNSETCARRIER reads one int from the pointer.
         int carrier = up ? 1 : 0;
         _queues[0].IoctlPointer(Interop.Tun.TUNSETCARRIER, &carrier, "TUNSETCARRIER");
     }

@@ -38,6 +38,8 @@ internal sealed unsafe class TapQueue : IDisposable
         var queue = new TapQueue(fd, index);
         try
         {
+            // SAFETY: request is a stack struct of the size TUNSETIFF reads and writes (struct ifreq, 40 bytes); the name
+            // fits (CheckName: at most 15 bytes) with the zero after it.
             Interop.Tun.InterfaceRequest request = default;
             byte[] bytes = Encoding.UTF8.GetBytes(name);
             for (int i = 0; i < bytes.Length; i++)
@@ -73,6 +75,7 @@ internal sealed unsafe class TapQueue : IDisposable
     /// <summary>Waits until a frame can be read or <paramref name="timeoutMilliseconds"/> pass; true when readable.</summary>
     public bool WaitReadable(int timeoutMilliseconds)
     {
+        // SAFETY: one pollfd on the stack, count 1.
         Interop.Poll.PollFd poll = new() { Fd = _fd, Events = Interop.Poll.POLLIN };
         int ready = Interop.Poll.PollDescriptors(&poll, 1, timeoutMilliseconds);
         return ready > 0 && (poll.REvents & Interop.Poll.POLLIN) != 0;

@@ -98,8 +98,14 @@ internal static class TapService
 
         WaitForLink(link, options.LinkTimeout, cancellationToken);
         tap.SetCarrier(true);
+        var announcer = new Announcer();
         link.LinkChanged += (up, announce) =>
         {
+            if (announce)
+            {
+                announcer.Request();
+            }
+
             tap.SetCarrier(up);
             log($"link {(up ? "up" : "down")}{(announce ? " (the device asked for an announcement)" : "")}: carrier {(up ? "on" : "off")}");
         };
@@ -114,12 +120,12 @@ internal static class TapService
                 netlink.AddDefaultRoute(tap.Index, router);
             }
 
-            link.SetAnnounceAddresses([lease.Address]);
+            announcer.Add(lease.Address);
             log($"DHCP: {lease.Address}/{prefix} on {tap.Name}, default route via {lease.Router?.ToString() ?? "none"}");
         }
 
         DateTime started = DateTime.UtcNow;
-        using var watcher = new LinkWatcher(link, tap, netlink, log);
+        using var watcher = new LinkWatcher(link, tap, netlink, announcer, log);
         watcher.Start();
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Exception? failure = null;
@@ -128,7 +134,7 @@ internal static class TapService
         {
             foreach (TapQueue queue in tap.Queues)
             {
-                pumps.Add(new PairPump(link, queue, log, e =>
+                pumps.Add(new PairPump(link, queue, queue.Index == 0 ? announcer : null, log, e =>
                 {
                     Interlocked.CompareExchange(ref failure, e, null);
                     stopping.Cancel();

@@ -12,7 +12,7 @@ namespace VirtioNet.IntegrationTests.Up;
 
 /// <summary>
 /// The service in this process, so that the test holds QEMU's monitor: what the kernel is told about the TAP
-/// (promiscuous, a multicast join, a MAC address, an MTU beyond the device's) reaches QEMU's virtio-net as QMP
+/// (promiscuous, a multicast join, a MAC address, an MTU beyond the device's, an address to announce) reaches QEMU's virtio-net as QMP
 /// <c>query-rx-filter</c> shows it, and QMP <c>set_link off</c>/<c>on</c> shows as NO-CARRIER and back on the TAP.
 /// </summary>
 [Trait("Peer", "Qemu")]
@@ -22,7 +22,7 @@ public sealed class UpFilterTests
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
     [Fact]
-    public void TheKernelsPromiscuousFlagMulticastJoinMacAndCarrierReachTheDeviceAndBack()
+    public void TheKernelsPromiscuousFlagMulticastJoinMacAddressesAndCarrierReachTheDeviceAndBack()
     {
         KernelPeerRequirement.EnsureAvailable();
         using NetworkNamespace far = NetworkNamespace.Create();
@@ -69,6 +69,20 @@ public sealed class UpFilterTests
             near.IpInside($"link set {tap} mtu 9000");
             Eventually(() => near.IpInside($"link show {tap}").Contains("mtu 1500", StringComparison.Ordinal), "an MTU beyond the device's set back", log);
             Assert.Contains(log, l => l.Contains("MTU 9000 refused", StringComparison.Ordinal));
+
+            // GUEST_ANNOUNCE: QEMU's announce-self sets VIRTIO_NET_S_ANNOUNCE; the interface's address, learnt from the
+            // kernel's address notification, is announced.
+            near.IpInside($"addr add {NetworkNamespace.DriverAddress}/24 dev {tap}");
+            Thread.Sleep(1000);
+            board.Machine.Monitor.Execute("announce-self", w =>
+            {
+                w.WriteNumber("initial", 50);
+                w.WriteNumber("max", 550);
+                w.WriteNumber("rounds", 1);
+                w.WriteNumber("step", 100);
+            });
+            Eventually(() => log.Any(l => l.Contains($"announced {NetworkNamespace.DriverAddress}", StringComparison.Ordinal)), "the gratuitous ARP for the interface's address", log);
+            Assert.True(net.Announcements > 0, "The driver did not acknowledge the device's announcement.");
 
             board.SetLink(false);
             Eventually(() => near.IpInside($"link show {tap}").Contains("NO-CARRIER", StringComparison.Ordinal), "NO-CARRIER after set_link off", log);

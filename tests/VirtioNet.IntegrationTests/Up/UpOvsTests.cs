@@ -14,9 +14,8 @@ namespace VirtioNet.IntegrationTests.Up;
 [Trait("Peer", "Kernel")]
 public sealed class UpOvsTests
 {
-    // 16 MiB each way: on this project's two-core machines OVS's PMD thread busy-polls one core, leaving the other for
-    // both drivers, both kernels and the test; a larger stream only takes longer.
-    private const int StreamBytes = 16 << 20;
+    // 256 MiB each way: at the 0.6 Gbit/s these two-core machines give (docs/PERFORMANCE.md) a few seconds per stream.
+    private const int StreamBytes = 256 << 20;
 
     private static readonly TimeSpan TransferTimeout = TimeSpan.FromSeconds(300);
 
