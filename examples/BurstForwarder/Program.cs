@@ -46,8 +46,8 @@ catch (Exception e) when (e is VirtioException or IOException or OperationCancel
 
 static int Forward(VirtioNetDevice from, VirtioNetDevice to, ReceivedPacket[] received, TransmitPacket[] room)
 {
-    VirtioNetReceiveQueue rx = from.ReceiveQueues[0];
-    VirtioNetTransmitQueue tx = to.TransmitQueues[0];
+    VirtioNetQueuePair rx = from.Pairs[0];
+    VirtioNetQueuePair tx = to.Pairs[0];
     int count = rx.ReceiveBurst(received);
     int slots = count == 0 ? 0 : tx.AllocateBurst(room.AsSpan(0, count));
     int filled = 0;
@@ -63,7 +63,7 @@ static int Forward(VirtioNetDevice from, VirtioNetDevice to, ReceivedPacket[] re
     }
 
     rx.ReleaseBurst(received.AsSpan(0, count));
-    int sent = tx.TransmitBurst(room.AsSpan(0, filled));
+    int sent = tx.TransmitBurst(room.AsSpan(0, filled), out _);
     tx.FreeBurst(room.AsSpan(sent, slots - sent));
     return sent;
 }

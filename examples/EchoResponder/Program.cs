@@ -40,27 +40,28 @@ catch (Exception e) when (e is VirtioException or IOException or OperationCancel
 
 static long Echo(VirtioNetDevice device, CancellationToken cancellationToken)
 {
-    var frame = new byte[device.MaxReceiveFrameLength];
+    VirtioNetQueuePair pair = device.Pairs[0];
+    var frame = new byte[pair.MaxReceiveFrameLength];
     long echoed = 0;
     while (!cancellationToken.IsCancellationRequested)
     {
         try
         {
-            device.WaitForReceive(TimeSpan.FromMilliseconds(100), cancellationToken);
+            pair.WaitForReceive(TimeSpan.FromMilliseconds(100), cancellationToken);
         }
         catch (OperationCanceledException)
         {
             break;
         }
 
-        while (device.TryReceive(frame, out int length))
+        while (pair.TryReceive(frame, out ReceivedFrame received))
         {
             for (int i = 0; i < 6; i++)
             {
                 (frame[i], frame[i + 6]) = (frame[i + 6], frame[i]);
             }
 
-            echoed += device.TrySend(frame.AsSpan(0, length)) ? 1 : 0;
+            echoed += pair.TrySend(frame.AsSpan(0, received.Length)) ? 1 : 0;
         }
     }
 

@@ -30,19 +30,20 @@ static int BringUp()
     byte[] request = [
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, .. mac, 0x08, 0x06,
         0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01, .. mac, .. self, 0, 0, 0, 0, 0, 0, .. gateway];
-    if (!device.TrySend(request))
+    VirtioNetQueuePair pair = device.Pairs[0];
+    if (!pair.TrySend(request))
     {
         throw new IOException("the transmit ring is full");
     }
 
-    var frame = new byte[device.MaxReceiveFrameLength];
+    var frame = new byte[pair.MaxReceiveFrameLength];
     for (int wait = 0; wait < 50; wait++)
     {
-        device.WaitForReceive(TimeSpan.FromMilliseconds(100));
-        while (device.TryReceive(frame, out int length))
+        pair.WaitForReceive(TimeSpan.FromMilliseconds(100));
+        while (pair.TryReceive(frame, out ReceivedFrame received))
         {
             // An ARP reply (EtherType 0x0806, operation 2) whose sender is the gateway.
-            if (length >= 42 && frame[12] == 0x08 && frame[13] == 0x06 && frame[21] == 2 && frame.AsSpan(28, 4).SequenceEqual(gateway))
+            if (received.Length >= 42 && frame[12] == 0x08 && frame[13] == 0x06 && frame[21] == 2 && frame.AsSpan(28, 4).SequenceEqual(gateway))
             {
                 Console.WriteLine($"10.0.2.2 is at {Format(frame.AsSpan(22, 6))}");
                 return 0;

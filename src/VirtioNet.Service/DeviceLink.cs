@@ -131,8 +131,12 @@ internal sealed class DeviceLink
         private readonly Interop.Unistd.IoVec* _rxVectors;
         private readonly Interop.Unistd.IoVec* _txVectors;
 
+        // The device, for its MAC address (announcements); the data path goes through the pair only.
+        private readonly VirtioNetDevice _device;
+
         internal PairPort(VirtioNetDevice device, int pair)
         {
+            _device = device;
             _rx = device.Pairs[pair];
             _tx = _rx;
             _headerLength = device.HeaderLength;

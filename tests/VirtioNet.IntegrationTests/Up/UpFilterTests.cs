@@ -82,7 +82,7 @@ public sealed class UpFilterTests
                 w.WriteNumber("step", 100);
             });
             Eventually(() => log.Any(l => l.Contains($"announced {NetworkNamespace.DriverAddress}", StringComparison.Ordinal)), "the gratuitous ARP for the interface's address", log);
-            Assert.True(net.Announcements > 0, "The driver did not acknowledge the device's announcement.");
+            Assert.True(net.Control.Announcements > 0, "The driver did not acknowledge the device's announcement.");
 
             board.SetLink(false);
             Eventually(() => near.IpInside($"link show {tap}").Contains("NO-CARRIER", StringComparison.Ordinal), "NO-CARRIER after set_link off", log);
