@@ -14,7 +14,9 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    OVS_RUNDIR=$D ovs-appctl -t ovs-vswitchd exit 2>/dev/null || true
+    # The daemon's control socket is named after its program, ovs-vswitchd-dpdk; its pidfile is the fallback.
+    OVS_RUNDIR=$D ovs-appctl -t ovs-vswitchd-dpdk exit 2>/dev/null || true
+    [[ -f $D/ovs-vswitchd-dpdk.pid ]] && kill "$(cat "$D/ovs-vswitchd-dpdk.pid")" 2>/dev/null || true
     OVS_RUNDIR=$D ovs-appctl -t ovsdb-server exit 2>/dev/null || true
     ip netns del "$a" 2>/dev/null || true
     ip netns del "$b" 2>/dev/null || true
