@@ -225,7 +225,7 @@ internal static class BenchCommand
                 ["interruptsPerPacket"] = Math.Round(r.InterruptsPerPacket, 5),
                 ["cpuNsPerPacket"] = Math.Round(r.CpuNanosecondsPerPacket, 1),
                 ["allocatedBytes"] = r.AllocatedBytes,
-                ["negotiatedFeatures"] = $"0x{net.NegotiatedFeatures:x}",
+                ["negotiatedFeatures"] = $"0x{net.NegotiatedFeatures.Low:x}",
             };
             Console.Out.WriteLine(o.ToJsonString(Json.Options));
             return;
