@@ -23,7 +23,7 @@ if (double.IsFinite(seconds))
 
 try
 {
-    var poll = new VirtioNetOptions { Mode = OperationMode.Poll };
+    var poll = new VirtioNetOptions { OperationMode = OperationMode.Poll };
     using VhostUserSession a = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[0] }, poll, cancellationToken: stop.Token);
     using VhostUserSession b = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[1] }, poll, cancellationToken: stop.Token);
     var received = new ReceivedPacket[32];
