@@ -31,7 +31,7 @@ internal static class ListCommand
                 JsonObject status = ControlClient.Ask(ControlServer.DefaultDirectory, name, new JsonObject { ["command"] = "status" });
                 if (status["ok"]?.GetValue<bool>() == true)
                 {
-                    instances.Add(status);
+                    instances.Add((JsonNode)status);
                 }
             }
             catch (ServiceException e)
