@@ -11,4 +11,7 @@ internal enum BenchMode
 
     /// <summary>Send, and receive what the peer forwards back.</summary>
     Loopback,
+
+    /// <summary>Send stamped frames and time each one's round trip through a peer that sends it back.</summary>
+    Latency,
 }

@@ -11,7 +11,7 @@ namespace VirtioNet.Cli.Bench;
 /// <param name="Operation">Poll or interrupt.</param>
 internal readonly record struct BenchSelection(BenchMode Direction, OperationMode Operation)
 {
-    private static readonly string[] Directions = ["tx", "rx", "loopback"];
+    private static readonly string[] Directions = ["tx", "rx", "loopback", "latency"];
 
     private static readonly string[] Operations = ["poll", "interrupt"];
 
@@ -28,7 +28,7 @@ internal readonly record struct BenchSelection(BenchMode Direction, OperationMod
         string[] operations = [.. values.Where(Operations.Contains).Distinct()];
         if (directions.Length > 1)
         {
-            throw new CliException($"--mode takes one direction (tx, rx or loopback); got {string.Join(" and ", directions)}.");
+            throw new CliException($"--mode takes one direction (tx, rx, loopback or latency); got {string.Join(" and ", directions)}.");
         }
 
         if (operations.Length > 1)

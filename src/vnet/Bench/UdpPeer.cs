@@ -5,7 +5,7 @@ namespace VirtioNet.Cli.Bench;
 
 /// <summary>
 /// The far end of QEMU's UDP socket netdev for benchmarks on a QEMU machine: drains and counts what the device sends
-/// (tx), generates frames for it (rx), or sends back what arrives (loopback). Loopback addresses only.
+/// (tx), generates frames for it (rx), or sends back what arrives (loopback, latency). Loopback addresses only.
 /// </summary>
 internal sealed class UdpPeer : IDisposable
 {
@@ -53,7 +53,7 @@ internal sealed class UdpPeer : IDisposable
                 IPEndPoint? from = null;
                 byte[] data = _socket.Receive(ref from);
                 Interlocked.Increment(ref _received);
-                if (mode == BenchMode.Loopback)
+                if (mode is BenchMode.Loopback or BenchMode.Latency)
                 {
                     _socket.Send(data, data.Length, qemu);
                 }

@@ -20,7 +20,8 @@ internal static class BenchCommand
     // every other command takes as --mode interrupt|poll. Each may be given once: --mode rx --mode interrupt.
     private static readonly Option<string[]> Mode = new("--mode")
     {
-        Description = "What to measure: tx (send), rx (receive what the peer generates) or loopback (default tx); and how the driver " +
+        Description = "What to measure: tx (send), rx (receive what the peer generates), loopback, or latency (round-trip times of " +
+            "stamped frames through a peer that sends them back, e.g. testpmd macswap; default tx); and how the driver " +
             "learns of received frames: poll (busy-polling, the default) or interrupt (sleep until the device interrupts; rx and " +
             "loopback only). Give it twice for both, e.g. --mode rx --mode interrupt.",
         AllowMultipleArgumentsPerToken = true,
@@ -46,6 +47,8 @@ internal static class BenchCommand
 
     private static readonly Option<string?> FeatureMask = new("--feature-mask") { Description = "Negotiate only features inside this mask (hex, e.g. 0x850008000 for the set DPDK's virtio-user negotiates with testpmd): the rest are disabled, so two drivers can be compared on the same features." };
 
+    private static readonly Option<int> Rate = new("--rate") { Description = "With --mode latency: frames per second, paced one at a time (default 10000); 0 sends as fast as the ring takes them, so the round trip includes a loaded ring's queueing.", DefaultValueFactory = _ => 10000 };
+
     private static readonly Option<bool> VhostUserClient = new("--vhost-user-client") { Description = "Listen on the --vhost-user path and let the backend connect (its client=1 mode)." };
 
     public static Command Create()
@@ -63,6 +66,7 @@ internal static class BenchCommand
         command.Options.Add(FeatureMask);
         command.Options.Add(Sizes);
         command.Options.Add(Chart);
+        command.Options.Add(Rate);
         Ring.AcceptOnlyFromAmong("split", "packed");
         command.Options.Add(Ring);
         CommonOptions.AddTo(command, includeOperationMode: false);
@@ -107,6 +111,29 @@ internal static class BenchCommand
             throw new CliException($"--queues must be 1 to 128, and above 1 only with --vhost-user and without --sizes; got {queues}.");
         }
 
+        int rate = result.GetValue(Rate);
+        if (mode == BenchMode.Latency)
+        {
+            if (rate is < 0 or > 10_000_000)
+            {
+                throw new CliException($"--rate must be 0 (as fast as the ring takes frames) to 10000000 frames per second; got {rate}.");
+            }
+
+            if (size < LatencyRunner.MinimumFrameSize)
+            {
+                throw new CliException($"--mode latency stamps each frame, which needs --size {LatencyRunner.MinimumFrameSize} or more; got {size}.");
+            }
+
+            if (queues > 1 || result.GetValue(Sizes) is { Length: > 0 } || result.GetValue(Chart) is { Length: > 0 })
+            {
+                throw new CliException("--mode latency measures one queue pair at one frame size: drop --queues, --sizes and --chart.");
+            }
+        }
+        else if (result.GetResult(Rate) is { Implicit: false })
+        {
+            throw new CliException("--rate paces the frames of --mode latency; the other modes send as fast as they can.");
+        }
+
         if (result.GetValue(Sizes) is { Length: > 0 } sizeList)
         {
             return BenchSweep.Run(result.GetValue(VhostUser), result.GetValue(VhostUserClient), netOptions, settings, mode, sizeList, burst, seconds, result.GetValue(Chart), cancellationToken);
@@ -119,7 +146,7 @@ internal static class BenchCommand
 
         if (result.GetValue(VhostUser) is { Length: > 0 } socketPath)
         {
-            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), netOptions with { QueuePairs = queues }, settings, mode, size, burst, seconds, cpus, cancellationToken);
+            return RunOnVhostUser(socketPath, result.GetValue(VhostUserClient), netOptions with { QueuePairs = queues }, settings, mode, size, burst, seconds, rate, cpus, cancellationToken);
         }
 
         using var peer = new UdpPeer();
@@ -130,9 +157,7 @@ internal static class BenchCommand
         peer.Start(mode, frame);
         Log.Info($"{net.TransportDescription}: {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s");
 
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, cpus: cpus);
-        Report(r, settings.Json, net, mode == BenchMode.Tx ? peer.Received : null);
-        return 0;
+        return Measure(net, 1, settings, mode, size, burst, seconds, rate, cpus, mode == BenchMode.Tx ? () => peer.Received : null, cancellationToken);
     }
 
     // Busy-polling, as DPDK does, unless --mode interrupt; the split ring unless --ring packed; with --feature-mask, only
@@ -179,7 +204,7 @@ internal static class BenchCommand
         return OperatingSystem.IsLinux() ? [.. cpus] : throw new CliException($"--cpu pins threads with sched_setaffinity, which needs Linux ({count} CPUs here).");
     }
 
-    private static int RunOnVhostUser(string socketPath, bool listen, VirtioNetOptions netOptions, MachineSettings settings, BenchMode mode, int size, int burst, double seconds, int[]? cpus, CancellationToken cancellationToken)
+    private static int RunOnVhostUser(string socketPath, bool listen, VirtioNetOptions netOptions, MachineSettings settings, BenchMode mode, int size, int burst, double seconds, int rate, int[]? cpus, CancellationToken cancellationToken)
     {
         var options = new VhostUserOptions
         {
@@ -190,8 +215,26 @@ internal static class BenchCommand
         using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
         VirtioNetDevice net = session.Device;
         Log.Info($"{net.TransportDescription}: {net.RingLayout.ToString().ToLowerInvariant()} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.Pairs.Count} queue pair(s)");
-        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, net.Pairs.Count, cpus);
-        Report(r, settings.Json, net, peerCounted: null);
+        return Measure(net, net.Pairs.Count, settings, mode, size, burst, seconds, rate, cpus, peerCounted: null, cancellationToken);
+    }
+
+    // The measured run on a device that is up: the rate bench on the first 'pairs' pairs, or the latency bench on pair 0.
+    private static int Measure(VirtioNetDevice net, int pairs, MachineSettings settings, BenchMode mode, int size, int burst, double seconds, int rate, int[]? cpus, Func<long>? peerCounted, CancellationToken cancellationToken)
+    {
+        if (mode == BenchMode.Latency)
+        {
+            if (cpus is { Length: > 0 })
+            {
+                VirtioNet.Platform.ThreadAffinity.PinCurrentThread(cpus[0]);
+            }
+
+            LatencyResult latency = LatencyRunner.Run(net, size, burst, rate, TimeSpan.FromSeconds(seconds), cancellationToken);
+            LatencyReport.Write(latency, settings.Json, net);
+            return latency.Returned > 0 ? 0 : throw new CliException($"no stamped frame came back in {seconds} s: does the peer send frames back (testpmd --forward-mode=macswap)?");
+        }
+
+        BenchResult r = BenchRunner.Run(net, mode, size, burst, TimeSpan.FromSeconds(seconds), cancellationToken, pairs, cpus);
+        Report(r, settings.Json, net, peerCounted?.Invoke());
         return 0;
     }
 

@@ -21,13 +21,16 @@ public sealed class BenchCliTests
     [InlineData("bench --mode sideways", "sideways")]
     [InlineData("bench --mode interrupt", "--mode interrupt waits for received frames, and tx receives none: add --mode rx or --mode loopback.")]
     [InlineData("bench --mode tx --mode interrupt --vhost-user /tmp/x.sock", "add --mode rx or --mode loopback")]
-    [InlineData("bench --mode rx --mode loopback", "--mode takes one direction (tx, rx or loopback); got rx and loopback.")]
+    [InlineData("bench --mode rx --mode loopback", "--mode takes one direction (tx, rx, loopback or latency); got rx and loopback.")]
     [InlineData("bench --mode rx --mode poll --mode interrupt", "--mode takes poll or interrupt, not both.")]
     [InlineData("bench --mode rx --transport pci --pci-interrupts msix", "add --mode interrupt")]
     [InlineData("bench --mode rx --mode interrupt --pci-interrupts msix --vhost-user /tmp/x.sock", "call eventfds")]
     [InlineData("bench --mode rx --mode interrupt --pci-interrupts intx", "needs --transport pci or pci-legacy; got mmio.")]
     [InlineData("bench --feature-mask 0xZZ --vhost-user /tmp/x.sock", "--feature-mask takes a hexadecimal mask")]
     [InlineData("bench --cpu one --vhost-user /tmp/x.sock", "--cpu takes CPU numbers (0 to 1023)")]
+    [InlineData("bench --mode latency --rate -1 --vhost-user /tmp/x.sock", "--rate must be 0 (as fast as the ring takes frames) to 10000000")]
+    [InlineData("bench --mode rx --rate 1000 --vhost-user /tmp/x.sock", "--rate paces the frames of --mode latency")]
+    [InlineData("bench --mode latency --sizes 64,128 --vhost-user /tmp/x.sock", "--mode latency measures one queue pair at one frame size")]
     public void BadBenchOptionsAreOneClearErrorLine(string arguments, string expected)
     {
         VnetProcess.Result result = VnetProcess.Run(arguments.Split(' '));

@@ -1,0 +1,52 @@
+using VirtioNet.Net;
+
+namespace VirtioNet.Cli.Bench;
+
+/// <summary>The figures of one latency run; times in nanoseconds, round trip (driver to peer and back).</summary>
+internal sealed record LatencyResult
+{
+    public required OperationMode OperationMode { get; init; }
+
+    public required int FrameSize { get; init; }
+
+    /// <summary>Frames per second asked for; 0 for as fast as the ring takes them (under load).</summary>
+    public required int Rate { get; init; }
+
+    public required double Seconds { get; init; }
+
+    /// <summary>Frames handed to the device, warm-up included.</summary>
+    public required long Sent { get; init; }
+
+    /// <summary>Frames sent after the warm-up: the ones whose round trip counts.</summary>
+    public required long Measured { get; init; }
+
+    /// <summary>Measured frames that came back (and went into the histogram).</summary>
+    public required long Returned { get; init; }
+
+    /// <summary>Frames received that did not carry this run's stamp (another sender, or a mangled frame).</summary>
+    public required long Foreign { get; init; }
+
+    /// <summary>Times the receive queue was empty and the driver slept until an interrupt (interrupt mode).</summary>
+    public required long ReceiveWaits { get; init; }
+
+    /// <summary>Garbage collections during the run: 0 unless the no-GC region could not be entered.</summary>
+    public required int Collections { get; init; }
+
+    /// <summary>Whether the run was inside a no-GC region.</summary>
+    public required bool NoGcRegion { get; init; }
+
+    public required long AllocatedBytes { get; init; }
+
+    public required long P50 { get; init; }
+
+    public required long P99 { get; init; }
+
+    public required long P999 { get; init; }
+
+    public required long Max { get; init; }
+
+    public required double Mean { get; init; }
+
+    /// <summary>Measured frames that did not come back within the run and a short drain after it.</summary>
+    public long Lost => Math.Max(0, Measured - Returned);
+}
