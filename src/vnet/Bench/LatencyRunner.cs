@@ -69,8 +69,9 @@ internal static class LatencyRunner
         long now = start;
         while (now < end && !cancellationToken.IsCancellationRequested)
         {
-            // Paced: one frame per period, never more than a burst to catch up after a late wake-up. Loaded: a burst.
-            int due = period == 0 ? burst : now >= nextSend ? (int)Math.Min(burst, ((now - nextSend) / period) + 1) : 0;
+            // Paced: one frame when its time has come (slots missed by a late wake-up are skipped, not sent in a burst,
+            // which would measure the queue the burst builds). Loaded: a burst.
+            int due = period == 0 ? burst : now >= nextSend ? 1 : 0;
             if (due > 0)
             {
                 int n = pair.AllocateBurst(lent.AsSpan(0, due));
@@ -93,9 +94,9 @@ internal static class LatencyRunner
 
                 sent += queued;
                 recordedSent += stamp >= recordFrom ? queued : 0;
-                if (period != 0)
+                if (period != 0 && queued > 0)
                 {
-                    nextSend += queued * period;
+                    nextSend = Math.Max(nextSend + period, now);
                 }
             }
 
