@@ -47,6 +47,21 @@ internal sealed class InstanceLock : IDisposable
         }
     }
 
-    /// <summary>Releases the lock (the file stays: removing it would race with a process opening it).</summary>
-    public void Dispose() => _file.Dispose();
+    /// <summary>
+    /// Removes the file and releases the lock, so a stopped instance leaves nothing in the directory. A process that
+    /// opened the file just before the removal fails to lock it and says the instance is running, which it was.
+    /// </summary>
+    public void Dispose()
+    {
+        try
+        {
+            File.Delete(_file.Name);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The lock is released below either way; the empty file is harmless.
+        }
+
+        _file.Dispose();
+    }
 }
