@@ -19,9 +19,9 @@ namespace VirtioNet.IntegrationTests.Up;
 [Trait("Peer", "Kernel")]
 public sealed class UpRestartTests
 {
-    private const int TransferBytes = 24 << 20;
+    internal const int TransferBytes = 24 << 20;
 
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(300);
+    internal static readonly TimeSpan Timeout = TimeSpan.FromSeconds(300);
 
     [Fact]
     public void AKernelTcpTransferCompletesWithItsHashIntactAcrossTwoSigkillsOfTheDriver()
@@ -39,71 +39,12 @@ public sealed class UpRestartTests
             Assert.NotEqual(0, second.ExitCode);
             Assert.Contains($"machine '{machine.Name}' already has a driver (pid {up.ProcessId})", second.StandardError, StringComparison.Ordinal);
 
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            long received = 0;
-            Task<string> receiving = Task.Run(() =>
-            {
-                using Socket socket = listener.AcceptSocket();
-                socket.ReceiveTimeout = (int)Timeout.TotalMilliseconds;
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                byte[] buffer = new byte[256 << 10];
-                int n;
-                while ((n = socket.Receive(buffer)) > 0)
-                {
-                    hash.AppendData(buffer, 0, n);
-                    Interlocked.Add(ref received, n);
-                }
-
-                return Convert.ToHexStringLower(hash.GetHashAndReset());
-            });
-
             // The kernel in the namespace sends to the host's loopback through QEMU's user network (10.0.2.2).
-            Task<string> sending = ns.Run(() =>
-            {
-                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                socket.SendTimeout = (int)Timeout.TotalMilliseconds;
-                socket.Connect(IPAddress.Parse("10.0.2.2"), port);
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                var random = new Random(TransferBytes);
-                byte[] chunk = new byte[256 << 10];
-                for (int sent = 0; sent < TransferBytes; sent += chunk.Length)
-                {
-                    random.NextBytes(chunk);
-                    hash.AppendData(chunk);
-                    socket.Send(chunk);
-                }
-
-                socket.Shutdown(SocketShutdown.Send);
-                return Convert.ToHexStringLower(hash.GetHashAndReset());
-            });
-
-            var report = new List<string>();
-            for (int kill = 1; kill <= 2; kill++)
-            {
-                long mark = kill * (long)TransferBytes / 3;
-                Assert.True(WaitFor(() => Interlocked.Read(ref received) >= mark || sending.IsFaulted || receiving.IsFaulted, Timeout),
-                    $"The transfer did not reach {mark} bytes before kill {kill} (received {Interlocked.Read(ref received)}):\n{up.Log}");
-                Assert.False(sending.IsFaulted || receiving.IsFaulted, $"The transfer failed before kill {kill}: {sending.Exception?.Message}{receiving.Exception?.Message}");
-
-                var clock = Stopwatch.StartNew();
-                up.KillHard();
-                long atKill = Interlocked.Read(ref received);
-                up.Dispose();
-                up = UpProcess.Start(arguments);
-                TimeSpan serving = clock.Elapsed;
-                Assert.True(WaitFor(() => Interlocked.Read(ref received) > atKill + (64 << 10), Timeout), $"No data arrived after restart {kill}:\n{up.Log}");
-                TimeSpan flowing = clock.Elapsed;
-                Assert.Contains("adopted TAP " + tap, up.Log, StringComparison.Ordinal);
-                report.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"kill {kill} at {atKill} bytes: new driver carries traffic after {serving.TotalMilliseconds:0} ms, data flowing again after {flowing.TotalMilliseconds:0} ms"));
-            }
-
-            (string sent, string got) = Finish(sending, receiving, up);
-            Assert.Equal(sent, got);
-            Assert.Equal(TransferBytes, Interlocked.Read(ref received));
-            WriteReport(report);
+            WatchedTcpTransfer transfer = WatchedTcpTransfer.Start(Task.Run, IPAddress.Loopback, ns.Run, IPAddress.Parse("10.0.2.2"), TransferBytes, Timeout);
+            WriteReport("QEMU riscv64 virt (vnet machine start), user network", KillTwice(transfer, ref up, arguments, tap));
+            (string sent, string received) = transfer.Finish(Timeout, () => up.Log);
+            Assert.Equal(sent, received);
+            Assert.Equal(TransferBytes, transfer.Received);
 
             Assert.Equal(0, up.Stop());
             Assert.Contains("stopped; TAP removed", up.Log, StringComparison.Ordinal);
@@ -192,31 +133,41 @@ public sealed class UpRestartTests
         Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
     }
 
-    private static (string Sent, string Received) Finish(Task<string> sending, Task<string> receiving, UpProcess up)
+    // Kills the driver with SIGKILL at a third and at two thirds of the transfer and starts it again with the same
+    // arguments; returns, per kill, the time until the new driver carried traffic and until data flowed again.
+    internal static List<string> KillTwice(WatchedTcpTransfer transfer, ref UpProcess up, string[] arguments, string tap)
     {
-        Assert.True(Task.WaitAll([sending, receiving], Timeout), $"The transfer did not finish within {Timeout.TotalSeconds} s:\n{up.Log}");
-        return (sending.Result, receiving.Result);
-    }
-
-    private static bool WaitFor(Func<bool> condition, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
+        var report = new List<string>();
+        for (int kill = 1; kill <= 2; kill++)
         {
-            if (clock.Elapsed > timeout)
-            {
-                return false;
-            }
+            long mark = kill * (long)transfer.Bytes / 3;
+            UpProcess current = up;
+            Assert.True(WatchedTcpTransfer.WaitFor(() => transfer.Received >= mark || transfer.Failed, Timeout),
+                $"The transfer did not reach {mark} bytes before kill {kill} (received {transfer.Received}):\n{current.Log}");
+            Assert.False(transfer.Failed, $"The transfer failed before kill {kill}: {transfer.Failure}");
 
-            Thread.Sleep(10);
+            var clock = Stopwatch.StartNew();
+            up.KillHard();
+            long atKill = transfer.Received;
+            up.Dispose();
+            up = UpProcess.Start(arguments);
+            TimeSpan serving = clock.Elapsed;
+            current = up;
+            Assert.True(WatchedTcpTransfer.WaitFor(() => transfer.Received > atKill + (64 << 10) || transfer.Failed, Timeout), $"No data arrived after restart {kill}:\n{current.Log}");
+            Assert.False(transfer.Failed, $"The transfer failed after restart {kill}: {transfer.Failure}");
+            TimeSpan flowing = clock.Elapsed;
+            Assert.Contains("adopted TAP " + tap, up.Log, StringComparison.Ordinal);
+            report.Add(string.Create(CultureInfo.InvariantCulture,
+                $"kill {kill} at {atKill} of {transfer.Bytes} bytes: the new driver carried traffic after {serving.TotalMilliseconds:0} ms, data flowed again after {flowing.TotalMilliseconds:0} ms"));
         }
 
-        return true;
+        return report;
     }
 
     // The restart timings go to the test's output and, when VNET_RESTART_REPORT names a file, there (docs/RELIABILITY.md).
-    private static void WriteReport(List<string> lines)
+    internal static void WriteReport(string topology, List<string> lines)
     {
+        lines = [.. lines.Select(l => $"{topology}: {l}")];
         foreach (string line in lines)
         {
             TestContext.Current.TestOutputHelper?.WriteLine(line);
