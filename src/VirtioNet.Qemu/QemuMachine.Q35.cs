@@ -115,8 +115,7 @@ public sealed partial class QemuMachine
 
         ulong ramSize = (ulong)Options.MemoryMiB * 1024 * 1024;
         _ram = GuestRam.Map(_shmPath!, 0, ramSize);
-        File.Delete(_shmPath!);
-        DeleteTemporaryDirectory();
+        ReleaseFiles();
 
         _monitor!.Handshake();
 

@@ -116,10 +116,10 @@ public sealed partial class QemuMachine : IDisposable
     public string CommandLine { get; private set; } = string.Empty;
 
     /// <summary>QEMU's process id.</summary>
-    public int ProcessId => _process?.Id ?? 0;
+    public int ProcessId => _process?.Id ?? _detached?.ProcessId ?? 0;
 
     /// <summary>True once QEMU has exited (killed by <see cref="Dispose"/>, crashed, or killed from outside).</summary>
-    public bool HasExited => _process?.HasExited ?? true;
+    public bool HasExited => _process?.HasExited ?? (_detached is null || !IsRunning(_detached));
 
     /// <summary>The qtest connection: register and memory access, interrupt interception.</summary>
     public QtestClient Qtest => _qtest ?? throw NotStarted();
@@ -164,10 +164,7 @@ public sealed partial class QemuMachine : IDisposable
 
         // x86_64 q35: the options a q35 machine cannot honour fail here, before anything starts (QemuMachine.Q35.cs).
         ValidateForMachine(options);
-        string qemu = ResolveExecutable(options.QemuPath)
-            ?? throw new VirtioException(
-                VirtioErrorReason.PlatformFailure,
-                $"QEMU not found: '{options.QemuPath}' is not on PATH. Install it with: apt-get install {(options.Machine == QemuMachineKind.X86Q35 ? "qemu-system-x86" : "qemu-system-misc")}");
+        string qemu = RequireQemu(options);
         string setpriv = ResolveExecutable("setpriv")
             ?? throw new VirtioException(
                 VirtioErrorReason.PlatformFailure,
@@ -296,7 +293,12 @@ public sealed partial class QemuMachine : IDisposable
         _monitor = new QemuMonitor(qmp, DescribeDeath, Options.CommandTimeout);
         _qtestListener.Dispose();
         _qmpListener.Dispose();
+        FinishConnect(deadline, cancellationToken);
+    }
 
+    // Both connections are up: waits for the machine to exist, maps guest RAM and sets the DMA range.
+    private void FinishConnect(Stopwatch deadline, CancellationToken cancellationToken)
+    {
         // The first reply means the machine exists: RAM file created, PARK and device tree loaded, reset done.
         TimeSpan remaining = Options.StartTimeout - deadline.Elapsed;
         if (Options.Machine == QemuMachineKind.X86Q35)
@@ -306,15 +308,14 @@ public sealed partial class QemuMachine : IDisposable
             return;
         }
 
-        ulong deviceTree = _qtest.ReadQ(BootRomDeviceTreePointer, remaining > TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1));
+        ulong deviceTree = _qtest!.ReadQ(BootRomDeviceTreePointer, remaining > TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1));
         cancellationToken.ThrowIfCancellationRequested();
 
         ulong ramSize = (ulong)Options.MemoryMiB * 1024 * 1024;
-        _ram = GuestRam.Map(_shmPath, RamBase, ramSize);
-        File.Delete(_shmPath);
-        DeleteTemporaryDirectory();
+        _ram = GuestRam.Map(_shmPath!, RamBase, ramSize);
+        ReleaseFiles();
 
-        _monitor.Handshake();
+        _monitor!.Handshake();
 
         if (!_ram.Contains(deviceTree, 1))
         {
@@ -328,6 +329,12 @@ public sealed partial class QemuMachine : IDisposable
         ulong dmaEnd = (deviceTree & ~(MiB - 1)) - MiB;
         _allocator = new GuestRamAllocator(_ram, DmaBase, dmaEnd);
     }
+
+    private static string RequireQemu(QemuMachineOptions options) =>
+        ResolveExecutable(options.QemuPath)
+            ?? throw new VirtioException(
+                VirtioErrorReason.PlatformFailure,
+                $"QEMU not found: '{options.QemuPath}' is not on PATH. Install it with: apt-get install {(options.Machine == QemuMachineKind.X86Q35 ? "qemu-system-x86" : "qemu-system-misc")}");
 
     private List<string> BuildArguments(string qemu, string park, string qtestSocket, string qmpSocket)
     {
@@ -412,7 +419,9 @@ public sealed partial class QemuMachine : IDisposable
     }
 
     private string DescribeDeath() =>
-        Volatile.Read(ref _disposed) != 0 ? "The QEMU machine was disposed." : _process!.DescribeExit(TimeSpan.FromSeconds(2));
+        Volatile.Read(ref _disposed) != 0 ? "The QEMU machine was disposed."
+        : _process is not null ? _process.DescribeExit(TimeSpan.FromSeconds(2))
+        : DescribeDetachedDeath();
 
     private void DisposeCore(bool processExiting)
     {
@@ -446,12 +455,25 @@ public sealed partial class QemuMachine : IDisposable
             }
         }
 
-        if (_shmPath is not null)
+        // A detached machine's RAM file and directory belong to the machine, not to this driver.
+        if (_shmPath is not null && _detached is null)
         {
             TryDelete(() => File.Delete(_shmPath));
         }
 
         DeleteTemporaryDirectory();
+        _driverLock?.Dispose();
+    }
+
+    // Once RAM is mapped, the RAM file and the directory of a machine this process started go at once (no crash leaves
+    // them); those of a detached machine stay for the next driver.
+    private void ReleaseFiles()
+    {
+        if (_detached is null)
+        {
+            File.Delete(_shmPath!);
+            DeleteTemporaryDirectory();
+        }
     }
 
     private void DeleteTemporaryDirectory()

@@ -34,9 +34,40 @@ public sealed partial class RiscvVirtBoard : IQemuBoard
     public IDmaAllocator Dma => Machine.DmaAllocator;
 
     /// <summary>Starts QEMU and discovers the virtio-mmio slots. QEMU is stopped again if discovery fails.</summary>
-    public static RiscvVirtBoard Start(QemuMachineOptions options, CancellationToken cancellationToken = default)
+    public static RiscvVirtBoard Start(QemuMachineOptions options, CancellationToken cancellationToken = default) =>
+        Discover(QemuMachine.Start(options, cancellationToken));
+
+    /// <summary>
+    /// Drives a machine started earlier with <see cref="QemuMachine.Launch"/> (<paramref name="options"/> as it was launched
+    /// with), as a kernel booting on it would: the device tree read again and every virtio-mmio network device reset
+    /// (status 0), so the rings of a driver that died are forgotten before anything is written to guest RAM. Disposing the
+    /// board leaves QEMU running.
+    /// </summary>
+    public static RiscvVirtBoard Attach(QemuMachineOptions options, DetachedQemuMachine detached, CancellationToken cancellationToken = default)
     {
-        QemuMachine machine = QemuMachine.Start(options, cancellationToken);
+        RiscvVirtBoard board = Discover(QemuMachine.Attach(options, detached, cancellationToken));
+        try
+        {
+            foreach (VirtioMmioSlot slot in board.Slots)
+            {
+                var transport = new VirtioMmioTransport(board.Machine.OpenRegisterWindow(slot.BaseAddress, slot.Length), slot.BaseAddress, null);
+                if (transport.DeviceId == VirtioDeviceTypes.Network)
+                {
+                    VirtioDeviceInitializer.Reset(transport);
+                }
+            }
+
+            return board;
+        }
+        catch
+        {
+            board.Dispose();
+            throw;
+        }
+    }
+
+    private static RiscvVirtBoard Discover(QemuMachine machine)
+    {
         try
         {
             FlattenedDeviceTree tree = FlattenedDeviceTree.Parse(machine.ReadDeviceTree());

@@ -48,7 +48,22 @@ public sealed partial class X86Q35Board : IQemuBoard
     public static X86Q35Board Start(QemuMachineOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        QemuMachine machine = QemuMachine.Start(options with { Machine = QemuMachineKind.X86Q35 }, cancellationToken);
+        return BringUp(QemuMachine.Start(options with { Machine = QemuMachineKind.X86Q35 }, cancellationToken));
+    }
+
+    /// <summary>
+    /// Drives a q35 machine started earlier with <see cref="QemuMachine.Launch"/> (<paramref name="options"/> as it was
+    /// launched with): the chipset set up again as at <see cref="Start"/> (the same values, so a second time changes
+    /// nothing); the net device is reset when it is opened. Disposing the board leaves QEMU running.
+    /// </summary>
+    public static X86Q35Board Attach(QemuMachineOptions options, DetachedQemuMachine detached, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return BringUp(QemuMachine.Attach(options with { Machine = QemuMachineKind.X86Q35 }, detached, cancellationToken));
+    }
+
+    private static X86Q35Board BringUp(QemuMachine machine)
+    {
         try
         {
             var board = new X86Q35Board(machine);

@@ -9,9 +9,10 @@ namespace VirtioNet.Service;
 /// segmentation requests cross between the kernel and the device without a software step.
 /// </summary>
 /// <remarks>
-/// The TAP is not persistent: closing the last queue's descriptor removes the interface, so a process that dies leaves
-/// nothing behind. A TAP that outlives its process (for a restart that keeps the kernel's addresses and sockets) would
-/// set TUNSETPERSIST here and be adopted by name; the queues, offloads and carrier below do not change for it.
+/// A TAP is removed by the kernel when its last queue's descriptor closes, unless it is persistent
+/// (<see cref="SetPersistent"/>): then it outlives the process with its addresses, routes and sockets, and a later
+/// <see cref="Create"/> with <c>adopt</c> attaches new queues to it (<see cref="PersistentTap"/> decides when that is
+/// allowed). The queues, offloads and carrier below are the same either way.
 /// </remarks>
 internal sealed class TapInterface : IDisposable
 {
@@ -58,9 +59,10 @@ internal sealed class TapInterface : IDisposable
 
     /// <summary>
     /// Creates the TAP named <paramref name="name"/> with <paramref name="queues"/> queues in <paramref name="netns"/>.
-    /// An existing interface of that name is refused (IFF_TUN_EXCL), never taken over.
+    /// An existing interface of that name is refused (IFF_TUN_EXCL), never taken over, unless <paramref name="adopt"/>
+    /// says the caller has checked it is a persistent TAP nobody serves: then the queues are attached to it.
     /// </summary>
-    public static TapInterface Create(string name, string? netns, int queues, int headerLength)
+    public static TapInterface Create(string name, string? netns, int queues, int headerLength, bool adopt = false)
     {
         CheckName(name);
         if (!File.Exists("/dev/net/tun"))
@@ -75,7 +77,7 @@ internal sealed class TapInterface : IDisposable
             {
                 for (int i = 0; i < queues; i++)
                 {
-                    opened.Add(TapQueue.Open(name, i, exclusive: i == 0, headerLength));
+                    opened.Add(TapQueue.Open(name, i, exclusive: i == 0 && !adopt, headerLength));
                 }
 
                 uint index = Interop.Tun.NameToIndex(name);
@@ -103,6 +105,12 @@ internal sealed class TapInterface : IDisposable
     /// kernel segments anything else itself before it reaches the TAP.
     /// </summary>
     public void SetOffloads(uint flags) => _queues[0].Ioctl(Interop.Tun.TUNSETOFFLOAD, flags, "TUNSETOFFLOAD");
+
+    /// <summary>
+    /// TUNSETPERSIST: with true the interface outlives its queues (the process dies, the kernel keeps the interface, its
+    /// addresses and routes); with false closing the last queue removes it again.
+    /// </summary>
+    public void SetPersistent(bool persistent) => _queues[0].Ioctl(Interop.Tun.TUNSETPERSIST, persistent ? 1u : 0u, "TUNSETPERSIST");
 
     /// <summary>TUNSETCARRIER: the interface shows NO-CARRIER while the device's link is down.</summary>
     public unsafe void SetCarrier(bool up)

@@ -19,8 +19,11 @@ internal static class TapService
     // The loopback interface's index in every network namespace.
     private const uint LoopbackIndex = 1;
 
-    /// <summary>Checks what can be checked before a device is started: the TUN driver, the name, the namespace, and that the name is free.</summary>
-    public static void Preflight(TapServiceOptions options)
+    /// <summary>
+    /// Checks what can be checked before a device is started: the TUN driver, the name, the namespace, and that the name
+    /// is free or held by a TAP a dead instance left (then the options come back with <see cref="TapServiceOptions.Adopt"/>).
+    /// </summary>
+    public static TapServiceOptions Preflight(TapServiceOptions options)
     {
         TapInterface.CheckName(options.TapName);
         if (!File.Exists("/dev/net/tun"))
@@ -45,13 +48,15 @@ internal static class TapService
                 throw new ServiceException($"network namespace '{netns}' does not exist (create it with 'ip netns add {netns}', or give --exec to have it made and removed)");
             }
 
-            return;
+            return options;
         }
 
-        if (NamespaceThread.Run(options.Namespace, () => Interop.Tun.NameToIndex(options.TapName)) != 0)
+        return PersistentTap.Find(options.TapName, options.Namespace, out string holder) switch
         {
-            throw new ServiceException($"interface name '{options.TapName}' is already taken{(options.Namespace is null ? "" : $" in namespace {options.Namespace}")}");
-        }
+            PersistentTap.Holder.Nobody => options,
+            PersistentTap.Holder.Orphan => options with { Adopt = true },
+            _ => throw new ServiceException($"interface name '{options.TapName}' is already taken{(options.Namespace is null ? "" : $" in namespace {options.Namespace}")} ({holder})"),
+        };
     }
 
     /// <summary>
@@ -85,10 +90,65 @@ internal static class TapService
         }
     }
 
+    // The TAP is persistent while the service runs, so that if this process dies the kernel keeps the interface (its
+    // addresses, routes and sockets) for the next instance to adopt. A requested stop removes it unless Keep says not to;
+    // a failure after the interface carried traffic leaves it for a restart; a failure before removes it.
     private static int Serve(DeviceLink link, TapServiceOptions options, Action<string> log, CancellationToken cancellationToken)
     {
+        using TapInterface tap = TapInterface.Create(options.TapName, options.Namespace, link.Pairs, link.HeaderLength, options.Adopt);
+        string instance = options.InstanceName ?? tap.Name;
+        tap.SetPersistent(true);
+        if (options.ControlDirectory is { } directory)
+        {
+            PersistentTap.WriteRecord(directory, instance, tap.Name, options.Namespace);
+        }
+
+        if (options.Adopt)
+        {
+            log($"adopted TAP {tap.Name}, left by an instance that died: the kernel kept its addresses, routes and sockets");
+        }
+
+        bool served = false;
+        bool stopped = false;
+        try
+        {
+            int exitCode = ServeTap(link, tap, options, () => served = true, log, cancellationToken);
+            stopped = true;
+            return exitCode;
+        }
+        finally
+        {
+            if (options.Keep || (served && !stopped))
+            {
+                log($"TAP {tap.Name} kept (a new vnet up --tap {tap.Name} adopts it; vnet down {instance} removes it)");
+            }
+            else
+            {
+                RemoveOnClose(tap, options, instance);
+            }
+        }
+    }
+
+    private static void RemoveOnClose(TapInterface tap, TapServiceOptions options, string instance)
+    {
+        try
+        {
+            tap.SetPersistent(false);
+        }
+        catch (ServiceException)
+        {
+            // The queues close next either way; a TAP that stays persistent is found and adopted or removed later.
+        }
+
+        if (options.ControlDirectory is { } directory)
+        {
+            PersistentTap.DeleteRecord(directory, instance);
+        }
+    }
+
+    private static int ServeTap(DeviceLink link, TapInterface tap, TapServiceOptions options, Action serving, Action<string> log, CancellationToken cancellationToken)
+    {
         string where = options.Namespace is null ? "" : $" in namespace {options.Namespace}";
-        using TapInterface tap = TapInterface.Create(options.TapName, options.Namespace, link.Pairs, link.HeaderLength);
         SetOffloads(tap, options.Offloads, log);
         using RouteNetlink netlink = RouteNetlink.Open(options.Namespace);
         byte[] mac = link.MacAddress;
@@ -110,7 +170,11 @@ internal static class TapService
             log($"link {(up ? "up" : "down")}{(announce ? " (the device asked for an announcement)" : "")}: carrier {(up ? "on" : "off")}");
         };
 
-        if (options.Dhcp)
+        if (options.Dhcp && options.Adopt)
+        {
+            log("DHCP skipped: the adopted interface kept its address and routes");
+        }
+        else if (options.Dhcp)
         {
             DhcpLease lease = link.AcquireLease(cancellationToken);
             int prefix = BitOperations.PopCount(BinaryPrimitives.ReadUInt32BigEndian(lease.SubnetMask.GetAddressBytes()));
@@ -154,6 +218,7 @@ internal static class TapService
                 log($"control socket {control.SocketPath}");
             }
 
+            serving();
             log($"{tap.Name} carries traffic{where} (Ctrl-C or SIGTERM to stop)");
             int exitCode = options.Exec is { } command ? RunCommand(command, options.Namespace, log, stopping.Token) : WaitForStop(stopping.Token);
             stopping.Cancel();

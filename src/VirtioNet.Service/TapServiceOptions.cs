@@ -3,7 +3,7 @@ namespace VirtioNet.Service;
 /// <summary>What <see cref="TapService"/> is asked to serve, checked by <see cref="TapService.Preflight"/> before a device starts.</summary>
 internal sealed record TapServiceOptions
 {
-    /// <summary>The TAP interface's name (at most 15 bytes); it must not exist yet.</summary>
+    /// <summary>The TAP interface's name (at most 15 bytes); it must not exist yet, or be a TAP a dead instance left.</summary>
     public required string TapName { get; init; }
 
     /// <summary>The network namespace the TAP is made in (<c>ip netns</c> name); null for the caller's own.</summary>
@@ -26,6 +26,12 @@ internal sealed record TapServiceOptions
 
     /// <summary>The directory of the control socket (<c>NAME.sock</c>, mode 0600); null: no control socket.</summary>
     public string? ControlDirectory { get; init; }
+
+    /// <summary>Leave the (persistent) TAP in place at a clean stop too, for a planned restart; <c>vnet down NAME</c> removes it.</summary>
+    public bool Keep { get; init; }
+
+    /// <summary>Set by <see cref="TapService.Preflight"/>: the name is held by a TAP a dead instance left, which this one attaches to.</summary>
+    public bool Adopt { get; init; }
 
     /// <summary>A shell command to run in the namespace once the interface carries traffic; the service ends with it and returns its exit code.</summary>
     public string? Exec { get; init; }

@@ -8,6 +8,28 @@ internal static class Boards
 {
     public static IQemuBoard Start(MachineSettings settings, CancellationToken cancellationToken)
     {
+        QemuMachineOptions options = CreateOptions(settings);
+        string what = settings.Machine == QemuMachineKind.X86Q35 ? "x86_64 q35" : "riscv64 virt";
+        Log.Info($"starting QEMU {what} ({settings.TransportName}{(settings.DeviceOptions.Length > 0 ? ", " + settings.DeviceOptions : "")})");
+        IQemuBoard board = settings.Machine == QemuMachineKind.X86Q35
+            ? X86Q35Board.Start(options, cancellationToken)
+            : RiscvVirtBoard.Start(options, cancellationToken);
+        return Ready(board, settings);
+    }
+
+    /// <summary>Drives a machine started earlier by <c>vnet machine start</c>; its net device is reset before use.</summary>
+    public static IQemuBoard Attach(MachineSettings settings, DetachedQemuMachine detached, CancellationToken cancellationToken)
+    {
+        QemuMachineOptions options = CreateOptions(settings);
+        Log.Info($"attaching to QEMU pid {detached.ProcessId} ({settings.MachineName}, {settings.TransportName})");
+        IQemuBoard board = settings.Machine == QemuMachineKind.X86Q35
+            ? X86Q35Board.Attach(options, detached, cancellationToken)
+            : RiscvVirtBoard.Attach(options, detached, cancellationToken);
+        return Ready(board, settings);
+    }
+
+    public static QemuMachineOptions CreateOptions(MachineSettings settings)
+    {
         QemuMachineOptions options;
         try
         {
@@ -41,11 +63,11 @@ internal static class Boards
             throw new CliException($"--device-opts or --qemu: {e.Message}", e);
         }
 
-        string what = settings.Machine == QemuMachineKind.X86Q35 ? "x86_64 q35" : "riscv64 virt";
-        Log.Info($"starting QEMU {what} ({settings.TransportName}{(settings.DeviceOptions.Length > 0 ? ", " + settings.DeviceOptions : "")})");
-        IQemuBoard board = settings.Machine == QemuMachineKind.X86Q35
-            ? X86Q35Board.Start(options, cancellationToken)
-            : RiscvVirtBoard.Start(options, cancellationToken);
+        return options;
+    }
+
+    private static IQemuBoard Ready(IQemuBoard board, MachineSettings settings)
+    {
         board.PciInterruptMode = settings.PciInterrupts switch
         {
             "msix" => VirtioPciInterruptMode.MsixShared,

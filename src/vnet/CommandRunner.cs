@@ -21,11 +21,17 @@ internal static class CommandRunner
         command.SetAction((result, cancellationToken) => Task.FromResult(Run(result, body, cancellationToken)));
     }
 
-    private static int Run(ParseResult result, Func<MachineSettings, ParseResult, CancellationToken, int> body, CancellationToken cancellationToken)
+    /// <summary>For commands without the machine options (they drive no device of their own).</summary>
+    public static void SetAction(Command command, Func<ParseResult, CancellationToken, int> body)
+    {
+        command.SetAction((result, cancellationToken) => Task.FromResult(Run(result, (_, r, c) => body(r, c), cancellationToken, readSettings: false)));
+    }
+
+    private static int Run(ParseResult result, Func<MachineSettings, ParseResult, CancellationToken, int> body, CancellationToken cancellationToken, bool readSettings = true)
     {
         try
         {
-            MachineSettings settings = CommonOptions.Read(result);
+            MachineSettings settings = readSettings ? CommonOptions.Read(result) : null!;
             return body(settings, result, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -33,11 +33,17 @@ internal static class UpCommand
 
     private static readonly Option<string> Netdev = new("--netdev") { Description = "QEMU's network backend for the device: user (QEMU's user network, 10.0.2.0/24), tap=IFNAME (an existing or new host TAP), socket=OPTIONS (-netdev socket,OPTIONS).", DefaultValueFactory = _ => "user" };
 
+    private static readonly Option<string?> MachineName = new("--machine-name") { Description = "Drive the QEMU machine 'vnet machine start NAME' started (it outlives this process: a new vnet up attaches to it again)." };
+
+    private static readonly Option<bool> Keep = new("--keep") { Description = "Keep the TAP at a clean stop too (for a planned restart); 'vnet down NAME' removes it." };
+
+    private static readonly Option<bool> Supervise = new("--supervise") { Description = "Run the service as a worker process and start it again whenever it dies (with backoff); SIGINT and SIGTERM are passed on." };
+
     public static Command Create()
     {
         var command = new Command("up", "Serve the device to the kernel as a TAP interface until Ctrl-C or SIGTERM (or until --exec's command ends).");
         Offloads.AcceptOnlyFromAmong("on", "off");
-        foreach (Option option in new Option[] { Name, Tap, Netns, NetDeviceSession.Queues, Dhcp, Offloads, Exec, LinkTimeout, VhostUser, VhostUserClient, Netdev })
+        foreach (Option option in new Option[] { Name, Tap, Netns, NetDeviceSession.Queues, Dhcp, Offloads, Exec, LinkTimeout, VhostUser, VhostUserClient, Netdev, MachineName, Keep, Supervise })
         {
             command.Options.Add(option);
         }
@@ -49,6 +55,11 @@ internal static class UpCommand
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
+        if (result.GetValue(Supervise))
+        {
+            return Supervisor.Run(result.GetValue(Exec) is null, cancellationToken);
+        }
+
         int queues = NetDeviceSession.ReadQueues(result);
         double linkTimeout = result.GetValue(LinkTimeout);
         if (linkTimeout is <= 0 or > 3600 || double.IsNaN(linkTimeout))
@@ -66,6 +77,7 @@ internal static class UpCommand
             Offloads = result.GetValue(Offloads) != "off",
             LinkTimeout = TimeSpan.FromSeconds(linkTimeout),
             Exec = exec,
+            Keep = result.GetValue(Keep),
         };
         string instance = result.GetValue(Name) ?? options.TapName;
         options = options with { InstanceName = instance, ControlDirectory = ControlServer.DefaultDirectory };
@@ -75,14 +87,20 @@ internal static class UpCommand
             throw new CliException("--vhost-user-client needs --vhost-user PATH.");
         }
 
-        if (vhostUser is null)
+        MachineRecord? machine = null;
+        if (result.GetValue(MachineName) is { } machineName)
+        {
+            machine = AttachableMachine(machineName, vhostUser);
+        }
+        else if (vhostUser is null)
         {
             settings = settings with { Netdev = QemuNetdev(result.GetValue(Netdev) ?? "user", queues), DeviceOptions = queues > 1 ? Join(settings.DeviceOptions, "mq=on") : settings.DeviceOptions };
         }
 
         try
         {
-            TapService.Preflight(options);
+            using InstanceLock instanceLock = InstanceLock.Acquire(ControlServer.DefaultDirectory, instance);
+            options = TapService.Preflight(options);
             var netOptions = new VirtioNetOptions { OperationMode = settings.Mode, QueuePairs = queues };
             Log.Info($"{instance}: starting");
             if (vhostUser is not null)
@@ -100,7 +118,9 @@ internal static class UpCommand
                 return Serve(session.Device, options, cancellationToken);
             }
 
-            using IQemuBoard board = Boards.Start(settings, cancellationToken);
+            using IQemuBoard board = machine is null
+                ? Boards.Start(settings, cancellationToken)
+                : Boards.Attach(machine.Settings with { Mode = settings.Mode }, machine.Detached, cancellationToken);
             using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, netOptions);
             return Serve(net, options, cancellationToken);
         }
@@ -113,12 +133,35 @@ internal static class UpCommand
     private static int Serve(VirtioNetDevice device, TapServiceOptions options, CancellationToken cancellationToken)
     {
         int exitCode = TapService.Run(new DeviceLink(device), options, Log.Info, cancellationToken);
-        Log.Info("stopped; TAP removed");
+        Log.Info(options.Keep ? "stopped; TAP kept" : "stopped; TAP removed");
         return exitCode;
     }
 
+    // --machine-name: the machine must be recorded and its QEMU running; the driver lock (taken when attaching) says
+    // whether another vnet up drives it.
+    private static MachineRecord AttachableMachine(string name, string? vhostUser)
+    {
+        if (vhostUser is not null)
+        {
+            throw new CliException("--machine-name and --vhost-user name two different devices: give one.");
+        }
+
+        MachineRecord machine = MachineRecord.Find(name) ?? throw new CliException($"no machine named '{name}' (start one with 'vnet machine start {name}')");
+        if (!QemuMachine.IsRunning(machine.Detached))
+        {
+            throw new CliException($"machine '{name}' is not running (its QEMU pid {machine.Detached.ProcessId} exited; 'vnet machine stop {name}' removes its record)");
+        }
+
+        if (QemuMachine.FindDriver(machine.Detached) is { } driver)
+        {
+            throw new CliException($"machine '{name}' already has a driver (pid {driver})");
+        }
+
+        return machine;
+    }
+
     // --netdev as QEMU's -netdev argument; a TAP backend gets a vnet header (so QEMU offers offloads) and the queues.
-    private static string QemuNetdev(string value, int queues)
+    internal static string QemuNetdev(string value, int queues)
     {
         if (value == "user")
         {

@@ -77,6 +77,40 @@ internal sealed class UpProcess : IDisposable
         }
     }
 
+    /// <summary>The process id of the vnet up process.</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>Kills the process with SIGKILL, as a crash would (nothing of its own runs), and waits for it to be gone.</summary>
+    public void KillHard()
+    {
+        _process.Kill(entireProcessTree: false);
+        Assert.True(_process.WaitForExit(TimeSpan.FromSeconds(30)), "vnet up did not die of SIGKILL within 30 s.");
+    }
+
+    /// <summary>Waits until the log holds <paramref name="text"/> at least <paramref name="count"/> times; false on timeout.</summary>
+    public bool WaitForLog(string text, int count, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            string log = Log;
+            int found = 0;
+            for (int at = log.IndexOf(text, StringComparison.Ordinal); at >= 0; at = log.IndexOf(text, at + text.Length, StringComparison.Ordinal))
+            {
+                found++;
+            }
+
+            if (found >= count)
+            {
+                return true;
+            }
+
+            Thread.Sleep(20);
+        }
+
+        return false;
+    }
+
     /// <summary>Sends SIGTERM and waits for the exit; returns the exit code.</summary>
     public int Stop()
     {

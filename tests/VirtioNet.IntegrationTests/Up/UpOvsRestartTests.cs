@@ -1,0 +1,57 @@
+using System.Net;
+using System.Security.Cryptography;
+using VirtioNet.IntegrationTests.Tap;
+using VirtioNet.IntegrationTests.VhostUser;
+using Xunit;
+
+namespace VirtioNet.IntegrationTests.Up;
+
+/// <summary>
+/// Restart without data loss on Open vSwitch-DPDK: two <c>vnet up</c> on one bridge (dpdkvhostuser ports: OVS listens,
+/// each driver connects), a kernel TCP stream from one namespace to the other, and the sending side's driver killed
+/// with SIGKILL twice in the middle of it. The TAP outlives the driver, the restarted driver connects to the same OVS
+/// port and adopts the TAP, and the stream completes with its SHA-256 intact.
+/// </summary>
+[Trait("Peer", "Ovs")]
+[Trait("Peer", "Kernel")]
+public sealed class UpOvsRestartTests
+{
+    [Fact]
+    public void AKernelTcpTransferAcrossAnOvsBridgeCompletesWithItsHashIntactAcrossTwoSigkillsOfOneDriver()
+    {
+        KernelPeerRequirement.EnsureAvailable();
+        using OvsDpdkSwitch ovs = OvsDpdkSwitch.Start();
+        string socketA = ovs.AddServerPort("vu0");
+        string socketB = ovs.AddServerPort("vu1");
+        using NetworkNamespace a = NetworkNamespace.Create();
+        using NetworkNamespace b = NetworkNamespace.Create();
+        string suffix = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+        string tapA = $"ra{suffix}";
+        string tapB = $"rb{suffix}";
+        string[] argumentsA = ["--netns", a.Name, "--tap", tapA, "--vhost-user", socketA];
+        UpProcess upA = UpProcess.Start(argumentsA);
+        try
+        {
+            using UpProcess upB = UpProcess.Start("--netns", b.Name, "--tap", tapB, "--vhost-user", socketB);
+            ovs.WaitForLinkUp("vu0", TimeSpan.FromSeconds(30));
+            ovs.WaitForLinkUp("vu1", TimeSpan.FromSeconds(30));
+            a.IpInside($"addr add {NetworkNamespace.KernelAddress}/24 dev {tapA}");
+            b.IpInside($"addr add {NetworkNamespace.DriverAddress}/24 dev {tapB}");
+            a.ExecInside($"ping -c 2 -W 5 {NetworkNamespace.DriverAddress}");
+
+            WatchedTcpTransfer transfer = WatchedTcpTransfer.Start(
+                b.Run, IPAddress.Parse(NetworkNamespace.DriverAddress), a.Run, IPAddress.Parse(NetworkNamespace.DriverAddress), UpRestartTests.TransferBytes * 4, UpRestartTests.Timeout);
+            UpRestartTests.WriteReport("Open vSwitch-DPDK (dpdkvhostuser port)", UpRestartTests.KillTwice(transfer, ref upA, argumentsA, tapA));
+            (string sent, string received) = transfer.Finish(UpRestartTests.Timeout, () => upA.Log);
+            Assert.Equal(sent, received);
+
+            Assert.Equal(0, upA.Stop());
+            Assert.Equal(0, upB.Stop());
+            Assert.DoesNotContain(tapA, a.IpInside("link show"), StringComparison.Ordinal);
+        }
+        finally
+        {
+            upA.Dispose();
+        }
+    }
+}
