@@ -10,10 +10,10 @@ namespace VirtioNet.Service;
 
 /// <summary>
 /// The service's only door into the driver library: every call the service makes on <see cref="VirtioNetDevice"/>, its
-/// queue pairs, its control plane and its burst types is in this file (the pumps' device side in <see cref="PairPort"/>), so that a change of
+/// queue pairs, its control plane and its burst types is in this file (the pumps' device side in <see cref="PairPort"/>, the verbs' reports in DeviceLink.Verbs.cs), so that a change of
 /// the driver's API is absorbed here. The rest of the service speaks of TAP queues, kernel headers and counters.
 /// </summary>
-internal sealed class DeviceLink
+internal sealed partial class DeviceLink
 {
     private readonly VirtioNetDevice _device;
 
