@@ -298,6 +298,31 @@ internal sealed partial class DeviceLink
         };
     }
 
+    /// <summary>
+    /// Notification coalescing of every receive and transmit queue (VIRTIO_NET_CTRL_NOTF_COAL_RX_SET/TX_SET), each when
+    /// given: at most <c>Frames</c> frames or <c>Microseconds</c> before the device notifies. Throws
+    /// <see cref="ServiceException"/> when the device cannot (no VIRTIO_NET_F_NOTF_COAL) or says no.
+    /// </summary>
+    public void SetCoalescing((uint Frames, uint Microseconds)? receive, (uint Frames, uint Microseconds)? transmit)
+    {
+        try
+        {
+            if (receive is { } rx)
+            {
+                _device.Control.SetReceiveCoalescing(new NotificationCoalescing(rx.Frames, rx.Microseconds));
+            }
+
+            if (transmit is { } tx)
+            {
+                _device.Control.SetTransmitCoalescing(new NotificationCoalescing(tx.Frames, tx.Microseconds));
+            }
+        }
+        catch (Exception e) when (e is VirtioException or NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            throw new ServiceException($"notification coalescing: {e.Message}", e);
+        }
+    }
+
     // 0:rx0 1:tx0 ... 2N:controlq (Ref: virtio v1.2 §5.1.2), in the names the driver's own counters use.
     private string QueueName(int queueIndex) =>
         queueIndex == _device.Control.QueueIndex ? "cvq"

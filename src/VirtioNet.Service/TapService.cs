@@ -138,7 +138,7 @@ internal static class TapService
                 {
                     Interlocked.CompareExchange(ref failure, e, null);
                     stopping.Cancel();
-                }, stopping.Token));
+                }, stopping.Token, options.BurstSize, options.PairCpus is { } cpus && queue.Index < cpus.Count ? cpus[queue.Index] : null));
             }
 
             foreach (PairPump pump in pumps)
