@@ -152,9 +152,10 @@ internal static class UpCommand
         var link = new DeviceLink(device);
         try
         {
-            link.SetCoalescing(
-                file.RxCoalesceFrames is not null || file.RxCoalesceMicroseconds is not null ? (file.RxCoalesceFrames ?? 0, file.RxCoalesceMicroseconds ?? 0) : null,
-                file.TxCoalesceFrames is not null || file.TxCoalesceMicroseconds is not null ? (file.TxCoalesceFrames ?? 0, file.TxCoalesceMicroseconds ?? 0) : null);
+            // Both 0 (the defaults) is no coalescing, which a device starts with: nothing is sent.
+            (uint, uint)? receive = (file.RxCoalesceFrames ?? 0, file.RxCoalesceMicroseconds ?? 0);
+            (uint, uint)? transmit = (file.TxCoalesceFrames ?? 0, file.TxCoalesceMicroseconds ?? 0);
+            link.SetCoalescing(receive == (0, 0) ? null : receive, transmit == (0, 0) ? null : transmit);
             int exitCode = TapService.Run(link, options, Log.Info, cancellationToken);
             Log.Info("stopped; TAP removed");
             return exitCode;
@@ -177,7 +178,7 @@ internal static class UpCommand
     private static bool Given(ParseResult result, Option option) => result.GetResult(option) is OptionResult { Implicit: false };
 
     // The machine and device settings: flags given win over the file's [device], [performance] and [platform] keys.
-    private static MachineSettings WithFile(MachineSettings settings, ParseResult result, VnetConfig file)
+    internal static MachineSettings WithFile(MachineSettings settings, ParseResult result, VnetConfig file)
     {
         string machine = Given(result, CommonOptions.Machine) ? settings.MachineName : file.Machine ?? settings.MachineName;
         string transport = Given(result, CommonOptions.Transport) ? settings.Transport : file.Transport ?? settings.Transport;

@@ -48,8 +48,9 @@ internal static class ConfigReader
             return (config, errors);
         }
 
-        // Where each key was given, for the checks across keys.
+        // Where each key was given, and which were given other than at their defaults, for the checks across keys.
         var given = new Dictionary<string, SourceSpan>(StringComparer.Ordinal);
+        var changed = new HashSet<string>(StringComparer.Ordinal);
         foreach (KeyValueSyntax item in document.KeyValues)
         {
             errors.Add(At(file, item.Span, $"'{KeyText(item.Key)}' is outside any section; keys belong in [{string.Join("], [", ConfigSchema.Sections)}]"));
@@ -80,6 +81,10 @@ internal static class ConfigReader
                 {
                     key.Apply(new ConfigValue($"[{section}] {name}", item.Value!), config);
                     given[name] = item.Span;
+                    if (item.Value!.ToString()?.Trim() != key.Default)
+                    {
+                        changed.Add(name);
+                    }
                 }
                 catch (ConfigValueException e)
                 {
@@ -88,7 +93,7 @@ internal static class ConfigReader
             }
         }
 
-        CheckAcrossKeys(config, given, file, errors);
+        CheckAcrossKeys(config, given, changed, file, errors);
         return (config, errors);
     }
 
@@ -111,7 +116,7 @@ internal static class ConfigReader
     }
 
     // Keys that each make sense alone but not together.
-    private static void CheckAcrossKeys(VnetConfig config, Dictionary<string, SourceSpan> given, string file, List<ConfigError> errors)
+    private static void CheckAcrossKeys(VnetConfig config, Dictionary<string, SourceSpan> given, HashSet<string> changed, string file, List<ConfigError> errors)
     {
         void Refuse(string key, string message) => errors.Add(At(file, given[key], message));
 
@@ -123,7 +128,7 @@ internal static class ConfigReader
             }
 
             // What only a QEMU machine has.
-            foreach (string key in QemuOnlyKeys.Where(given.ContainsKey))
+            foreach (string key in QemuOnlyKeys.Where(changed.Contains))
             {
                 Refuse(key, $"{key} sets up the QEMU machine's device; with backend = \"vhost-user\" the backend's device is used as it is");
             }
@@ -133,7 +138,7 @@ internal static class ConfigReader
                 Refuse("ring_layout", "ring_layout = \"packed\" asks QEMU's device for packed rings; a vhost-user backend offers them or not (leave it \"\", or \"split\" to withhold them)");
             }
         }
-        else if (given.ContainsKey("vhost_user_socket") || given.ContainsKey("vhost_user_listen"))
+        else if (config.VhostUserSocket is not null || config.VhostUserListen == true)
         {
             Refuse(given.ContainsKey("vhost_user_socket") ? "vhost_user_socket" : "vhost_user_listen", "vhost_user_socket and vhost_user_listen need [device] backend = \"vhost-user\"");
         }
