@@ -1,6 +1,6 @@
 using System.CommandLine;
-using VirtioNet.Cli.Offloads;
 using System.Text.Json.Nodes;
+using VirtioNet.Cli.Offloads;
 using VirtioNet.Core;
 using VirtioNet.Service;
 
