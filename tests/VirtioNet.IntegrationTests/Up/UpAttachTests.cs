@@ -60,17 +60,21 @@ public sealed class UpAttachTests
             Assert.Null(failure);
             near.IpInside($"addr add {NetworkNamespace.DriverAddress}/24 dev {tap}");
 
+            // vlan: frames tagged with id 100 pass QEMU's VLAN filter to the kernel only once the id is in the running
+            // device's table (promiscuous mode is still off: QEMU's promiscuous mode would pass every tag).
+            byte[] mac = net.MacAddress.ToArray();
+            Assert.Equal(0, TaggedFramesThrough(far, near, tap, mac, 3, TimeSpan.FromSeconds(2)));
+            JsonElement vlan = Json(Vnet("vlan", "--attach", name, "--add", "100", "--json"));
+            Assert.Equal([100], vlan.GetProperty("vlans").EnumerateArray().Select(v => v.GetInt32()));
+            Assert.Contains(100, Filter(board).GetProperty("vlan-table").EnumerateArray().Select(v => v.GetInt32()));
+            Assert.Equal(3, TaggedFramesThrough(far, near, tap, mac, 3, Patience));
+
             // filter: promiscuous mode on the running device, as QEMU's device model holds it.
             Assert.False(Filter(board).GetProperty("promiscuous").GetBoolean());
             JsonElement filter = Json(Vnet("filter", "--attach", name, "--promisc", "on", "--json"));
             Assert.True(filter.GetProperty("modes").GetProperty("promisc").GetBoolean());
             Assert.True(Filter(board).GetProperty("promiscuous").GetBoolean());
             Assert.Contains($"{name}: link/ether", Vnet("filter", "--attach", name), StringComparison.Ordinal);
-
-            // vlan: an id added to the running device's VLAN table.
-            JsonElement vlan = Json(Vnet("vlan", "--attach", name, "--add", "100", "--json"));
-            Assert.Equal([100], vlan.GetProperty("vlans").EnumerateArray().Select(v => v.GetInt32()));
-            Assert.Contains(100, Filter(board).GetProperty("vlan-table").EnumerateArray().Select(v => v.GetInt32()));
 
             // mtu: the interface's MTU within the device's bounds; beyond them one line and exit 1, the MTU unchanged.
             Assert.Equal(1400, Json(Vnet("mtu", "--attach", name, "--set", "1400", "--json")).GetProperty("mtu").GetInt32());
@@ -195,6 +199,55 @@ public sealed class UpAttachTests
     {
         using JsonDocument document = JsonDocument.Parse(text);
         return document.RootElement.Clone();
+    }
+
+    // Sends `count` frames tagged with VLAN 100 to the driver's MAC from a packet socket on the far kernel's TAP, and
+    // counts those the near kernel's TAP receives (tagged, or with the tag taken off by the kernel) within `wait`.
+    private static int TaggedFramesThrough(NetworkNamespace far, NetworkNamespace near, string tap, byte[] mac, int count, TimeSpan wait)
+    {
+        byte[] marker = RandomNumberGenerator.GetBytes(16);
+        byte[] frame = new byte[64];
+        mac.CopyTo(frame, 0);
+        NetworkNamespace.KernelMac.CopyTo(frame, 6);
+        frame[12] = 0x81;
+        frame[13] = 0x00;
+        frame[14] = 0x00;
+        frame[15] = 100;
+        frame[16] = 0x88; // IEEE 802 local experimental EtherType 0x88b5
+        frame[17] = 0xb5;
+        marker.CopyTo(frame, 18);
+        using var listening = new ManualResetEventSlim();
+        Task<int> receiving = near.Run(() =>
+        {
+            using TapVlanTests.PacketSocket socket = TapVlanTests.PacketSocket.Open(tap);
+            listening.Set();
+            byte[] buffer = new byte[2048];
+            int seen = 0;
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < wait && seen < count)
+            {
+                int length = socket.Receive(buffer, TimeSpan.FromMilliseconds(100));
+                if (length > 0 && buffer.AsSpan(0, length).IndexOf(marker) >= 0)
+                {
+                    seen++;
+                }
+            }
+
+            return seen;
+        });
+        Assert.True(listening.Wait(Patience), "The near packet socket did not open.");
+        Assert.True(far.Run(() =>
+        {
+            using TapVlanTests.PacketSocket socket = TapVlanTests.PacketSocket.Open(far.TapName);
+            for (int i = 0; i < count; i++)
+            {
+                socket.Send(frame);
+            }
+
+            return true;
+        }).Wait(Patience));
+        Assert.True(receiving.Wait(Patience + wait), "The near packet socket never finished.");
+        return receiving.Result;
     }
 
     private static JsonElement Filter(RiscvVirtBoard board) => board.Machine.Monitor.Execute("query-rx-filter")[0];
