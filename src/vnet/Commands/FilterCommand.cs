@@ -13,15 +13,8 @@ namespace VirtioNet.Cli.Commands;
 /// </summary>
 internal static class FilterCommand
 {
-    private static readonly (string Option, ReceiveFilterFlags Flag)[] Modes =
-    [
-        ("--promisc", ReceiveFilterFlags.Promiscuous),
-        ("--allmulti", ReceiveFilterFlags.AllMulticast),
-        ("--allunicast", ReceiveFilterFlags.AllUnicast),
-        ("--nomulticast", ReceiveFilterFlags.NoMulticast),
-        ("--nounicast", ReceiveFilterFlags.NoUnicast),
-        ("--nobroadcast", ReceiveFilterFlags.NoBroadcast),
-    ];
+    // One option per receive mode, named as the report names the mode (--promisc for promisc, ...).
+    private static readonly (string Option, ReceiveFilterFlags Flag)[] Modes = [.. DeviceLink.ReceiveModes.Select(m => ($"--{m.Name}", m.Flag))];
 
     private static readonly Option<string?>[] ModeOptions =
         [.. Modes.Select(m => new Option<string?>(m.Option) { Description = $"on or off: {m.Flag} receive mode (VIRTIO_NET_CTRL_RX)." })];

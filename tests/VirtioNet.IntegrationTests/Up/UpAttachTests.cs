@@ -111,7 +111,7 @@ public sealed class UpAttachTests
             Assert.Equal(1, missing.ExitCode);
             Assert.Equal($"vnet: error: no instance '{name}-missing' is running (no control socket /run/vnet/{name}-missing.sock)", missing.StandardError.Trim());
             string stale = ControlServer.PathFor(ControlServer.DefaultDirectory, $"{name}-stale");
-            LeaveStaleSocket(stale);
+            UpControlTests.LeaveStaleSocket(stale);
             VnetProcess.Result staleResult = VnetProcess.Run("vlan", "--attach", $"{name}-stale");
             Assert.Equal(1, staleResult.ExitCode);
             Assert.Contains("removed its stale control socket", staleResult.StandardError, StringComparison.Ordinal);
@@ -319,17 +319,6 @@ public sealed class UpAttachTests
         JsonElement link = Json(ns.IpInside($"-s -j link show dev {device}"))[0];
         JsonElement stats = link.TryGetProperty("stats64", out JsonElement s64) ? s64 : link.GetProperty("stats");
         return (stats.GetProperty("rx").GetProperty("packets").GetInt64(), stats.GetProperty("tx").GetProperty("packets").GetInt64());
-    }
-
-    // What a killed instance leaves: a socket file nobody listens on.
-    private static void LeaveStaleSocket(string path)
-    {
-        string bound = path + ".bound";
-        using (var dead = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
-        {
-            dead.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(bound));
-            File.Move(bound, path);
-        }
     }
 
     private static void Run(string program, string arguments)
