@@ -10,10 +10,10 @@ namespace VirtioNet.Service;
 
 /// <summary>
 /// The service's only door into the driver library: every call the service makes on <see cref="VirtioNetDevice"/>, its
-/// queue pairs, its control plane and its burst types is in this file (the pumps' device side in <see cref="PairPort"/>), so that a change of
+/// queue pairs, its control plane and its burst types is in this file (the pumps' device side in <see cref="PairPort"/>, the verbs' reports in DeviceLink.Verbs.cs), so that a change of
 /// the driver's API is absorbed here. The rest of the service speaks of TAP queues, kernel headers and counters.
 /// </summary>
-internal sealed class DeviceLink
+internal sealed partial class DeviceLink
 {
     private readonly VirtioNetDevice _device;
 
@@ -81,8 +81,11 @@ internal sealed class DeviceLink
     public (VirtioNetQueueStatistics Receive, VirtioNetQueueStatistics Transmit) PairStatistics(int pair) =>
         (_device.Pairs[pair].ReceiveStatistics, _device.Pairs[pair].TransmitStatistics);
 
-    /// <summary>The pump state of pair <paramref name="pair"/>; each pair's two pumps own it, one direction each.</summary>
-    public PairPort OpenPair(int pair) => new(_device, pair);
+    /// <summary>
+    /// The pump state of pair <paramref name="pair"/>, moving up to <paramref name="burst"/> frames per burst in each
+    /// direction; each pair's two pumps own it, one direction each.
+    /// </summary>
+    public PairPort OpenPair(int pair, int burst = PairPort.DefaultBurst) => new(_device, pair, burst);
 
     // Control-plane calls from the link watcher: a device without the feature, or one that says no, is reported, not fatal.
     private static bool TryControl(Action call, out string? why)
@@ -106,8 +109,17 @@ internal sealed class DeviceLink
     /// </summary>
     internal sealed unsafe class PairPort : IDisposable
     {
-        // Frames per burst in each direction (a receive burst counts buffers, so also the most segments of one frame).
-        private const int Burst = 64;
+        /// <summary>Frames per burst in each direction unless told otherwise (a receive burst counts buffers, so it is also the most segments of one frame).</summary>
+        public const int DefaultBurst = 64;
+
+        /// <summary>The smallest burst: a receive burst must hold every buffer of the largest mergeable frame.</summary>
+        public const int MinimumBurst = 32;
+
+        /// <summary>The largest burst.</summary>
+        public const int MaximumBurst = 1024;
+
+        // Frames per burst in each direction.
+        private readonly int _burst;
 
         // The largest frame the kernel hands over with TSO/USO: 64 KiB of IP packet behind an Ethernet header.
         private const int LargestKernelFrame = 65536 + 14 + 4;
@@ -116,8 +128,8 @@ internal sealed class DeviceLink
         private readonly VirtioNetQueuePair _rx;
         private readonly VirtioNetQueuePair _tx;
         private readonly int _headerLength;
-        private readonly ReceivedPacket[] _received = new ReceivedPacket[Burst];
-        private readonly TransmitPacket[] _transmit = new TransmitPacket[Burst];
+        private readonly ReceivedPacket[] _received;
+        private readonly TransmitPacket[] _transmit;
         private readonly TransmitPacket[] _large = new TransmitPacket[1];
 
         // Pinned, so their addresses go into iovecs: the kernel header of each direction, and the part of a large frame
@@ -127,15 +139,20 @@ internal sealed class DeviceLink
         private readonly byte[] _overflow;
         private readonly byte[] _staging;
 
-        // Native: the iovec arrays of each direction (header + up to Burst segments; header + buffer + overflow).
+        // Native: the iovec arrays of each direction (header + up to _burst segments; header + buffer + overflow).
         private readonly Interop.Unistd.IoVec* _rxVectors;
         private readonly Interop.Unistd.IoVec* _txVectors;
 
         // The device, for its MAC address (announcements); the data path goes through the pair only.
         private readonly VirtioNetDevice _device;
 
-        internal PairPort(VirtioNetDevice device, int pair)
+        internal PairPort(VirtioNetDevice device, int pair, int burst)
         {
+            ArgumentOutOfRangeException.ThrowIfLessThan(burst, MinimumBurst);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(burst, MaximumBurst);
+            _burst = burst;
+            _received = new ReceivedPacket[burst];
+            _transmit = new TransmitPacket[burst];
             _device = device;
             _rx = device.Pairs[pair];
             _tx = _rx;
@@ -145,7 +162,7 @@ internal sealed class DeviceLink
             _overflow = GC.AllocateArray<byte>(LargestKernelFrame, pinned: true);
             _staging = GC.AllocateArray<byte>(LargestKernelFrame, pinned: true);
             // SAFETY: freed once in Dispose, after both pump threads have ended.
-            _rxVectors = (Interop.Unistd.IoVec*)NativeMemory.AllocZeroed((nuint)(Burst + 1), (nuint)sizeof(Interop.Unistd.IoVec));
+            _rxVectors = (Interop.Unistd.IoVec*)NativeMemory.AllocZeroed((nuint)(_burst + 1), (nuint)sizeof(Interop.Unistd.IoVec));
             _txVectors = (Interop.Unistd.IoVec*)NativeMemory.AllocZeroed(3, (nuint)sizeof(Interop.Unistd.IoVec));
         }
 
@@ -169,8 +186,8 @@ internal sealed class DeviceLink
             try
             {
                 // SAFETY: _rxHeader is pinned for the object's life; segment pointers are the driver's DMA memory (native,
-                // never moved), lent by ReceiveBurst until ReleaseBurst below; _rxVectors holds Burst + 1 entries and a
-                // packet has at most Burst segments (ReceiveBurst never hands out more than the span holds).
+                // never moved), lent by ReceiveBurst until ReleaseBurst below; _rxVectors holds _burst + 1 entries and a
+                // packet has at most _burst segments (ReceiveBurst never hands out more than the span holds).
                 fixed (byte* header = _rxHeader)
                 {
                     _rxVectors[0] = new Interop.Unistd.IoVec { Base = header, Length = (nuint)_headerLength };

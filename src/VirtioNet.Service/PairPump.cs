@@ -26,9 +26,13 @@ internal sealed class PairPump : IDisposable
     private readonly Thread _toKernel;
     private readonly Thread _fromKernel;
 
-    public PairPump(DeviceLink link, TapQueue tap, Announcer? announcer, Action<string> log, Action<Exception> failed, CancellationToken stopping)
+    // The CPU both threads are pinned to, or null to let the scheduler choose.
+    private readonly int? _cpu;
+
+    public PairPump(DeviceLink link, TapQueue tap, Announcer? announcer, Action<string> log, Action<Exception> failed, CancellationToken stopping, int burst = DeviceLink.PairPort.DefaultBurst, int? cpu = null)
     {
-        _port = link.OpenPair(tap.Index);
+        _port = link.OpenPair(tap.Index, burst);
+        _cpu = cpu;
         _tap = tap;
         _announcer = announcer;
         _stopping = stopping;
@@ -103,6 +107,11 @@ internal sealed class PairPump : IDisposable
     {
         try
         {
+            if (_cpu is { } cpu)
+            {
+                Interop.Sched.PinCallingThread(cpu);
+            }
+
             body();
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)

@@ -202,7 +202,7 @@ internal static class TapService
                 {
                     Interlocked.CompareExchange(ref failure, e, null);
                     stopping.Cancel();
-                }, stopping.Token));
+                }, stopping.Token, options.BurstSize, options.PairCpus is { } cpus && queue.Index < cpus.Count ? cpus[queue.Index] : null));
             }
 
             foreach (PairPump pump in pumps)
@@ -211,7 +211,7 @@ internal static class TapService
             }
 
             using ControlServer? control = options.ControlDirectory is { } directory
-                ? ControlServer.Start(directory, options.InstanceName ?? tap.Name, (command, _) => Control(command, link, tap, options, pumps, started), log)
+                ? ControlServer.Start(directory, options.InstanceName ?? tap.Name, (command, request) => Control(command, request, link, tap, options, pumps, started), log)
                 : null;
             if (control is not null)
             {
@@ -246,7 +246,7 @@ internal static class TapService
     }
 
     // The control socket's commands (docs/CONTROL.md).
-    private static JsonObject Control(string command, DeviceLink link, TapInterface tap, TapServiceOptions options, List<PairPump> pumps, DateTime started) => command switch
+    private static JsonObject Control(string command, JsonObject request, DeviceLink link, TapInterface tap, TapServiceOptions options, List<PairPump> pumps, DateTime started) => command switch
     {
         "status" => new JsonObject
         {
@@ -261,8 +261,15 @@ internal static class TapService
             ["mac"] = FormatMac(link.MacAddress),
             ["uptimeSeconds"] = (long)(DateTime.UtcNow - started).TotalSeconds,
         },
-        "stats" => new JsonObject { ["pairs"] = new JsonArray([.. pumps.Select((pump, i) => (JsonNode)PairStats(link, pump, i))]) },
-        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats)"),
+        "stats" => LiveCommands.Stats(link, new JsonObject { ["pairs"] = new JsonArray([.. pumps.Select((pump, i) => (JsonNode)PairStats(link, pump, i))]) }),
+        "offloads" => LiveCommands.Offloads(link, request),
+        "channels" => LiveCommands.Channels(link, request),
+        "rss" => LiveCommands.Rss(link, request),
+        "filter" => LiveCommands.Filter(link, request),
+        "vlan" => LiveCommands.Vlan(link, request),
+        "mtu" => LiveCommands.Mtu(link, tap, request),
+        "dump" => LiveCommands.Dump(link),
+        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats, offloads, channels, rss, filter, vlan, mtu, dump)"),
     };
 
     private static JsonObject PairStats(DeviceLink link, PairPump pump, int pair)

@@ -32,6 +32,11 @@ internal sealed record TapServiceOptions
 
     /// <summary>Set by <see cref="TapService.Preflight"/>: the name is held by a TAP a dead instance left, which this one attaches to.</summary>
     public bool Adopt { get; init; }
+    /// <summary>Frames each pump moves per burst (<see cref="DeviceLink.PairPort.MinimumBurst"/> to <see cref="DeviceLink.PairPort.MaximumBurst"/>).</summary>
+    public int BurstSize { get; init; } = DeviceLink.PairPort.DefaultBurst;
+
+    /// <summary>The CPU of each queue pair's two pump threads (entry i for pair i), or null to let the scheduler choose.</summary>
+    public IReadOnlyList<int>? PairCpus { get; init; }
 
     /// <summary>A shell command to run in the namespace once the interface carries traffic; the service ends with it and returns its exit code.</summary>
     public string? Exec { get; init; }

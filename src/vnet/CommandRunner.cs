@@ -49,6 +49,12 @@ internal static class CommandRunner
             Log.Error(e.Message);
             return Usage;
         }
+        catch (VirtioNet.Service.ServiceException e)
+        {
+            // A running instance that is not there, or that refused (--attach): its sentence, as it is.
+            Log.Error(e.Message);
+            return Failure;
+        }
         catch (VirtioException e)
         {
             Log.Error(e.Message);

@@ -64,6 +64,14 @@ internal static class CommonOptions
         Description = "Drive the virtio-mmio device at this base address (hex) instead of the first net device found.",
     };
 
+    /// <summary>--log-level, on every command: the least important messages written to stderr.</summary>
+    public static readonly Option<string?> LogLevel = new("--log-level")
+    {
+        Description = "Diagnostics on stderr from this level up: trace, debug, information (default), warning, error, critical or none. " +
+            "Overrides [debug] log_level of a configuration file.",
+        Recursive = true,
+    };
+
     public static void AddTo(Command command, bool includeOperationMode = true)
     {
         Transport.AcceptOnlyFromAmong("mmio", "mmio-legacy", "pci", "pci-legacy");

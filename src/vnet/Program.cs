@@ -18,13 +18,29 @@ root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(ListCommand.Create());
 root.Subcommands.Add(MachineCommand.Create());
 root.Subcommands.Add(DownCommand.Create());
+root.Subcommands.Add(ConfigCommand.Create());
+CommonOptions.LogLevel.AcceptOnlyFromAmong([.. Log.Levels.Keys]);
+root.Options.Add(CommonOptions.LogLevel);
 
 ParseResult parsed = root.Parse(args);
-if (parsed.Errors.Count > 0)
+try
 {
-    // One clear line instead of the parser's error list and full help text.
-    Log.Error($"{parsed.Errors[0].Message} (see 'vnet --help')");
-    return CommandRunner.Usage;
-}
+    if (parsed.Errors.Count > 0)
+    {
+        // One clear line instead of the parser's error list and full help text.
+        Log.Error($"{parsed.Errors[0].Message} (see 'vnet --help')");
+        return CommandRunner.Usage;
+    }
 
-return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+    if (parsed.GetValue(CommonOptions.LogLevel) is { } level)
+    {
+        Log.Configure(Log.Levels[level]);
+    }
+
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+}
+finally
+{
+    // The console logger writes from a queue of its own: what is queued goes out before the process ends.
+    Log.Flush();
+}

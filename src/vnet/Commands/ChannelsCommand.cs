@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using VirtioNet.Service;
 
 namespace VirtioNet.Cli.Commands;
 
-/// <summary><c>vnet channels</c>: queue pairs, like <c>ethtool -l</c>; <c>--combined N</c> changes them, like <c>ethtool -L combined N</c>.</summary>
+/// <summary><c>vnet channels</c>: queue pairs, like <c>ethtool -l</c>; <c>--combined N</c> changes them, like <c>ethtool -L combined N</c>; with <c>--attach NAME</c> on the running instance.</summary>
 internal static class ChannelsCommand
 {
     private static readonly Option<int?> Combined = new("--combined", "-L")
@@ -16,6 +17,7 @@ internal static class ChannelsCommand
         var command = new Command("channels", "Show (and with --combined change) the active queue pairs, as ethtool -l/-L does.");
         command.Options.Add(Combined);
         command.Options.Add(NetDeviceSession.Queues);
+        command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;
@@ -23,35 +25,38 @@ internal static class ChannelsCommand
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
-        int queues = NetDeviceSession.ReadQueues(result);
         int? combined = result.GetValue(Combined);
-        if (combined is { } c && (c < 1 || c > queues))
+        JsonObject report;
+        string device = "net0";
+        if (Attach.Name(result) is { } instance)
         {
-            throw new CliException($"--combined must be 1 to {queues} (the pairs set up with --queues); got {c}.");
+            // The running device checks --combined against the pairs it set up.
+            device = instance;
+            report = Attach.Ask(instance, "channels", new JsonObject { ["combined"] = combined });
         }
-
-        using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
-        if (combined is { } pairs)
+        else
         {
-            session.Net.Control.SetActiveQueuePairs(pairs);
+            int queues = NetDeviceSession.ReadQueues(result);
+            if (combined is { } c && (c < 1 || c > queues))
+            {
+                throw new CliException($"--combined must be 1 to {queues} (the pairs set up with --queues); got {c}.");
+            }
+
+            using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
+            report = new DeviceLink(session.Net).Channels(combined);
         }
 
         if (settings.Json)
         {
-            Console.Out.WriteLine(new JsonObject
-            {
-                ["maxCombined"] = session.Net.Config.MaxVirtqueuePairs,
-                ["setUp"] = session.Net.Pairs.Count,
-                ["combined"] = session.Net.Control.ActiveQueuePairs,
-            }.ToJsonString(Json.Options));
+            Console.Out.WriteLine(report.ToJsonString(Json.Options));
             return 0;
         }
 
-        Console.Out.WriteLine("Channel parameters for net0:");
+        Console.Out.WriteLine($"Channel parameters for {device}:");
         Console.Out.WriteLine("Pre-set maximums:");
-        Console.Out.WriteLine($"Combined:\t{session.Net.Config.MaxVirtqueuePairs}");
+        Console.Out.WriteLine($"Combined:\t{report["maxCombined"]}");
         Console.Out.WriteLine("Current hardware settings:");
-        Console.Out.WriteLine($"Combined:\t{session.Net.Control.ActiveQueuePairs}");
+        Console.Out.WriteLine($"Combined:\t{report["combined"]}");
         return 0;
     }
 }

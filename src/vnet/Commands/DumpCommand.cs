@@ -3,15 +3,20 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using VirtioNet.Core;
 using VirtioNet.Diagnostics;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
+using VirtioNet.Service;
 using VirtioNet.Transports;
 using VirtioNet.Virtqueues;
 
 namespace VirtioNet.Cli.Commands;
 
-/// <summary><c>vnet dump</c>: registers, queue state and statistics of the net device (the seed driver's debug dump).</summary>
+/// <summary>
+/// <c>vnet dump</c>: registers, queue state and statistics of the net device (the seed driver's debug dump); with
+/// <c>--attach NAME</c> of the running instance's device, read without stopping its traffic.
+/// </summary>
 internal static class DumpCommand
 {
     private static readonly Option<int> Frames = new("--frames")
@@ -23,6 +28,7 @@ internal static class DumpCommand
     public static Command Create()
     {
         var command = new Command("dump", "Bring up the net device and dump its registers, queues and statistics.");
+        command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command);
         command.Options.Add(Frames);
         CommandRunner.SetAction(command, Execute);
@@ -37,70 +43,92 @@ internal static class DumpCommand
             throw new CliException($"--frames must be 0 to 100000; got {frames}.");
         }
 
-        using IQemuBoard board = Boards.Start(settings, cancellationToken);
-        using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = settings.Mode });
-        Exercise(net, frames, cancellationToken);
+        JsonObject report;
+        if (Attach.Name(result, Frames) is { } instance)
+        {
+            report = Attach.Ask(instance, "dump", new JsonObject());
+        }
+        else
+        {
+            using IQemuBoard board = Boards.Start(settings, cancellationToken);
+            using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = settings.Mode });
+            Exercise(net, frames, cancellationToken);
+            report = new DeviceLink(net).Dump();
+        }
 
-        IReadOnlyList<RegisterValue> registers = net.ReadRegisters();
-        IReadOnlyList<VirtqueueState> queues = net.GetQueueStates();
+        // The feature words by name.
+        var offered = new VirtioFeatureSet(report["offeredLow"]!.GetValue<ulong>(), report["offeredHigh"]!.GetValue<ulong>());
+        var negotiated = new VirtioFeatureSet(report["negotiatedLow"]!.GetValue<ulong>(), report["negotiatedHigh"]!.GetValue<ulong>());
+        foreach (string field in new[] { "offeredLow", "offeredHigh", "negotiatedLow", "negotiatedHigh" })
+        {
+            report.Remove(field);
+        }
+
+        report["offeredFeatures"] = FeatureListing.ToJson(offered);
+        report["offeredFeatureBits"] = offered.ToString();
+        report["negotiatedFeatures"] = FeatureListing.ToJson(negotiated);
+        report["negotiatedFeatureBits"] = negotiated.ToString();
         if (settings.Json)
         {
-            Console.Out.WriteLine(ToJson(net, registers, queues).ToJsonString(Json.Options));
+            Console.Out.WriteLine(report.ToJsonString(Json.Options));
             return 0;
         }
 
-        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(net.TransportDescription)}[/]  MAC {Json.FormatMac(net.MacAddress.Span)}  link {(net.IsLinkUp ? "up" : "down")}  " +
-            $"MTU {net.Mtu}  receive mode {net.ReceiveMode}  {net.RingLayout.ToString().ToLowerInvariant()} rings  header {net.HeaderLength} bytes  {net.OperationMode} ({Markup.Escape(net.InterruptDescription)})");
-        AnsiConsole.MarkupLine($"offered ({net.OfferedFeatures}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.OfferedFeatures)))}");
-        AnsiConsole.MarkupLine($"negotiated ({net.NegotiatedFeatures}): {Markup.Escape(string.Join(' ', FeatureListing.Names(net.NegotiatedFeatures)))}");
+        string S(JsonNode? node) => Markup.Escape(node is JsonValue v && v.TryGetValue(out string? text) ? text : node?.ToJsonString() ?? "-");
+        AnsiConsole.MarkupLine($"[bold]{S(report["transport"])}[/]  MAC {S(report["mac"])}  link {(report["linkUp"]!.GetValue<bool>() ? "up" : "down")}  " +
+            $"MTU {S(report["mtu"])}  receive mode {S(report["receiveMode"])}  {S(report["ringLayout"])} rings  header {S(report["headerLength"])} bytes  {S(report["mode"])} ({S(report["interrupt"])})");
+        AnsiConsole.MarkupLine($"offered ({offered}): {Markup.Escape(string.Join(' ', FeatureListing.Names(offered)))}");
+        AnsiConsole.MarkupLine($"negotiated ({negotiated}): {Markup.Escape(string.Join(' ', FeatureListing.Names(negotiated)))}");
 
         var regs = new Table().AddColumns("Register", "Offset", "Scope", "Value");
-        foreach (RegisterValue r in registers)
+        foreach (JsonNode? r in report["registers"]!.AsArray())
         {
-            regs.AddRow(r.Name, $"0x{r.Offset:x3}", r.Scope, $"0x{r.Value:x}");
+            regs.AddRow(S(r!["name"]), S(r["offset"]), S(r["scope"]), S(r["value"]));
         }
 
         AnsiConsole.Write(regs);
 
         // One column per queue and one row per field, so the table fits an 80-column terminal or a log.
+        JsonObject[] queues = [.. report["queues"]!.AsArray().Select(q => q!.AsObject())];
         var table = new Table().AddColumn("queue");
-        foreach (VirtqueueState q in queues)
+        foreach (JsonObject q in queues)
         {
-            table.AddColumn($"{q.QueueIndex} ({q.Layout})");
+            table.AddColumn($"{S(q["index"])} ({S(q["layout"])})");
         }
 
-        void Row(string name, Func<VirtqueueState, string> value) =>
+        void Row(string name, Func<JsonObject, string> value) =>
             table.AddRow([name, .. queues.Select(value)]);
 
-        Row("size", q => N(q.Size));
-        Row("avail.idx (driver)", q => N(q.AvailableIndex));
-        Row("used.idx (device)", q => N(q.DeviceUsedIndex));
-        Row("next used to take", q => N(q.LastUsedIndex));
-        Row("free descriptors", q => N(q.FreeDescriptors));
-        Row("outstanding chains", q => N(q.Outstanding));
-        Row("interrupts suppressed", q => q.InterruptsSuppressed ? "yes" : "no");
-        Row("notifications suppressed", q => q.NotificationsSuppressed ? "yes" : "no");
-        Row("used_event / avail_event", q => $"{q.UsedEvent?.ToString(CultureInfo.InvariantCulture) ?? "-"} / {q.AvailEvent?.ToString(CultureInfo.InvariantCulture) ?? "-"}");
-        Row("wrap counters (avail/used)", q => q.AvailWrapCounter is null ? "-" : $"{(q.AvailWrapCounter.Value ? 1 : 0)}/{(q.UsedWrapCounter == true ? 1 : 0)}");
-        Row("descriptor area", q => $"0x{q.DescriptorArea:x}");
-        Row("driver area", q => $"0x{q.DriverArea:x}");
-        Row("device area", q => $"0x{q.DeviceArea:x}");
-        Row("broken", q => Markup.Escape(q.BrokenReason ?? "no"));
+        string Flag(JsonNode? node, string yes, string no) => node?.GetValue<bool>() == true ? yes : no;
+        Row("size", q => S(q["size"]));
+        Row("avail.idx (driver)", q => S(q["availIdx"]));
+        Row("used.idx (device)", q => S(q["usedIdx"]));
+        Row("next used to take", q => S(q["lastUsedIdx"]));
+        Row("free descriptors", q => S(q["freeDescriptors"]));
+        Row("outstanding chains", q => S(q["outstanding"]));
+        Row("interrupts suppressed", q => Flag(q["interruptsSuppressed"], "yes", "no"));
+        Row("notifications suppressed", q => Flag(q["notificationsSuppressed"], "yes", "no"));
+        Row("used_event / avail_event", q => $"{S(q["usedEvent"])} / {S(q["availEvent"])}");
+        Row("wrap counters (avail/used)", q => q["availWrapCounter"] is null ? "-" : $"{Flag(q["availWrapCounter"], "1", "0")}/{Flag(q["usedWrapCounter"], "1", "0")}");
+        Row("descriptor area", q => Hex(q["descriptorArea"]));
+        Row("driver area", q => Hex(q["driverArea"]));
+        Row("device area", q => Hex(q["deviceArea"]));
+        Row("broken", q => q["brokenReason"] is null ? "no" : S(q["brokenReason"]));
 
         AnsiConsole.Write(table);
 
         var stats = new Table().AddColumns("Queue", "Packets", "Bytes", "Drops", "Errors", "Notifications", "Interrupts");
-        foreach (VirtioNetQueueStatistics s in new[] { net.Pairs[0].ReceiveStatistics, net.Pairs[0].TransmitStatistics })
+        foreach (JsonNode? s in report["statistics"]!.AsArray())
         {
-            stats.AddRow(s.Name, N(s.Packets), N(s.Bytes), N(s.Drops), N(s.Errors), N(s.Notifications), N(s.Interrupts));
+            stats.AddRow(S(s!["queue"]), S(s["packets"]), S(s["bytes"]), S(s["drops"]), S(s["errors"]), S(s["notifications"]), S(s["interrupts"]));
         }
 
         AnsiConsole.Write(stats);
-        AnsiConsole.WriteLine($"Recoveries: {N(net.Recoveries)} (transmits dropped by them: {N(net.RecoveryDroppedTransmits)})");
+        AnsiConsole.WriteLine($"Recoveries: {report["recoveries"]} (transmits dropped by them: {report["recoveryDroppedTransmits"]})");
         return 0;
     }
 
-    private static string N(long value) => value.ToString(CultureInfo.InvariantCulture);
+    private static string Hex(JsonNode? node) => node is null ? "-" : string.Create(CultureInfo.InvariantCulture, $"0x{node.GetValue<ulong>():x}");
 
     // Resolves the gateway by ARP this many times (the diagnostic client builds the frames), so indexes and statistics move.
     private static void Exercise(VirtioNetDevice net, int frames, CancellationToken cancellationToken)
@@ -118,60 +146,4 @@ internal static class DumpCommand
             session.Resolve(IPAddress.Parse("10.0.2.2"), cancellationToken);
         }
     }
-
-    private static JsonObject ToJson(VirtioNetDevice net, IReadOnlyList<RegisterValue> registers, IReadOnlyList<VirtqueueState> queues) => new()
-    {
-        ["transport"] = net.TransportDescription,
-        ["mac"] = Json.FormatMac(net.MacAddress.Span),
-        ["linkUp"] = net.IsLinkUp,
-        ["mtu"] = net.Mtu,
-        ["receiveMode"] = net.ReceiveMode.ToString().ToLowerInvariant(),
-        ["headerLength"] = net.HeaderLength,
-        ["mode"] = net.OperationMode.ToString().ToLowerInvariant(),
-        ["ringLayout"] = net.RingLayout.ToString().ToLowerInvariant(),
-        ["interrupt"] = net.InterruptDescription,
-        ["offeredFeatures"] = FeatureListing.ToJson(net.OfferedFeatures),
-        ["offeredFeatureBits"] = net.OfferedFeatures.ToString(),
-        ["negotiatedFeatures"] = FeatureListing.ToJson(net.NegotiatedFeatures),
-        ["negotiatedFeatureBits"] = net.NegotiatedFeatures.ToString(),
-        ["registers"] = new JsonArray([.. registers.Select(r => (JsonNode)new JsonObject
-        {
-            ["name"] = r.Name,
-            ["offset"] = $"0x{r.Offset:x3}",
-            ["scope"] = r.Scope,
-            ["value"] = $"0x{r.Value:x}",
-        })]),
-        ["queues"] = new JsonArray([.. queues.Select(q => (JsonNode)new JsonObject
-        {
-            ["index"] = q.QueueIndex,
-            ["layout"] = q.Layout,
-            ["size"] = q.Size,
-            ["availIdx"] = q.AvailableIndex,
-            ["usedIdx"] = q.DeviceUsedIndex,
-            ["lastUsedIdx"] = q.LastUsedIndex,
-            ["freeDescriptors"] = q.FreeDescriptors,
-            ["outstanding"] = q.Outstanding,
-            ["interruptsSuppressed"] = q.InterruptsSuppressed,
-            ["notificationsSuppressed"] = q.NotificationsSuppressed,
-            ["usedEvent"] = q.UsedEvent,
-            ["availEvent"] = q.AvailEvent,
-            ["availWrapCounter"] = q.AvailWrapCounter,
-            ["usedWrapCounter"] = q.UsedWrapCounter,
-            ["driverEventFlags"] = q.DriverEventFlags,
-            ["deviceEventFlags"] = q.DeviceEventFlags,
-            ["brokenReason"] = q.BrokenReason,
-        })]),
-        ["statistics"] = new JsonArray([.. new[] { net.Pairs[0].ReceiveStatistics, net.Pairs[0].TransmitStatistics }.Select(s => (JsonNode)new JsonObject
-        {
-            ["queue"] = s.Name,
-            ["packets"] = s.Packets,
-            ["bytes"] = s.Bytes,
-            ["drops"] = s.Drops,
-            ["errors"] = s.Errors,
-            ["notifications"] = s.Notifications,
-            ["interrupts"] = s.Interrupts,
-        })]),
-        ["recoveries"] = net.Recoveries,
-        ["recoveryDroppedTransmits"] = net.RecoveryDroppedTransmits,
-    };
 }

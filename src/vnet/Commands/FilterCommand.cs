@@ -2,24 +2,19 @@ using System.CommandLine;
 using System.Net.NetworkInformation;
 using System.Text.Json.Nodes;
 using VirtioNet.Net.Filtering;
+using VirtioNet.Service;
 
 namespace VirtioNet.Cli.Commands;
 
 /// <summary>
 /// <c>vnet filter</c>: receive modes and the MAC filter table, in the spirit of <c>ip link set promisc/allmulticast</c>
-/// and <c>bridge fdb</c>: <c>--promisc on</c>, <c>--allmulti off</c>, <c>--uc MAC</c>, <c>--mc MAC</c>.
+/// and <c>bridge fdb</c>: <c>--promisc on</c>, <c>--allmulti off</c>, <c>--uc MAC</c>, <c>--mc MAC</c>; with <c>--attach NAME</c>
+/// on the running instance's device (the kernel's own promiscuous and multicast changes of the interface reach it too).
 /// </summary>
 internal static class FilterCommand
 {
-    private static readonly (string Option, ReceiveFilterFlags Flag)[] Modes =
-    [
-        ("--promisc", ReceiveFilterFlags.Promiscuous),
-        ("--allmulti", ReceiveFilterFlags.AllMulticast),
-        ("--allunicast", ReceiveFilterFlags.AllUnicast),
-        ("--nomulticast", ReceiveFilterFlags.NoMulticast),
-        ("--nounicast", ReceiveFilterFlags.NoUnicast),
-        ("--nobroadcast", ReceiveFilterFlags.NoBroadcast),
-    ];
+    // One option per receive mode, named as the report names the mode (--promisc for promisc, ...).
+    private static readonly (string Option, ReceiveFilterFlags Flag)[] Modes = [.. DeviceLink.ReceiveModes.Select(m => ($"--{m.Name}", m.Flag))];
 
     private static readonly Option<string?>[] ModeOptions =
         [.. Modes.Select(m => new Option<string?>(m.Option) { Description = $"on or off: {m.Flag} receive mode (VIRTIO_NET_CTRL_RX)." })];
@@ -46,6 +41,7 @@ internal static class FilterCommand
 
         command.Options.Add(Unicast);
         command.Options.Add(Multicast);
+        command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;
@@ -54,58 +50,57 @@ internal static class FilterCommand
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
         var changes = new List<(ReceiveFilterFlags Flag, bool On)>();
+        var modes = new JsonObject();
         for (int i = 0; i < Modes.Length; i++)
         {
             if (result.GetValue(ModeOptions[i]) is { } text)
             {
-                changes.Add((Modes[i].Flag, OnOff.Parse(text, Modes[i].Option)));
+                bool on = OnOff.Parse(text, Modes[i].Option);
+                changes.Add((Modes[i].Flag, on));
+                modes[Modes[i].Option[2..]] = on;
             }
         }
 
         PhysicalAddress[] unicast = [.. (result.GetValue(Unicast) ?? []).Select(t => OnOff.ParseMac(t, "--uc"))];
         PhysicalAddress[] multicast = [.. (result.GetValue(Multicast) ?? []).Select(t => OnOff.ParseMac(t, "--mc"))];
-        using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
-        if (changes.Count > 0)
+        bool table = unicast.Length > 0 || multicast.Length > 0;
+        JsonObject report;
+        string device = "net0";
+        if (Attach.Name(result) is { } instance)
         {
-            ReceiveFilterFlags flags = changes.Aggregate(session.Net.Control.ReceiveFilter, (f, c) => c.On ? f | c.Flag : f & ~c.Flag);
-            session.Net.Control.SetReceiveMode(flags);
-        }
-
-        if (unicast.Length > 0 || multicast.Length > 0)
-        {
-            session.Net.Control.SetMacFilter(unicast, multicast);
-        }
-
-        ReceiveFilterFlags filter = session.Net.Control.ReceiveFilter;
-        MacFilterPlan? plan = session.Net.Control.MacFilter;
-        if (settings.Json)
-        {
-            var modes = new JsonObject();
-            foreach ((string option, ReceiveFilterFlags flag) in Modes)
+            device = instance;
+            var request = new JsonObject { ["modes"] = modes };
+            if (table)
             {
-                modes[option[2..]] = (filter & flag) != 0;
+                request["unicast"] = new JsonArray([.. unicast.Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]);
+                request["multicast"] = new JsonArray([.. multicast.Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]);
             }
 
-            Console.Out.WriteLine(new JsonObject
-            {
-                ["mac"] = Json.FormatMac(session.Net.MacAddress.Span),
-                ["modes"] = modes,
-                ["unicast"] = new JsonArray([.. (plan?.Unicast ?? []).Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]),
-                ["multicast"] = new JsonArray([.. (plan?.Multicast ?? []).Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]),
-            }.ToJsonString(Json.Options));
+            report = Attach.Ask(instance, "filter", request);
+        }
+        else
+        {
+            using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
+            report = new DeviceLink(session.Net).Filter(changes, table ? unicast : null, table ? multicast : null);
+        }
+
+        if (settings.Json)
+        {
+            Console.Out.WriteLine(report.ToJsonString(Json.Options));
             return 0;
         }
 
-        Console.Out.WriteLine($"net0: link/ether {Json.FormatMac(session.Net.MacAddress.Span)}");
+        ReceiveFilterFlags filter = Modes.Where(m => report["modes"]![m.Option[2..]]!.GetValue<bool>()).Aggregate(ReceiveFilterFlags.None, (f, m) => f | m.Flag);
+        Console.Out.WriteLine($"{device}: link/ether {report["mac"]}");
         Console.Out.WriteLine($"    receive modes: {(filter == ReceiveFilterFlags.None ? "(device defaults)" : filter.ToString())}");
-        foreach (PhysicalAddress address in plan?.Unicast ?? [])
+        foreach (JsonNode? address in report["unicast"]!.AsArray())
         {
-            Console.Out.WriteLine($"    uc {Json.FormatMac(address.GetAddressBytes())}");
+            Console.Out.WriteLine($"    uc {address}");
         }
 
-        foreach (PhysicalAddress address in plan?.Multicast ?? [])
+        foreach (JsonNode? address in report["multicast"]!.AsArray())
         {
-            Console.Out.WriteLine($"    mc {Json.FormatMac(address.GetAddressBytes())}");
+            Console.Out.WriteLine($"    mc {address}");
         }
 
         return 0;

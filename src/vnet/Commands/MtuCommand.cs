@@ -1,14 +1,26 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using VirtioNet.Service;
 
 namespace VirtioNet.Cli.Commands;
 
-/// <summary><c>vnet mtu</c>: the MTU in use and the device's maximum (VIRTIO_NET_F_MTU), with the frame sizes they give, like <c>ip link show</c>'s mtu.</summary>
+/// <summary>
+/// <c>vnet mtu</c>: the MTU in use and the device's maximum (VIRTIO_NET_F_MTU), with the frame sizes they give, like
+/// <c>ip link show</c>'s mtu. With <c>--attach NAME</c> the MTU in use is the running instance's interface's, and
+/// <c>--set N</c> changes it (as <c>ip link set mtu</c> does) within what the device takes: 68 to the device's MTU.
+/// </summary>
 internal static class MtuCommand
 {
+    private static readonly Option<int?> Set = new("--set")
+    {
+        Description = "With --attach: set the interface's MTU to N (68 to the device's MTU). A private machine's MTU is QEMU's host_mtu=N in --device-opts.",
+    };
+
     public static Command Create()
     {
-        var command = new Command("mtu", "Show the MTU (the device's, with VIRTIO_NET_F_MTU; pass host_mtu=N in --device-opts to set it) and the frame sizes the driver handles.");
+        var command = new Command("mtu", "Show the MTU (the device's, with VIRTIO_NET_F_MTU; pass host_mtu=N in --device-opts to set it) and the frame sizes the driver handles; with --attach and --set, change the running interface's.");
+        command.Options.Add(Set);
+        command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;
@@ -16,22 +28,33 @@ internal static class MtuCommand
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
-        using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
+        int? set = result.GetValue(Set);
+        JsonObject report;
+        string device = "net0";
+        if (Attach.Name(result) is { } instance)
+        {
+            device = instance;
+            report = Attach.Ask(instance, "mtu", set is { } mtu ? new JsonObject { ["mtu"] = mtu } : new JsonObject());
+        }
+        else
+        {
+            if (set is not null)
+            {
+                throw new CliException("--set changes a running interface's MTU (with --attach); a private machine's device takes its MTU from --device-opts host_mtu=N.");
+            }
+
+            using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
+            report = new DeviceLink(session.Net).MtuReport(session.Net.Mtu);
+        }
+
         if (settings.Json)
         {
-            Console.Out.WriteLine(new JsonObject
-            {
-                ["mtu"] = session.Net.Mtu,
-                ["deviceMtu"] = session.Net.Config.Mtu,
-                ["maxReceiveFrame"] = session.Net.Pairs[0].MaxReceiveFrameLength,
-                ["maxTransmitFrame"] = session.Net.Pairs[0].MaxTransmitFrameLength,
-                ["receiveMode"] = session.Net.ReceiveMode.ToString().ToLowerInvariant(),
-            }.ToJsonString(Json.Options));
+            Console.Out.WriteLine(report.ToJsonString(Json.Options));
             return 0;
         }
 
-        Console.Out.WriteLine($"net0: mtu {session.Net.Mtu} (device maximum {session.Net.Config.Mtu?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "not reported"}), " +
-            $"frames up to {session.Net.Pairs[0].MaxReceiveFrameLength} received / {session.Net.Pairs[0].MaxTransmitFrameLength} sent, {session.Net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers");
+        Console.Out.WriteLine($"{device}: mtu {report["mtu"]} (device maximum {report["deviceMtu"]?.ToJsonString() ?? "not reported"}), " +
+            $"frames up to {report["maxReceiveFrame"]} received / {report["maxTransmitFrame"]} sent, {report["receiveMode"]} receive buffers");
         return 0;
     }
 }

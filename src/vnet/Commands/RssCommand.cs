@@ -1,14 +1,16 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text;
 using System.Text.Json.Nodes;
 using VirtioNet.Net.MultiQueue;
 using VirtioNet.Net.Offloads;
+using VirtioNet.Service;
 
 namespace VirtioNet.Cli.Commands;
 
 /// <summary>
 /// <c>vnet rss</c>: the RSS indirection table, key and hash types, like <c>ethtool -x</c>; <c>--equal N</c>,
-/// <c>--key</c> and <c>--hash-types</c> set them, like <c>ethtool -X</c>. The device gets <c>rss=on,hash=on</c>.
+/// <c>--key</c> and <c>--hash-types</c> set them, like <c>ethtool -X</c>. The private machine's device gets <c>rss=on,hash=on</c>; with <c>--attach NAME</c> the running instance's.
 /// </summary>
 internal static class RssCommand
 {
@@ -54,6 +56,7 @@ internal static class RssCommand
         command.Options.Add(HashTypes);
         command.Options.Add(TableLength);
         command.Options.Add(NetDeviceSession.Queues);
+        command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;
@@ -61,13 +64,7 @@ internal static class RssCommand
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
-        int queues = NetDeviceSession.ReadQueues(result);
         int? equal = result.GetValue(Equal);
-        if (equal is { } e && (e < 1 || e > queues))
-        {
-            throw new CliException($"--equal must be 1 to {queues} (the pairs set up with --queues); got {e}.");
-        }
-
         byte[] key = result.GetValue(Key) is { } keyText ? OnOff.ParseHex(keyText, "--key") : ToeplitzHash.DefaultKey.ToArray();
         if (key.Length > ToeplitzHash.MaxKeyLength)
         {
@@ -93,54 +90,75 @@ internal static class RssCommand
         }
 
         bool change = equal is not null || result.GetValue(Key) is not null || result.GetValue(HashTypes) is not null;
-        using NetDeviceSession session = NetDeviceSession.Open(settings, queues, "rss=on,hash=on", cancellationToken);
-        if (change)
+        JsonObject report;
+        string device = "net0";
+        if (Attach.Name(result) is { } instance)
         {
-            // The device's limits are checked here (ArgumentException → one line, exit 2).
-            session.Net.Control.ConfigureRss(RssConfiguration.Spread(equal ?? queues, tableLength, types, key));
+            device = instance;
+            JsonObject request = new();
+            if (change)
+            {
+                // Without --equal, over the pairs active now, as the one-shot mode spreads over those set up.
+                int queues = equal ?? Attach.Ask(instance, "channels", new JsonObject())["combined"]!.GetValue<int>();
+                request = new JsonObject { ["equal"] = queues, ["tableLength"] = tableLength, ["hashTypeBits"] = (uint)types, ["key"] = Convert.ToHexStringLower(key) };
+            }
+
+            report = Attach.Ask(instance, "rss", request);
+        }
+        else
+        {
+            int queues = NetDeviceSession.ReadQueues(result);
+            if (equal is { } e && (e < 1 || e > queues))
+            {
+                throw new CliException($"--equal must be 1 to {queues} (the pairs set up with --queues); got {e}.");
+            }
+
+            using NetDeviceSession session = NetDeviceSession.Open(settings, queues, "rss=on,hash=on", cancellationToken);
+
+            // The device's limits are checked there (ArgumentException → one line, exit 2).
+            report = new DeviceLink(session.Net).Rss(change ? equal ?? queues : null, tableLength, types, key);
         }
 
-        RssConfiguration? rss = session.Net.Control.Rss;
+        // The hash types by name.
+        report["supportedHashTypes"] = new JsonArray([.. Names((RssHashTypes)report["supportedHashTypeBits"]!.GetValue<uint>()).Select(n => (JsonNode)n)]);
+        report["hashTypes"] = new JsonArray([.. Names((RssHashTypes)report["hashTypeBits"]!.GetValue<uint>()).Select(n => (JsonNode)n)]);
+        report.Remove("supportedHashTypeBits");
+        report.Remove("hashTypeBits");
         if (settings.Json)
         {
-            Console.Out.WriteLine(new JsonObject
-            {
-                ["rxQueues"] = session.Net.Control.ActiveQueuePairs,
-                ["enabled"] = rss is not null,
-                ["maxKeySize"] = session.Net.Config.RssMaxKeySize,
-                ["maxIndirectionTableLength"] = session.Net.Config.RssMaxIndirectionTableLength,
-                ["supportedHashTypes"] = new JsonArray([.. Names((RssHashTypes)session.Net.Config.SupportedHashTypes).Select(n => (JsonNode)n)]),
-                ["hashTypes"] = new JsonArray([.. Names(rss?.HashTypes ?? RssHashTypes.None).Select(n => (JsonNode)n)]),
-                ["indirectionTable"] = new JsonArray([.. (rss?.IndirectionTable.ToArray() ?? []).Select(q => (JsonNode)(int)q)]),
-                ["key"] = rss is null ? null : Hex(rss.Key.Span),
-                ["hashFunction"] = "toeplitz",
-            }.ToJsonString(Json.Options));
+            Console.Out.WriteLine(report.ToJsonString(Json.Options));
             return 0;
         }
 
-        if (rss is null)
+        Console.Out.Write(ToText(report, device));
+        return 0;
+    }
+
+    /// <summary>ethtool -x's lines from the report.</summary>
+    public static string ToText(JsonObject report, string device)
+    {
+        var text = new StringBuilder();
+        string Types(string field) => string.Join(' ', report[field]!.AsArray().Select(n => n!.GetValue<string>()));
+        if (!report["enabled"]!.GetValue<bool>())
         {
-            Console.Out.WriteLine($"RSS is off for net0 ({session.Net.Control.ActiveQueuePairs} RX ring(s)); the device steers by its own choice.");
-            Console.Out.WriteLine($"Device limits: key {session.Net.Config.RssMaxKeySize} bytes, table {session.Net.Config.RssMaxIndirectionTableLength} entries, hash types {string.Join(' ', Names((RssHashTypes)session.Net.Config.SupportedHashTypes))}");
-            return 0;
+            text.Append(CultureInfo.InvariantCulture, $"RSS is off for {device} ({report["rxQueues"]} RX ring(s)); the device steers by its own choice.\n");
+            text.Append(CultureInfo.InvariantCulture, $"Device limits: key {report["maxKeySize"]} bytes, table {report["maxIndirectionTableLength"]} entries, hash types {Types("supportedHashTypes")}\n");
+            return text.ToString();
         }
 
-        Console.Out.WriteLine($"RX flow hash indirection table for net0 with {session.Net.Control.ActiveQueuePairs} RX ring(s):");
-        ushort[] table = rss.IndirectionTable.ToArray();
+        text.Append(CultureInfo.InvariantCulture, $"RX flow hash indirection table for {device} with {report["rxQueues"]} RX ring(s):\n");
+        int[] table = [.. report["indirectionTable"]!.AsArray().Select(n => n!.GetValue<int>())];
         for (int row = 0; row < table.Length; row += 8)
         {
-            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{row,5}: ") + string.Join(' ', table.Skip(row).Take(8).Select(q => q.ToString(CultureInfo.InvariantCulture).PadLeft(5))));
+            text.Append(string.Create(CultureInfo.InvariantCulture, $"{row,5}: ") + string.Join(' ', table.Skip(row).Take(8).Select(q => q.ToString(CultureInfo.InvariantCulture).PadLeft(5)))).Append('\n');
         }
 
-        Console.Out.WriteLine("RSS hash key:");
-        Console.Out.WriteLine(Hex(rss.Key.Span));
-        Console.Out.WriteLine("RSS hash function:");
-        Console.Out.WriteLine("    toeplitz: on");
-        Console.Out.WriteLine($"Hash types: {string.Join(' ', Names(rss.HashTypes))}");
-        return 0;
+        text.Append("RSS hash key:\n").Append(report["key"]!.GetValue<string>()).Append('\n');
+        text.Append("RSS hash function:\n    toeplitz: on\n");
+        text.Append("Hash types: ").Append(Types("hashTypes")).Append('\n');
+        return text.ToString();
     }
 
     private static IEnumerable<string> Names(RssHashTypes types) => TypeNames.Where(kv => (types & kv.Value) != 0).Select(kv => kv.Key);
 
-    private static string Hex(ReadOnlySpan<byte> bytes) => string.Join(':', bytes.ToArray().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
 }

@@ -1,16 +1,17 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using System.Text.Json.Nodes;
-using VirtioNet.Core;
 using VirtioNet.Net;
-using VirtioNet.Net.Statistics;
+using VirtioNet.Service;
 
 namespace VirtioNet.Cli.Commands;
 
 /// <summary>
 /// <c>vnet stats</c>: per-queue counters, like <c>ethtool -S</c>, after receiving for <c>--seconds</c>; with
 /// VIRTIO_NET_F_DEVICE_STATS negotiated also the device's own counters (the <c>hw_</c> names, as Linux prints them).
+/// With <c>--attach NAME</c> the counters of the running instance, with its service's counters of each pair after them.
 /// </summary>
 internal static class StatsCommand
 {
@@ -25,6 +26,7 @@ internal static class StatsCommand
         var command = new Command("stats", "Show the driver's per-queue statistics, as ethtool -S does.");
         command.Options.Add(Seconds);
         command.Options.Add(NetDeviceSession.Queues);
+        command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;
@@ -32,15 +34,113 @@ internal static class StatsCommand
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
-        int queues = NetDeviceSession.ReadQueues(result);
         double seconds = result.GetValue(Seconds);
         if (seconds is < 0 or > 3600 || double.IsNaN(seconds))
         {
             throw new CliException($"--seconds must be 0 to 3600; got {seconds}.");
         }
 
-        using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
-        VirtioNetDevice net = session.Net;
+        JsonObject report;
+        if (Attach.Name(result) is { } instance)
+        {
+            // The running instance's pumps receive; --seconds only waits before the counters are read.
+            cancellationToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(seconds));
+            cancellationToken.ThrowIfCancellationRequested();
+            report = Attach.Ask(instance, "stats", new JsonObject());
+        }
+        else
+        {
+            int queues = NetDeviceSession.ReadQueues(result);
+            using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
+            Drain(session.Net, seconds, cancellationToken);
+            report = new DeviceLink(session.Net).StatsReport();
+        }
+
+        // A device that answers the statistics query badly does not hide the driver's counters: they are printed, the
+        // failure is reported on stderr and the exit code says so.
+        string? deviceError = report["deviceStatisticsError"]?.GetValue<string>();
+        report.Remove("deviceStatisticsError");
+        if (settings.Json)
+        {
+            Console.Out.WriteLine(report.ToJsonString(Json.Options));
+        }
+        else
+        {
+            Console.Out.Write(ToText(report));
+        }
+
+        if (deviceError is null)
+        {
+            return 0;
+        }
+
+        Log.Error($"device statistics: {deviceError}");
+        return 1;
+    }
+
+    /// <summary>ethtool -S's lines from the report; with a running instance's report also the service's counters of each pair.</summary>
+    public static string ToText(JsonObject report)
+    {
+        var text = new StringBuilder();
+        text.Append("NIC statistics:\n");
+        JsonArray queues = report["queues"]!.AsArray();
+        int pairs = queues.Count / 2;
+        for (int i = 0; i < queues.Count; i++)
+        {
+            // Every pair's receive queue, then every pair's transmit queue.
+            JsonObject q = queues[i]!.AsObject();
+            string prefix = i < pairs ? $"rx_queue_{i}" : $"tx_queue_{i - pairs}";
+            Line(text, $"{prefix}_packets", q["packets"]);
+            Line(text, $"{prefix}_bytes", q["bytes"]);
+            Line(text, $"{prefix}_drops", q["drops"]);
+            Line(text, $"{prefix}_errors", q["errors"]);
+            Line(text, $"{prefix}_kicks", q["notifications"]);
+            Line(text, $"{prefix}_interrupts", q["interrupts"]);
+            if (q["coalescedSegments"]!.GetValue<long>() > 0)
+            {
+                Line(text, $"{prefix}_coalesced_segments", q["coalescedSegments"]);
+            }
+        }
+
+        foreach (JsonNode? node in report["deviceStatistics"]?["blocks"]?.AsArray() ?? [])
+        {
+            string queue = node!["queue"]!.GetValue<string>();
+            foreach ((string counter, JsonNode? value) in node["counters"]!.AsObject())
+            {
+                // rx_packets of rx_queue_0 prints as hw_rx_queue_0_packets; command_num of the control queue as hw_cvq_command_num.
+                string name = counter.StartsWith("rx_", StringComparison.Ordinal) || counter.StartsWith("tx_", StringComparison.Ordinal) ? counter[3..] : counter;
+                Line(text, $"hw_{queue}_{name}", value);
+            }
+        }
+
+        Line(text, "recoveries", report["recoveries"]);
+        Line(text, "recovery_dropped_transmits", report["recoveryDroppedTransmits"]);
+
+        // The service's side of each pair (a running instance only): frames to and from the kernel, waits, drops by reason.
+        foreach (JsonNode? node in report["pairs"]?.AsArray() ?? [])
+        {
+            JsonObject pair = node!.AsObject();
+            string prefix = string.Create(CultureInfo.InvariantCulture, $"queue_{pair["pair"]}");
+            Line(text, $"{prefix}_to_kernel_frames", pair["toKernelFrames"]);
+            Line(text, $"{prefix}_to_kernel_bytes", pair["toKernelBytes"]);
+            Line(text, $"{prefix}_from_kernel_frames", pair["fromKernelFrames"]);
+            Line(text, $"{prefix}_from_kernel_bytes", pair["fromKernelBytes"]);
+            Line(text, $"{prefix}_ring_full_waits", pair["ringFullWaits"]);
+            foreach ((string reason, JsonNode? value) in pair["serviceDrops"]?.AsObject() ?? [])
+            {
+                Line(text, $"{prefix}_drops_{reason}", value);
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private static void Line(StringBuilder text, string name, JsonNode? value) =>
+        text.Append("     ").Append(name).Append(": ").Append(value?.ToJsonString() ?? "0").Append('\n');
+
+    // Receives (and drops) whatever arrives on every queue for this long, so the counters have moved.
+    private static void Drain(VirtioNetDevice net, double seconds, CancellationToken cancellationToken)
+    {
         byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < seconds)
@@ -60,107 +160,5 @@ internal static class StatsCommand
                 Thread.Sleep(1);
             }
         }
-
-        // The device's own counters, when it keeps them. A device that answers badly does not hide the driver's counters:
-        // they are printed, the failure is reported on stderr and the exit code says so.
-        DeviceStatistics? device = null;
-        string? deviceError = null;
-        if (net.Control.HasDeviceStatistics)
-        {
-            try
-            {
-                device = net.Control.GetDeviceStatistics();
-            }
-            catch (VirtioException e)
-            {
-                deviceError = e.Message;
-            }
-        }
-
-        IEnumerable<(string Prefix, VirtioNetQueueStatistics Stats)> all =
-            net.Pairs.Select((p, i) => ($"rx_queue_{i}", p.ReceiveStatistics))
-                .Concat(net.Pairs.Select((p, i) => ($"tx_queue_{i}", p.TransmitStatistics)));
-        if (settings.Json)
-        {
-            Console.Out.WriteLine(new JsonObject
-            {
-                ["queues"] = new JsonArray([.. all.Select(q => (JsonNode)new JsonObject
-                {
-                    ["name"] = q.Stats.Name,
-                    ["packets"] = q.Stats.Packets,
-                    ["bytes"] = q.Stats.Bytes,
-                    ["drops"] = q.Stats.Drops,
-                    ["errors"] = q.Stats.Errors,
-                    ["notifications"] = q.Stats.Notifications,
-                    ["interrupts"] = q.Stats.Interrupts,
-                    ["coalescedSegments"] = q.Stats.CoalescedSegments,
-                })]),
-                ["configurationInterrupts"] = net.ConfigurationInterrupts,
-                ["recoveries"] = net.Recoveries,
-                ["recoveryDroppedTransmits"] = net.RecoveryDroppedTransmits,
-                ["controlCommandsCompleted"] = net.Control.CommandsCompleted,
-                ["controlCommandsRejected"] = net.Control.CommandsRejected,
-                ["deviceStatistics"] = device is null ? null : new JsonObject
-                {
-                    ["supportedTypes"] = device.SupportedTypes.ToString(),
-                    ["blocks"] = new JsonArray([.. device.Blocks.Select(b => (JsonNode)new JsonObject
-                    {
-                        ["queue"] = QueueName(net, b.QueueIndex),
-                        ["queueIndex"] = b.QueueIndex,
-                        ["type"] = b.Type.ToString(),
-                        ["counters"] = new JsonObject(b.Counters.Select(c => KeyValuePair.Create(c.Name, (JsonNode?)JsonValue.Create(c.Value)))),
-                    })]),
-                },
-            }.ToJsonString(Json.Options));
-            return Finish(deviceError);
-        }
-
-        Console.Out.WriteLine("NIC statistics:");
-        foreach ((string prefix, VirtioNetQueueStatistics stats) in all)
-        {
-            Console.Out.WriteLine($"     {prefix}_packets: {stats.Packets}");
-            Console.Out.WriteLine($"     {prefix}_bytes: {stats.Bytes}");
-            Console.Out.WriteLine($"     {prefix}_drops: {stats.Drops}");
-            Console.Out.WriteLine($"     {prefix}_errors: {stats.Errors}");
-            Console.Out.WriteLine($"     {prefix}_kicks: {stats.Notifications}");
-            Console.Out.WriteLine($"     {prefix}_interrupts: {stats.Interrupts}");
-            if (stats.CoalescedSegments > 0)
-            {
-                Console.Out.WriteLine($"     {prefix}_coalesced_segments: {stats.CoalescedSegments}");
-            }
-        }
-
-        foreach (DeviceStatisticsBlock block in device?.Blocks ?? [])
-        {
-            string queue = QueueName(net, block.QueueIndex);
-            foreach (DeviceStatisticsCounter counter in block.Counters)
-            {
-                // rx_packets of rx_queue_0 prints as hw_rx_queue_0_packets; command_num of the control queue as hw_cvq_command_num.
-                string name = counter.Name.StartsWith("rx_", StringComparison.Ordinal) || counter.Name.StartsWith("tx_", StringComparison.Ordinal) ? counter.Name[3..] : counter.Name;
-                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"     hw_{queue}_{name}: {counter.Value}"));
-            }
-        }
-
-        Console.Out.WriteLine($"     recoveries: {net.Recoveries}");
-        Console.Out.WriteLine($"     recovery_dropped_transmits: {net.RecoveryDroppedTransmits}");
-
-        return Finish(deviceError);
     }
-
-    private static int Finish(string? deviceError)
-    {
-        if (deviceError is null)
-        {
-            return 0;
-        }
-
-        Log.Error($"device statistics: {deviceError}");
-        return 1;
-    }
-
-    // 0:rx0 1:tx0 ... 2N:controlq (§5.1.2), in the names the driver's own counters use.
-    private static string QueueName(VirtioNetDevice net, int queueIndex) =>
-        queueIndex == net.Control.QueueIndex ? "cvq"
-        : queueIndex % 2 == 0 ? $"rx_queue_{queueIndex / 2}"
-        : $"tx_queue_{queueIndex / 2}";
 }

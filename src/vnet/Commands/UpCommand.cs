@@ -1,5 +1,8 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
+using VirtioNet.Cli.Config;
+using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.Qemu;
 using VirtioNet.Service;
@@ -9,7 +12,8 @@ namespace VirtioNet.Cli.Commands;
 
 /// <summary>
 /// <c>vnet up</c>: the driver as a long-lived process presenting its device to the kernel as a TAP interface. Parses,
-/// opens the device (a QEMU machine or a vhost-user backend), and hands it to <see cref="TapService"/>.
+/// opens the device (a QEMU machine or a vhost-user backend), and hands it to <see cref="TapService"/>. With
+/// <c>--config FILE</c> the settings come from virtio-net.toml first and the flags given on the command line override them.
 /// </summary>
 internal static class UpCommand
 {
@@ -39,11 +43,13 @@ internal static class UpCommand
 
     private static readonly Option<bool> Supervise = new("--supervise") { Description = "Run the service as a worker process and start it again whenever it dies (with backoff); SIGINT and SIGTERM are passed on." };
 
+    private static readonly Option<string?> ConfigFile = new("--config") { Description = "Read the configuration file (virtio-net.toml: [device], [performance], [debug], [platform]; docs/virtio-net.toml lists every key); flags given on the command line override it." };
+
     public static Command Create()
     {
         var command = new Command("up", "Serve the device to the kernel as a TAP interface until Ctrl-C or SIGTERM (or until --exec's command ends).");
         Offloads.AcceptOnlyFromAmong("on", "off");
-        foreach (Option option in new Option[] { Name, Tap, Netns, NetDeviceSession.Queues, Dhcp, Offloads, Exec, LinkTimeout, VhostUser, VhostUserClient, Netdev, MachineName, Keep, Supervise })
+        foreach (Option option in new Option[] { ConfigFile, Name, Tap, Netns, NetDeviceSession.Queues, Dhcp, Offloads, Exec, LinkTimeout, VhostUser, VhostUserClient, Netdev, MachineName, Keep, Supervise })
         {
             command.Options.Add(option);
         }
@@ -60,7 +66,24 @@ internal static class UpCommand
             return Supervisor.Run(result.GetValue(Exec) is null, cancellationToken);
         }
 
-        int queues = NetDeviceSession.ReadQueues(result);
+        VnetConfig file = new();
+        if (result.GetValue(ConfigFile) is { } path)
+        {
+            (file, IReadOnlyList<ConfigError> errors) = ConfigReader.ReadFile(path);
+            if (ConfigCommand.Report(errors))
+            {
+                Log.Error($"{path}: nothing started");
+                return CommandRunner.Usage;
+            }
+        }
+
+        if (file.LogLevel is { } level && !Given(result, CommonOptions.LogLevel))
+        {
+            Log.Configure(Log.Levels[level]);
+        }
+
+        settings = WithFile(settings, result, file);
+        int queues = Given(result, NetDeviceSession.Queues) ? NetDeviceSession.ReadQueues(result) : file.QueuePairs ?? NetDeviceSession.ReadQueues(result);
         double linkTimeout = result.GetValue(LinkTimeout);
         if (linkTimeout is <= 0 or > 3600 || double.IsNaN(linkTimeout))
         {
@@ -70,19 +93,22 @@ internal static class UpCommand
         string? exec = result.GetValue(Exec);
         var options = new TapServiceOptions
         {
-            TapName = result.GetValue(Tap) ?? "vnet0",
-            Namespace = result.GetValue(Netns),
+            TapName = Pick(result, Tap, file.Tap) ?? "vnet0",
+            Namespace = Pick(result, Netns, file.Namespace),
             CreateNamespace = exec is not null,
-            Dhcp = result.GetValue(Dhcp),
-            Offloads = result.GetValue(Offloads) != "off",
+            Dhcp = Pick(result, Dhcp, file.Dhcp),
+            Offloads = Given(result, Offloads) ? result.GetValue(Offloads) != "off" : file.KernelOffloads ?? true,
             LinkTimeout = TimeSpan.FromSeconds(linkTimeout),
             Exec = exec,
             Keep = result.GetValue(Keep),
+            BurstSize = file.BurstSize ?? DeviceLink.PairPort.DefaultBurst,
+            PairCpus = file.PairCpus,
         };
-        string instance = result.GetValue(Name) ?? options.TapName;
+        string instance = Pick(result, Name, file.Name) ?? options.TapName;
         options = options with { InstanceName = instance, ControlDirectory = ControlServer.DefaultDirectory };
-        string? vhostUser = result.GetValue(VhostUser);
-        if (vhostUser is null && result.GetValue(VhostUserClient))
+        string? vhostUser = Given(result, VhostUser) ? result.GetValue(VhostUser) : file.Backend == "vhost-user" ? file.VhostUserSocket : null;
+        bool vhostUserListen = Given(result, VhostUserClient) ? result.GetValue(VhostUserClient) : file.VhostUserListen ?? false;
+        if (vhostUser is null && vhostUserListen)
         {
             throw new CliException("--vhost-user-client needs --vhost-user PATH.");
         }
@@ -94,35 +120,46 @@ internal static class UpCommand
         }
         else if (vhostUser is null)
         {
-            settings = settings with { Netdev = QemuNetdev(result.GetValue(Netdev) ?? "user", queues), DeviceOptions = queues > 1 ? Join(settings.DeviceOptions, "mq=on") : settings.DeviceOptions };
+            settings = settings with { Netdev = QemuNetdev(Pick(result, Netdev, file.Netdev) ?? "user", queues), DeviceOptions = queues > 1 ? Join(settings.DeviceOptions, "mq=on") : settings.DeviceOptions };
         }
 
+        // The features left out of negotiation: those withheld by name, those behind offloads turned off, and packed
+        // rings when the file asks for split ones.
+        VirtioFeatureSet withheld = (file.WithheldFeatures ?? VirtioFeatureSet.None) | (file.OffloadsOff ?? VirtioFeatureSet.None) |
+            (file.RingLayout == "split" ? VirtioFeatureSet.FromUInt64(VirtioFeatures.RingPacked) : VirtioFeatureSet.None);
         try
         {
             using InstanceLock instanceLock = InstanceLock.Acquire(ControlServer.DefaultDirectory, instance);
             options = TapService.Preflight(options);
-            var netOptions = new VirtioNetOptions { OperationMode = settings.Mode, QueuePairs = queues };
+            var netOptions = new VirtioNetOptions
+            {
+                OperationMode = settings.Mode,
+                QueuePairs = queues,
+                MaxQueueSize = file.RingSize ?? new VirtioNetOptions().MaxQueueSize,
+                DisabledFeatures = withheld.Low,
+                DisabledFeaturesHigh = withheld.High,
+            };
             Log.Info($"{instance}: starting");
             if (vhostUser is not null)
             {
                 var vhost = new VhostUserOptions
                 {
                     SocketPath = vhostUser,
-                    SocketMode = result.GetValue(VhostUserClient) ? VhostUserSocketMode.Listen : VhostUserSocketMode.Connect,
+                    SocketMode = vhostUserListen ? VhostUserSocketMode.Listen : VhostUserSocketMode.Connect,
                     QueuePairs = queues,
 
                     // A backend that connects to us (OVS's dpdkvhostuserclient port) retries once a second.
                     ConnectTimeout = TimeSpan.FromSeconds(15),
                 };
                 using VhostUserSession session = VhostUserSession.Open(vhost, netOptions, cancellationToken: cancellationToken);
-                return Serve(session.Device, options, cancellationToken);
+                return Serve(session.Device, options, file, cancellationToken);
             }
 
             using IQemuBoard board = machine is null
                 ? Boards.Start(settings, cancellationToken)
                 : Boards.Attach(machine.Settings with { Mode = settings.Mode }, machine.Detached, cancellationToken);
             using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, netOptions);
-            return Serve(net, options, cancellationToken);
+            return Serve(net, options, file, cancellationToken);
         }
         catch (ServiceException e)
         {
@@ -130,11 +167,73 @@ internal static class UpCommand
         }
     }
 
-    private static int Serve(VirtioNetDevice device, TapServiceOptions options, CancellationToken cancellationToken)
+    private static int Serve(VirtioNetDevice device, TapServiceOptions options, VnetConfig file, CancellationToken cancellationToken)
     {
-        int exitCode = TapService.Run(new DeviceLink(device), options, Log.Info, cancellationToken);
-        Log.Info(options.Keep ? "stopped; TAP kept" : "stopped; TAP removed");
-        return exitCode;
+        var link = new DeviceLink(device);
+        try
+        {
+            // Both 0 (the defaults) is no coalescing, which a device starts with: nothing is sent.
+            (uint, uint)? receive = (file.RxCoalesceFrames ?? 0, file.RxCoalesceMicroseconds ?? 0);
+            (uint, uint)? transmit = (file.TxCoalesceFrames ?? 0, file.TxCoalesceMicroseconds ?? 0);
+            link.SetCoalescing(receive == (0, 0) ? null : receive, transmit == (0, 0) ? null : transmit);
+            int exitCode = TapService.Run(link, options, Log.Info, cancellationToken);
+            Log.Info(options.Keep ? "stopped; TAP kept" : "stopped; TAP removed");
+            return exitCode;
+        }
+        catch (Exception e) when (file.RegisterDumpOnError == true && e is not OperationCanceledException)
+        {
+            // [debug] register_dump_on_error: the device as it was when the service failed, as 'vnet dump --json' gives it.
+            Log.Error($"{e.Message}; the device at the failure: {link.Dump().ToJsonString()}");
+            throw;
+        }
+    }
+
+    // A flag given on the command line wins; otherwise the file's value; otherwise the flag's default.
+    private static T? Pick<T>(ParseResult result, Option<T> option, T? fromFile) =>
+        Given(result, option) ? result.GetValue(option) : fromFile ?? result.GetValue(option);
+
+    private static bool Pick(ParseResult result, Option<bool> option, bool? fromFile) =>
+        Given(result, option) ? result.GetValue(option) : fromFile ?? result.GetValue(option);
+
+    private static bool Given(ParseResult result, Option option) => result.GetResult(option) is OptionResult { Implicit: false };
+
+    // The machine and device settings: flags given win over the file's [device], [performance] and [platform] keys.
+    internal static MachineSettings WithFile(MachineSettings settings, ParseResult result, VnetConfig file)
+    {
+        string machine = Given(result, CommonOptions.Machine) ? settings.MachineName : file.Machine ?? settings.MachineName;
+        string transport = Given(result, CommonOptions.Transport) ? settings.Transport : file.Transport ?? settings.Transport;
+        if (machine == "x86_64-q35" && transport is not ("pci" or "pci-legacy"))
+        {
+            throw new CliException($"machine x86_64-q35 has no virtio-mmio slots: use transport pci or pci-legacy (got {transport}).");
+        }
+
+        // The device's properties: the file's own, then what its [device] keys ask of QEMU; --device-opts replaces the file's own.
+        var properties = new List<string> { Given(result, CommonOptions.DeviceOpts) ? settings.DeviceOptions : file.DeviceProperties ?? settings.DeviceOptions };
+        if (file.Mac is { } mac)
+        {
+            properties.Add($"mac={mac}");
+        }
+
+        if (file.Mtu is { } mtu)
+        {
+            properties.Add(string.Create(CultureInfo.InvariantCulture, $"host_mtu={mtu}"));
+        }
+
+        if (file.RingLayout == "packed")
+        {
+            properties.Add("packed=on");
+        }
+
+        return settings with
+        {
+            Machine = machine == "x86_64-q35" ? QemuMachineKind.X86Q35 : QemuMachineKind.RiscvVirt,
+            Transport = transport,
+            ModernMmio = transport == "mmio",
+            PciInterrupts = Given(result, CommonOptions.PciInterrupts) ? settings.PciInterrupts : file.PciInterrupts ?? settings.PciInterrupts,
+            DeviceOptions = string.Join(',', properties.Where(p => p.Length > 0)),
+            Mode = Given(result, CommonOptions.Mode) ? settings.Mode : file.Mode == "poll" ? OperationMode.Poll : settings.Mode,
+            QemuPath = Given(result, CommonOptions.Qemu) ? settings.QemuPath : file.Qemu ?? settings.QemuPath,
+        };
     }
 
     // --machine-name: the machine must be recorded and its QEMU running; the driver lock (taken when attaching) says

@@ -1,10 +1,11 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using VirtioNet.Net.Vlan;
+using VirtioNet.Service;
 
 namespace VirtioNet.Cli.Commands;
 
-/// <summary><c>vnet vlan</c>: the device's VLAN filter (VIRTIO_NET_CTRL_VLAN), <c>--add ID</c> and <c>--del ID</c>, like <c>bridge vlan</c>.</summary>
+/// <summary><c>vnet vlan</c>: the device's VLAN filter (VIRTIO_NET_CTRL_VLAN), <c>--add ID</c> and <c>--del ID</c>, like <c>bridge vlan</c>; with <c>--attach NAME</c> on the running instance's device.</summary>
 internal static class VlanCommand
 {
     private static readonly Option<int[]> Add = new("--add")
@@ -24,6 +25,7 @@ internal static class VlanCommand
         var command = new Command("vlan", "Show (and change) the device's VLAN filter table.");
         command.Options.Add(Add);
         command.Options.Add(Delete);
+        command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;
@@ -41,25 +43,31 @@ internal static class VlanCommand
             }
         }
 
-        using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
-        foreach (int id in add)
+        JsonObject report;
+        string device = "net0";
+        if (Attach.Name(result) is { } instance)
         {
-            session.Net.Control.AddVlan(id);
+            device = instance;
+            report = Attach.Ask(instance, "vlan", new JsonObject
+            {
+                ["add"] = new JsonArray([.. add.Select(id => (JsonNode)id)]),
+                ["del"] = new JsonArray([.. delete.Select(id => (JsonNode)id)]),
+            });
         }
-
-        foreach (int id in delete)
+        else
         {
-            session.Net.Control.RemoveVlan(id);
+            using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
+            report = new DeviceLink(session.Net).Vlan(add, delete);
         }
 
         if (settings.Json)
         {
-            Console.Out.WriteLine(new JsonObject { ["vlans"] = new JsonArray([.. session.Net.Control.VlanIds.Select(v => (JsonNode)v)]) }.ToJsonString(Json.Options));
+            Console.Out.WriteLine(report.ToJsonString(Json.Options));
             return 0;
         }
 
         Console.Out.WriteLine("port    vlan-id");
-        Console.Out.WriteLine($"net0    {string.Join("\n        ", session.Net.Control.VlanIds)}");
+        Console.Out.WriteLine($"{device,-8}{string.Join("\n        ", report["vlans"]!.AsArray().Select(v => v!.ToJsonString()))}");
         return 0;
     }
 }

@@ -33,12 +33,12 @@ internal static class OffloadListing
     /// with the feature bits behind each offload beside it, one per line. Plain text rather than a drawn table: it
     /// does not wrap in an 80-column terminal or a log, and "name: state" stays greppable as ethtool's is.
     /// </summary>
-    public static string ToText(IReadOnlyList<OffloadState> states)
+    public static string ToText(IReadOnlyList<OffloadState> states, string device = "net0")
     {
         int nameWidth = states.Max(s => s.Offload.Name.Length) + 2;
         int stateWidth = states.Max(s => s.Text.Length) + 2;
         var text = new StringBuilder();
-        text.Append("Features for net0:").Append('\n');
+        text.Append("Features for ").Append(device).Append(":\n");
         foreach (OffloadState s in states)
         {
             IReadOnlyList<string> features = FeatureListing.NamesWithBits(s.Offload.Features);

@@ -346,7 +346,7 @@ public sealed class TapVlanTests
     /// A raw AF_PACKET socket bound to one interface of the calling thread's namespace: whole Ethernet frames out and
     /// in, so tagged frames pass through the kernel's TAP without a VLAN device.
     /// </summary>
-    private sealed class PacketSocket : IDisposable
+    internal sealed class PacketSocket : IDisposable
     {
         private const int AfPacket = 17;
         private const int SockRaw = 3;

@@ -134,7 +134,7 @@ public sealed class UpControlTests
 
     // .NET removes the file of a socket it bound when it closes it; a killed process does not. Binding under another
     // name and renaming the file leaves what a killed instance leaves: a socket file nobody listens on.
-    private static void LeaveStaleSocket(string path)
+    internal static void LeaveStaleSocket(string path)
     {
         string bound = path + ".bound";
         using (var dead = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
