@@ -146,8 +146,11 @@ internal static class TapService
                 pump.Start();
             }
 
+            using var events = new ServiceEvents(link);
+            string instance = options.InstanceName ?? tap.Name;
             using ControlServer? control = options.ControlDirectory is { } directory
-                ? ControlServer.Start(directory, options.InstanceName ?? tap.Name, (command, _) => Control(command, link, tap, options, pumps, started), log)
+                ? ControlServer.Start(directory, instance, (command, _) => Control(command, link, tap, options, pumps, started), log,
+                    (command, request) => ObserveControl.Open(command, request, instance, link, events))
                 : null;
             if (control is not null)
             {
@@ -197,7 +200,8 @@ internal static class TapService
             ["uptimeSeconds"] = (long)(DateTime.UtcNow - started).TotalSeconds,
         },
         "stats" => new JsonObject { ["pairs"] = new JsonArray([.. pumps.Select((pump, i) => (JsonNode)PairStats(link, pump, i))]) },
-        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats)"),
+        "recover" => ObserveControl.Recover(link),
+        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats, recover, monitor, capture)"),
     };
 
     private static JsonObject PairStats(DeviceLink link, PairPump pump, int pair)
