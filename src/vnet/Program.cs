@@ -16,6 +16,9 @@ root.Subcommands.Add(VlanCommand.Create());
 root.Subcommands.Add(MtuCommand.Create());
 root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(ListCommand.Create());
+root.Subcommands.Add(MonitorCommand.Create());
+root.Subcommands.Add(CaptureCommand.Create());
+root.Subcommands.Add(TopCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

@@ -83,7 +83,7 @@ internal static class UpCommand
         try
         {
             TapService.Preflight(options);
-            var netOptions = new VirtioNetOptions { OperationMode = settings.Mode, QueuePairs = queues };
+            var netOptions = new VirtioNetOptions { OperationMode = settings.Mode, QueuePairs = queues, AutoRecover = true };
             Log.Info($"{instance}: starting");
             if (vhostUser is not null)
             {
