@@ -90,7 +90,9 @@ public sealed class UpCaptureTests
             Assert.Equal(Pings, output.Split('\n').Count(l => l.Contains("ICMP echo request", StringComparison.Ordinal)));
             (code, output) = Run(RequireTool("tshark"), "-r", file, "-Y", "icmp.type == 0", "-T", "fields", "-e", "frame.interface_id", "-e", "frame.packet_flags_direction");
             Assert.Equal(0, code);
-            Assert.Equal(Pings, output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+            string[] rows = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(Pings, rows.Length);
+            Assert.All(rows, row => Assert.Equal(["0", "0x00000001"], row.Trim().Split('\t')));
         }
         finally
         {
@@ -113,6 +115,7 @@ public sealed class UpCaptureTests
         return name;
     }
 
+    // Exit code and standard output (tshark warns on stderr when run as root).
     private static (int Code, string Output) Run(string program, params string[] arguments)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -125,6 +128,7 @@ public sealed class UpCaptureTests
         Task<string> output = process.StandardOutput.ReadToEndAsync();
         Task<string> errors = process.StandardError.ReadToEndAsync();
         Assert.True(process.WaitForExit(TimeSpan.FromSeconds(60)), $"{program} did not finish");
-        return (process.ExitCode, output.Result + errors.Result);
+        Assert.True(process.ExitCode == 0, $"{program} failed: {errors.Result}");
+        return (process.ExitCode, output.Result);
     }
 }
