@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using System.Text.Json.Nodes;
 using VirtioNet.IntegrationTests.Cli;
 using VirtioNet.IntegrationTests.Qemu;
 using VirtioNet.IntegrationTests.Tap;
@@ -99,6 +100,53 @@ public sealed class UpCaptureTests
             File.Delete(dump);
             File.Delete(file);
         }
+    }
+
+    [Fact]
+    public void ACaptureClientThatDoesNotReadLosesCaptureRecordsCountedWhileEveryFrameStillReachesTheKernel()
+    {
+        KernelPeerRequirement.EnsureAvailable();
+        QemuRequirement.EnsureAvailable();
+        string suffix = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+        using NetworkNamespace near = NetworkNamespace.Create();
+        using RiscvVirtBoard board = RiscvVirtBoard.Start(new QemuMachineOptions { ModernMmio = true }, TestContext.Current.CancellationToken);
+        using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = OperationMode.Interrupt });
+        using InProcessService service = InProcessService.Start(net, $"vs{suffix}", near.Name, dhcp: true);
+
+        // The frames DHCP took before the pumps started count in rxPackets only.
+        JsonObject Stats() => ControlClient.Ask(ControlServer.DefaultDirectory, service.Name, new() { ["command"] = "stats" })["pairs"]![0]!.AsObject();
+        JsonObject before = Stats();
+        long beforeDhcp = before["rxPackets"]!.GetValue<long>() - before["toKernelFrames"]!.GetValue<long>();
+
+        // A client that subscribes and then reads nothing: its socket buffer and then its queue (4096 records) fill.
+        using ControlSubscription stalled = ControlClient.Subscribe(ControlServer.DefaultDirectory, service.Name, new() { ["command"] = "capture" });
+        near.ExecInside("ping -q -c 4000 -i 0.002 -W 5 10.0.2.2");
+
+        // Now read: somewhere in what waited, the lines say records were lost.
+        long dropped = 0;
+        for (int i = 0; i < 10_000 && dropped == 0; i++)
+        {
+            JsonObject? line = stalled.Read(TestContext.Current.CancellationToken);
+            Assert.NotNull(line);
+            dropped = line["dropped"]!.GetValue<long>();
+        }
+
+        Assert.True(dropped > 0, "a client that read nothing for 8,000 frames lost no capture record");
+
+        // The traffic lost nothing: every frame the driver received went to the kernel, and the service dropped none.
+        // (A frame the pump holds between the two counts is waited out.)
+        JsonObject stats = Stats();
+        var clock = Stopwatch.StartNew();
+        while (stats["rxPackets"]!.GetValue<long>() - beforeDhcp != stats["toKernelFrames"]!.GetValue<long>() && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(100);
+            stats = Stats();
+        }
+
+        Assert.Equal(stats["rxPackets"]!.GetValue<long>() - beforeDhcp, stats["toKernelFrames"]!.GetValue<long>());
+        Assert.Equal(0, stats["rxDrops"]!.GetValue<long>());
+        Assert.All(stats["serviceDrops"]!.AsObject(), d => Assert.Equal(0, d.Value!.GetValue<long>()));
+        Assert.True(stats["rxPackets"]!.GetValue<long>() >= 4000, $"only {stats["rxPackets"]} frames received");
     }
 
     // A tool the test needs: its path, or a skip on a developer's machine (a failure under CI).
