@@ -88,7 +88,8 @@ internal static class TopCommand
     private static Table NewTable(string name)
     {
         var table = new Table { Title = new TableTitle($"vnet top {Markup.Escape(name)}") };
-        foreach (string column in new[] { "queue", "rx pkts", "rx pps", "rx bytes", "rx B/s", "rx drops", "rx errors", "tx pkts", "tx pps", "tx bytes", "tx B/s", "tx drops", "tx errors", "service drops" })
+        // Ten columns, so that an 80-column terminal shows them whole; the totals of bytes are in the plain lines and stats.
+        foreach (string column in new[] { "queue", "rx pkts", "rx pps", "rx B/s", "rx drop/err", "tx pkts", "tx pps", "tx B/s", "tx drop/err", "svc drops" })
         {
             table.AddColumn(new TableColumn(column).RightAligned());
         }
@@ -106,13 +107,13 @@ internal static class TopCommand
 
         public string[] Cells() =>
         [
-            N(Pair), N(RxPackets), R(RxPps), N(RxBytes), R(RxBps), N(RxDrops), N(RxErrors),
-            N(TxPackets), R(TxPps), N(TxBytes), R(TxBps), N(TxDrops), N(TxErrors), N(ServiceDrops),
+            N(Pair), N(RxPackets), R(RxPps), R(RxBps), $"{N(RxDrops)}/{N(RxErrors)}",
+            N(TxPackets), R(TxPps), R(TxBps), $"{N(TxDrops)}/{N(TxErrors)}", N(ServiceDrops),
         ];
 
         private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
-        private static string R(double value) => value.ToString("N1", CultureInfo.InvariantCulture);
+        private static string R(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
     }
 
     // Asks the instance for its stats and turns two samples into rates.
