@@ -84,6 +84,12 @@ public sealed class UpMonitorTests
         Assert.Contains("queue-broken", Events(json));
         Assert.Contains(json.Lines, l => l.Contains("DEVICE_NEEDS_RESET", StringComparison.Ordinal));
 
+        // A recovery asked for on the control socket is seen as well.
+        System.Text.Json.Nodes.JsonObject recover = ControlClient.Ask(ControlServer.DefaultDirectory, service.Name, new() { ["command"] = "recover" });
+        Assert.True(recover["ok"]!.GetValue<bool>(), recover.ToJsonString());
+        Assert.Equal(2, recover["recoveries"]!.GetValue<long>());
+        json.WaitFor(c => Events(c).Count(e => e == "recovered") == 2, "the requested recovery in JSON");
+
         // The service still answers, and its monitors stop on Ctrl-C as a user stops them.
         Assert.True(ControlClient.Ask(ControlServer.DefaultDirectory, service.Name, new() { ["command"] = "status" })["ok"]!.GetValue<bool>());
         json.Interrupt();
