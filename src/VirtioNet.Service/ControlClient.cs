@@ -20,27 +20,7 @@ internal static class ControlClient
     /// </summary>
     public static JsonObject Ask(string directory, string name, JsonObject request)
     {
-        string path = ControlServer.PathFor(directory, name);
-        if (!File.Exists(path))
-        {
-            throw new ServiceException($"no instance '{name}' is running (no control socket {path})");
-        }
-
-        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            socket.Connect(new UnixDomainSocketEndPoint(path));
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-        {
-            RemoveStale(path);
-            throw new ServiceException($"no instance '{name}' is running (removed its stale control socket {path})");
-        }
-        catch (SocketException e)
-        {
-            throw new ServiceException($"cannot reach instance '{name}' at {path}: {e.Message}");
-        }
-
+        using Socket socket = Connect(directory, name);
         socket.ReceiveTimeout = (int)ReplyTimeout.TotalMilliseconds;
         socket.SendTimeout = (int)ReplyTimeout.TotalMilliseconds;
         try
@@ -54,6 +34,72 @@ internal static class ControlClient
         {
             throw new ServiceException($"instance '{name}' did not answer: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// Sends a streaming request to instance <paramref name="name"/> and returns the subscription once the instance has
+    /// accepted it (its first reply line said ok). Throws <see cref="ServiceException"/> when no such instance runs or
+    /// it refused the request (with its error).
+    /// </summary>
+    public static ControlSubscription Subscribe(string directory, string name, JsonObject request)
+    {
+        Socket socket = Connect(directory, name);
+        try
+        {
+            socket.SendTimeout = (int)ReplyTimeout.TotalMilliseconds;
+            socket.ReceiveTimeout = (int)ReplyTimeout.TotalMilliseconds;
+            socket.Send(Encoding.UTF8.GetBytes(request.ToJsonString() + "\n"));
+            var subscription = new ControlSubscription(name, socket);
+            JsonObject reply = subscription.Read() ?? throw new ServiceException($"instance '{name}' closed the connection without a reply");
+            if (reply["ok"]?.GetValue<bool>() != true)
+            {
+                throw new ServiceException($"instance '{name}': {reply["error"]?.ToString() ?? "refused"}");
+            }
+
+            // From here on lines come when something happens: no timeout.
+            socket.ReceiveTimeout = 0;
+            subscription.Reply = reply;
+            return subscription;
+        }
+        catch (Exception e) when (e is IOException or SocketException or JsonException or ServiceException or InvalidOperationException)
+        {
+            socket.Dispose();
+            throw e as ServiceException ?? new ServiceException($"instance '{name}' did not answer: {e.Message}");
+        }
+    }
+
+    // A connected socket to instance name; a stale socket is removed and reported as no instance.
+    private static Socket Connect(string directory, string name)
+    {
+        string path = ControlServer.PathFor(directory, name);
+        if (!File.Exists(path))
+        {
+            throw new ServiceException($"no instance '{name}' is running (no control socket {path})");
+        }
+
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            socket.Dispose();
+            RemoveStale(path);
+            throw new ServiceException($"no instance '{name}' is running (removed its stale control socket {path})");
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            if (e.SocketErrorCode == SocketError.AccessDenied)
+            {
+                throw new ServiceException($"permission denied on {path}: the control socket of '{name}' is its owner's only (run as root)");
+            }
+
+            throw new ServiceException($"cannot reach instance '{name}' at {path}: {e.Message}");
+        }
+
+        return socket;
     }
 
     /// <summary>The names of the instances with a socket in <paramref name="directory"/>; stale sockets are removed on the way.</summary>

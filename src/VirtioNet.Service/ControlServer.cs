@@ -9,7 +9,8 @@ namespace VirtioNet.Service;
 /// The control socket of one running instance: a unix stream socket <c>DIRECTORY/NAME.sock</c> (mode 0600) speaking
 /// one JSON object per line each way (docs/CONTROL.md). Each client is served on its own task; a client that sends
 /// something that is not a request gets an error reply, one that sends too long a line or goes away is dropped, and
-/// neither disturbs the service or the other clients.
+/// neither disturbs the service or the other clients. A streaming command (<see cref="ControlStream"/>) answers with one
+/// line and then sends lines until the client disconnects; the connection then ends.
 /// </summary>
 internal sealed class ControlServer : IDisposable
 {
@@ -21,16 +22,20 @@ internal sealed class ControlServer : IDisposable
 
     private readonly Socket _listener;
     private readonly Func<string, JsonObject, JsonObject> _handle;
+
+    // Opens the stream of a streaming command; null for a command that answers once (then _handle answers).
+    private readonly Func<string, JsonObject, ControlStream?>? _openStream;
     private readonly Action<string> _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _acceptor;
     private int _clients;
 
-    private ControlServer(string path, Socket listener, Func<string, JsonObject, JsonObject> handle, Action<string> log)
+    private ControlServer(string path, Socket listener, Func<string, JsonObject, JsonObject> handle, Func<string, JsonObject, ControlStream?>? openStream, Action<string> log)
     {
         SocketPath = path;
         _listener = listener;
         _handle = handle;
+        _openStream = openStream;
         _log = log;
         _acceptor = new Thread(Accept) { IsBackground = true, Name = "vnet control" };
     }
@@ -48,8 +53,9 @@ internal sealed class ControlServer : IDisposable
     /// Binds the socket of instance <paramref name="name"/>. A socket file that nobody answers (left by a killed
     /// instance) is removed and replaced; one that answers means the name is taken. <paramref name="handle"/> gets each
     /// request's command and object and returns the reply (it may throw <see cref="ServiceException"/> for an error reply).
+    /// <paramref name="openStream"/>, when given, is asked first: a stream it returns answers the request instead.
     /// </summary>
-    public static ControlServer Start(string directory, string name, Func<string, JsonObject, JsonObject> handle, Action<string> log)
+    public static ControlServer Start(string directory, string name, Func<string, JsonObject, JsonObject> handle, Action<string> log, Func<string, JsonObject, ControlStream?>? openStream = null)
     {
         if (name.Length == 0 || name.Contains('/', StringComparison.Ordinal) || name.StartsWith('.'))
         {
@@ -86,7 +92,7 @@ internal sealed class ControlServer : IDisposable
             throw new ServiceException($"cannot make the control socket {path}: {e.Message}", e);
         }
 
-        var server = new ControlServer(path, listener, handle, log);
+        var server = new ControlServer(path, listener, handle, openStream, log);
         server._acceptor.Start();
         return server;
     }
@@ -146,7 +152,13 @@ internal sealed class ControlServer : IDisposable
                         continue;
                     }
 
-                    JsonObject reply = Answer(line);
+                    if (TryOpenStream(line, out JsonObject? refused) is { } opened)
+                    {
+                        await Stream(opened, stream, reader).ConfigureAwait(false);
+                        return;
+                    }
+
+                    JsonObject reply = refused ?? Answer(line);
                     byte[] bytes = Encoding.UTF8.GetBytes(reply.ToJsonString() + "\n");
                     await stream.WriteAsync(bytes, _stop.Token).ConfigureAwait(false);
                 }
@@ -189,21 +201,106 @@ internal sealed class ControlServer : IDisposable
         }
     }
 
-    private JsonObject Answer(string line)
+    // The stream of a streaming request, or null (with refused set when the stream's command refused the request).
+    private ControlStream? TryOpenStream(string line, out JsonObject? refused)
     {
-        JsonObject request;
+        refused = null;
+        if (_openStream is null || !TryParse(line, out JsonObject? request, out string? command, out _))
+        {
+            return null;
+        }
+
+        try
+        {
+            return _openStream(command, request);
+        }
+        catch (Exception e) when (e is ServiceException or ArgumentException or InvalidOperationException or IOException)
+        {
+            refused = Error(e.Message);
+            return null;
+        }
+    }
+
+    // Sends the stream's reply and then its lines until it ends, the client goes away or the server stops. The client
+    // says nothing more on a streaming connection: what it sends is read and ignored, and its end of the connection ends
+    // the stream (a killed client is noticed even while the stream has nothing to send).
+    private async Task Stream(ControlStream opened, NetworkStream network, StreamReader reader)
+    {
+        using var gone = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        Task watch = WatchForEnd(reader, gone);
+        try
+        {
+            JsonObject reply = opened.Reply;
+            reply["ok"] = true;
+            reply["stream"] = true;
+            await network.WriteAsync(Encoding.UTF8.GetBytes(reply.ToJsonString() + "\n"), gone.Token).ConfigureAwait(false);
+            while (await opened.NextAsync(gone.Token).ConfigureAwait(false) is { } line)
+            {
+                await network.WriteAsync(Encoding.UTF8.GetBytes(line.ToJsonString() + "\n"), gone.Token).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await gone.CancelAsync().ConfigureAwait(false);
+            opened.Dispose();
+            await watch.ConfigureAwait(false);
+        }
+    }
+
+    private static async Task WatchForEnd(StreamReader reader, CancellationTokenSource gone)
+    {
+        var ignored = new char[256];
+        try
+        {
+            while (await reader.ReadAsync(ignored, gone.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Gone, or the stream ended first.
+        }
+        finally
+        {
+            try
+            {
+                await gone.CancelAsync().ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private static bool TryParse(string line, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out JsonObject? request, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? command, out JsonObject? error)
+    {
+        request = null;
+        command = null;
         try
         {
             request = JsonNode.Parse(line) as JsonObject ?? throw new JsonException("not a JSON object");
         }
         catch (JsonException e)
         {
-            return Error($"not a request: {e.Message}");
+            error = Error($"not a request: {e.Message}");
+            return false;
         }
 
-        if (request["command"] is not JsonValue value || !value.TryGetValue(out string? command))
+        if (request["command"] is not JsonValue value || !value.TryGetValue(out command))
         {
-            return Error("a request needs \"command\" (a string)");
+            error = Error("a request needs \"command\" (a string)");
+            return false;
+        }
+
+        error = null;
+        return true;
+    }
+
+    private JsonObject Answer(string line)
+    {
+        if (!TryParse(line, out JsonObject? request, out string? command, out JsonObject? error))
+        {
+            return error!;
         }
 
         try

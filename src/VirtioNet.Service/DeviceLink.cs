@@ -27,6 +27,21 @@ internal sealed partial class DeviceLink
     /// <summary>Raised on a link change (up, and whether the device asked for an announcement), on whichever thread saw it.</summary>
     public event Action<bool, bool>? LinkChanged;
 
+    /// <summary>Raised when the service changed something on the device (kind <c>filter</c> or <c>mac</c>, and what), on the caller's thread.</summary>
+    public event Action<string, string>? Changed;
+
+    /// <summary>The device's events (link, announce, configuration, queue broken, recovered); one reader: <see cref="ServiceEvents"/>.</summary>
+    public System.Threading.Channels.ChannelReader<VirtioNetDeviceEvent> Events => _device.Events;
+
+    /// <summary>Where the pumps hand frames to <c>vnet capture</c> clients.</summary>
+    public CaptureHub Capture { get; } = new();
+
+    /// <summary>How many times the device was reset and set up again.</summary>
+    public long Recoveries => _device.Recoveries;
+
+    /// <summary>Resets the device and sets it up again (<c>recover</c> on the control socket).</summary>
+    public void Recover() => _device.Recover();
+
     /// <summary>The queue pairs in use.</summary>
     public int Pairs => _device.Pairs.Count;
 
@@ -65,17 +80,32 @@ internal sealed partial class DeviceLink
         new NetworkSession(new VirtioNetFramePort(_device)).AcquireLease(cancellationToken);
 
     /// <summary>Receive mode: promiscuous (CTRL_RX). False with the reason when the device has no CTRL_RX or refuses.</summary>
-    public bool TrySetPromiscuous(bool on, out string? why) => TryControl(() => _device.Control.SetPromiscuous(on), out why);
+    public bool TrySetPromiscuous(bool on, out string? why) => Report(TryControl(() => _device.Control.SetPromiscuous(on), out why), "filter", $"promiscuous {(on ? "on" : "off")}");
 
     /// <summary>Receive mode: all-multicast (CTRL_RX).</summary>
-    public bool TrySetAllMulticast(bool on, out string? why) => TryControl(() => _device.Control.SetAllMulticast(on), out why);
+    public bool TrySetAllMulticast(bool on, out string? why) => Report(TryControl(() => _device.Control.SetAllMulticast(on), out why), "filter", $"all-multicast {(on ? "on" : "off")}");
 
     /// <summary>The MAC table's multicast addresses (CTRL_MAC_TABLE_SET), no extra unicast ones.</summary>
-    public bool TrySetMulticastList(IEnumerable<byte[]> addresses, out string? why) =>
-        TryControl(() => _device.Control.SetMacFilter([], addresses.Select(a => new PhysicalAddress(a))), out why);
+    public bool TrySetMulticastList(IEnumerable<byte[]> addresses, out string? why)
+    {
+        byte[][] list = [.. addresses];
+        return Report(TryControl(() => _device.Control.SetMacFilter([], list.Select(a => new PhysicalAddress(a))), out why), "filter", $"multicast list of {list.Length} address(es)");
+    }
 
     /// <summary>The device's MAC address (CTRL_MAC_ADDR_SET).</summary>
-    public bool TrySetMacAddress(byte[] mac, out string? why) => TryControl(() => _device.Control.SetMacAddress(new PhysicalAddress(mac)), out why);
+    public bool TrySetMacAddress(byte[] mac, out string? why) =>
+        Report(TryControl(() => _device.Control.SetMacAddress(new PhysicalAddress(mac)), out why), "mac", string.Join(':', mac.Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture))));
+
+    // Tells Changed about a change the device took.
+    private bool Report(bool done, string kind, string detail)
+    {
+        if (done)
+        {
+            Changed?.Invoke(kind, detail);
+        }
+
+        return done;
+    }
 
     /// <summary>The device's own counters of pair <paramref name="pair"/>'s receive and transmit queues.</summary>
     public (VirtioNetQueueStatistics Receive, VirtioNetQueueStatistics Transmit) PairStatistics(int pair) =>
@@ -85,7 +115,7 @@ internal sealed partial class DeviceLink
     /// The pump state of pair <paramref name="pair"/>, moving up to <paramref name="burst"/> frames per burst in each
     /// direction; each pair's two pumps own it, one direction each.
     /// </summary>
-    public PairPort OpenPair(int pair, int burst = PairPort.DefaultBurst) => new(_device, pair, burst);
+    public PairPort OpenPair(int pair, int burst = PairPort.DefaultBurst) => new(_device, pair, burst, Capture);
 
     // Control-plane calls from the link watcher: a device without the feature, or one that says no, is reported, not fatal.
     private static bool TryControl(Action call, out string? why)
@@ -146,7 +176,11 @@ internal sealed partial class DeviceLink
         // The device, for its MAC address (announcements); the data path goes through the pair only.
         private readonly VirtioNetDevice _device;
 
-        internal PairPort(VirtioNetDevice device, int pair, int burst)
+        // Capture clients, looked at once per burst in each direction; the pair's index, which the records carry.
+        private readonly CaptureHub _capture;
+        private readonly int _pair;
+
+        internal PairPort(VirtioNetDevice device, int pair, int burst, CaptureHub capture)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(burst, MinimumBurst);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(burst, MaximumBurst);
@@ -154,6 +188,8 @@ internal sealed partial class DeviceLink
             _received = new ReceivedPacket[burst];
             _transmit = new TransmitPacket[burst];
             _device = device;
+            _capture = capture;
+            _pair = pair;
             _rx = device.Pairs[pair];
             _tx = _rx;
             _headerLength = device.HeaderLength;
@@ -180,6 +216,11 @@ internal sealed partial class DeviceLink
             if (count == 0)
             {
                 return 0;
+            }
+
+            if (_capture.Active is { } capturing)
+            {
+                CaptureHub.RecordReceived(capturing, _pair, _received.AsSpan(0, count));
             }
 
             int frames = 0;
@@ -261,6 +302,11 @@ internal sealed partial class DeviceLink
                 int length = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
                     ? UnsolicitedNeighbourAdvertisement.Write(mac, address, frame)
                     : GratuitousArp.Write(mac, address, frame);
+                if (_capture.Active is { } capturing)
+                {
+                    CaptureHub.Record(capturing, _pair, CaptureDirection.Transmitted, frame[..length]);
+                }
+
                 SendCopying(frame[..length], default, counters, cancellationToken);
             }
         }
@@ -402,6 +448,14 @@ internal sealed partial class DeviceLink
         // through the driver's copying path, which cuts it in software.
         private void Send(int count, PumpCounters counters, CancellationToken cancellationToken)
         {
+            if (_capture.Active is { } capturing)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    CaptureHub.Record(capturing, _pair, CaptureDirection.Transmitted, _transmit[i].Span[.._transmit[i].Length]);
+                }
+            }
+
             int next = 0;
             var spinner = default(SpinWait);
             while (next < count)
@@ -457,6 +511,11 @@ internal sealed partial class DeviceLink
                 _transmit[0] = _large[0].WithLength(frame.Length).WithOffload(request);
                 Send(1, counters, cancellationToken);
                 return;
+            }
+
+            if (_capture.Active is { } capturing)
+            {
+                CaptureHub.Record(capturing, _pair, CaptureDirection.Transmitted, frame);
             }
 
             SendCopying(frame, request, counters, cancellationToken);

@@ -210,8 +210,11 @@ internal static class TapService
                 pump.Start();
             }
 
+            using var events = new ServiceEvents(link);
+            string instance = options.InstanceName ?? tap.Name;
             using ControlServer? control = options.ControlDirectory is { } directory
-                ? ControlServer.Start(directory, options.InstanceName ?? tap.Name, (command, request) => Control(command, request, link, tap, options, pumps, started), log)
+                ? ControlServer.Start(directory, instance, (command, request) => Control(command, request, link, tap, options, pumps, started), log,
+                    (command, request) => ObserveControl.Open(command, request, instance, link, events))
                 : null;
             if (control is not null)
             {
@@ -269,7 +272,8 @@ internal static class TapService
         "vlan" => LiveCommands.Vlan(link, request),
         "mtu" => LiveCommands.Mtu(link, tap, request),
         "dump" => LiveCommands.Dump(link),
-        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats, offloads, channels, rss, filter, vlan, mtu, dump)"),
+        "recover" => ObserveControl.Recover(link),
+        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats, offloads, channels, rss, filter, vlan, mtu, dump, recover, monitor, capture)"),
     };
 
     private static JsonObject PairStats(DeviceLink link, PairPump pump, int pair)

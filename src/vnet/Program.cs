@@ -21,6 +21,9 @@ root.Subcommands.Add(DownCommand.Create());
 root.Subcommands.Add(ConfigCommand.Create());
 CommonOptions.LogLevel.AcceptOnlyFromAmong([.. Log.Levels.Keys]);
 root.Options.Add(CommonOptions.LogLevel);
+root.Subcommands.Add(MonitorCommand.Create());
+root.Subcommands.Add(CaptureCommand.Create());
+root.Subcommands.Add(TopCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 try

@@ -189,6 +189,7 @@ public sealed partial class VirtioNetDevice
                 catch (Exception e) when (e is VirtioException or ArgumentException or InvalidOperationException)
                 {
                     string failure = $"recovery after \"{cause}\" failed: {e.Message}";
+                    VirtioEventSource.Log.RecoveryFailed(_transport.Description, failure);
                     VirtioDeviceInitializer.Fail(_transport);
                     Volatile.Write(ref _recoveryFailure, failure);
                     foreach (QueueGate gate in gates)

@@ -95,7 +95,11 @@ public sealed partial class VirtioNetDevice : IDisposable
     public ChannelReader<VirtioNetDeviceEvent> Events => _events.Reader;
 
     // Posts an event for Events; never blocks (the oldest is dropped when the channel is full).
-    internal void Post(VirtioNetDeviceEventKind kind, string? detail = null) => _events.Writer.TryWrite(new VirtioNetDeviceEvent(kind, detail));
+    internal void Post(VirtioNetDeviceEventKind kind, string? detail = null)
+    {
+        _events.Writer.TryWrite(new VirtioNetDeviceEvent(kind, detail));
+        VirtioNetTelemetry.Report(_transport.Description, kind, detail);
+    }
 
     /// <summary>The transport's description, e.g. "virtio-mmio v1 @ 0x10008000".</summary>
     public string TransportDescription => _transport.Description;
@@ -179,6 +183,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         try
         {
             device.Initialize();
+            VirtioNetTelemetry.Register(device);
             return device;
         }
         catch
@@ -641,6 +646,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         }
 
         _disposed = true;
+        VirtioNetTelemetry.Unregister(this);
         try
         {
             // §3.3.1: reset first, so the device no longer reads or writes memory that is about to be freed.

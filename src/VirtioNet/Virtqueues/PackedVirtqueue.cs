@@ -984,6 +984,7 @@ public sealed class PackedVirtqueue : IVirtqueue
     private void Break(string reason)
     {
         _brokenReason = reason;
+        VirtioEventSource.Log.DeviceMisbehaved(QueueIndex, reason);
         throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"Queue {QueueIndex} is broken: {reason}");
     }
 

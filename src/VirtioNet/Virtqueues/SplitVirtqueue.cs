@@ -930,6 +930,7 @@ public sealed class SplitVirtqueue : IVirtqueue
     private void Break(string reason)
     {
         _brokenReason = reason;
+        VirtioEventSource.Log.DeviceMisbehaved(QueueIndex, reason);
         throw new VirtioException(VirtioErrorReason.DeviceMisbehaved, $"Queue {QueueIndex} is broken: {reason}");
     }
 

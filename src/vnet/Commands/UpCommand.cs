@@ -134,6 +134,7 @@ internal static class UpCommand
             var netOptions = new VirtioNetOptions
             {
                 OperationMode = settings.Mode,
+                AutoRecover = true,
                 QueuePairs = queues,
                 MaxQueueSize = file.RingSize ?? new VirtioNetOptions().MaxQueueSize,
                 DisabledFeatures = withheld.Low,
