@@ -35,7 +35,7 @@ internal sealed class QueueWaiter : IValueTaskSource
     };
 
     // The device that completes the wait and switches notifications off afterwards.
-    private readonly VirtioNetDevice _device;
+    private readonly IQueueWaiterOwner _device;
 
     // The result and the continuation: reset after each wait (the version changes, so a stale ValueTask is refused).
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
@@ -49,7 +49,7 @@ internal sealed class QueueWaiter : IValueTaskSource
     // True when the device's interrupt dispatch completed the wait (counted in the queue's statistics).
     private bool _byNotification;
 
-    internal QueueWaiter(VirtioNetDevice device, int pair, bool transmit)
+    internal QueueWaiter(IQueueWaiterOwner device, int pair, bool transmit)
     {
         _device = device;
         Pair = pair;

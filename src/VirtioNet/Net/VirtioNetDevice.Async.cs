@@ -36,7 +36,7 @@ namespace VirtioNet.Net;
 /// worker's side, so the next wait starts as the first did.
 /// </para>
 /// </remarks>
-public sealed partial class VirtioNetDevice
+public sealed partial class VirtioNetDevice : IQueueWaiterOwner
 {
     // _lineHolder while the asynchronous dispatch handles the line (neither a pair nor ProcessEvents).
     private const int DispatchHolder = int.MaxValue - 1;
@@ -183,7 +183,11 @@ public sealed partial class VirtioNetDevice
     }
 
     // Completes one pending wait (any thread); the count of pending waits follows.
-    internal void CompleteWaiter(QueueWaiter waiter, bool byNotification, Exception? error)
+    void IQueueWaiterOwner.CompleteWaiter(QueueWaiter waiter, bool byNotification, Exception? error) => CompleteWaiter(waiter, byNotification, error);
+
+    void IQueueWaiterOwner.FinishWait(QueueWaiter waiter, bool byNotification) => FinishWait(waiter, byNotification);
+
+    private void CompleteWaiter(QueueWaiter waiter, bool byNotification, Exception? error)
     {
         if (waiter.TryComplete(byNotification, error))
         {
@@ -193,7 +197,7 @@ public sealed partial class VirtioNetDevice
 
     // Awaiting a completed wait, on the worker's side of the queue: notifications off again (the worker now takes what
     // is there and asks again when it next waits), and a wake-up by the device's notification counted for the queue.
-    internal void FinishWait(QueueWaiter waiter, bool byNotification)
+    private void FinishWait(QueueWaiter waiter, bool byNotification)
     {
         if (_disposed)
         {
