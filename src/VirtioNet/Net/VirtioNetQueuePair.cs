@@ -275,7 +275,11 @@ public sealed class VirtioNetQueuePair
     /// <paramref name="cancellationToken"/> (<see cref="OperationCanceledException"/>) or the device's disposal
     /// (<see cref="ObjectDisposedException"/>), like a channel's ReadAllAsync that is never completed.
     /// </summary>
-    public async IAsyncEnumerable<ReceivedFrame> ReadAllAsync(Memory<byte> buffer, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<ReceivedFrame> ReadAllAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        ReadAll(buffer, cancellationToken);
+
+    // ReadAllAsync's iterator, private so that the public signature does not name its compiler-generated state machine.
+    private async IAsyncEnumerable<ReceivedFrame> ReadAll(Memory<byte> buffer, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         while (true)
         {
