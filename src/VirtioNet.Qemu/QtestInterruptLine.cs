@@ -12,8 +12,12 @@ namespace VirtioNet.Qemu;
     "Design",
     "CA1001:Types that own disposable fields should be disposable",
     Justification = "ManualResetEventSlim needs disposing only once its WaitHandle was taken, which this type never does; lines live as long as their client.")]
-public sealed class QtestInterruptLine : IInterruptLine
+public sealed class QtestInterruptLine : INotifyingInterruptLine
 {
+    // The callback armed, taken (exchanged for null) by whoever calls it: the reader thread on a raise or a fault, or
+    // the armer when the line is already raised.
+    private IInterruptCallback? _callback;
+
     // The client whose reader thread drives this line; asked why a wait was cut short.
     private readonly QtestClient _client;
 
@@ -53,6 +57,23 @@ public sealed class QtestInterruptLine : IInterruptLine
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// The qtest reader thread calls back on <c>IRQ raise</c> (and when QEMU goes away, so that the driver finds out),
+    /// which makes it the dispatcher for every line of its machine. The callback is stored before the level is read (an
+    /// interlocked exchange, a full fence) and the reader stores the level before it takes the callback, so a raise is
+    /// never missed by both.
+    /// </remarks>
+    public void RequestCallback(IInterruptCallback callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        Interlocked.Exchange(ref _callback, callback);
+        if (_raised || _client.IsFaulted)
+        {
+            Interlocked.Exchange(ref _callback, null)?.OnInterrupt();
+        }
+    }
+
+    /// <inheritdoc />
     public override string ToString() => $"{_client.InterruptControllerName} line {Number} ({(IsRaised ? "raised" : "low")}, {RaiseCount} raises)";
 
     internal void OnRaise()
@@ -60,6 +81,7 @@ public sealed class QtestInterruptLine : IInterruptLine
         _raised = true;
         Interlocked.Increment(ref _raiseCount);
         _signal.Set();
+        Interlocked.Exchange(ref _callback, null)?.OnInterrupt();
     }
 
     internal void OnLower()
@@ -68,5 +90,9 @@ public sealed class QtestInterruptLine : IInterruptLine
         _signal.Reset();
     }
 
-    internal void WakeForFault() => _signal.Set();
+    internal void WakeForFault()
+    {
+        _signal.Set();
+        Interlocked.Exchange(ref _callback, null)?.OnInterrupt();
+    }
 }

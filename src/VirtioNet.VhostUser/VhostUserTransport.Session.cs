@@ -238,6 +238,9 @@ public sealed partial class VhostUserTransport
 
         Interlocked.Increment(ref _configGeneration);
         Volatile.Write(ref _configChangePending, 1);
+
+        // A configuration change is an interrupt: a driver waiting through the dispatcher hears of it now.
+        _interrupt.OnReady();
     }
 
     private void ThrowIfLost()

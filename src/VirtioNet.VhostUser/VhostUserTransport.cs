@@ -185,6 +185,12 @@ public sealed partial class VhostUserTransport : IVirtioTransport
     /// <summary>Used-buffer signals consumed so far (the line's raise count).</summary>
     internal long InterruptSignals => Interlocked.Read(ref _interruptSignals);
 
+    /// <summary>The call eventfds of the started vrings (a new array whenever the set changes), for the interrupt dispatcher.</summary>
+    internal EventFileDescriptor[] CallDescriptors => _calls;
+
+    /// <summary>The current connection (a new one after a reconnection), for the interrupt dispatcher.</summary>
+    internal VhostUserChannel Channel => _channel;
+
     /// <summary>
     /// Connects to the backend (or, in listen mode, waits for it to connect) and runs the session handshake: SET_OWNER,
     /// GET_FEATURES, GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM and GET_CONFIG where offered.
@@ -531,6 +537,7 @@ public sealed partial class VhostUserTransport : IVirtioTransport
             }
 
             _disposed = true;
+            _interrupt.Detach();
             _channel.Dispose();
             _listener?.Dispose();
             _kicks = [];

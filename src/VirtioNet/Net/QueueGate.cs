@@ -80,6 +80,20 @@ internal sealed class QueueGate
         return true;
     }
 
+    /// <summary>
+    /// True when the calling thread is the last one that entered, or nobody has entered yet: a call from it now cannot
+    /// meet another worker inside. Rare paths (an announcement noticed on some thread) use it to decide whether to act
+    /// now or leave the work to the owner's next call.
+    /// </summary>
+    internal bool IsOwnerOrUnowned
+    {
+        get
+        {
+            int owner = Volatile.Read(ref _owner);
+            return owner == 0 || owner == Environment.CurrentManagedThreadId;
+        }
+    }
+
     /// <summary>Leaves the gate when <paramref name="entered"/> says this call entered it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Exit(bool entered)

@@ -314,6 +314,9 @@ public sealed partial class VirtioNetDevice
                 _receiveWakeups[pair].Set();
             }
         }
+
+        // The asynchronous waits in the same scan (VirtioNetDevice.Async.cs).
+        CompleteReadyAsyncWaiters(byNotification: true);
     }
 
     // A broken queue counts as work: its owner learns why from its own calls.
@@ -347,6 +350,12 @@ public sealed partial class VirtioNetDevice
                 _receiveWakeups[pair].Set();
                 return;
             }
+        }
+
+        // No synchronous waiter left to take the line: the platform's dispatcher watches it for the asynchronous ones.
+        if (Volatile.Read(ref _asyncWaiting) > 0)
+        {
+            ArmAsync();
         }
     }
 

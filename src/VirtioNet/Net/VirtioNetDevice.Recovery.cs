@@ -197,6 +197,8 @@ public sealed partial class VirtioNetDevice
                         gate.Fail(failure);
                     }
 
+                    // Pending asynchronous waits end: their workers' next calls say why.
+                    CompleteAllAsyncWaiters();
                     throw;
                 }
 
@@ -211,6 +213,8 @@ public sealed partial class VirtioNetDevice
             Interlocked.Add(ref _recoveryDroppedTransmits, dropped);
         }
 
+        // The rebuilt queues have notifications off: pending asynchronous waits end and their workers look again.
+        CompleteAllAsyncWaiters();
         Post(VirtioNetDeviceEventKind.Recovered, cause);
         Recovered?.Invoke(this, new DeviceRecoveredEventArgs(cause, count, dropped, reclaimed));
         return true;

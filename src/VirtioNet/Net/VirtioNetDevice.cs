@@ -258,6 +258,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         CreateControlQueue();
         _controlPlane = new VirtioNetControl(this, _control);
         CreateReceiveWaiters();
+        CreateAsyncWaiters();
 
         PostReceiveBuffersAndSetDriverOk();
         _controlPlane.Start();
@@ -670,15 +671,37 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         _control?.Dispose();
         DisposeReceiveWaiters();
+        _dispatch?.Dispose();
+        CompleteAllAsyncWaiters(new ObjectDisposedException(nameof(VirtioNetDevice), "The device was disposed while a wait was pending."));
         _events.Writer.TryComplete();
     }
 
     // Called by CheckLink with the status read and the one before: on a new VIRTIO_NET_S_ANNOUNCE the control plane
-    // announces the addresses and acknowledges (§5.1.6.5.4). Acting on the rising edge only keeps a refused ack from
-    // repeating forever.
+    // announces the addresses on transmitq1 and acknowledges (§5.1.6.5.4). Acting on the rising edge only keeps a refused
+    // ack from repeating forever. The frames go out on transmitq1, which belongs to pair 0's worker: the announcement is
+    // made here only on that worker's own thread (or before any worker has used the queue), never from the asynchronous
+    // dispatch; otherwise it is left to the worker, whose next transmit call makes it (VirtioNetQueuePair).
     private void HandleAnnounce(ushort status, ushort previous)
     {
-        if ((status & VirtioNetConfig.StatusAnnounce) == 0 || (previous & VirtioNetConfig.StatusAnnounce) != 0 || !Control.Announce())
+        if ((status & VirtioNetConfig.StatusAnnounce) == 0 || (previous & VirtioNetConfig.StatusAnnounce) != 0 || _pairs.Length == 0)
+        {
+            return;
+        }
+
+        VirtioNetQueuePair pair = _pairs[0];
+        if (t_inAsyncDispatch || !pair.TransmitQueue.Gate.IsOwnerOrUnowned)
+        {
+            pair.RequestAnnounce();
+            return;
+        }
+
+        Announce();
+    }
+
+    // On transmitq1's worker: the gratuitous ARPs and neighbour advertisements, and the ack.
+    internal void Announce()
+    {
+        if (!Control.Announce())
         {
             return;
         }

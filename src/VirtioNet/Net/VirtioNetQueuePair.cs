@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using VirtioNet.Core;
 using VirtioNet.Net.FlowControl;
 using VirtioNet.Net.Offloads;
@@ -11,6 +12,9 @@ namespace VirtioNet.Net;
 /// and one receive entry per level and the same behaviour whichever entry a frame takes. Burst (zero copy):
 /// <see cref="AllocateBurst"/>/<see cref="TransmitBurst"/>, <see cref="ReceiveBurst"/>/<see cref="ReleaseBurst"/>.
 /// Copying: <see cref="TrySend"/>, <see cref="TryReceive"/> with one <see cref="ReceivedFrame"/> record.
+/// Asynchronous: <see cref="WaitForReceiveAsync"/> ("frames to take") and <see cref="WaitForTransmitRoomAsync"/> ("room
+/// to send") beside the burst or copying entries, and <see cref="ReceiveAsync"/>, <see cref="SendAsync"/> and
+/// <see cref="ReadAllAsync"/> over the copying ones; no thread of the device's waits, and nothing is allocated per wait.
 /// Every send entry honours <see cref="RateLimit"/> and inserts <see cref="VlanTag"/>; every entry counts in the pair's
 /// statistics, checks offloads, and with <see cref="VirtioNetOptions.AutoRecover"/> recovers a device found broken
 /// (the call then reports nothing done: send again, receive again).
@@ -18,7 +22,8 @@ namespace VirtioNet.Net;
 /// <remarks>
 /// Threading: one worker owns a pair at a time (the packet path takes no lock); a second thread calling into a queue
 /// while its worker is inside gets an <see cref="InvalidOperationException"/> instead of a torn ring. Pairs are
-/// independent: workers of different pairs may run and wait at once.
+/// independent: workers of different pairs may run and wait at once. An async caller is a worker too, whichever pool
+/// thread its continuations run on: one wait per queue at a time, awaited before the next call on that queue.
 /// </remarks>
 public sealed class VirtioNetQueuePair
 {
@@ -37,6 +42,12 @@ public sealed class VirtioNetQueuePair
 
     // A tagged frame with an offload request, built here before the queue copies it (the offload path copies once).
     private byte[]? _taggedFrame;
+
+    // 1 when the device asked for an announcement that this pair's transmit worker is to make (pair 0 only).
+    private int _announcePending;
+
+    // How long SendAsync waits before trying again when the rate limit, not the ring, refused a frame.
+    private static readonly TimeSpan RateLimitRetry = TimeSpan.FromMilliseconds(1);
 
     internal VirtioNetQueuePair(VirtioNetDevice device, int index, VirtioNetReceiveQueue receive, VirtioNetTransmitQueue transmit)
     {
@@ -119,6 +130,7 @@ public sealed class VirtioNetQueuePair
         bool sent;
         try
         {
+            RunPendingAnnounce();
             sent = SendCopy(frame, tag, offload);
         }
         catch (VirtioException e) when (_device.TryRecoverFrom(e))
@@ -160,6 +172,7 @@ public sealed class VirtioNetQueuePair
     {
         try
         {
+            RunPendingAnnounce();
             return _transmit.Reclaim();
         }
         catch (VirtioException e) when (_device.TryRecoverFrom(e))
@@ -179,6 +192,107 @@ public sealed class VirtioNetQueuePair
         _device.WaitForReceiveOn(_receive, timeout, cancellationToken);
 
     /// <summary>
+    /// Completes when a received frame is ready to take (with <see cref="TryReceive"/> or <see cref="ReceiveBurst"/>),
+    /// at once if one is. Otherwise it asks the device for a used-buffer notification on the receive queue and returns;
+    /// the platform's interrupt dispatcher (one per process, for every device) completes it, and the continuation runs
+    /// on the thread pool (or the awaiter's synchronization context). Nothing is allocated per wait. In poll mode the
+    /// ring is looked at every millisecond. A completed wait means "look now": loop, as after any wait.
+    /// </summary>
+    /// <remarks>
+    /// One wait per queue at a time, awaited before the next. Cancelling completes it with
+    /// <see cref="OperationCanceledException"/>; awaiting that switches the notification off again, so the queue is as
+    /// before the wait and the next wait works. A recovery completes a pending wait (look again); disposing the device
+    /// completes it with <see cref="ObjectDisposedException"/>.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">A wait on this queue is already pending.</exception>
+    public ValueTask WaitForReceiveAsync(CancellationToken cancellationToken = default) =>
+        _device.WaitForReceiveAsync(_receive, cancellationToken);
+
+    /// <summary>
+    /// Completes when the transmit ring has room (after taking back what the device has sent), at once if it has.
+    /// Otherwise it asks for a used-buffer notification delayed until about three quarters of the frames in flight have
+    /// been sent (the event index set that far ahead, as Linux's virtqueue_enable_cb_delayed; the flags without
+    /// VIRTIO_F_EVENT_IDX), so a sender that fills the ring waits without spinning and is woken once per batch, not once
+    /// per frame. A wake-up by the device's notification counts in <see cref="TransmitStatistics"/>'s
+    /// <see cref="VirtioNetQueueStatistics.Interrupts"/>. Rate limiting is not waited for (see <see cref="SendAsync"/>).
+    /// </summary>
+    /// <remarks><inheritdoc cref="WaitForReceiveAsync" path="/remarks"/></remarks>
+    /// <exception cref="InvalidOperationException">A wait on this queue is already pending.</exception>
+    public ValueTask WaitForTransmitRoomAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            RunPendingAnnounce();
+            return _device.WaitForTransmitRoomAsync(_transmit, cancellationToken);
+        }
+        catch (VirtioException e) when (_device.TryRecoverFrom(e))
+        {
+            return default;
+        }
+    }
+
+    /// <summary>
+    /// Receives the next frame into <paramref name="destination"/> (at least <see cref="MaxReceiveFrameLength"/> bytes),
+    /// waiting for one with <see cref="WaitForReceiveAsync"/>: <see cref="TryReceive"/> and its record, asynchronously.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ReceivedFrame> ReceiveAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            if (TryReceive(destination.Span, out ReceivedFrame frame))
+            {
+                return frame;
+            }
+
+            await WaitForReceiveAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="frame"/> as <see cref="TrySend"/> does, waiting for room in the ring with
+    /// <see cref="WaitForTransmitRoomAsync"/> and, when <see cref="RateLimit"/> refused it, a millisecond at a time for tokens.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> frame, TransmitOffloadRequest offload = default, CancellationToken cancellationToken = default)
+    {
+        while (!TrySend(frame.Span, offload))
+        {
+            ValueTask room = WaitForTransmitRoomAsync(cancellationToken);
+            bool roomNow = room.IsCompleted;
+            await room.ConfigureAwait(false);
+            if (roomNow && RateLimit is not null)
+            {
+                // The ring had room, so the bucket refused the frame: tokens come with time, not with a notification.
+                await Task.Delay(RateLimitRetry, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The received frames as an asynchronous stream: each item describes the frame now in <paramref name="buffer"/>
+    /// (at least <see cref="MaxReceiveFrameLength"/> bytes), valid until the next item is asked for. Ends only by
+    /// <paramref name="cancellationToken"/> (<see cref="OperationCanceledException"/>) or the device's disposal
+    /// (<see cref="ObjectDisposedException"/>), like a channel's ReadAllAsync that is never completed.
+    /// </summary>
+    public IAsyncEnumerable<ReceivedFrame> ReadAllAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        ReadAll(buffer, cancellationToken);
+
+    // ReadAllAsync's iterator, private so that the public signature does not name its compiler-generated state machine.
+    private async IAsyncEnumerable<ReceivedFrame> ReadAll(Memory<byte> buffer, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            while (TryReceive(buffer.Span, out ReceivedFrame frame))
+            {
+                yield return frame;
+            }
+
+            await WaitForReceiveAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
     /// Lends up to <paramref name="packets"/>.Length transmit buffers (MaxTransmitFrameLength bytes each) to write
     /// frames into; returns how many. Give each back by <see cref="TransmitBurst"/> or <see cref="FreeBurst"/>.
     /// </summary>
@@ -186,6 +300,7 @@ public sealed class VirtioNetQueuePair
     {
         try
         {
+            RunPendingAnnounce();
             return _transmit.AllocateBurst(packets);
         }
         catch (VirtioException e) when (_device.TryRecoverFrom(e))
@@ -249,6 +364,7 @@ public sealed class VirtioNetQueuePair
         {
             // Completed slots first, as the copying entry does: a used ring the device broke is then seen by every
             // send entry at the same point (one read of the used index when nothing completed).
+            RunPendingAnnounce();
             _transmit.Reclaim();
             sent = _transmit.TransmitBurst(burst, out status);
         }
@@ -303,6 +419,29 @@ public sealed class VirtioNetQueuePair
         catch (VirtioException e) when (_device.TryRecoverFrom(e))
         {
             // Recovered: the buffers were taken back with the rest.
+        }
+    }
+
+    // The device noticed an announcement request on a thread that is not this pair's transmit worker: the worker's next
+    // transmit call makes it (VirtioNetDevice.HandleAnnounce).
+    internal void RequestAnnounce() => Volatile.Write(ref _announcePending, 1);
+
+    // One load on the transmit entries; the announcement itself is out of line.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RunPendingAnnounce()
+    {
+        if (Volatile.Read(ref _announcePending) != 0)
+        {
+            AnnounceNow();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void AnnounceNow()
+    {
+        if (Interlocked.Exchange(ref _announcePending, 0) != 0)
+        {
+            _device.Announce();
         }
     }
 

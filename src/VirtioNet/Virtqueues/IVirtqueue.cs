@@ -74,6 +74,16 @@ public interface IVirtqueue : IDisposable
     /// </summary>
     bool EnableInterrupts();
 
+    /// <summary>
+    /// Asks for a notification once about three quarters of the outstanding chains have been used, rather than at the
+    /// next one (Linux's virtqueue_enable_cb_delayed): with VIRTIO_F_EVENT_IDX the event index is set that far ahead,
+    /// without it the flags simply enable notifications. Returns false when the device has already used more than that,
+    /// in which case no notification will come and the caller must take them now. A transmit queue waiting for room uses
+    /// it, so a sender that filled the ring is woken once per batch of completions instead of once per frame.
+    /// </summary>
+    /// <remarks>The default asks for the next used buffer, as <see cref="EnableInterrupts"/> does.</remarks>
+    bool EnableInterruptsDelayed() => EnableInterrupts();
+
     /// <summary>Takes back the tokens of every chain still outstanding, for teardown after the device was reset.</summary>
     int DetachAll(Span<int> tokens);
 

@@ -132,4 +132,38 @@ public static class PackedRing
 
         return VirtqueueNotification.NeedEvent((ushort)eventOffset, (ushort)newOffset, (ushort)(newOffset - count));
     }
+
+    /// <summary>
+    /// The off/wrap value a driver writes in its event suppression structure (with RING_EVENT_FLAGS_DESC) to be
+    /// notified only once about three quarters of its in-flight descriptors have been used (Linux's
+    /// virtqueue_enable_cb_delayed): the slot 3/4 of <paramref name="inFlightDescriptors"/> after
+    /// <paramref name="nextUsed"/>, with the wrap counter flipped when that passes the end of the ring.
+    /// Ref: virtio v1.2 §2.8.10, §2.8.14.
+    /// </summary>
+    /// <param name="nextUsed">The slot the driver will find the next used descriptor in.</param>
+    /// <param name="usedWrap">The Used Ring Wrap Counter that goes with <paramref name="nextUsed"/>.</param>
+    /// <param name="inFlightDescriptors">Descriptors made available and not yet taken back (0 to the ring size).</param>
+    /// <param name="size">The ring size.</param>
+    public static ushort DelayedEventOffWrap(int nextUsed, bool usedWrap, int inFlightDescriptors, int size)
+    {
+        (int offset, bool wrap) = DelayedEventSlot(nextUsed, usedWrap, inFlightDescriptors, size);
+        return EventOffWrap(offset, wrap);
+    }
+
+    /// <summary>
+    /// The slot and wrap counter <see cref="DelayedEventOffWrap"/> names: where the driver looks, after asking, for a
+    /// descriptor used before the request was seen (then no notification will come).
+    /// </summary>
+    public static (int Offset, bool Wrap) DelayedEventSlot(int nextUsed, bool usedWrap, int inFlightDescriptors, int size)
+    {
+        int slot = nextUsed + (inFlightDescriptors * 3 / 4);
+        bool wrap = usedWrap;
+        if (slot >= size)
+        {
+            slot -= size;
+            wrap = !wrap;
+        }
+
+        return (slot, wrap);
+    }
 }

@@ -567,6 +567,45 @@ public sealed class PackedVirtqueue : IVirtqueue
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// With EVENT_IDX, names the slot 3/4 of the in-flight descriptors ahead (<see cref="PackedRing.DelayedEventOffWrap"/>)
+    /// with RING_EVENT_FLAGS_DESC; without it, RING_EVENT_FLAGS_ENABLE as <see cref="EnableInterrupts"/> writes. Until the
+    /// next <see cref="DisableInterrupts"/>, taking a used descriptor moves the event to the next slot, as after
+    /// <see cref="EnableInterrupts"/>. Ref: virtio v1.2 §2.8.10.
+    /// </remarks>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
+    public bool EnableInterruptsDelayed()
+    {
+        ThrowIfUnusable();
+        _interruptsSuppressed = false;
+        (int slot, bool wrap) = PackedRing.DelayedEventSlot(_nextUsed, _usedWrap, _inFlightDescriptors, _layout.Size);
+        if (_eventIdx)
+        {
+            WriteDriverOffWrap(PackedRing.EventOffWrap(slot, wrap));
+
+            // As in EnableInterrupts: the slot named visible no later than the flags (a release store).
+            WriteDriverEventFlags(PackedRing.RingEventFlagsDesc);
+        }
+        else
+        {
+            WriteDriverEventFlags(PackedRing.RingEventFlagsEnable);
+        }
+
+        _dma.SyncForDevice(_driverEventRegion);
+
+        // As in EnableInterrupts: the request visible before the ring is re-read. A descriptor already used at the event
+        // slot means the device passed it before it saw the request and will not notify; nothing in flight, nothing to wait for.
+        SharedMemory.FullBarrier();
+        if (_batchRemaining != 0 || _inFlightDescriptors == 0)
+        {
+            return _batchRemaining == 0;
+        }
+
+        _dma.SyncForCpu(_ring.Slice(_layout.DescriptorOffset(slot), PackedRing.DescriptorSize));
+        return !PackedRing.IsUsed(SharedMemory.ReadUInt16(DescriptorFlags(slot)), wrap);
+    }
+
+    /// <inheritdoc />
     /// <remarks>The next available slot in next_off and the Driver Ring Wrap Counter in next_wrap (§2.9).</remarks>
     public uint GetNotificationData() => (uint)QueueIndex | ((uint)PackedRing.EventOffWrap(_nextAvail, _availWrap) << 16);
 

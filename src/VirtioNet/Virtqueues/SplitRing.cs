@@ -77,4 +77,23 @@ public static class SplitRing
 
     /// <summary>VIRTQ_USED_F_NO_NOTIFY (1) in virtq_used.flags: the device does not want available-buffer notifications. Ref: virtio v1.2 §2.7.10.</summary>
     public const ushort UsedFlagNoNotify = 1;
+
+    /// <summary>
+    /// The used_event a driver writes to be notified only once about three quarters of its outstanding chains have been
+    /// used (Linux's virtqueue_enable_cb_delayed): <paramref name="lastUsedIdx"/> plus 3/4 of the chains between it and
+    /// <paramref name="availIdx"/>, in 16-bit arithmetic, so the result wraps with the indexes. With one chain or none
+    /// outstanding it is <paramref name="lastUsedIdx"/> itself (the next used entry). Ref: virtio v1.2 §2.7.10.
+    /// </summary>
+    /// <param name="lastUsedIdx">The used index the driver has taken entries up to.</param>
+    /// <param name="availIdx">The available index published.</param>
+    public static ushort DelayedUsedEvent(ushort lastUsedIdx, ushort availIdx) =>
+        (ushort)(lastUsedIdx + DelayedEventDistance((ushort)(availIdx - lastUsedIdx)));
+
+    /// <summary>
+    /// How many entries past the last one taken a delayed used-buffer notification waits for: 3/4 of
+    /// <paramref name="outstanding"/>, rounded down (the distance from the last used index to the used_event of
+    /// <see cref="DelayedUsedEvent"/>). A used index further than this past the last one taken means the notification's
+    /// point was crossed before the driver asked for it, and none will come.
+    /// </summary>
+    public static ushort DelayedEventDistance(ushort outstanding) => (ushort)(outstanding * 3 / 4);
 }

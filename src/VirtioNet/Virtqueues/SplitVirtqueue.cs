@@ -603,6 +603,38 @@ public sealed class SplitVirtqueue : IVirtqueue
 
     /// <inheritdoc />
     /// <remarks>
+    /// With EVENT_IDX, used_event = last used index + 3/4 of the chains published and not yet used
+    /// (<see cref="SplitRing.DelayedUsedEvent"/>); without it, the flag is cleared as by <see cref="EnableInterrupts"/>
+    /// (the device then notifies at the next used buffer). Until the next <see cref="DisableInterrupts"/>, taking a used
+    /// entry moves used_event to the next one, as after <see cref="EnableInterrupts"/>. Ref: virtio v1.2 §2.7.10.
+    /// </remarks>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
+    public bool EnableInterruptsDelayed()
+    {
+        ThrowIfUnusable();
+        _interruptsSuppressed = false;
+        ushort delay = SplitRing.DelayedEventDistance((ushort)(_publishedAvailIdx - _lastUsedIdx));
+        if (_eventIdx)
+        {
+            WriteUsedEvent((ushort)(_lastUsedIdx + delay));
+        }
+        else
+        {
+            _availFlagsShadow &= unchecked((ushort)~SplitRing.AvailFlagNoInterrupt);
+            SharedMemory.WriteUInt16(_availFlags, _availFlagsShadow);
+        }
+
+        _dma.SyncForDevice(_availableRegion);
+
+        // As in EnableInterrupts: the request visible before used.idx is re-read. An index already past the event point
+        // means the device crossed it before it saw the request and will not notify.
+        SharedMemory.FullBarrier();
+        _dma.SyncForCpu(_usedRegion);
+        return (ushort)(SharedMemory.ReadUInt16(_usedIdx) - _lastUsedIdx) <= delay;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
     /// Works on a broken queue. Afterwards the queue is as new (indexes 0, rings zeroed, every descriptor free), which
     /// matches a device that has been reset, so it can be activated again; a broken queue stays broken.
     /// </remarks>

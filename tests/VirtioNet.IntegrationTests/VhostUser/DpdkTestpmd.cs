@@ -135,6 +135,38 @@ internal sealed class DpdkTestpmd : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts testpmd (server mode) with <paramref name="ports"/> vhost ports, one queue pair each, on sockets
+    /// <see cref="SocketPathOf"/>(0 .. ports - 1), each port forwarding back to itself (<c>--port-topology=loop</c>).
+    /// </summary>
+    public static DpdkTestpmd StartPorts(int ports, string forwardMode = "macswap")
+    {
+        DpdkRequirement.EnsureAvailable();
+        var testpmd = new DpdkTestpmd(forwardMode, backendIsClient: false, ["--port-topology=loop"]) { Ports = ports };
+        try
+        {
+            testpmd.Restart();
+            return testpmd;
+        }
+        catch
+        {
+            testpmd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>vhost ports (one net_vhost vdev each); 1 unless started with <see cref="StartPorts"/>.</summary>
+    public int Ports { get; private init; } = 1;
+
+    /// <summary>The socket of vhost port <paramref name="port"/> (port 0's is <see cref="SocketPath"/>).</summary>
+    public string SocketPathOf(int port) => port == 0 ? SocketPath : Path.Combine(Directory, $"vh{port}.sock");
+
+    /// <summary>Stops testpmd where it is (SIGSTOP): a backend that takes nothing from the rings until <see cref="Resume"/>.</summary>
+    public void Pause() => Signal("STOP");
+
+    /// <summary>Lets a paused testpmd run again (SIGCONT).</summary>
+    public void Resume() => Signal("CONT");
+
     /// <summary>Devargs added to the net_vhost vdev (comma-separated, without the leading comma); empty by default.</summary>
     public string VdevOptions { get; private init; } = string.Empty;
 
@@ -145,7 +177,10 @@ internal sealed class DpdkTestpmd : IDisposable
         if (!BackendIsClient)
         {
             // A killed server leaves its socket file; DPDK's bind would fail on it.
-            File.Delete(SocketPath);
+            for (int port = 0; port < Ports; port++)
+            {
+                File.Delete(SocketPathOf(port));
+            }
         }
 
         // The readiness check below looks for a line of this run, not of the last one.
@@ -154,12 +189,16 @@ internal sealed class DpdkTestpmd : IDisposable
             _log.Clear();
         }
 
-        string vdev = $"net_vhost0,iface={SocketPath},queues={Queues}{(BackendIsClient ? ",client=1" : string.Empty)}{(VdevOptions.Length > 0 ? "," + VdevOptions : string.Empty)}";
+        string[] vdevs = [.. Enumerable.Range(0, Ports).SelectMany(port => new[]
+        {
+            "--vdev",
+            $"net_vhost{port},iface={SocketPathOf(port)},queues={Queues}{(BackendIsClient ? ",client=1" : string.Empty)}{(VdevOptions.Length > 0 ? "," + VdevOptions : string.Empty)}",
+        })];
         string[] arguments =
         [
             "--pdeathsig", "KILL", "--", DpdkRequirement.TestpmdBinary,
             "-l", "0,1", "--main-lcore", "1", "--no-huge", "-m", "512", "--no-pci", $"--file-prefix={FilePrefix}",
-            "--vdev", vdev, "--",
+            .. vdevs, "--",
             "--no-mlockall", "--total-num-mbufs=8192", $"--forward-mode={ForwardMode}", "--stats-period", "3",
             .. _extraArguments,
         ];
@@ -183,7 +222,7 @@ internal sealed class DpdkTestpmd : IDisposable
         _owner = owner;
 
         var clock = Stopwatch.StartNew();
-        while (!Log.Contains("start packet forwarding", StringComparison.Ordinal) || (!BackendIsClient && !File.Exists(SocketPath)))
+        while (!Log.Contains("start packet forwarding", StringComparison.Ordinal) || (!BackendIsClient && !Enumerable.Range(0, Ports).All(port => File.Exists(SocketPathOf(port)))))
         {
             if (process.HasExited)
             {
@@ -240,6 +279,14 @@ internal sealed class DpdkTestpmd : IDisposable
         Kill();
         TryDelete(Directory);
         TryDelete(Path.Combine("/var/run/dpdk", FilePrefix));
+    }
+
+    private void Signal(string signal)
+    {
+        Process process = _process ?? throw new InvalidOperationException("testpmd is not running.");
+        using var kill = Process.Start(new ProcessStartInfo("kill", $"-{signal} {process.Id}") { UseShellExecute = false })!;
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
     }
 
     private static void TryDelete(string directory)
