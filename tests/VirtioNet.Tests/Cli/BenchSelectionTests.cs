@@ -25,7 +25,7 @@ public sealed class BenchSelectionTests
     [Theory]
     [InlineData("interrupt", "--mode interrupt waits for received frames, and tx receives none: add --mode rx or --mode loopback.")]
     [InlineData("tx interrupt", "--mode interrupt waits for received frames, and tx receives none: add --mode rx or --mode loopback.")]
-    [InlineData("rx loopback", "--mode takes one direction (tx, rx or loopback); got rx and loopback.")]
+    [InlineData("rx loopback", "--mode takes one direction (tx, rx, loopback or latency); got rx and loopback.")]
     [InlineData("rx poll interrupt", "--mode takes poll or interrupt, not both.")]
     public void ABadCombinationIsOneSentence(string values, string expected)
     {
