@@ -171,6 +171,11 @@ public sealed partial class VirtioNetDevice
         lock (_recoveryLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_suspended)
+            {
+                // A suspended device is reset already; Resume sets it up.
+                return false;
+            }
 
             // Two workers may have seen the same fault: the second finds the device sound again and goes on.
             if (onlyIfFaulty && RecoveryFailure is null && FindFault() is null)
@@ -180,7 +185,7 @@ public sealed partial class VirtioNetDevice
 
             lock (Control.StateLock)
             {
-                QueueGate[] gates = [.. _receiveQueues.Select(q => q.Gate), .. _transmitQueues.Select(q => q.Gate)];
+                QueueGate[] gates = AllGates();
                 CloseGates(gates);
                 try
                 {
@@ -237,6 +242,15 @@ public sealed partial class VirtioNetDevice
     // dropped and the receive buffers taken back.
     private (int Dropped, int Reclaimed) Rebuild()
     {
+        (int dropped, int reclaimed) = ResetAndTakeBackBuffers();
+        SetUpAgain();
+        return (dropped, reclaimed);
+    }
+
+    // The first half of a recovery, and all of a suspend: the device reset, every buffer taken back (transmit frames in
+    // flight counted as drops). The rings and buffers stay the driver's, at the same DMA memory.
+    private (int Dropped, int Reclaimed) ResetAndTakeBackBuffers()
+    {
         // §3.3.1: reset first, so the device no longer reads or writes the rings and buffers about to be taken back.
         VirtioDeviceInitializer.Reset(_transport);
 
@@ -259,7 +273,13 @@ public sealed partial class VirtioNetDevice
         }
 
         _control?.ResetAfterDeviceReset();
+        return (dropped, reclaimed);
+    }
 
+    // The second half of a recovery, and all of a resume: §3.1.1 again with the features of bring-up, the queues at
+    // their memory, receive buffers posted, DRIVER_OK, and the control plane's record sent again.
+    private void SetUpAgain()
+    {
         // §3.1.1 steps 1-6 with the features of bring-up: the header length, receive mode and ring layout stay valid.
         VirtioDeviceInitializer.Renegotiate(_transport, VirtioDeviceTypes.Network, NegotiatedFeatures);
 
@@ -290,6 +310,5 @@ public sealed partial class VirtioNetDevice
 
         Volatile.Write(ref _lastStatus, VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures.Low));
         Control.Replay();
-        return (dropped, reclaimed);
     }
 }
