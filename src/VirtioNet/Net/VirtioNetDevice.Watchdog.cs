@@ -154,8 +154,17 @@ public sealed partial class VirtioNetDevice
 
             long timeoutTicks = (long)(_options.TransmitTimeout.TotalSeconds * Stopwatch.Frequency);
             string? stalled = null;
-            foreach (VirtioNetTransmitQueue tx in _transmitQueues)
+            // A pair the device was told not to use (VQ_PAIRS_SET, §5.1.6.5.5) keeps what is on its ring, rightly.
+            int active = Math.Min(Control.ActiveQueuePairs, _transmitQueues.Length);
+            for (int pair = 0; pair < _transmitQueues.Length; pair++)
             {
+                VirtioNetTransmitQueue tx = _transmitQueues[pair];
+                if (pair >= active)
+                {
+                    tx.WatchdogRestart(now);
+                    continue;
+                }
+
                 if (tx.WatchdogFindsStalled(now, timeoutTicks))
                 {
                     tx.Statistics.AddTransmitTimeout();
