@@ -123,6 +123,10 @@ public sealed partial class VirtioNetDevice
             lock (Control.StateLock)
             {
                 QueueGate[] gates = AllGates();
+
+                // Cleared first: the replay goes through the control methods' own checks. Nothing else sees it yet: the
+                // watchdog and the control methods wait for the locks held here, and the gates are still closed.
+                _suspended = false;
                 try
                 {
                     SetUpAgain();
@@ -137,11 +141,9 @@ public sealed partial class VirtioNetDevice
                         gate.Fail(failure);
                     }
 
-                    _suspended = false;
                     throw;
                 }
 
-                _suspended = false;
                 Volatile.Write(ref _recoveryFailure, null);
                 foreach (QueueGate gate in gates)
                 {
