@@ -13,7 +13,7 @@ namespace VirtioNet.Service;
 /// queue pairs, its control plane and its burst types is in this file (the pumps' device side in <see cref="PairPort"/>), so that a change of
 /// the driver's API is absorbed here. The rest of the service speaks of TAP queues, kernel headers and counters.
 /// </summary>
-internal sealed class DeviceLink
+internal sealed partial class DeviceLink
 {
     private readonly VirtioNetDevice _device;
 

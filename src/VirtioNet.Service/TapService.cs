@@ -147,7 +147,7 @@ internal static class TapService
             }
 
             using ControlServer? control = options.ControlDirectory is { } directory
-                ? ControlServer.Start(directory, options.InstanceName ?? tap.Name, (command, _) => Control(command, link, tap, options, pumps, started), log)
+                ? ControlServer.Start(directory, options.InstanceName ?? tap.Name, (command, _) => Control(command, link, tap, options, pumps, started, log), log)
                 : null;
             if (control is not null)
             {
@@ -181,7 +181,7 @@ internal static class TapService
     }
 
     // The control socket's commands (docs/CONTROL.md).
-    private static JsonObject Control(string command, DeviceLink link, TapInterface tap, TapServiceOptions options, List<PairPump> pumps, DateTime started) => command switch
+    private static JsonObject Control(string command, DeviceLink link, TapInterface tap, TapServiceOptions options, List<PairPump> pumps, DateTime started, Action<string> log) => command switch
     {
         "status" => new JsonObject
         {
@@ -197,6 +197,8 @@ internal static class TapService
             ["uptimeSeconds"] = (long)(DateTime.UtcNow - started).TotalSeconds,
         },
         "stats" => new JsonObject { ["pairs"] = new JsonArray([.. pumps.Select((pump, i) => (JsonNode)PairStats(link, pump, i))]) },
+        "suspend" => PowerControl.Suspend(link, tap, log),
+        "resume" => PowerControl.Resume(link, tap, log),
         _ => throw new ServiceException($"unknown command '{command}' (known: status, stats)"),
     };
 

@@ -16,6 +16,8 @@ root.Subcommands.Add(VlanCommand.Create());
 root.Subcommands.Add(MtuCommand.Create());
 root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(ListCommand.Create());
+root.Subcommands.Add(PowerCommand.CreateSuspend());
+root.Subcommands.Add(PowerCommand.CreateResume());
 
 ParseResult parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
