@@ -217,6 +217,17 @@ public sealed partial class VirtioNetDevice
 
         Post(VirtioNetDeviceEventKind.Recovered, cause);
         Recovered?.Invoke(this, new DeviceRecoveredEventArgs(cause, count, dropped, reclaimed));
+
+        // The link as the device reports it now, with an event when it changed (a vhost-user backend that came back).
+        try
+        {
+            _ = CheckLink();
+        }
+        catch (VirtioException)
+        {
+            // Gone again: the next look at the link says so.
+        }
+
         return true;
     }
 
@@ -308,7 +319,6 @@ public sealed partial class VirtioNetDevice
         // §5.1.5: receive buffers before DRIVER_OK, notified after; interrupts as at bring-up.
         PostReceiveBuffersAndSetDriverOk();
 
-        Volatile.Write(ref _lastStatus, VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures.Low));
         Control.Replay();
     }
 }
