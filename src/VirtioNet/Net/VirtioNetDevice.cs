@@ -564,6 +564,7 @@ public sealed partial class VirtioNetDevice : IDisposable
             ConfigurationInterrupts++;
             Post(VirtioNetDeviceEventKind.ConfigurationChanged);
             VirtioDeviceInitializer.CheckHealthy(_transport);
+            RereadSpeedDuplex();
             CheckLink();
         }
 
