@@ -193,22 +193,11 @@ public sealed partial class VirtioNetDevice
                 }
                 catch (Exception e) when (e is VirtioException or ArgumentException or InvalidOperationException)
                 {
-                    string failure = $"recovery after \"{cause}\" failed: {e.Message}";
-                    VirtioDeviceInitializer.Fail(_transport);
-                    Volatile.Write(ref _recoveryFailure, failure);
-                    foreach (QueueGate gate in gates)
-                    {
-                        gate.Fail(failure);
-                    }
-
+                    LatchFailure($"recovery after \"{cause}\" failed: {e.Message}", gates);
                     throw;
                 }
 
-                Volatile.Write(ref _recoveryFailure, null);
-                foreach (QueueGate gate in gates)
-                {
-                    gate.Open();
-                }
+                OpenAfterSetUp(gates);
             }
 
             count = Interlocked.Increment(ref _recoveries);
@@ -229,6 +218,27 @@ public sealed partial class VirtioNetDevice
         }
 
         return true;
+    }
+
+    // A set-up again that failed: the device FAILED, the reason kept, every queue call refused with it.
+    private void LatchFailure(string failure, QueueGate[] gates)
+    {
+        VirtioDeviceInitializer.Fail(_transport);
+        Volatile.Write(ref _recoveryFailure, failure);
+        foreach (QueueGate gate in gates)
+        {
+            gate.Fail(failure);
+        }
+    }
+
+    // A set-up again that worked: the device usable, workers let in.
+    private void OpenAfterSetUp(QueueGate[] gates)
+    {
+        Volatile.Write(ref _recoveryFailure, null);
+        foreach (QueueGate gate in gates)
+        {
+            gate.Open();
+        }
     }
 
     // Waits for each queue's worker to leave; a worker stuck in a call leaves the device untouched and says so.

@@ -133,22 +133,11 @@ public sealed partial class VirtioNetDevice
                 }
                 catch (Exception e) when (e is VirtioException or ArgumentException or InvalidOperationException)
                 {
-                    string failure = $"resume failed: {e.Message}";
-                    VirtioDeviceInitializer.Fail(_transport);
-                    Volatile.Write(ref _recoveryFailure, failure);
-                    foreach (QueueGate gate in gates)
-                    {
-                        gate.Fail(failure);
-                    }
-
+                    LatchFailure($"resume failed: {e.Message}", gates);
                     throw;
                 }
 
-                Volatile.Write(ref _recoveryFailure, null);
-                foreach (QueueGate gate in gates)
-                {
-                    gate.Open();
-                }
+                OpenAfterSetUp(gates);
             }
         }
 
