@@ -16,6 +16,9 @@ internal sealed class PairPump : IDisposable
     private const int AnnounceSliceMilliseconds = 50;
 
     private readonly DeviceLink.PairPort _port;
+
+    // Where both threads park while the device is suspended (PowerControl).
+    private readonly PumpPause _pause;
     private readonly TapQueue _tap;
 
     // Pair 0's only: the announcements it sends when the device asks.
@@ -33,6 +36,7 @@ internal sealed class PairPump : IDisposable
     {
         _port = link.OpenPair(tap.Index, burst);
         _cpu = cpu;
+        _pause = link.Pause;
         _tap = tap;
         _announcer = announcer;
         _stopping = stopping;
@@ -61,6 +65,7 @@ internal sealed class PairPump : IDisposable
         bool first = true;
         while (!_stopping.IsCancellationRequested)
         {
+            _pause.Checkpoint(_stopping);
             if (!_port.WaitForFrames(WaitSlice, _stopping))
             {
                 continue;
@@ -79,6 +84,7 @@ internal sealed class PairPump : IDisposable
         bool first = true;
         while (!_stopping.IsCancellationRequested)
         {
+            _pause.Checkpoint(_stopping);
             if (_announcer is not null && _announcer.TakeRequest())
             {
                 IReadOnlyList<System.Net.IPAddress> addresses = _announcer.Addresses;
@@ -94,6 +100,7 @@ internal sealed class PairPump : IDisposable
             // Drain what the TAP holds, a burst at a time, before waiting again.
             while (!_stopping.IsCancellationRequested && _port.KernelToDevice(_tap, Counters, _stopping) > 0)
             {
+                _pause.Checkpoint(_stopping);
                 if (first && Counters.FromKernelFrames > 0)
                 {
                     first = false;
@@ -105,6 +112,7 @@ internal sealed class PairPump : IDisposable
 
     private void Guard(Action body)
     {
+        _pause.Enter();
         try
         {
             if (_cpu is { } cpu)
@@ -125,6 +133,10 @@ internal sealed class PairPump : IDisposable
             {
                 _failed(e);
             }
+        }
+        finally
+        {
+            _pause.Leave();
         }
     }
 }

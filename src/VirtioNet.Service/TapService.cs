@@ -213,7 +213,7 @@ internal static class TapService
             using var events = new ServiceEvents(link);
             string instance = options.InstanceName ?? tap.Name;
             using ControlServer? control = options.ControlDirectory is { } directory
-                ? ControlServer.Start(directory, instance, (command, request) => Control(command, request, link, tap, options, pumps, started), log,
+                ? ControlServer.Start(directory, instance, (command, request) => Control(command, request, link, tap, options, pumps, started, log), log,
                     (command, request) => ObserveControl.Open(command, request, instance, link, events))
                 : null;
             if (control is not null)
@@ -249,7 +249,7 @@ internal static class TapService
     }
 
     // The control socket's commands (docs/CONTROL.md).
-    private static JsonObject Control(string command, JsonObject request, DeviceLink link, TapInterface tap, TapServiceOptions options, List<PairPump> pumps, DateTime started) => command switch
+    private static JsonObject Control(string command, JsonObject request, DeviceLink link, TapInterface tap, TapServiceOptions options, List<PairPump> pumps, DateTime started, Action<string> log) => command switch
     {
         "status" => new JsonObject
         {
@@ -273,7 +273,9 @@ internal static class TapService
         "mtu" => LiveCommands.Mtu(link, tap, request),
         "dump" => LiveCommands.Dump(link),
         "recover" => ObserveControl.Recover(link),
-        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats, offloads, channels, rss, filter, vlan, mtu, dump, recover, monitor, capture)"),
+        "suspend" => PowerControl.Suspend(link, tap, log),
+        "resume" => PowerControl.Resume(link, tap, log),
+        _ => throw new ServiceException($"unknown command '{command}' (known: status, stats, offloads, channels, rss, filter, vlan, mtu, dump, recover, suspend, resume, monitor, capture)"),
     };
 
     private static JsonObject PairStats(DeviceLink link, PairPump pump, int pair)

@@ -37,6 +37,18 @@ public sealed record VhostUserOptions
     /// </summary>
     public byte[]? MacAddress { get; init; }
 
+    /// <summary>
+    /// Reconnect by itself when the backend goes away (<see cref="VhostUserSession"/>: a watcher thread sees the socket's
+    /// hang-up within <see cref="ReconnectPollInterval"/>, the device reports its link down, the transport connects again
+    /// (or waits for the backend to connect again) for as long as it takes, and the same device object is recovered on the
+    /// new session with everything it was told, then reports its link up). Default false: without it
+    /// <see cref="VhostUserSession.Reconnect"/> is the caller's to call.
+    /// </summary>
+    public bool AutoReconnect { get; init; }
+
+    /// <summary>How often the watcher of <see cref="AutoReconnect"/> looks at the socket. Default 50 ms: one non-blocking poll(2) each time.</summary>
+    public TimeSpan ReconnectPollInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Protocol features never negotiated even when offered (to exercise the paths without them). Default none.</summary>
     public VhostUserProtocolFeatures DisabledProtocolFeatures { get; init; }
 
@@ -47,6 +59,11 @@ public sealed record VhostUserOptions
         if (ConnectTimeout < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "ConnectTimeout must not be negative.");
+        }
+
+        if (ReconnectPollInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReconnectPollInterval), ReconnectPollInterval, "ReconnectPollInterval must be positive.");
         }
 
         if (ReplyTimeout <= TimeSpan.Zero)

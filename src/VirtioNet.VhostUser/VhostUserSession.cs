@@ -9,11 +9,13 @@ namespace VirtioNet.VhostUser;
 /// reopened on a new session; frames in flight at the loss are lost, as on a link that went down).
 /// </summary>
 /// <remarks>
-/// Why reopen rather than restore the rings: a backend that restarted has no memory of the rings, and giving it the
-/// old ones back (SET_VRING_BASE at the used index) is sound only for a backend that completes buffers in order and
-/// keeps no other state; a fresh device is correct for every backend. Not thread-safe, like the device.
+/// Why the rings are never handed back where they were: a backend that restarted has no memory of the rings, and giving it
+/// the old ones back (SET_VRING_BASE at the used index) is sound only for a backend that completes buffers in order and
+/// keeps no other state. <see cref="Reconnect"/> opens a fresh device; <see cref="ReconnectKeepingDevice"/> (and
+/// <see cref="VhostUserOptions.AutoReconnect"/>) recovers the same device, which resets every ring to index 0 at the same
+/// memory, exactly what a fresh device would give the backend. Not thread-safe, like the device.
 /// </remarks>
-public sealed class VhostUserSession : IDisposable
+public sealed partial class VhostUserSession : IDisposable
 {
     // The caller's driver options, reused on every reopen.
     private readonly VirtioNetOptions _netOptions;
@@ -50,7 +52,13 @@ public sealed class VhostUserSession : IDisposable
         {
             transport = VhostUserTransport.Connect(options, memory, cancellationToken);
             VirtioNetDevice device = VirtioNetDevice.Open(transport, memory, netOptions);
-            return new VhostUserSession(memory, transport, netOptions, device);
+            var session = new VhostUserSession(memory, transport, netOptions, device);
+            if (options.AutoReconnect)
+            {
+                session.StartWatcher(options.ReconnectPollInterval);
+            }
+
+            return session;
         }
         catch
         {
@@ -76,6 +84,7 @@ public sealed class VhostUserSession : IDisposable
     /// <summary>Disposes the device, the transport and the memory, in that order.</summary>
     public void Dispose()
     {
+        StopWatcher();
         Device.Dispose();
         Transport.Dispose();
         Memory.Dispose();

@@ -24,6 +24,8 @@ root.Options.Add(CommonOptions.LogLevel);
 root.Subcommands.Add(MonitorCommand.Create());
 root.Subcommands.Add(CaptureCommand.Create());
 root.Subcommands.Add(TopCommand.Create());
+root.Subcommands.Add(PowerCommand.CreateSuspend());
+root.Subcommands.Add(PowerCommand.CreateResume());
 
 ParseResult parsed = root.Parse(args);
 try

@@ -112,6 +112,23 @@ public sealed record VirtioNetConfig
         return (negotiated & VirtioNetFeatures.Status) != 0 ? transport.ReadConfig16(StatusOffset) : StatusLinkUp;
     }
 
+    /// <summary>
+    /// speed (Mbit/s, VIRTIO_NET_SPEED_UNKNOWN = 0xffffffff read as null) and duplex (0 half, 1 full, anything else
+    /// unknown) with VIRTIO_NET_F_SPEED_DUPLEX; both null without it. The device may change them with a configuration
+    /// change notification. Ref: virtio v1.2 §5.1.4, §5.1.4.2.
+    /// </summary>
+    internal static (uint? SpeedMbps, bool? FullDuplex) ReadSpeedDuplex(IVirtioTransport t, ulong f)
+    {
+        if ((f & VirtioNetFeatures.SpeedDuplex) == 0)
+        {
+            return (null, null);
+        }
+
+        uint s = t.ReadConfig32(SpeedOffset);
+        byte d = t.ReadConfig8(DuplexOffset);
+        return (s == uint.MaxValue ? null : s, d switch { 0 => false, 1 => true, _ => null });
+    }
+
     private static VirtioNetConfig ReadOnce(IVirtioTransport t, ulong f)
     {
         byte[]? mac = null;
@@ -124,15 +141,7 @@ public sealed record VirtioNetConfig
             }
         }
 
-        uint? speed = null;
-        bool? duplex = null;
-        if ((f & VirtioNetFeatures.SpeedDuplex) != 0)
-        {
-            uint s = t.ReadConfig32(SpeedOffset);
-            speed = s == uint.MaxValue ? null : s;
-            byte d = t.ReadConfig8(DuplexOffset);
-            duplex = d switch { 0 => false, 1 => true, _ => null };
-        }
+        (uint? speed, bool? duplex) = ReadSpeedDuplex(t, f);
 
         bool hashing = (f & (VirtioNetFeatures.Rss | VirtioNetFeatures.HashReport)) != 0;
         return new VirtioNetConfig

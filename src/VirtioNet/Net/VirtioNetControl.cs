@@ -487,6 +487,7 @@ public sealed partial class VirtioNetControl
     private VirtioNetControlQueue RequireControl(ulong feature, string featureName, string what)
     {
         ObjectDisposedException.ThrowIf(_device.IsDisposed, _device);
+        _device.ThrowIfSuspended();
         if ((NegotiatedFeatures & feature) == 0 || _control is null)
         {
             throw new VirtioException(VirtioErrorReason.RequiredFeatureMissing, $"{_device.Transport.Description}: {what} needs {featureName} and VIRTIO_NET_F_CTRL_VQ, which were not both negotiated.");

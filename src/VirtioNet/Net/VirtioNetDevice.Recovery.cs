@@ -171,6 +171,11 @@ public sealed partial class VirtioNetDevice
         lock (_recoveryLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_suspended)
+            {
+                // A suspended device is reset already; Resume sets it up.
+                return false;
+            }
 
             // Two workers may have seen the same fault: the second finds the device sound again and goes on.
             if (onlyIfFaulty && RecoveryFailure is null && FindFault() is null)
@@ -180,7 +185,7 @@ public sealed partial class VirtioNetDevice
 
             lock (Control.StateLock)
             {
-                QueueGate[] gates = [.. _receiveQueues.Select(q => q.Gate), .. _transmitQueues.Select(q => q.Gate)];
+                QueueGate[] gates = AllGates();
                 CloseGates(gates);
                 try
                 {
@@ -188,25 +193,11 @@ public sealed partial class VirtioNetDevice
                 }
                 catch (Exception e) when (e is VirtioException or ArgumentException or InvalidOperationException)
                 {
-                    string failure = $"recovery after \"{cause}\" failed: {e.Message}";
-                    VirtioEventSource.Log.RecoveryFailed(_transport.Description, failure);
-                    VirtioDeviceInitializer.Fail(_transport);
-                    Volatile.Write(ref _recoveryFailure, failure);
-                    foreach (QueueGate gate in gates)
-                    {
-                        gate.Fail(failure);
-                    }
-
-                    // Pending asynchronous waits end: their workers' next calls say why.
-                    CompleteAllAsyncWaiters();
+                    LatchFailure($"recovery after \"{cause}\" failed: {e.Message}", gates);
                     throw;
                 }
 
-                Volatile.Write(ref _recoveryFailure, null);
-                foreach (QueueGate gate in gates)
-                {
-                    gate.Open();
-                }
+                OpenAfterSetUp(gates);
             }
 
             count = Interlocked.Increment(ref _recoveries);
@@ -217,7 +208,43 @@ public sealed partial class VirtioNetDevice
         CompleteAllAsyncWaiters();
         Post(VirtioNetDeviceEventKind.Recovered, cause);
         Recovered?.Invoke(this, new DeviceRecoveredEventArgs(cause, count, dropped, reclaimed));
+
+        // The link as the device reports it now, with an event when it changed (a vhost-user backend that came back).
+        try
+        {
+            _ = CheckLink();
+        }
+        catch (VirtioException)
+        {
+            // Gone again: the next look at the link says so.
+        }
+
         return true;
+    }
+
+    // A set-up again that failed: the device FAILED, the reason kept, every queue call refused with it.
+    private void LatchFailure(string failure, QueueGate[] gates)
+    {
+        VirtioEventSource.Log.RecoveryFailed(_transport.Description, failure);
+        VirtioDeviceInitializer.Fail(_transport);
+        Volatile.Write(ref _recoveryFailure, failure);
+        foreach (QueueGate gate in gates)
+        {
+            gate.Fail(failure);
+        }
+
+        // Pending asynchronous waits end: their workers' next calls say why.
+        CompleteAllAsyncWaiters();
+    }
+
+    // A set-up again that worked: the device usable, workers let in.
+    private void OpenAfterSetUp(QueueGate[] gates)
+    {
+        Volatile.Write(ref _recoveryFailure, null);
+        foreach (QueueGate gate in gates)
+        {
+            gate.Open();
+        }
     }
 
     // Waits for each queue's worker to leave; a worker stuck in a call leaves the device untouched and says so.
@@ -242,6 +269,15 @@ public sealed partial class VirtioNetDevice
     // dropped and the receive buffers taken back.
     private (int Dropped, int Reclaimed) Rebuild()
     {
+        (int dropped, int reclaimed) = ResetAndTakeBackBuffers();
+        SetUpAgain();
+        return (dropped, reclaimed);
+    }
+
+    // The first half of a recovery, and all of a suspend: the device reset, every buffer taken back (transmit frames in
+    // flight counted as drops). The rings and buffers stay the driver's, at the same DMA memory.
+    private (int Dropped, int Reclaimed) ResetAndTakeBackBuffers()
+    {
         // §3.3.1: reset first, so the device no longer reads or writes the rings and buffers about to be taken back.
         VirtioDeviceInitializer.Reset(_transport);
 
@@ -264,7 +300,13 @@ public sealed partial class VirtioNetDevice
         }
 
         _control?.ResetAfterDeviceReset();
+        return (dropped, reclaimed);
+    }
 
+    // The second half of a recovery, and all of a resume: §3.1.1 again with the features of bring-up, the queues at
+    // their memory, receive buffers posted, DRIVER_OK, and the control plane's record sent again.
+    private void SetUpAgain()
+    {
         // §3.1.1 steps 1-6 with the features of bring-up: the header length, receive mode and ring layout stay valid.
         VirtioDeviceInitializer.Renegotiate(_transport, VirtioDeviceTypes.Network, NegotiatedFeatures);
 
@@ -293,8 +335,6 @@ public sealed partial class VirtioNetDevice
         // §5.1.5: receive buffers before DRIVER_OK, notified after; interrupts as at bring-up.
         PostReceiveBuffersAndSetDriverOk();
 
-        Volatile.Write(ref _lastStatus, VirtioNetConfig.ReadStatus(_transport, NegotiatedFeatures.Low));
         Control.Replay();
-        return (dropped, reclaimed);
     }
 }

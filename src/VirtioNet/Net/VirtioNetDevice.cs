@@ -262,6 +262,7 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         PostReceiveBuffersAndSetDriverOk();
         _controlPlane.Start();
+        StartWatchdog();
     }
 
     // Bring-up, before DRIVER_OK: the control queue follows the data queues (index 2N, §5.1.2).
@@ -569,6 +570,7 @@ public sealed partial class VirtioNetDevice : IDisposable
             ConfigurationInterrupts++;
             Post(VirtioNetDeviceEventKind.ConfigurationChanged);
             VirtioDeviceInitializer.CheckHealthy(_transport);
+            RereadSpeedDuplex();
             CheckLink();
         }
 
@@ -648,6 +650,9 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         _disposed = true;
         VirtioNetTelemetry.Unregister(this);
+
+        // Before the queues go: the watchdog's timer reads their rings.
+        StopWatchdog();
         try
         {
             // §3.3.1: reset first, so the device no longer reads or writes memory that is about to be freed.

@@ -20,4 +20,16 @@ public enum VirtioNetDeviceEventKind
 
     /// <summary>The device was reset and set up again (<see cref="VirtioNetDevice.Recover"/>, or automatically).</summary>
     Recovered,
+
+    /// <summary>
+    /// A transmit queue held frames the device returned nothing of for <see cref="VirtioNetOptions.TransmitTimeout"/>
+    /// (the transmit watchdog); the detail names the queue.
+    /// </summary>
+    TransmitTimeout,
+
+    /// <summary>The device was suspended (<see cref="VirtioNetDevice.Suspend"/>): reset, its rings released.</summary>
+    Suspended,
+
+    /// <summary>The device was brought up again after a suspend (<see cref="VirtioNetDevice.Resume"/>).</summary>
+    Resumed,
 }

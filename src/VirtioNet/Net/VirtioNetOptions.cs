@@ -120,6 +120,18 @@ public sealed record VirtioNetOptions
     public bool AutoRecover { get; init; }
 
     /// <summary>
+    /// The transmit watchdog: a transmit queue that holds frames the device has not returned, and from which the device
+    /// returned nothing for this long while the link is up, has timed out. It is counted
+    /// (<see cref="VirtioNetQueueStatistics.TransmitTimeouts"/>), reported on <see cref="VirtioNetDevice.Events"/>, and
+    /// with <see cref="AutoRecover"/> the device is recovered (<see cref="VirtioNetDevice.Recover"/>), as Linux's
+    /// <c>ndo_tx_timeout</c> and FreeBSD vtnet's watchdog do. Default 5 s, as both of them: a device that keeps a frame
+    /// that long is stuck (QEMU and DPDK return a frame in microseconds), while a machine paused for a moment is not
+    /// taken for one. <see cref="Timeout.InfiniteTimeSpan"/> turns the watchdog off. It runs on a timer, a few times per
+    /// timeout, and reads only the driver's counters and the rings' used indexes: nothing on the packet path.
+    /// </summary>
+    public TimeSpan TransmitTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// How long a control command may take before it fails with <see cref="VirtioErrorReason.Timeout"/> (and the control
     /// queue is given up until a reset). Default 1 s: QEMU answers in well under a millisecond, so a second means the
     /// device is stuck, while a caller that waits for a link or a filter change is not held long.
@@ -281,6 +293,11 @@ public sealed record VirtioNetOptions
         if (ControlCommandTimeout <= TimeSpan.Zero || ControlCommandTimeout > TimeSpan.FromMinutes(10))
         {
             throw new ArgumentOutOfRangeException(nameof(ControlCommandTimeout), ControlCommandTimeout, "ControlCommandTimeout must be positive and at most 10 minutes.");
+        }
+
+        if (TransmitTimeout != Timeout.InfiniteTimeSpan && (TransmitTimeout < TimeSpan.FromMilliseconds(10) || TransmitTimeout > TimeSpan.FromHours(1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(TransmitTimeout), TransmitTimeout, "TransmitTimeout must be 10 ms to 1 hour, or Timeout.InfiniteTimeSpan to turn the watchdog off.");
         }
 
         if (QueuePairs is < 1 or > 0x8000)

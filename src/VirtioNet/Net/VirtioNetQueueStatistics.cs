@@ -13,6 +13,7 @@ public sealed class VirtioNetQueueStatistics
     private long _notifications;
     private long _interrupts;
     private long _coalescedSegments;
+    private long _transmitTimeouts;
 
     /// <summary>Creates counters for a queue.</summary>
     public VirtioNetQueueStatistics(string name) => Name = name;
@@ -47,6 +48,12 @@ public sealed class VirtioNetQueueStatistics
     /// </summary>
     public long CoalescedSegments => Volatile.Read(ref _coalescedSegments);
 
+    /// <summary>
+    /// Transmit: how many times the transmit watchdog found this queue holding frames with nothing returned by the device
+    /// for <see cref="VirtioNetOptions.TransmitTimeout"/>; 0 on receive queues.
+    /// </summary>
+    public long TransmitTimeouts => Volatile.Read(ref _transmitTimeouts);
+
     internal void AddPacket(int bytes)
     {
         Volatile.Write(ref _packets, _packets + 1);
@@ -67,6 +74,9 @@ public sealed class VirtioNetQueueStatistics
     internal void AddError() => Volatile.Write(ref _errors, _errors + 1);
 
     internal void AddNotification() => Volatile.Write(ref _notifications, _notifications + 1);
+
+    // The watchdog's timer thread is the only writer.
+    internal void AddTransmitTimeout() => Interlocked.Increment(ref _transmitTimeouts);
 
     internal void AddInterrupt() => Volatile.Write(ref _interrupts, _interrupts + 1);
 }

@@ -231,6 +231,7 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
             reclaimed++;
         }
 
+        NoteReclaimed(reclaimed);
         return reclaimed;
     }
 

@@ -63,7 +63,7 @@ internal static class ProbeCommand
                 $"virtio-mmio v{d.Version}",
                 d.DeviceId == 0 ? "[grey](empty)[/]" : VirtioDeviceTypes.NameOf(d.DeviceId),
                 d.Mac ?? "",
-                d.LinkUp is null ? "" : d.LinkUp.Value ? "up" : "down");
+                d.LinkUp is null ? "" : (d.LinkUp.Value ? "up" : "down") + (d.SpeedMbps is { } speed ? $", {speed} Mb/s {DuplexName(d.FullDuplex) ?? "unknown"} duplex" : ""));
         }
 
         if (board is RiscvVirtBoard)
@@ -113,6 +113,8 @@ internal static class ProbeCommand
             Transport = transport.Description,
             Mac = Json.FormatMac(net.MacAddress.Span),
             LinkUp = net.IsLinkUp,
+            SpeedMbps = net.Config.SpeedMbps,
+            FullDuplex = net.Config.FullDuplex,
             Offered = net.OfferedFeatures,
         };
     }
@@ -127,6 +129,11 @@ internal static class ProbeCommand
         public string? Mac { get; init; }
 
         public bool? LinkUp { get; init; }
+
+        // VIRTIO_NET_F_SPEED_DUPLEX: Mbit/s and duplex, null when unknown or not offered.
+        public uint? SpeedMbps { get; init; }
+
+        public bool? FullDuplex { get; init; }
 
         // All 128 bits the device offered.
         public VirtioFeatureSet Offered { get; init; }
@@ -175,6 +182,8 @@ internal static class ProbeCommand
                 o["transport"] = Transport;
                 o["mac"] = Mac;
                 o["linkUp"] = LinkUp;
+                o["speedMbps"] = SpeedMbps;
+                o["duplex"] = DuplexName(FullDuplex);
                 o["offeredFeatures"] = new JsonArray([.. OfferedFeatures.Select(f => (JsonNode)f)]);
                 o["offeredFeatureBits"] = Offered.ToString();
             }
@@ -213,7 +222,7 @@ internal static class ProbeCommand
         // Bringing the device up reads MAC and link exactly as the driver will; Dispose resets it again.
         using VirtioNetDevice net = VirtioNetDevice.Open(transport, board.Dma, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         _ = settings;
-        return report with { Mac = Json.FormatMac(net.MacAddress.Span), LinkUp = net.IsLinkUp };
+        return report with { Mac = Json.FormatMac(net.MacAddress.Span), LinkUp = net.IsLinkUp, SpeedMbps = net.Config.SpeedMbps, FullDuplex = net.Config.FullDuplex };
     }
 
     // Offered: all 128 bits (feature words 2 and 3 on version 2), named for the device's type.
@@ -222,6 +231,11 @@ internal static class ProbeCommand
         public string? Mac { get; init; }
 
         public bool? LinkUp { get; init; }
+
+        // VIRTIO_NET_F_SPEED_DUPLEX: Mbit/s and duplex, null when unknown or not offered.
+        public uint? SpeedMbps { get; init; }
+
+        public bool? FullDuplex { get; init; }
 
         public IReadOnlyList<string> OfferedFeatures => FeatureListing.Names(Offered, DeviceId);
 
@@ -243,9 +257,14 @@ internal static class ProbeCommand
             {
                 o["mac"] = Mac;
                 o["linkUp"] = LinkUp;
+                o["speedMbps"] = SpeedMbps;
+                o["duplex"] = DuplexName(FullDuplex);
             }
 
             return o;
         }
     }
+
+    // virtio_net_config.duplex as ethtool names it; null when unknown.
+    private static string? DuplexName(bool? full) => full switch { true => "full", false => "half", null => null };
 }
