@@ -255,24 +255,6 @@ internal sealed class DpdkTestpmd : IDisposable
         return true;
     }
 
-    /// <summary>
-    /// Stops testpmd (SIGSTOP) without ending it: its socket stays connected and its rings as they are, but it neither
-    /// forwards nor answers, as a backend stuck in a long pause would. <see cref="Continue"/> lets it go on.
-    /// </summary>
-    public void Pause() => Signal("STOP");
-
-    /// <summary>Lets a testpmd stopped with <see cref="Pause"/> go on (SIGCONT).</summary>
-    public void Continue() => Signal("CONT");
-
-    private void Signal(string name)
-    {
-        // setpriv execs testpmd, so the process started is testpmd itself.
-        int pid = _process?.Id ?? throw new InvalidOperationException("testpmd is not running.");
-        using Process kill = Process.Start("kill", ["-" + name, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
-    }
-
     /// <summary>Kills testpmd at once (SIGKILL), as a crash would, and waits for it to be gone.</summary>
     public void Kill()
     {

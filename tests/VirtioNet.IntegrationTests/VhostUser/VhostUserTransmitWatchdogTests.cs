@@ -49,7 +49,7 @@ public sealed class VhostUserTransmitWatchdogTests
         }
         finally
         {
-            testpmd.Continue();
+            testpmd.Resume();
         }
 
         // The recovery started by the watchdog waits for testpmd's answers, which come now.
