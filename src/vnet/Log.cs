@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 
@@ -69,14 +71,17 @@ internal static partial class Log
 
     public static void Debug(Exception e) => Details(_logger, e);
 
-    private static ILoggerFactory Create(LogLevel level) => LoggerFactory.Create(builder => builder
-        .SetMinimumLevel(level)
-        .AddConsole(options =>
+    // The formatter is registered as a service, not with AddConsoleFormatter<TFormatter, TOptions>: that one binds its
+    // options from configuration by reflection, which NativeAOT refuses, and this formatter has no options to bind.
+    private static ILoggerFactory Create(LogLevel level) => LoggerFactory.Create(builder =>
+    {
+        builder.SetMinimumLevel(level).AddConsole(options =>
         {
             options.FormatterName = LogFormatter.FormatterName;
             options.LogToStandardErrorThreshold = LogLevel.Trace;
-        })
-        .AddConsoleFormatter<LogFormatter, ConsoleFormatterOptions>());
+        });
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ConsoleFormatter, LogFormatter>());
+    });
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Message}")]
     private static partial void Information(ILogger logger, string message);
