@@ -107,23 +107,7 @@ internal static class LatencyRunner
                 allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
             }
 
-            for (int i = 0; i < k; i++)
-            {
-                ReadOnlySpan<byte> frame = received[i].Span;
-                if (received[i].IsContinuation || frame.Length < MinimumFrameSize || BinaryPrimitives.ReadInt64LittleEndian(frame[StampOffset..]) != runId)
-                {
-                    foreign++;
-                    continue;
-                }
-
-                long stamp = BinaryPrimitives.ReadInt64LittleEndian(frame[(StampOffset + 8)..]);
-                if (stamp >= recordFrom && stamp <= now)
-                {
-                    histogram.RecordValue(Math.Max(1, (long)((now - stamp) * nanosecondsPerTick)));
-                    got++;
-                }
-            }
-
+            foreign += Record(received.AsSpan(0, k), runId, recordFrom, now, nanosecondsPerTick, histogram, ref got);
             if (k > 0)
             {
                 pair.ReleaseBurst(received.AsSpan(0, k));
@@ -148,16 +132,7 @@ internal static class LatencyRunner
         {
             int k = pair.ReceiveBurst(received);
             now = Stopwatch.GetTimestamp();
-            for (int i = 0; i < k; i++)
-            {
-                ReadOnlySpan<byte> frame = received[i].Span;
-                if (!received[i].IsContinuation && frame.Length >= MinimumFrameSize && BinaryPrimitives.ReadInt64LittleEndian(frame[StampOffset..]) == runId
-                    && BinaryPrimitives.ReadInt64LittleEndian(frame[(StampOffset + 8)..]) is long stamp && stamp >= recordFrom && stamp <= now)
-                {
-                    histogram.RecordValue(Math.Max(1, (long)((now - stamp) * nanosecondsPerTick)));
-                    got++;
-                }
-            }
+            _ = Record(received.AsSpan(0, k), runId, recordFrom, now, nanosecondsPerTick, histogram, ref got);
 
             if (k > 0)
             {
@@ -192,6 +167,31 @@ internal static class LatencyRunner
             Max = histogram.GetMaxValue(),
             Mean = histogram.TotalCount == 0 ? 0 : histogram.GetMean(),
         };
+    }
+
+    // Records the round trip of every frame of the burst that carries this run's stamp from after the warm-up (counted in
+    // got); returns how many frames did not carry the stamp.
+    private static long Record(ReadOnlySpan<ReceivedPacket> burst, long runId, long recordFrom, long now, double nanosecondsPerTick, LongHistogram histogram, ref long got)
+    {
+        long foreign = 0;
+        foreach (ref readonly ReceivedPacket packet in burst)
+        {
+            ReadOnlySpan<byte> frame = packet.Span;
+            if (packet.IsContinuation || frame.Length < MinimumFrameSize || BinaryPrimitives.ReadInt64LittleEndian(frame[StampOffset..]) != runId)
+            {
+                foreign++;
+                continue;
+            }
+
+            long stamp = BinaryPrimitives.ReadInt64LittleEndian(frame[(StampOffset + 8)..]);
+            if (stamp >= recordFrom && stamp <= now)
+            {
+                histogram.RecordValue(Math.Max(1, (long)((now - stamp) * nanosecondsPerTick)));
+                got++;
+            }
+        }
+
+        return foreign;
     }
 
     // To our own MAC (testpmd's macswap and QEMU's socket peer send it back with the addresses as they come), IPv4 EtherType.
