@@ -24,8 +24,8 @@ if (double.IsFinite(seconds))
 try
 {
     var poll = new VirtioNetOptions { OperationMode = OperationMode.Poll };
-    using VhostUserSession a = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[0] }, poll, cancellationToken: stop.Token);
-    using VhostUserSession b = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[1] }, poll, cancellationToken: stop.Token);
+    using VhostUserNetDevice a = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = args[0] }, poll, cancellationToken: stop.Token);
+    using VhostUserNetDevice b = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = args[1] }, poll, cancellationToken: stop.Token);
     var received = new ReceivedPacket[32];
     var room = new TransmitPacket[32];
     long aToB = 0, bToA = 0;

@@ -23,7 +23,7 @@ if (double.IsFinite(seconds))
 
 try
 {
-    using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = args[0] }, cancellationToken: stop.Token);
+    using VhostUserNetDevice session = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = args[0] }, cancellationToken: stop.Token);
     Console.WriteLine($"echoing on {session.Device.TransportDescription}");
 
     // The device's waits are synchronous today (WaitForReceive sleeps on the call eventfd); the loop runs on a pool

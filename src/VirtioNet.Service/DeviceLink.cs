@@ -77,7 +77,7 @@ internal sealed partial class DeviceLink
 
     /// <summary>DHCP through the diagnostic client on queue pair 0, before the pumps own it.</summary>
     public DhcpLease AcquireLease(CancellationToken cancellationToken) =>
-        new NetworkSession(new VirtioNetFramePort(_device)).AcquireLease(cancellationToken);
+        new DiagnosticClient(new VirtioNetFramePort(_device)).AcquireLease(cancellationToken);
 
     /// <summary>Receive mode: promiscuous (CTRL_RX). False with the reason when the device has no CTRL_RX or refuses.</summary>
     public bool TrySetPromiscuous(bool on, out string? why) => Report(TryControl(() => _device.Control.SetPromiscuous(on), out why), "filter", $"promiscuous {(on ? "on" : "off")}");

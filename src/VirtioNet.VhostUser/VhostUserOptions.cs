@@ -38,11 +38,11 @@ public sealed record VhostUserOptions
     public byte[]? MacAddress { get; init; }
 
     /// <summary>
-    /// Reconnect by itself when the backend goes away (<see cref="VhostUserSession"/>: a watcher thread sees the socket's
+    /// Reconnect by itself when the backend goes away (<see cref="VhostUserNetDevice"/>: a watcher thread sees the socket's
     /// hang-up within <see cref="ReconnectPollInterval"/>, the device reports its link down, the transport connects again
     /// (or waits for the backend to connect again) for as long as it takes, and the same device object is recovered on the
     /// new session with everything it was told, then reports its link up). Default false: without it
-    /// <see cref="VhostUserSession.Reconnect"/> is the caller's to call.
+    /// <see cref="VhostUserNetDevice.Reconnect"/> is the caller's to call.
     /// </summary>
     public bool AutoReconnect { get; init; }
 

@@ -40,7 +40,7 @@ namespace VirtioNet.VhostUser;
 /// notifications, queue set-up) throws <see cref="VirtioException"/> with <see cref="VirtioErrorReason.PlatformFailure"/>
 /// and "vhost-user backend at PATH went away". A reset still succeeds, so the net driver disposes cleanly. To resume,
 /// dispose the net device, call <see cref="Reconnect"/>, and open the net device again on this transport
-/// (<see cref="VhostUserSession"/> does the three steps).
+/// (<see cref="VhostUserNetDevice"/> does the three steps).
 /// </para>
 /// </remarks>
 public sealed partial class VhostUserTransport : IVirtioTransport

@@ -25,7 +25,7 @@ internal static class BenchSweep
         }
 
         var options = new VhostUserOptions { SocketPath = socketPath, SocketMode = listen ? VhostUserSocketMode.Listen : VhostUserSocketMode.Connect };
-        using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(options, netOptions, cancellationToken: cancellationToken);
         // A discarded warm-up, so the first size is not measured while the JIT is still tiering the loop up.
         BenchRunner.Run(session.Device, mode, sizes[0], burst, TimeSpan.FromSeconds(Math.Min(seconds, 1)), cancellationToken);
 

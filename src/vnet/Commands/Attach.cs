@@ -27,7 +27,7 @@ internal static class Attach
     private static readonly Option[] MachineOptions =
     [
         CommonOptions.Machine, CommonOptions.Transport, CommonOptions.PciInterrupts, CommonOptions.DeviceOpts, CommonOptions.Qemu,
-        CommonOptions.Slot, CommonOptions.Base, CommonOptions.Mode, NetDeviceSession.Queues,
+        CommonOptions.Slot, CommonOptions.Base, CommonOptions.Mode, OneShotDevice.Queues,
     ];
 
     /// <summary>The instance to attach to, or null for the one-shot mode. Refuses the machine options (and <paramref name="oneShotOnly"/>) beside <c>--attach</c>.</summary>

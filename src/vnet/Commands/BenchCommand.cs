@@ -212,7 +212,7 @@ internal static class BenchCommand
             SocketMode = listen ? VhostUserSocketMode.Listen : VhostUserSocketMode.Connect,
             QueuePairs = netOptions.QueuePairs,
         };
-        using VhostUserSession session = VhostUserSession.Open(options, netOptions, cancellationToken: cancellationToken);
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(options, netOptions, cancellationToken: cancellationToken);
         VirtioNetDevice net = session.Device;
         Log.Info($"{net.TransportDescription}: {net.RingLayout.ToString().ToLowerInvariant()} rings, {mode.ToString().ToLowerInvariant()} in {Describe(net)}, {size}-byte frames, bursts of {burst}, {seconds} s, {net.Pairs.Count} queue pair(s)");
         return Measure(net, net.Pairs.Count, settings, mode, size, burst, seconds, rate, cpus, peerCounted: null, cancellationToken);

@@ -16,7 +16,7 @@ internal static class ChannelsCommand
     {
         var command = new Command("channels", "Show (and with --combined change) the active queue pairs, as ethtool -l/-L does.");
         command.Options.Add(Combined);
-        command.Options.Add(NetDeviceSession.Queues);
+        command.Options.Add(OneShotDevice.Queues);
         command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
@@ -36,13 +36,13 @@ internal static class ChannelsCommand
         }
         else
         {
-            int queues = NetDeviceSession.ReadQueues(result);
+            int queues = OneShotDevice.ReadQueues(result);
             if (combined is { } c && (c < 1 || c > queues))
             {
                 throw new CliException($"--combined must be 1 to {queues} (the pairs set up with --queues); got {c}.");
             }
 
-            using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
+            using OneShotDevice session = OneShotDevice.Open(settings, queues, string.Empty, cancellationToken);
             report = new DeviceLink(session.Net).Channels(combined);
         }
 

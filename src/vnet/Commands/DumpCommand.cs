@@ -138,7 +138,7 @@ internal static class DumpCommand
             return;
         }
 
-        var session = new NetworkSession(new VirtioNetFramePort(net));
+        var session = new DiagnosticClient(new VirtioNetFramePort(net));
         session.Configure(IPAddress.Parse("10.0.2.15"), IPAddress.Parse("255.255.255.0"), IPAddress.Parse("10.0.2.2"));
         for (int i = 0; i < frames; i++)
         {

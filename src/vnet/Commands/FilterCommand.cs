@@ -80,7 +80,7 @@ internal static class FilterCommand
         }
         else
         {
-            using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
+            using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
             report = new DeviceLink(session.Net).Filter(changes, table ? unicast : null, table ? multicast : null);
         }
 

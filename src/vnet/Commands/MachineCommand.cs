@@ -27,7 +27,7 @@ internal static class MachineCommand
         var start = new Command("start", "Start a QEMU machine detached: its guest RAM and qtest socket wait for 'vnet up --machine-name NAME'.");
         start.Arguments.Add(Name);
         start.Options.Add(Netdev);
-        start.Options.Add(NetDeviceSession.Queues);
+        start.Options.Add(OneShotDevice.Queues);
         CommonOptions.AddTo(start, includeOperationMode: false);
         CommandRunner.SetAction(start, Start);
 
@@ -55,7 +55,7 @@ internal static class MachineCommand
             throw new CliException("--base chooses the device a driver drives: give it to vnet up, not to vnet machine start.");
         }
 
-        int queues = NetDeviceSession.ReadQueues(result);
+        int queues = OneShotDevice.ReadQueues(result);
         settings = settings with
         {
             Netdev = UpCommand.QemuNetdev(result.GetValue(Netdev) ?? "user", queues),

@@ -43,7 +43,7 @@ internal static class MtuCommand
                 throw new CliException("--set changes a running interface's MTU (with --attach); a private machine's device takes its MTU from --device-opts host_mtu=N.");
             }
 
-            using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
+            using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
             report = new DeviceLink(session.Net).MtuReport(session.Net.Mtu);
         }
 

@@ -61,7 +61,7 @@ internal static class OffloadsCommand
         else
         {
             // Offloads only negotiation changes, turned off, stay out of it; the rest is checked against the device below.
-            using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken, OffloadCatalog.DisabledByNegotiation(changes));
+            using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken, OffloadCatalog.DisabledByNegotiation(changes));
             var link = new DeviceLink(session.Net);
             (VirtioFeatureSet offered, VirtioFeatureSet negotiated, ulong guest) = Read(link.Offloads(null));
             CheckChanges(changes, offered, negotiated);

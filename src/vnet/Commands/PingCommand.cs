@@ -63,7 +63,7 @@ internal static class PingCommand
         Log.Info($"{net.TransportDescription}: MAC {Json.FormatMac(net.MacAddress.Span)}, link {(net.IsLinkUp ? "up" : "down")}, " +
             $"{net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, {net.RingLayout.ToString().ToLowerInvariant()} rings, {net.OperationMode.ToString().ToLowerInvariant()} mode ({net.InterruptDescription})");
 
-        var session = new NetworkSession(new VirtioNetFramePort(net));
+        var session = new DiagnosticClient(new VirtioNetFramePort(net));
         DhcpLease lease = session.AcquireLease(cancellationToken);
         Log.Info($"DHCP: {lease.Address} from {lease.ServerIdentifier}, router {lease.Router?.ToString() ?? "none"}");
 

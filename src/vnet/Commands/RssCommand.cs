@@ -55,7 +55,7 @@ internal static class RssCommand
         command.Options.Add(Key);
         command.Options.Add(HashTypes);
         command.Options.Add(TableLength);
-        command.Options.Add(NetDeviceSession.Queues);
+        command.Options.Add(OneShotDevice.Queues);
         command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
@@ -107,13 +107,13 @@ internal static class RssCommand
         }
         else
         {
-            int queues = NetDeviceSession.ReadQueues(result);
+            int queues = OneShotDevice.ReadQueues(result);
             if (equal is { } e && (e < 1 || e > queues))
             {
                 throw new CliException($"--equal must be 1 to {queues} (the pairs set up with --queues); got {e}.");
             }
 
-            using NetDeviceSession session = NetDeviceSession.Open(settings, queues, "rss=on,hash=on", cancellationToken);
+            using OneShotDevice session = OneShotDevice.Open(settings, queues, "rss=on,hash=on", cancellationToken);
 
             // The device's limits are checked there (ArgumentException → one line, exit 2).
             report = new DeviceLink(session.Net).Rss(change ? equal ?? queues : null, tableLength, types, key);

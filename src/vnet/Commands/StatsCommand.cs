@@ -25,7 +25,7 @@ internal static class StatsCommand
     {
         var command = new Command("stats", "Show the driver's per-queue statistics, as ethtool -S does.");
         command.Options.Add(Seconds);
-        command.Options.Add(NetDeviceSession.Queues);
+        command.Options.Add(OneShotDevice.Queues);
         command.Options.Add(Attach.Option);
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
@@ -50,8 +50,8 @@ internal static class StatsCommand
         }
         else
         {
-            int queues = NetDeviceSession.ReadQueues(result);
-            using NetDeviceSession session = NetDeviceSession.Open(settings, queues, string.Empty, cancellationToken);
+            int queues = OneShotDevice.ReadQueues(result);
+            using OneShotDevice session = OneShotDevice.Open(settings, queues, string.Empty, cancellationToken);
             Drain(session.Net, seconds, cancellationToken);
             report = new DeviceLink(session.Net).StatsReport();
         }

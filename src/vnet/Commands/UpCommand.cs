@@ -49,7 +49,7 @@ internal static class UpCommand
     {
         var command = new Command("up", "Serve the device to the kernel as a TAP interface until Ctrl-C or SIGTERM (or until --exec's command ends).");
         Offloads.AcceptOnlyFromAmong("on", "off");
-        foreach (Option option in new Option[] { ConfigFile, Name, Tap, Netns, NetDeviceSession.Queues, Dhcp, Offloads, Exec, LinkTimeout, VhostUser, VhostUserClient, Netdev, MachineName, Keep, Supervise })
+        foreach (Option option in new Option[] { ConfigFile, Name, Tap, Netns, OneShotDevice.Queues, Dhcp, Offloads, Exec, LinkTimeout, VhostUser, VhostUserClient, Netdev, MachineName, Keep, Supervise })
         {
             command.Options.Add(option);
         }
@@ -83,7 +83,7 @@ internal static class UpCommand
         }
 
         settings = WithFile(settings, result, file);
-        int queues = Given(result, NetDeviceSession.Queues) ? NetDeviceSession.ReadQueues(result) : file.QueuePairs ?? NetDeviceSession.ReadQueues(result);
+        int queues = Given(result, OneShotDevice.Queues) ? OneShotDevice.ReadQueues(result) : file.QueuePairs ?? OneShotDevice.ReadQueues(result);
         double linkTimeout = result.GetValue(LinkTimeout);
         if (linkTimeout is <= 0 or > 3600 || double.IsNaN(linkTimeout))
         {
@@ -152,7 +152,7 @@ internal static class UpCommand
                     // A backend that connects to us (OVS's dpdkvhostuserclient port) retries once a second.
                     ConnectTimeout = TimeSpan.FromSeconds(15),
                 };
-                using VhostUserSession session = VhostUserSession.Open(vhost, netOptions, cancellationToken: cancellationToken);
+                using VhostUserNetDevice session = VhostUserNetDevice.Open(vhost, netOptions, cancellationToken: cancellationToken);
                 return Serve(session.Device, options, file, cancellationToken);
             }
 

@@ -56,7 +56,7 @@ internal static class VlanCommand
         }
         else
         {
-            using NetDeviceSession session = NetDeviceSession.Open(settings, 1, string.Empty, cancellationToken);
+            using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
             report = new DeviceLink(session.Net).Vlan(add, delete);
         }
 

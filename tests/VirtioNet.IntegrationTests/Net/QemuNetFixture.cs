@@ -24,7 +24,7 @@ internal static class QemuNet
     public static (DhcpLease Lease, IReadOnlyList<PingReply> Replies) DhcpAndPing(VirtioNetDevice net, int count)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        var session = new NetworkSession(new VirtioNetFramePort(net));
+        var session = new DiagnosticClient(new VirtioNetFramePort(net));
         DhcpLease lease = session.AcquireLease(ct);
         Pinger pinger = session.CreatePinger(Gateway, new PingOptions { Interval = TimeSpan.Zero, Timeout = TimeSpan.FromSeconds(3) });
         return (lease, pinger.Run(count, ct).ToList());

@@ -221,7 +221,7 @@ public sealed class OvsDpdkTests
         using Pair pair = Pair.Open(ovs, portBIsServer: false, queuePairs: 2);
         VirtioNetDevice a = pair.A.Device;
         VirtioNetDevice b = pair.B.Device;
-        foreach (VhostUserSession session in new[] { pair.A, pair.B })
+        foreach (VhostUserNetDevice session in new[] { pair.A, pair.B })
         {
             Assert.True(session.Transport.ServesControlQueue);
             Assert.NotEqual(0UL, session.Device.NegotiatedFeatures & VirtioNetFeatures.Mq);
@@ -443,15 +443,15 @@ public sealed class OvsDpdkTests
     /// </summary>
     private sealed class Pair : IDisposable
     {
-        private Pair(VhostUserSession a, VhostUserSession b)
+        private Pair(VhostUserNetDevice a, VhostUserNetDevice b)
         {
             A = a;
             B = b;
         }
 
-        public VhostUserSession A { get; }
+        public VhostUserNetDevice A { get; }
 
-        public VhostUserSession B { get; }
+        public VhostUserNetDevice B { get; }
 
         public static Pair Open(OvsDpdkSwitch ovs, bool portBIsServer, int queuePairs = 1)
         {
@@ -463,14 +463,14 @@ public sealed class OvsDpdkTests
             string socketB = portBIsServer ? ovs.AddServerPort("vu1", options) : ovs.AddClientPort("vu1", options);
 
             // OVS's vhost client retries its connection once a second.
-            VhostUserSession a = VhostUserSession.Open(
+            VhostUserNetDevice a = VhostUserNetDevice.Open(
                 new VhostUserOptions { SocketPath = socketA, SocketMode = VhostUserSocketMode.Listen, ConnectTimeout = TimeSpan.FromSeconds(15), MacAddress = MacA, QueuePairs = queuePairs },
                 new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = queuePairs },
                 cancellationToken: cancel);
-            VhostUserSession? b = null;
+            VhostUserNetDevice? b = null;
             try
             {
-                b = VhostUserSession.Open(
+                b = VhostUserNetDevice.Open(
                     new VhostUserOptions
                     {
                         SocketPath = socketB,

@@ -41,13 +41,13 @@ public sealed class VhostUserAsyncTests
         const int Window = 16;
         int threadsBefore = ThreadCount();
         using DpdkTestpmd testpmd = DpdkTestpmd.StartPorts(Devices, "macswap");
-        var sessions = new List<VhostUserSession>();
+        var sessions = new List<VhostUserNetDevice>();
         try
         {
             for (int i = 0; i < Devices; i++)
             {
                 // Half split, half packed rings.
-                sessions.Add(VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPathOf(i) }, InterruptMode(packed: i % 2 == 1), cancellationToken: TestContext.Current.CancellationToken));
+                sessions.Add(VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = testpmd.SocketPathOf(i) }, InterruptMode(packed: i % 2 == 1), cancellationToken: TestContext.Current.CancellationToken));
             }
 
             var run = new SharedRun(Devices);
@@ -85,7 +85,7 @@ public sealed class VhostUserAsyncTests
         }
         finally
         {
-            foreach (VhostUserSession session in sessions)
+            foreach (VhostUserNetDevice session in sessions)
             {
                 session.Dispose();
             }
@@ -98,7 +98,7 @@ public sealed class VhostUserAsyncTests
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("rxonly");
-        using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, InterruptMode(packed), cancellationToken: ct);
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, InterruptMode(packed), cancellationToken: ct);
         VirtioNetDevice device = session.Device;
         VirtioNetQueuePair pair = device.Pairs[0];
         Assert.NotEqual(0UL, device.NegotiatedFeatures & VirtioFeatures.EventIdx);
@@ -149,7 +149,7 @@ public sealed class VhostUserAsyncTests
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, InterruptMode(packed), cancellationToken: ct);
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, InterruptMode(packed), cancellationToken: ct);
         VirtioNetDevice device = session.Device;
         VirtioNetQueuePair pair = device.Pairs[0];
 
@@ -214,7 +214,7 @@ public sealed class VhostUserAsyncTests
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, InterruptMode(packed: false), cancellationToken: ct);
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, InterruptMode(packed: false), cancellationToken: ct);
         VirtioNetDevice device = session.Device;
         VirtioNetQueuePair pair = device.Pairs[0];
         const int Count = 300;
@@ -322,7 +322,7 @@ public sealed class VhostUserAsyncTests
         return frame;
     }
 
-    private static string Describe(VhostUserSession session, int index)
+    private static string Describe(VhostUserNetDevice session, int index)
     {
         VirtioNetDevice device = session.Device;
         VirtioNetQueuePair pair = device.Pairs[0];

@@ -23,7 +23,7 @@ public sealed class VhostUserAutoReconnectTests
     {
         const int Pairs = 2;
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs, AutoReconnect = true, ConnectTimeout = TimeSpan.FromSeconds(10) },
             new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs },
             cancellationToken: TestContext.Current.CancellationToken);
@@ -66,7 +66,7 @@ public sealed class VhostUserAutoReconnectTests
     public void KilledAndRestartedClientTestpmdConnectsAgainToTheSameDevice()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap", backendIsClient: true);
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, SocketMode = VhostUserSocketMode.Listen, AutoReconnect = true, ConnectTimeout = TimeSpan.FromSeconds(10) },
             new VirtioNetOptions { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked },
             cancellationToken: TestContext.Current.CancellationToken);

@@ -31,7 +31,7 @@ public sealed class VhostUserBurstOffloadTests
         try
         {
             using DpdkTestpmd testpmd = DpdkTestpmd.Start("csum", false, $"--cmdline-file={commands}");
-            using VhostUserSession session = VhostUserSession.Open(
+            using VhostUserNetDevice session = VhostUserNetDevice.Open(
                 new VhostUserOptions { SocketPath = testpmd.SocketPath },
                 new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = true },
                 cancellationToken: TestContext.Current.CancellationToken);
@@ -108,7 +108,7 @@ public sealed class VhostUserBurstOffloadTests
         try
         {
             using DpdkTestpmd testpmd = DpdkTestpmd.StartWithVdevOptions("csum", "tso=1", $"--cmdline-file={commands}");
-            using VhostUserSession session = VhostUserSession.Open(
+            using VhostUserNetDevice session = VhostUserNetDevice.Open(
                 new VhostUserOptions { SocketPath = testpmd.SocketPath },
                 new VirtioNetOptions { OperationMode = OperationMode.Poll, Offloads = true },
                 cancellationToken: TestContext.Current.CancellationToken);

@@ -24,8 +24,8 @@ public sealed class VhostUserFlowControlTests
 
     private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(20);
 
-    private static VhostUserSession Open(DpdkTestpmd testpmd) =>
-        VhostUserSession.Open(
+    private static VhostUserNetDevice Open(DpdkTestpmd testpmd) =>
+        VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs },
             new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs },
             cancellationToken: TestContext.Current.CancellationToken);
@@ -34,7 +34,7 @@ public sealed class VhostUserFlowControlTests
     public void EachPriorityLeavesOnThePairItsMapNamesAndComesBackTaggedThere()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
-        using VhostUserSession session = Open(testpmd);
+        using VhostUserNetDevice session = Open(testpmd);
         VirtioNetDevice device = session.Device;
         Assert.Equal(Pairs, device.Control.ActiveQueuePairs);
 
@@ -53,7 +53,7 @@ public sealed class VhostUserFlowControlTests
     public void APairsTokenBucketLetsThroughExactlyWhatItHoldsAndRefillsWithItsClock()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
-        using VhostUserSession session = Open(testpmd);
+        using VhostUserNetDevice session = Open(testpmd);
         VirtioNetDevice device = session.Device;
 
         const int FrameLength = 500;

@@ -23,7 +23,7 @@ public sealed class VhostUserInOrderTests
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start(forwardMode);
         var netOptions = new VirtioNetOptions { OperationMode = mode, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked };
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath }, netOptions, cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
 
@@ -50,7 +50,7 @@ public sealed class VhostUserInOrderTests
         // DPDK's packed dequeue path writes one used descriptor for a burst of transmitted chains when IN_ORDER is on
         // (its shadow used ring keeps only the last ID): the driver must take every chain of the burst back from it.
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("rxonly");
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath }, new VirtioNetOptions { OperationMode = OperationMode.Poll }, cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
         Assert.Equal(VirtioNet.Virtqueues.RingLayout.Packed, device.RingLayout);

@@ -28,7 +28,7 @@ public sealed class VhostUserMultiQueueInterruptTests
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs },
             new VirtioNetOptions { OperationMode = OperationMode.Interrupt, QueuePairs = Pairs },
             cancellationToken: ct);

@@ -20,8 +20,8 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 [Collection(VhostUserCollection.Name)]
 public sealed class VhostUserMultiQueueTests
 {
-    private static VhostUserSession Open(DpdkTestpmd testpmd, int pairs, bool packed = true) =>
-        VhostUserSession.Open(
+    private static VhostUserNetDevice Open(DpdkTestpmd testpmd, int pairs, bool packed = true) =>
+        VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = pairs },
             new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = pairs, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked },
             cancellationToken: TestContext.Current.CancellationToken);
@@ -34,7 +34,7 @@ public sealed class VhostUserMultiQueueTests
     public void EveryPairComesUpAndCarriesFramesBackOnItsOwnQueue(int pairs, bool packed)
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(pairs, "macswap");
-        using VhostUserSession session = Open(testpmd, pairs, packed);
+        using VhostUserNetDevice session = Open(testpmd, pairs, packed);
         VirtioNetDevice device = session.Device;
         VhostUserTransport transport = session.Transport;
 
@@ -67,7 +67,7 @@ public sealed class VhostUserMultiQueueTests
     public void FewerPairsDisableTheOthersAtTheBackendAndMorePairsResumeThem()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(2, "macswap");
-        using VhostUserSession session = Open(testpmd, 2);
+        using VhostUserNetDevice session = Open(testpmd, 2);
         VirtioNetDevice device = session.Device;
         VhostUserTransport transport = session.Transport;
 
@@ -93,7 +93,7 @@ public sealed class VhostUserMultiQueueTests
     public void VqPairsSetBeyondMaxVirtqueuePairsIsAnsweredWithErr()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(2, "io");
-        using VhostUserSession session = Open(testpmd, 2);
+        using VhostUserNetDevice session = Open(testpmd, 2);
         VirtioNetControlQueue control = session.Device.Control.Queue!;
 
         byte[] payload = new byte[2];
@@ -113,7 +113,7 @@ public sealed class VhostUserMultiQueueTests
     public void OnePairAskedForLeavesTheControlQueueUnoffered()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(2, "io");
-        using VhostUserSession session = Open(testpmd, 1);
+        using VhostUserNetDevice session = Open(testpmd, 1);
 
         Assert.False(session.Transport.ServesControlQueue);
         Assert.Equal(-1, session.Transport.ControlQueueIndex);

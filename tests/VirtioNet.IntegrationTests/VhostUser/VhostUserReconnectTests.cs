@@ -8,7 +8,7 @@ namespace VirtioNet.IntegrationTests.VhostUser;
 
 /// <summary>
 /// The backend killed (SIGKILL, as a crash) and started again: the loss is seen, operations fail with one clear error,
-/// and after <see cref="VhostUserSession.Reconnect"/> traffic resumes with no descriptor or buffer left behind.
+/// and after <see cref="VhostUserNetDevice.Reconnect"/> traffic resumes with no descriptor or buffer left behind.
 /// </summary>
 [Trait("Peer", "Dpdk")]
 [Collection(VhostUserCollection.Name)]
@@ -28,7 +28,7 @@ public sealed class VhostUserReconnectTests
                 baseline = StableVhostUserDescriptorCount();
             }
 
-            using (VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath, ConnectTimeout = TimeSpan.FromSeconds(10) }, netOptions, cancellationToken: TestContext.Current.CancellationToken))
+            using (VhostUserNetDevice session = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath, ConnectTimeout = TimeSpan.FromSeconds(10) }, netOptions, cancellationToken: TestContext.Current.CancellationToken))
             {
                 Assert.Equal(100, LoopbackTraffic.Exchange(session.Device, 100, swapped: true, TimeSpan.FromSeconds(10)));
                 int regionsInUse = session.Memory.AllocatedRegions;
@@ -79,7 +79,7 @@ public sealed class VhostUserReconnectTests
     public void InInterruptModeAWaitingReceiverLearnsThatTheBackendWentAway()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath },
             new VirtioNetOptions { OperationMode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked },
             cancellationToken: TestContext.Current.CancellationToken);
@@ -99,7 +99,7 @@ public sealed class VhostUserReconnectTests
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap", backendIsClient: true);
         var options = new VhostUserOptions { SocketPath = testpmd.SocketPath, SocketMode = VhostUserSocketMode.Listen, ConnectTimeout = TimeSpan.FromSeconds(10) };
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             options, new VirtioNetOptions { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked }, cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(50, LoopbackTraffic.Exchange(session.Device, 50, swapped: true, TimeSpan.FromSeconds(10)));
 

@@ -25,7 +25,7 @@ public sealed class VhostUserRecoveryTests
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
         var netOptions = new VirtioNetOptions { OperationMode = mode, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked };
-        using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, netOptions, cancellationToken: TestContext.Current.CancellationToken);
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, netOptions, cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
         Assert.Equal(packed ? VirtioNet.Virtqueues.RingLayout.Packed : VirtioNet.Virtqueues.RingLayout.Split, device.RingLayout);
         var events = new List<DeviceRecoveredEventArgs>();
@@ -69,7 +69,7 @@ public sealed class VhostUserRecoveryTests
     {
         const int Pairs = 2;
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs },
             new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs },
             cancellationToken: TestContext.Current.CancellationToken);

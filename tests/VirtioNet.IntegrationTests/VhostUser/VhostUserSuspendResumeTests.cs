@@ -23,7 +23,7 @@ public sealed class VhostUserSuspendResumeTests
     {
         const int Pairs = 2;
         using DpdkTestpmd testpmd = DpdkTestpmd.StartMultiQueue(Pairs, "macswap");
-        using VhostUserSession session = VhostUserSession.Open(
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, QueuePairs = Pairs },
             new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = Pairs, DisabledFeatures = packed ? 0 : VirtioFeatures.RingPacked },
             cancellationToken: TestContext.Current.CancellationToken);

@@ -13,14 +13,14 @@ public sealed class VhostUserTrafficTests
     // The split ring: what docs/PERFORMANCE.md measures first. The packed ring has its own test below.
     private static readonly VirtioNetOptions PollSplit = new() { OperationMode = OperationMode.Poll, DisabledFeatures = VirtioFeatures.RingPacked };
 
-    private static VhostUserSession Open(VhostUserOptions options, VirtioNetOptions netOptions) =>
-        VhostUserSession.Open(options, netOptions, cancellationToken: TestContext.Current.CancellationToken);
+    private static VhostUserNetDevice Open(VhostUserOptions options, VirtioNetOptions netOptions) =>
+        VhostUserNetDevice.Open(options, netOptions, cancellationToken: TestContext.Current.CancellationToken);
 
     [Fact]
     public void LinkIsUpAndFeaturesAreThoseTheBackendOffers()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, PollSplit);
+        using VhostUserNetDevice session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, PollSplit);
         VirtioNetDevice device = session.Device;
         VhostUserTransport transport = session.Transport;
 
@@ -59,7 +59,7 @@ public sealed class VhostUserTrafficTests
     public void FramesSentComeBackSwappedByMacswapInPollMode()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, PollSplit);
+        using VhostUserNetDevice session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, PollSplit);
 
         const int Count = 2000;
         int received = LoopbackTraffic.Exchange(session.Device, Count, swapped: true, TimeSpan.FromSeconds(20));
@@ -75,7 +75,7 @@ public sealed class VhostUserTrafficTests
         // DPDK offers RING_PACKED; its transmit completions carry the length it read, which the driver ignores for chains
         // without device-writable buffers (see PackedVirtqueue.TryTakeUsed).
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, new VirtioNetOptions { OperationMode = OperationMode.Poll });
+        using VhostUserNetDevice session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath }, new VirtioNetOptions { OperationMode = OperationMode.Poll });
         Assert.NotEqual(0UL, session.Device.NegotiatedFeatures & VirtioFeatures.RingPacked);
 
         const int Count = 2000;
@@ -87,7 +87,7 @@ public sealed class VhostUserTrafficTests
     public void FramesComeBackUnchangedThroughIoForwardingInInterruptMode()
     {
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("io");
-        using VhostUserSession session = Open(
+        using VhostUserNetDevice session = Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath },
             new VirtioNetOptions { OperationMode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked });
 
@@ -100,7 +100,7 @@ public sealed class VhostUserTrafficTests
     {
         // txonly: testpmd sends frames of its own into the receive queue, whose interrupts interrupt mode leaves enabled.
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("txonly");
-        using VhostUserSession session = Open(
+        using VhostUserNetDevice session = Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath },
             new VirtioNetOptions { OperationMode = OperationMode.Interrupt, DisabledFeatures = VirtioFeatures.RingPacked });
         var line = session.Transport.Interrupt!;
@@ -122,7 +122,7 @@ public sealed class VhostUserTrafficTests
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap", backendIsClient: true);
 
         // DPDK's client retries once a second: give it a few.
-        using VhostUserSession session = Open(
+        using VhostUserNetDevice session = Open(
             new VhostUserOptions { SocketPath = testpmd.SocketPath, SocketMode = VhostUserSocketMode.Listen, ConnectTimeout = TimeSpan.FromSeconds(10) },
             PollSplit);
 
@@ -135,7 +135,7 @@ public sealed class VhostUserTrafficTests
     {
         byte[] mac = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
         using DpdkTestpmd testpmd = DpdkTestpmd.Start("macswap");
-        using VhostUserSession session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath, MacAddress = mac }, PollSplit);
+        using VhostUserNetDevice session = Open(new VhostUserOptions { SocketPath = testpmd.SocketPath, MacAddress = mac }, PollSplit);
 
         Assert.True(session.Device.MacFromDevice);
         Assert.Equal(mac, session.Device.MacAddress.ToArray());

@@ -28,7 +28,7 @@ public sealed class VhostUserTransmitWatchdogTests
             AutoRecover = true,
             TransmitTimeout = TimeSpan.FromMilliseconds(500),
         };
-        using VhostUserSession session = VhostUserSession.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath, ReplyTimeout = TimeSpan.FromSeconds(20) }, netOptions, cancellationToken: TestContext.Current.CancellationToken);
+        using VhostUserNetDevice session = VhostUserNetDevice.Open(new VhostUserOptions { SocketPath = testpmd.SocketPath, ReplyTimeout = TimeSpan.FromSeconds(20) }, netOptions, cancellationToken: TestContext.Current.CancellationToken);
         VirtioNetDevice device = session.Device;
         Assert.Equal(100, LoopbackTraffic.Exchange(device, 100, swapped: true, TimeSpan.FromSeconds(10)));
         Assert.Equal(0, device.TransmitTimeouts);

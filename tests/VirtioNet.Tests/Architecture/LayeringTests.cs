@@ -96,7 +96,7 @@ public sealed class LayeringTests
         IArchRule rule = Types().That().ResideInAssembly(typeof(VirtioNetDevice).Assembly)
             .Or().ResideInAssembly(typeof(VirtioNet.Qemu.QemuMachine).Assembly)
             .Or().ResideInAssembly(typeof(VirtioNet.Diagnostics.IFramePort).Assembly)
-            .Or().ResideInAssembly(typeof(VirtioNet.VhostUser.VhostUserSession).Assembly)
+            .Or().ResideInAssembly(typeof(VirtioNet.VhostUser.VhostUserNetDevice).Assembly)
             .Should().NotDependOnAny(InNamespace("VirtioNet.Service"))
             .AndShould().NotDependOnAny(InNamespace("VirtioNet.Cli"));
         rule.Check(Driver);

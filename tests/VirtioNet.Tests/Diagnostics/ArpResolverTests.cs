@@ -29,7 +29,7 @@ public class ArpResolverTests
     {
         var gateway = new SimulatedGateway();
         var options = DiagnosticsTestOptions.Session();
-        var session = new NetworkSession(gateway, new NetworkSessionOptions
+        var session = new DiagnosticClient(gateway, new DiagnosticClientOptions
         {
             Dhcp = options.Dhcp,
             Arp = options.Arp,
@@ -60,7 +60,7 @@ public class ArpResolverTests
     [Fact]
     public void ResolvingBeforeAnAddressIsConfiguredThrows()
     {
-        var session = new NetworkSession(new SimulatedGateway(), DiagnosticsTestOptions.Session());
+        var session = new DiagnosticClient(new SimulatedGateway(), DiagnosticsTestOptions.Session());
 
         var failure = Assert.Throws<DiagnosticsException>(() => session.Resolve(SimulatedGateway.GatewayAddress, Token));
 

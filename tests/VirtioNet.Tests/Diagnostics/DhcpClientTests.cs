@@ -13,7 +13,7 @@ public class DhcpClientTests
     public void LeaseFromSlirpCarriesAddressMaskRouterDnsServerAndLeaseTime()
     {
         var gateway = new SimulatedGateway();
-        var session = new NetworkSession(gateway, DiagnosticsTestOptions.Session());
+        var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
 
         var lease = session.AcquireLease(Token);
 
@@ -32,7 +32,7 @@ public class DhcpClientTests
     public void DiscoverAndRequestFollowRfc2131()
     {
         var gateway = new SimulatedGateway();
-        new NetworkSession(gateway, DiagnosticsTestOptions.Session()).AcquireLease(Token);
+        new DiagnosticClient(gateway, DiagnosticsTestOptions.Session()).AcquireLease(Token);
 
         Assert.Equal(2, gateway.DhcpMessagesFromGuest.Count);
         var discover = gateway.DhcpMessagesFromGuest[0];
@@ -72,7 +72,7 @@ public class DhcpClientTests
     public void NoOfferThrowsAfterEveryAttempt()
     {
         var gateway = new SimulatedGateway { AnswersDhcp = false };
-        var session = new NetworkSession(gateway, DiagnosticsTestOptions.Session(dhcpAttempts: 3));
+        var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session(dhcpAttempts: 3));
 
         var failure = Assert.Throws<DiagnosticsException>(() => session.AcquireLease(Token));
 
@@ -88,7 +88,7 @@ public class DhcpClientTests
     public void NakThrowsWithTheServersReason()
     {
         var gateway = new SimulatedGateway { NaksRequests = true, NakMessage = "address in use elsewhere" };
-        var session = new NetworkSession(gateway, DiagnosticsTestOptions.Session());
+        var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
 
         var failure = Assert.Throws<DiagnosticsException>(() => session.AcquireLease(Token));
 
@@ -103,7 +103,7 @@ public class DhcpClientTests
     public void OfferForAnotherTransactionIsIgnored()
     {
         var gateway = new SimulatedGateway { AnswersDhcp = false };
-        var session = new NetworkSession(gateway, DiagnosticsTestOptions.Session(dhcpAttempts: 1));
+        var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session(dhcpAttempts: 1));
 
         // An offer for our MAC but an xid we never used: from an earlier run, or a spoofer.
         var foreign = ForeignOffer(gateway, transactionId: 0xDEADBEEF);

@@ -6,7 +6,7 @@ namespace VirtioNet.Tests.Diagnostics;
 /// <summary>Short timeouts so that tests that wait for nothing finish quickly; the simulation answers at once.</summary>
 internal static class DiagnosticsTestOptions
 {
-    public static NetworkSessionOptions Session(int dhcpAttempts = 2, int arpAttempts = 2) => new()
+    public static DiagnosticClientOptions Session(int dhcpAttempts = 2, int arpAttempts = 2) => new()
     {
         Dhcp = new DhcpClientOptions
         {
@@ -24,9 +24,9 @@ internal static class DiagnosticsTestOptions
         PayloadSize = payloadSize,
     };
 
-    public static NetworkSession LeasedSession(SimulatedGateway gateway)
+    public static DiagnosticClient LeasedSession(SimulatedGateway gateway)
     {
-        var session = new NetworkSession(gateway, Session());
+        var session = new DiagnosticClient(gateway, Session());
         session.AcquireLease(TestContext.Current.CancellationToken);
         return session;
     }

@@ -20,7 +20,7 @@ public class MalformedFrameTests
     public void DamagedFrameIsDroppedAndCountedWhileTheFlowSucceeds(string damage)
     {
         var gateway = new SimulatedGateway();
-        var session = new NetworkSession(gateway, DiagnosticsTestOptions.Session());
+        var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
         gateway.Inject(Damage(damage, gateway));
 
         session.AcquireLease(Token);

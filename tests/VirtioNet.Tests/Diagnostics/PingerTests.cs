@@ -13,7 +13,7 @@ public class PingerTests
     public void FullDhcpArpAndPingFlowAgainstSimulatedSlirp()
     {
         var gateway = new SimulatedGateway();
-        var session = new NetworkSession(gateway, DiagnosticsTestOptions.Session());
+        var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
 
         var lease = session.AcquireLease(Token);
         var pinger = session.CreatePinger(lease.Router!, DiagnosticsTestOptions.Ping());
@@ -152,7 +152,7 @@ public class PingerTests
     [Fact]
     public void OffSubnetTargetWithoutRouterThrows()
     {
-        var session = new NetworkSession(new SimulatedGateway(), DiagnosticsTestOptions.Session());
+        var session = new DiagnosticClient(new SimulatedGateway(), DiagnosticsTestOptions.Session());
         session.Configure(SimulatedGateway.GuestAddress, SimulatedGateway.Netmask, router: null);
 
         var failure = Assert.Throws<DiagnosticsException>(() => session.CreatePinger(SimulatedGateway.ExternalHost).Send(Token));
@@ -163,7 +163,7 @@ public class PingerTests
     [Fact]
     public void PingingBeforeAnAddressIsConfiguredThrows()
     {
-        var session = new NetworkSession(new SimulatedGateway(), DiagnosticsTestOptions.Session());
+        var session = new DiagnosticClient(new SimulatedGateway(), DiagnosticsTestOptions.Session());
 
         var failure = Assert.Throws<DiagnosticsException>(() => session.CreatePinger(SimulatedGateway.GatewayAddress).Send(Token));
 
@@ -184,7 +184,7 @@ public class PingerTests
     public void StuckTransmitRingThrowsAfterTheTransmitTimeout()
     {
         var gateway = new SimulatedGateway { RefuseNextSends = int.MaxValue };
-        var session = new NetworkSession(gateway, new NetworkSessionOptions { TransmitTimeout = TimeSpan.FromMilliseconds(30) });
+        var session = new DiagnosticClient(gateway, new DiagnosticClientOptions { TransmitTimeout = TimeSpan.FromMilliseconds(30) });
 
         var failure = Assert.Throws<DiagnosticsException>(() => session.AcquireLease(Token));
 

@@ -10,20 +10,20 @@ namespace VirtioNet.Diagnostics;
 /// </summary>
 /// <example>
 /// <code>
-/// var session = new NetworkSession(port);
-/// var lease = session.AcquireLease(token);
-/// var pinger = session.CreatePinger(lease.Router!);
+/// var client = new DiagnosticClient(port);
+/// var lease = client.AcquireLease(token);
+/// var pinger = client.CreatePinger(lease.Router!);
 /// foreach (var reply in pinger.Run(4, token)) Console.WriteLine(reply);
 /// Console.WriteLine(pinger.Statistics);
 /// </code>
 /// </example>
-public sealed class NetworkSession
+public sealed class DiagnosticClient
 {
-    /// <summary>Creates a session over <paramref name="port"/>, unconfigured until <see cref="AcquireLease"/> or <see cref="Configure"/>.</summary>
-    public NetworkSession(IFramePort port, NetworkSessionOptions? options = null)
+    /// <summary>Creates a client over <paramref name="port"/>, unconfigured until <see cref="AcquireLease"/> or <see cref="Configure"/>.</summary>
+    public DiagnosticClient(IFramePort port, DiagnosticClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(port);
-        var chosen = options ?? new NetworkSessionOptions();
+        var chosen = options ?? new DiagnosticClientOptions();
         Link = new DiagnosticLink(port, chosen.ArpCache, chosen.TransmitTimeout);
         Arp = new ArpResolver(Link, chosen.Arp);
         Dhcp = new DhcpClient(Link, chosen.Dhcp);
@@ -72,6 +72,6 @@ public sealed class NetworkSession
     public PhysicalAddress Resolve(IPAddress address, CancellationToken cancellationToken = default) =>
         Arp.Resolve(address, cancellationToken);
 
-    /// <summary>Creates a pinger for <paramref name="target"/> sharing this session's link and ARP cache.</summary>
+    /// <summary>Creates a pinger for <paramref name="target"/> sharing this client's link and ARP cache.</summary>
     public Pinger CreatePinger(IPAddress target, PingOptions? options = null) => new(Link, Arp, target, options);
 }

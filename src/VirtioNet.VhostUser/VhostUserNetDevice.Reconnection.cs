@@ -10,7 +10,7 @@ namespace VirtioNet.VhostUser;
 /// again: MAC address, receive modes, MAC table, VLANs, queue pairs, RSS, coalescing). What the driver keeps beside the
 /// device (each pair's rate limit and VLAN tag, the priority map, statistics) is simply still there.
 /// </summary>
-public sealed partial class VhostUserSession
+public sealed partial class VhostUserNetDevice
 {
     // The watcher of VhostUserOptions.AutoReconnect, and what stops it.
     private Thread? _watcher;

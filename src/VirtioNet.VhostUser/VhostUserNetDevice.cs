@@ -15,12 +15,12 @@ namespace VirtioNet.VhostUser;
 /// <see cref="VhostUserOptions.AutoReconnect"/>) recovers the same device, which resets every ring to index 0 at the same
 /// memory, exactly what a fresh device would give the backend. Not thread-safe, like the device.
 /// </remarks>
-public sealed partial class VhostUserSession : IDisposable
+public sealed partial class VhostUserNetDevice : IDisposable
 {
     // The caller's driver options, reused on every reopen.
     private readonly VirtioNetOptions _netOptions;
 
-    private VhostUserSession(VhostUserDmaAllocator memory, VhostUserTransport transport, VirtioNetOptions netOptions, VirtioNetDevice device)
+    private VhostUserNetDevice(VhostUserDmaAllocator memory, VhostUserTransport transport, VirtioNetOptions netOptions, VirtioNetDevice device)
     {
         Memory = memory;
         Transport = transport;
@@ -42,7 +42,7 @@ public sealed partial class VhostUserSession : IDisposable
     /// <param name="netOptions">The net driver's options (default: <see cref="VirtioNetOptions"/>'s defaults).</param>
     /// <param name="memorySize">The shared region's size.</param>
     /// <param name="cancellationToken">Cancels waiting for the backend.</param>
-    public static VhostUserSession Open(VhostUserOptions options, VirtioNetOptions? netOptions = null, long memorySize = VhostUserDmaAllocator.DefaultSize, CancellationToken cancellationToken = default)
+    public static VhostUserNetDevice Open(VhostUserOptions options, VirtioNetOptions? netOptions = null, long memorySize = VhostUserDmaAllocator.DefaultSize, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         netOptions ??= new VirtioNetOptions();
@@ -52,7 +52,7 @@ public sealed partial class VhostUserSession : IDisposable
         {
             transport = VhostUserTransport.Connect(options, memory, cancellationToken);
             VirtioNetDevice device = VirtioNetDevice.Open(transport, memory, netOptions);
-            var session = new VhostUserSession(memory, transport, netOptions, device);
+            var session = new VhostUserNetDevice(memory, transport, netOptions, device);
             if (options.AutoReconnect)
             {
                 session.StartWatcher(options.ReconnectPollInterval);

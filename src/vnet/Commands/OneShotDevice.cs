@@ -12,7 +12,7 @@ namespace VirtioNet.Cli.Commands;
 /// it, and with <c>--queues N</c> a multi-queue TAP behind it (root only; created with a unique name and always
 /// deleted), so the device offers N queue pairs (<c>mq=on</c>).
 /// </summary>
-internal sealed class NetDeviceSession : IDisposable
+internal sealed class OneShotDevice : IDisposable
 {
     public static readonly Option<int> Queues = new("--queues")
     {
@@ -22,7 +22,7 @@ internal sealed class NetDeviceSession : IDisposable
 
     private readonly string? _tap;
 
-    private NetDeviceSession(IQemuBoard board, VirtioNetDevice net, string? tap)
+    private OneShotDevice(IQemuBoard board, VirtioNetDevice net, string? tap)
     {
         Board = board;
         Net = net;
@@ -46,7 +46,7 @@ internal sealed class NetDeviceSession : IDisposable
     }
 
     /// <summary>Boots the machine and brings the device up, in poll mode (these commands wait for nothing), without <paramref name="disabledFeatures"/> (any of the 128 bits).</summary>
-    public static NetDeviceSession Open(MachineSettings settings, int queues, string extraDeviceOptions, CancellationToken cancellationToken, VirtioFeatureSet disabledFeatures = default)
+    public static OneShotDevice Open(MachineSettings settings, int queues, string extraDeviceOptions, CancellationToken cancellationToken, VirtioFeatureSet disabledFeatures = default)
     {
         string? tap = null;
         if (queues > 1)
@@ -71,7 +71,7 @@ internal sealed class NetDeviceSession : IDisposable
             board = Boards.Start(settings, cancellationToken);
             VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = OperationMode.Poll, QueuePairs = queues, DisabledFeatures = disabledFeatures.Low, DisabledFeaturesHigh = disabledFeatures.High });
             Log.Info($"{net.TransportDescription}: {net.Pairs.Count} queue pair(s) of {net.Config.MaxVirtqueuePairs} offered");
-            return new NetDeviceSession(board, net, tap);
+            return new OneShotDevice(board, net, tap);
         }
         catch
         {

@@ -1,7 +1,7 @@
 namespace VirtioNet.Diagnostics;
 
-/// <summary>The settings of a <see cref="NetworkSession"/>'s parts; each default is documented where it is defined.</summary>
-public sealed class NetworkSessionOptions
+/// <summary>The settings of a <see cref="DiagnosticClient"/>'s parts; each default is documented where it is defined.</summary>
+public sealed class DiagnosticClientOptions
 {
     /// <summary>DHCP retransmission.</summary>
     public DhcpClientOptions Dhcp { get; init; } = new();
