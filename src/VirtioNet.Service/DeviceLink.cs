@@ -48,8 +48,20 @@ internal sealed partial class DeviceLink
     /// <summary>The device's MAC address.</summary>
     public byte[] MacAddress => _device.MacAddress.ToArray();
 
-    /// <summary>The device's MTU (its config space's with VIRTIO_NET_F_MTU, else 1500).</summary>
-    public int Mtu => _device.Mtu;
+    /// <summary>
+    /// The interface's MTU at start: the device's (VIRTIO_NET_F_MTU), else standard Ethernet's 1500 (or less, when the
+    /// driver's buffers were sized for less).
+    /// </summary>
+    public int Mtu => _device.Config.Mtu ?? Math.Min(EthernetFrame.DefaultMtu, _device.Mtu);
+
+    /// <summary>
+    /// The largest MTU the interface may take: the device's (VIRTIO_NET_F_MTU); a device that reports none sets no bound
+    /// of its own, so the bound is what the driver's buffers were sized for (<see cref="VirtioNetOptions.MaxMtu"/>).
+    /// </summary>
+    public int MaxMtu => _device.Mtu;
+
+    /// <summary>Whether <see cref="MaxMtu"/> is the device's own (VIRTIO_NET_F_MTU) rather than the driver's buffer sizing.</summary>
+    public bool MtuFromDevice => _device.Config.Mtu is not null;
 
     /// <summary>The virtio_net_hdr length the device uses, which the TAP is told to use too.</summary>
     public int HeaderLength => _device.HeaderLength;

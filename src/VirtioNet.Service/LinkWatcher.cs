@@ -39,7 +39,8 @@ internal sealed unsafe class LinkWatcher : IDisposable
         _announcer = announcer;
         _log = log;
         _mac = link.MacAddress;
-        _mtu = _deviceMtu = link.Mtu;
+        _mtu = link.Mtu;
+        _deviceMtu = link.MaxMtu;
         _thread = new Thread(Run) { IsBackground = true, Name = $"vnet link {tap.Name}" };
     }
 
@@ -285,7 +286,8 @@ internal sealed unsafe class LinkWatcher : IDisposable
     {
         if (mtu > _deviceMtu || mtu < 68)
         {
-            _log($"{_tap.Name}: MTU {mtu} refused: the device takes 68 to {_deviceMtu}; set back to {_mtu}");
+            string bound = _link.MtuFromDevice ? "the device takes" : "the device reports no MTU and the driver's buffers were sized for (vnet up --max-mtu)";
+            _log($"{_tap.Name}: MTU {mtu} refused: {bound} 68 to {_deviceMtu}; set back to {_mtu}");
             _control.SetLink(_tap.Index, default, _mtu, up: true);
             return;
         }

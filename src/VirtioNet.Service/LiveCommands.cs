@@ -117,7 +117,7 @@ internal static class LiveCommands
 
     /// <summary>
     /// <c>mtu</c>: the interface's MTU beside the device's; with <c>mtu</c>, first sets the interface's MTU (RTM_NEWLINK, as
-    /// <c>ip link set mtu</c> does), within what the device takes: 68 to its MTU. The link watcher carries it on as it
+    /// <c>ip link set mtu</c> does), within what the device takes: 68 to its MTU (<see cref="DeviceLink.MaxMtu"/>). The link watcher carries it on as it
     /// does any change of the interface.
     /// </summary>
     public static JsonObject Mtu(DeviceLink link, TapInterface tap, JsonObject request)
@@ -127,9 +127,9 @@ internal static class LiveCommands
             if (request["mtu"] is not null)
             {
                 int mtu = Number<int>(request, "mtu");
-                if (mtu < EthernetFrame.MinimumMtu || mtu > link.Mtu)
+                if (mtu < EthernetFrame.MinimumMtu || mtu > link.MaxMtu)
                 {
-                    throw new ServiceException($"mtu must be {EthernetFrame.MinimumMtu} to {link.Mtu} (the device's MTU); got {mtu}");
+                    throw new ServiceException($"mtu must be {EthernetFrame.MinimumMtu} to {link.MaxMtu} ({(link.MtuFromDevice ? "the device's MTU" : "what the driver's buffers were sized for: vnet up --max-mtu")}); got {mtu}");
                 }
 
                 using RouteNetlink netlink = RouteNetlink.Open(tap.Namespace);

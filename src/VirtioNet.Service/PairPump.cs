@@ -63,6 +63,7 @@ internal sealed class PairPump : IDisposable
     private void RunToKernel() => Guard(() =>
     {
         bool first = true;
+        long baseline = GC.GetAllocatedBytesForCurrentThread();
         while (!_stopping.IsCancellationRequested)
         {
             _pause.Checkpoint(_stopping);
@@ -76,12 +77,15 @@ internal sealed class PairPump : IDisposable
                 first = false;
                 _log($"queue {_tap.Index}: first frame from the device delivered to the kernel");
             }
+
+            Counters.SetToKernelAllocated(GC.GetAllocatedBytesForCurrentThread() - baseline);
         }
     });
 
     private void RunFromKernel() => Guard(() =>
     {
         bool first = true;
+        long baseline = GC.GetAllocatedBytesForCurrentThread();
         while (!_stopping.IsCancellationRequested)
         {
             _pause.Checkpoint(_stopping);
@@ -107,6 +111,8 @@ internal sealed class PairPump : IDisposable
                     _log($"queue {_tap.Index}: first frame from the kernel sent to the device");
                 }
             }
+
+            Counters.SetFromKernelAllocated(GC.GetAllocatedBytesForCurrentThread() - baseline);
         }
     });
 

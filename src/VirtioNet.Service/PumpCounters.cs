@@ -14,6 +14,10 @@ internal sealed class PumpCounters
     private long _fromKernelLarge;
     private long _ringFullWaits;
 
+    // What each pump thread allocated on the managed heap since it started, as it last looked (once per burst).
+    private long _toKernelAllocated;
+    private long _fromKernelAllocated;
+
     /// <summary>Frames written to the TAP (the kernel received them).</summary>
     public long ToKernelFrames => Volatile.Read(ref _toKernelFrames);
 
@@ -29,6 +33,12 @@ internal sealed class PumpCounters
 
     /// <summary>Times the kernel-to-device pump found the transmit ring full and waited for room, holding its frames.</summary>
     public long RingFullWaits => Volatile.Read(ref _ringFullWaits);
+
+    /// <summary>
+    /// Bytes both pump threads allocated on the managed heap since they started (GC.GetAllocatedBytesForCurrentThread,
+    /// read by each thread once per burst): the pumps promise 0 per frame, so this stays where start-up left it.
+    /// </summary>
+    public long AllocatedBytes => Volatile.Read(ref _toKernelAllocated) + Volatile.Read(ref _fromKernelAllocated);
 
     public long Drops(DropReason reason) => Interlocked.Read(ref _drops[(int)reason]);
 
@@ -50,6 +60,10 @@ internal sealed class PumpCounters
 
     internal void AddRingFullWait() => Volatile.Write(ref _ringFullWaits, _ringFullWaits + 1);
 
+    internal void SetToKernelAllocated(long bytes) => Volatile.Write(ref _toKernelAllocated, bytes);
+
+    internal void SetFromKernelAllocated(long bytes) => Volatile.Write(ref _fromKernelAllocated, bytes);
+
     internal void AddDrop(DropReason reason) => Interlocked.Increment(ref _drops[(int)reason]);
 
     /// <summary>"to kernel 12 frames (1.2 KB), from kernel 10 frames (...), drops: none" for logs.</summary>
@@ -57,6 +71,6 @@ internal sealed class PumpCounters
     {
         string drops = string.Join(", ", Enum.GetValues<DropReason>().Where(r => Drops(r) > 0).Select(r => $"{r} {Drops(r)}"));
         return $"to kernel {ToKernelFrames} frames ({ToKernelBytes} bytes), from kernel {FromKernelFrames} frames ({FromKernelBytes} bytes, {FromKernelLarge} larger than the MTU), " +
-            $"ring-full waits {RingFullWaits}, drops: {(drops.Length == 0 ? "none" : drops)}";
+            $"ring-full waits {RingFullWaits}, pump allocations {AllocatedBytes} bytes, drops: {(drops.Length == 0 ? "none" : drops)}";
     }
 }

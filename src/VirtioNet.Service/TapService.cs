@@ -153,7 +153,7 @@ internal static class TapService
         using RouteNetlink netlink = RouteNetlink.Open(options.Namespace);
         byte[] mac = link.MacAddress;
         netlink.SetLink(tap.Index, mac, link.Mtu, up: true);
-        log($"TAP {tap.Name}{where}: {link.Pairs} queue(s), MAC {FormatMac(mac)}, MTU {link.Mtu}, vnet header {tap.HeaderLength} bytes, kernel offloads {(options.Offloads ? "on" : "off")}");
+        log($"TAP {tap.Name}{where}: {link.Pairs} queue(s), MAC {FormatMac(mac)}, MTU {link.Mtu} (at most {link.MaxMtu}), vnet header {tap.HeaderLength} bytes, kernel offloads {(options.Offloads ? "on" : "off")}");
         log($"device: {link.Description}");
 
         WaitForLink(link, options.LinkTimeout, cancellationToken);
@@ -261,6 +261,7 @@ internal static class TapService
             ["link"] = link.IsLinkUp ? "up" : "down",
             ["pairs"] = link.Pairs,
             ["mtu"] = link.Mtu,
+            ["maxMtu"] = link.MaxMtu,
             ["mac"] = FormatMac(link.MacAddress),
             ["uptimeSeconds"] = (long)(DateTime.UtcNow - started).TotalSeconds,
         },
@@ -304,6 +305,7 @@ internal static class TapService
             ["fromKernelFrames"] = counters.FromKernelFrames,
             ["fromKernelBytes"] = counters.FromKernelBytes,
             ["ringFullWaits"] = counters.RingFullWaits,
+            ["pumpAllocatedBytes"] = counters.AllocatedBytes,
             ["serviceDrops"] = drops,
         };
     }

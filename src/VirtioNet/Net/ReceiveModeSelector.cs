@@ -24,8 +24,8 @@ public static class ReceiveModeSelector
 
     /// <summary>
     /// The largest frame (Ethernet header, one VLAN tag, payload; no FCS) the driver must be able to receive:
-    /// 64 KiB with guest GSO, otherwise the MTU plus link-layer headers.
+    /// the MTU plus link-layer headers, and at least 64 KiB with guest GSO.
     /// </summary>
     public static int MaxReceiveFrameLength(ulong negotiated, int mtu) =>
-        (negotiated & GuestGsoFeatures) != 0 ? EthernetFrame.MaxGsoFrameLength : mtu + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength;
+        Math.Max((negotiated & GuestGsoFeatures) != 0 ? EthernetFrame.MaxGsoFrameLength : 0, mtu + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength);
 }

@@ -128,7 +128,10 @@ public sealed partial class VirtioNetDevice : IDisposable
     /// <summary>The configuration read at start-up (MTU, speed, duplex, queue pairs).</summary>
     public VirtioNetConfig Config { get; private set; } = new();
 
-    /// <summary>The MTU in use: the device's (VIRTIO_NET_F_MTU) or 1500.</summary>
+    /// <summary>
+    /// The largest MTU the buffers were sized for: the device's (VIRTIO_NET_F_MTU), or <see cref="VirtioNetOptions.MaxMtu"/>
+    /// when the device reports none.
+    /// </summary>
     public int Mtu { get; private set; } = EthernetFrame.DefaultMtu;
 
     /// <summary>The receive mode chosen from the negotiated features.</summary>
@@ -212,7 +215,7 @@ public sealed partial class VirtioNetDevice : IDisposable
 
         Config = VirtioNetConfig.Read(_transport, negotiated);
         _lastStatus = Config.Status;
-        Mtu = Config.Mtu ?? EthernetFrame.DefaultMtu;
+        Mtu = Config.Mtu ?? _options.MaxMtu;
         if (Config.Mac is { } mac)
         {
             MacAddress = mac;

@@ -99,6 +99,16 @@ public sealed record VirtioNetOptions
     /// </summary>
     public int QueuePairs { get; init; } = 1;
 
+    /// <summary>
+    /// The MTU the driver sizes its buffers for when the device reports none (no VIRTIO_NET_F_MTU), 68 to 65535. Such a
+    /// device sets no bound of its own (§5.1.4.1 gives the mtu field only with the feature), so the bound is the driver's
+    /// buffer layout: transmit slots and the receive length check follow this value, and without MRG_RXBUF receive
+    /// buffers become page chains that hold a whole frame (<see cref="ReceiveMode.Big"/>); mergeable buffers stay 1536
+    /// bytes and a longer frame spans several. Ignored when the device offers VIRTIO_NET_F_MTU: its value is used. Default
+    /// 1500: standard Ethernet, and transmit slots of one standard frame; ask for 9000 to carry jumbo frames.
+    /// </summary>
+    public int MaxMtu { get; init; } = EthernetFrame.DefaultMtu;
+
     /// <summary>A MAC address to use when the device offers none. Default null: a random locally administered one.</summary>
     public byte[]? FallbackMac { get; init; }
 
@@ -303,6 +313,11 @@ public sealed record VirtioNetOptions
         if (QueuePairs is < 1 or > 0x8000)
         {
             throw new ArgumentOutOfRangeException(nameof(QueuePairs), QueuePairs, "QueuePairs must be 1 to 32768 (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN to _MAX).");
+        }
+
+        if (MaxMtu is < EthernetFrame.MinimumMtu or > ushort.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxMtu), MaxMtu, "MaxMtu must be 68 to 65535 (the range of the mtu field, §5.1.4.1).");
         }
 
         if (MacFilterCapacity is < 0 or > 4096)

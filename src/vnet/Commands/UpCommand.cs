@@ -31,6 +31,12 @@ internal static class UpCommand
 
     private static readonly Option<double> LinkTimeout = new("--link-timeout") { Description = "Seconds to wait for the device's link before giving up.", DefaultValueFactory = _ => 10.0 };
 
+    private static readonly Option<int> MaxMtu = new("--max-mtu")
+    {
+        Description = "For a device that reports no MTU (no VIRTIO_NET_F_MTU, e.g. any vhost-user backend): the largest MTU 'ip link set mtu' may set, which the driver sizes its buffers for (68 to 65535; 9000 for jumbo frames). A device that reports one bounds the MTU itself.",
+        DefaultValueFactory = _ => 1500,
+    };
+
     private static readonly Option<string?> VhostUser = new("--vhost-user") { Description = "Drive the vhost-user backend on this unix socket instead of a QEMU machine." };
 
     private static readonly Option<bool> VhostUserClient = new("--vhost-user-client") { Description = "Listen on the --vhost-user path and let the backend connect (OVS dpdkvhostuserclient, testpmd client=1)." };
@@ -49,7 +55,7 @@ internal static class UpCommand
     {
         var command = new Command("up", "Serve the device to the kernel as a TAP interface until Ctrl-C or SIGTERM (or until --exec's command ends).");
         Offloads.AcceptOnlyFromAmong("on", "off");
-        foreach (Option option in new Option[] { ConfigFile, Name, Tap, Netns, OneShotDevice.Queues, Dhcp, Offloads, Exec, LinkTimeout, VhostUser, VhostUserClient, Netdev, MachineName, Keep, Supervise })
+        foreach (Option option in new Option[] { ConfigFile, Name, Tap, Netns, OneShotDevice.Queues, Dhcp, Offloads, Exec, LinkTimeout, MaxMtu, VhostUser, VhostUserClient, Netdev, MachineName, Keep, Supervise })
         {
             command.Options.Add(option);
         }
@@ -88,6 +94,12 @@ internal static class UpCommand
         if (linkTimeout is <= 0 or > 3600 || double.IsNaN(linkTimeout))
         {
             throw new CliException($"--link-timeout must be above 0 and at most 3600 seconds; got {linkTimeout}.");
+        }
+
+        int maxMtu = result.GetValue(MaxMtu);
+        if (maxMtu is < EthernetFrame.MinimumMtu or > ushort.MaxValue)
+        {
+            throw new CliException($"--max-mtu must be {EthernetFrame.MinimumMtu} to 65535; got {maxMtu}.");
         }
 
         string? exec = result.GetValue(Exec);
@@ -136,6 +148,7 @@ internal static class UpCommand
                 OperationMode = settings.Mode,
                 AutoRecover = true,
                 QueuePairs = queues,
+                MaxMtu = maxMtu,
                 MaxQueueSize = file.RingSize ?? new VirtioNetOptions().MaxQueueSize,
                 DisabledFeatures = withheld.Low,
                 DisabledFeaturesHigh = withheld.High,

@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Net.Sockets;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json.Nodes;
 using VirtioNet.IntegrationTests.Cli;
 using Xunit;
@@ -12,11 +14,12 @@ namespace VirtioNet.IntegrationTests.Up;
 /// </summary>
 internal sealed class DetachedMachine : IDisposable
 {
-    private DetachedMachine(string name, int pid, string ramPath)
+    private DetachedMachine(string name, int pid, string ramPath, string qmpSocket)
     {
         Name = name;
         ProcessId = pid;
         RamPath = ramPath;
+        QmpSocket = qmpSocket;
     }
 
     public string Name { get; }
@@ -24,6 +27,9 @@ internal sealed class DetachedMachine : IDisposable
     public int ProcessId { get; }
 
     public string RamPath { get; }
+
+    /// <summary>QEMU's QMP socket, which takes one client at a time (a driver attached to the machine holds it).</summary>
+    public string QmpSocket { get; }
 
     /// <summary>The directory the machine's state is recorded in.</summary>
     public string Directory => $"/run/vnet/machines/{Name}";
@@ -38,7 +44,32 @@ internal sealed class DetachedMachine : IDisposable
         Assert.True(started.ExitCode == 0, $"vnet machine start exited with {started.ExitCode}:\n{started.StandardError}");
         VnetProcess.Result listed = VnetProcess.Run("machine", "list", "--json");
         JsonObject entry = JsonNode.Parse(listed.StandardOutput)!.AsArray().Select(n => n!.AsObject()).Single(m => (string?)m["name"] == name);
-        return new DetachedMachine(name, (int)entry["pid"]!, (string)entry["ramPath"]!);
+        return new DetachedMachine(name, (int)entry["pid"]!, (string)entry["ramPath"]!, (string)entry["qmpSocket"]!);
+    }
+
+    /// <summary>
+    /// QMP <c>set_link</c> for the virtio-net device, while no driver holds the QMP socket: the link state lives in QEMU's
+    /// network client, so the device reports it to the next driver from the start.
+    /// </summary>
+    public void SetLink(bool up)
+    {
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.ReceiveTimeout = 10_000;
+        socket.Connect(new UnixDomainSocketEndPoint(QmpSocket));
+        using var stream = new NetworkStream(socket);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
+        Assert.Contains("QMP", reader.ReadLine(), StringComparison.Ordinal);
+        foreach (string command in new[] { """{"execute":"qmp_capabilities"}""", """{"execute":"set_link","arguments":{"name":"net0","up":""" + (up ? "true" : "false") + "}}" })
+        {
+            writer.WriteLine(command);
+            string? reply;
+            while ((reply = reader.ReadLine()) is not null && reply.Contains("\"event\"", StringComparison.Ordinal))
+            {
+            }
+
+            Assert.True(reply is not null && reply.Contains("\"return\"", StringComparison.Ordinal), $"QMP {command}: {reply}");
+        }
     }
 
     public void Dispose()

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using VirtioNet.IntegrationTests.Cli;
 using VirtioNet.IntegrationTests.Tap;
+using VirtioNet.Service;
 using Xunit;
 
 namespace VirtioNet.IntegrationTests.Up;
@@ -84,6 +85,30 @@ public sealed class UpQemuTests
         Assert.Single(errors);
         Assert.Contains(expected, errors[0], StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ADeviceThatNeverShowsLinkIsRefusedWithOneLineANonZeroExitAndNothingLeftBehind()
+    {
+        KernelPeerRequirement.EnsureAvailable();
+        using DetachedMachine machine = DetachedMachine.Start();
+        machine.SetLink(false);
+        using NetworkNamespace near = NetworkNamespace.Create();
+        string tap = $"vl{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}";
+
+        VnetProcess.Result result = VnetProcess.Run("up", "--machine-name", machine.Name, "--netns", near.Name, "--tap", tap, "--link-timeout", "2");
+
+        Assert.NotEqual(0, result.ExitCode);
+        string[] errors = result.StandardError.Split('\n').Where(l => l.StartsWith("vnet: error:", StringComparison.Ordinal)).ToArray();
+        Assert.True(errors.Length == 1, result.StandardError);
+        Assert.Contains("never showed link up within 2 s", errors[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
+
+        // Nothing left: no TAP, no control socket, no TAP record; the machine is free for the next driver.
+        Assert.DoesNotContain(tap, near.IpInside("link show"), StringComparison.Ordinal);
+        Assert.False(File.Exists(ControlServer.PathFor(ControlServer.DefaultDirectory, tap)), "vnet up left its control socket.");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(ControlServer.DefaultDirectory, $"{tap}*"));
+        machine.SetLink(true);
     }
 
     // A minimal HTTP/1.0 server: one request, the blob, close.
