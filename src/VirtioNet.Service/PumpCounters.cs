@@ -38,7 +38,13 @@ internal sealed class PumpCounters
     /// Bytes both pump threads allocated on the managed heap since they started (GC.GetAllocatedBytesForCurrentThread,
     /// read by each thread once per burst): the pumps promise 0 per frame, so this stays where start-up left it.
     /// </summary>
-    public long AllocatedBytes => Volatile.Read(ref _toKernelAllocated) + Volatile.Read(ref _fromKernelAllocated);
+    public long AllocatedBytes => ToKernelAllocatedBytes + FromKernelAllocatedBytes;
+
+    /// <summary>The device-to-kernel pump's share of <see cref="AllocatedBytes"/>.</summary>
+    public long ToKernelAllocatedBytes => Volatile.Read(ref _toKernelAllocated);
+
+    /// <summary>The kernel-to-device pump's share of <see cref="AllocatedBytes"/>.</summary>
+    public long FromKernelAllocatedBytes => Volatile.Read(ref _fromKernelAllocated);
 
     public long Drops(DropReason reason) => Interlocked.Read(ref _drops[(int)reason]);
 

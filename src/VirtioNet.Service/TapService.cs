@@ -305,7 +305,8 @@ internal static class TapService
             ["fromKernelFrames"] = counters.FromKernelFrames,
             ["fromKernelBytes"] = counters.FromKernelBytes,
             ["ringFullWaits"] = counters.RingFullWaits,
-            ["pumpAllocatedBytes"] = counters.AllocatedBytes,
+            ["toKernelAllocatedBytes"] = counters.ToKernelAllocatedBytes,
+            ["fromKernelAllocatedBytes"] = counters.FromKernelAllocatedBytes,
             ["serviceDrops"] = drops,
         };
     }
