@@ -23,8 +23,10 @@ Fairness, in the order the rules are applied:
     the JSON beside the backend's counts, with the CPU model, the load average and the versions of everything.
 CPU placement (2 cores): the backend forwards on core 0, the driver under test runs on core 1.
 --baseline-vnet DLL runs a second vnet build (e.g. the previous commit's) in the same rounds, for before/after figures.
+--interrupt and --adaptive run VirtioNet in those operation modes too (rx and loopback), in the same rounds; the table
+then adds each one's rate and its same-round ratio to VirtioNet's poll mode.
 Usage: bench/compare.py [--modes tx,rx,loopback] [--sizes 64,1514] [--seconds 8] [--warmup 3] [--rounds 3]
-                        [--interrupt] [--baseline-vnet DLL] [--json FILE]
+                        [--interrupt] [--adaptive] [--baseline-vnet DLL] [--json FILE]
 """
 import argparse, json, os, platform, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
@@ -87,9 +89,9 @@ def negotiated(lines):
     return found[-1].lower() if found else None
 
 
-def run_vnet(dll, sock, mode, size, run_seconds, mask, interrupt, pin):
+def run_vnet(dll, sock, mode, size, run_seconds, mask, operation, pin):
     args = ["taskset", "-c", "1", "dotnet", dll, "bench", "--vhost-user", sock, "--mode", mode, "--size", str(size),
-            "--seconds", str(run_seconds), "--json"] + (["--mode", "interrupt"] if interrupt else [])
+            "--seconds", str(run_seconds), "--json", "--mode", operation]
     if mask:
         args += ["--feature-mask", mask]
     if pin:
@@ -132,8 +134,8 @@ def measure(driver, mode, size, a, tag, mask, dll=None):
         if driver == "dpdk":
             client = run_dpdk(sock, mode, size, run_seconds, f"vnc{os.getpid()}{tag}")
         else:
-            client = run_vnet(dll or VNET, sock, mode, size, run_seconds, mask, interrupt=driver == "virtionet-irq",
-                              pin=dll is None)
+            operation = {"virtionet-irq": "interrupt", "virtionet-adaptive": "adaptive"}.get(driver, "poll")
+            client = run_vnet(dll or VNET, sock, mode, size, run_seconds, mask, operation, pin=dll is None)
         stopped = time.monotonic()
     finally:
         stop(backend)
@@ -191,6 +193,8 @@ def main():
     p.add_argument("--json")
     p.add_argument("--interrupt", action="store_true",
                    help="also run VirtioNet in interrupt mode (rx and loopback only), in the same rounds")
+    p.add_argument("--adaptive", action="store_true",
+                   help="also run VirtioNet in adaptive mode (rx and loopback only), in the same rounds")
     p.add_argument("--baseline-vnet", help="another build's vnet.dll (with --feature-mask), run in the same rounds")
     a = p.parse_args()
     for tool in ("dpdk-testpmd", "setpriv", "taskset", "dotnet", "stdbuf"):
@@ -216,6 +220,8 @@ def main():
                     order.insert(1, "virtionet-base")
                 if a.interrupt and mode != "tx":
                     order.insert(1, "virtionet-irq")
+                if a.adaptive and mode != "tx":
+                    order.insert(1, "virtionet-adaptive")
                 for driver in order:
                     n += 1
                     res = measure(driver, mode, size, a, str(n), mask, a.baseline_vnet if driver == "virtionet-base" else None)
@@ -252,10 +258,15 @@ def main():
                 row["baseline_ratio"] = round(statistics.median(base_ratios), 3)
                 row["baseline_round_ratios"] = [round(x, 3) for x in base_ratios]
                 extra += f"   baseline ratio {row['baseline_ratio']:.2f}"
-            irq = [x["mpps"] for x in results if x["driver"] == "virtionet-irq" and x["mode"] == mode and x["size"] == size]
-            if irq:
-                row["virtionet_interrupt_mpps"] = statistics.median(irq)
-                extra += f"   interrupt mode {row['virtionet_interrupt_mpps']:.3f}"
+            for driver, key, label in (("virtionet-irq", "interrupt", "interrupt mode"), ("virtionet-adaptive", "adaptive", "adaptive mode")):
+                other = [x["mpps"] for x in results if x["driver"] == driver and x["mode"] == mode and x["size"] == size]
+                if other:
+                    row[f"virtionet_{key}_mpps"] = statistics.median(other)
+                    to_poll = [pick(driver, mode, size, rnd) / pick("virtionet", mode, size, rnd) for rnd in range(1, a.rounds + 1)
+                               if pick(driver, mode, size, rnd) is not None and pick("virtionet", mode, size, rnd)]
+                    row[f"{key}_to_poll_round_ratios"] = [round(x, 3) for x in to_poll]
+                    row[f"{key}_to_poll_ratio"] = round(statistics.median(to_poll), 3) if to_poll else None
+                    extra += f"   {label} {row[f'virtionet_{key}_mpps']:.3f} ({key}/poll {' '.join(f'{x:.2f}' for x in to_poll)})"
             table.append(row)
             print(f"{mode:9} {size:6}  {v:15.3f}  {d:10.3f}  {ratio:6.2f}   rounds {' '.join(f'{x:.2f}' for x in ratios)}{extra}")
     if a.json:

@@ -13,7 +13,11 @@ What runs, in order (each row a fresh client; the backend stays up):
     shows what a program's round trip through the kernel costs on this machine at the same moment. DPDK's own
     latencystats measure only the time a packet spends inside testpmd, not a round trip, so they are not used.
 CPU placement (2 cores): testpmd forwards on core 0, the client runs on core 1; sockperf's server on 0, client on 1.
-Usage: bench/latency.py [--seconds 5] [--rate 10000] [--rounds 3] [--json FILE]
+--operations poll,interrupt,adaptive picks VirtioNet's operation modes (default poll,interrupt); --fixed-rate-only skips
+the rows under load and the kernel's. Each VirtioNet row also gives the CPU time of the client process per frame sent
+(cpuNsPerFrame of vnet bench --json: idle time included, so it shows what a mode costs at that rate), and with several
+modes the same-round ratios of that figure to interrupt mode's.
+Usage: bench/latency.py [--seconds 5] [--rate 10000] [--rounds 3] [--operations poll,interrupt] [--fixed-rate-only] [--json FILE]
 """
 import argparse, json, os, platform, re, signal, statistics, subprocess, sys, tempfile, time
 
@@ -60,7 +64,7 @@ def vnet_row(sock, operation, rate, seconds):
         sys.exit(f"latency.py: vnet bench failed: {out.stderr.strip()}")
     r = json.loads(out.stdout)
     return {"p50": r["p50Ns"] / 1000, "p99": r["p99Ns"] / 1000, "p999": r["p999Ns"] / 1000, "max": r["maxNs"] / 1000,
-            "lost": r["lost"], "measured": r["measured"], "gc": r["gcCollections"], "allocated": r["allocatedBytes"], "raw": r}
+            "lost": r["lost"], "measured": r["measured"], "cpuNsPerFrame": r.get("cpuNsPerFrame"), "gc": r["gcCollections"], "allocated": r["allocatedBytes"], "raw": r}
 
 
 def kernel_row(rate, seconds, tag):
@@ -103,12 +107,17 @@ def main():
     p.add_argument("--rate", type=int, default=10000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json")
+    p.add_argument("--operations", default="poll,interrupt")
+    p.add_argument("--fixed-rate-only", action="store_true")
     args = p.parse_args()
     subprocess.run([VNET, "--help"], stdout=subprocess.DEVNULL, check=True)  # builds the tool first when needed
-    rows = [("VirtioNet poll", "poll", args.rate), ("VirtioNet interrupt", "interrupt", args.rate),
-            ("VirtioNet poll, under load", "poll", 0), ("VirtioNet interrupt, under load", "interrupt", 0)]
+    operations = args.operations.split(",")
+    rows = [(f"VirtioNet {op}", op, args.rate) for op in operations]
+    if not args.fixed_rate_only:
+        rows += [(f"VirtioNet {op}, under load", op, 0) for op in operations]
     results = {name: [] for name, _, _ in rows}
-    results["kernel UDP over veth (sockperf)"] = []
+    if not args.fixed_rate_only:
+        results["kernel UDP over veth (sockperf)"] = []
     tag = str(os.getpid())
     tmp = tempfile.mkdtemp(prefix="vnet-lat-")
     sock = os.path.join(tmp, "vh.sock")
@@ -117,7 +126,8 @@ def main():
         for _ in range(args.rounds):
             for name, operation, rate in rows:
                 results[name].append(vnet_row(sock, operation, rate, args.seconds))
-            results["kernel UDP over veth (sockperf)"].append(kernel_row(args.rate, args.seconds, tag))
+            if not args.fixed_rate_only:
+                results["kernel UDP over veth (sockperf)"].append(kernel_row(args.rate, args.seconds, tag))
     finally:
         stop(backend)
         subprocess.run(["rm", "-rf", tmp, f"/var/run/dpdk/vnetlat{tag}"])
@@ -125,13 +135,23 @@ def main():
     print(f"CPU: {cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {args.rounds} rounds of {args.seconds} s, "
           f"fixed rate {args.rate} frames/s; figures are the median over rounds, in microseconds (round trip)")
     print()
-    print("| path | rate | p50 | p99 | p99.9 | max | lost |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| path | rate | p50 | p99 | p99.9 | max | lost | CPU ns per frame (rounds) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, runs in results.items():
         rate = "as fast as possible" if "under load" in name else f"{args.rate}/s"
         med = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "p999", "max")}
         lost = sum(r.get("lost", 0) for r in runs)
-        print(f"| {name} | {rate} | {med['p50']:.1f} | {med['p99']:.1f} | {med['p999']:.1f} | {med['max']:.1f} | {lost if 'VirtioNet' in name else '-'} |")
+        cpu = [r.get("cpuNsPerFrame") for r in runs if r.get("cpuNsPerFrame") is not None]
+        cpu_text = f"{statistics.median(cpu):.0f} ({', '.join(f'{x:.0f}' for x in cpu)})" if cpu else "-"
+        print(f"| {name} | {rate} | {med['p50']:.1f} | {med['p99']:.1f} | {med['p999']:.1f} | {med['max']:.1f} | {lost if 'VirtioNet' in name else '-'} | {cpu_text} |")
+    base = results.get("VirtioNet interrupt")
+    if base and all(r.get("cpuNsPerFrame") for r in base):
+        print()
+        for name, runs in results.items():
+            if name.startswith("VirtioNet") and "under load" not in name and name != "VirtioNet interrupt":
+                ratios = [r["cpuNsPerFrame"] / b["cpuNsPerFrame"] for r, b in zip(runs, base)]
+                print(f"CPU per frame, {name} / VirtioNet interrupt, same-round ratios: {', '.join(f'{x:.2f}' for x in ratios)}; "
+                      f"median {statistics.median(ratios):.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cpu": cpu_model(), "rate": args.rate, "seconds": args.seconds, "results": results}, f, indent=1)

@@ -90,7 +90,7 @@ internal sealed class QemuPciRootBus(QemuMachine machine, Func<PciHostBridge> ho
     public VirtioNetDevice OpenNetDevice(VirtioNetOptions options, bool? legacy, VirtioPciInterruptMode interruptMode)
     {
         ArgumentNullException.ThrowIfNull(options);
-        VirtioPciInterruptMode interrupts = options.OperationMode == OperationMode.Interrupt ? interruptMode : VirtioPciInterruptMode.None;
+        VirtioPciInterruptMode interrupts = options.OperationMode != OperationMode.Poll ? interruptMode : VirtioPciInterruptMode.None;
         IVirtioTransport transport = OpenTransport(FindNetFunction(), legacy, interrupts);
         try
         {

@@ -114,7 +114,7 @@ public sealed partial class RiscvVirtBoard : IQemuBoard
             ? Slots.FirstOrDefault(s => s.BaseAddress == address)
                 ?? throw new VirtioException(VirtioErrorReason.NoDevice, $"The device tree has no virtio-mmio slot at 0x{address:x} (slots: {string.Join(", ", Slots.Select(s => $"0x{s.BaseAddress:x}"))}).")
             : FindFirstNetSlot();
-        VirtioMmioTransport transport = OpenTransport(slot, options.OperationMode == OperationMode.Interrupt);
+        VirtioMmioTransport transport = OpenTransport(slot, options.OperationMode != OperationMode.Poll);
         return VirtioNetDevice.Open(transport, Dma, options);
     }
 

@@ -39,7 +39,7 @@ internal static class CommonOptions
 
     public static readonly Option<string> Mode = new("--mode")
     {
-        Description = "How the driver learns of used buffers: interrupt (PLIC line over qtest) or poll.",
+        Description = "How the driver learns of used buffers: interrupt (PLIC line over qtest), poll, or adaptive (poll for a self-tuning budget, then sleep as interrupt does).",
         DefaultValueFactory = _ => "interrupt",
     };
 
@@ -72,12 +72,20 @@ internal static class CommonOptions
         Recursive = true,
     };
 
+    /// <summary>An operation mode by the name --mode and the configuration file's mode key use.</summary>
+    public static OperationMode ParseMode(string? name) => name switch
+    {
+        "poll" => OperationMode.Poll,
+        "adaptive" => OperationMode.Adaptive,
+        _ => OperationMode.Interrupt,
+    };
+
     public static void AddTo(Command command, bool includeOperationMode = true)
     {
         Transport.AcceptOnlyFromAmong("mmio", "mmio-legacy", "pci", "pci-legacy");
         Machine.AcceptOnlyFromAmong("riscv64-virt", "x86_64-q35");
         PciInterrupts.AcceptOnlyFromAmong("intx", "msix", "msix-per-queue");
-        Mode.AcceptOnlyFromAmong("interrupt", "poll");
+        Mode.AcceptOnlyFromAmong("interrupt", "poll", "adaptive");
         foreach (Option option in new Option[] { Machine, Transport, PciInterrupts, DeviceOpts, Json, Qemu, Slot, Base })
         {
             command.Options.Add(option);
@@ -132,7 +140,7 @@ internal static class CommonOptions
             Transport = result.GetValue(Transport) ?? "mmio",
             PciInterrupts = result.GetValue(PciInterrupts) ?? "intx",
             DeviceOptions = result.GetValue(DeviceOpts) ?? string.Empty,
-            Mode = result.CommandResult.Command.Options.Contains(Mode) && result.GetValue(Mode) == "poll" ? OperationMode.Poll : OperationMode.Interrupt,
+            Mode = !result.CommandResult.Command.Options.Contains(Mode) ? OperationMode.Interrupt : ParseMode(result.GetValue(Mode)),
             Json = result.GetValue(Json),
             QemuPath = result.GetValue(Qemu) is { Length: > 0 } qemu ? qemu : null,
             NetSlot = slot,

@@ -83,7 +83,8 @@ public sealed partial class VirtioNetDevice : IQueueWaiterOwner
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        if (HasUsedGated(rx))
+        // Adaptive mode polls for its budget first, on the caller's thread, as the synchronous wait does.
+        if (HasUsedGated(rx) || BusyPollBeforeArming(rx, rx.QueueIndex / 2))
         {
             return default;
         }
@@ -179,7 +180,7 @@ public sealed partial class VirtioNetDevice : IQueueWaiterOwner
             return;
         }
 
-        _dispatch!.Arm(OperationMode == OperationMode.Interrupt ? _transport.Interrupt : null);
+        _dispatch!.Arm(UsesInterrupts ? _transport.Interrupt : null);
     }
 
     // Completes one pending wait (any thread); the count of pending waits follows.

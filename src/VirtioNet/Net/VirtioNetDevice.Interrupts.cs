@@ -90,7 +90,7 @@ public sealed partial class VirtioNetDevice
         for (int pair = 0; pair < _receiveWakeups.Length; pair++)
         {
             _receiveWakeups[pair] = new ManualResetEventSlim(false, spinCount: 1);
-            if (OperationMode == OperationMode.Interrupt && _receiveWakeups.Length > 1)
+            if (UsesInterrupts && _receiveWakeups.Length > 1)
             {
                 // The event creates its lock object on its first blocking wait; one short wait here (1 ms, nothing sets
                 // it) does that at bring-up, so that no later wake-up allocates.
@@ -219,7 +219,7 @@ public sealed partial class VirtioNetDevice
         try
         {
             rx.Queue.DisableInterrupts();
-            return rx.Queue.HasUsed;
+            return rx.HasPending;
         }
         finally
         {
@@ -233,7 +233,7 @@ public sealed partial class VirtioNetDevice
         bool entered = rx.Gate.Enter();
         try
         {
-            return rx.Queue.HasUsed;
+            return rx.HasPending;
         }
         finally
         {

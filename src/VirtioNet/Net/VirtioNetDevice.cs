@@ -177,9 +177,9 @@ public sealed partial class VirtioNetDevice : IDisposable
         ArgumentNullException.ThrowIfNull(dma);
         options ??= new VirtioNetOptions();
         options.Validate();
-        if (options.OperationMode == OperationMode.Interrupt && transport.Interrupt is null)
+        if (options.OperationMode != OperationMode.Poll && transport.Interrupt is null)
         {
-            throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{transport.Description}: interrupt mode was asked for, but the platform gives this device no interrupt line.");
+            throw new VirtioException(VirtioErrorReason.InvalidConfiguration, $"{transport.Description}: {options.OperationMode.ToString().ToLowerInvariant()} mode was asked for, but the platform gives this device no interrupt line.");
         }
 
         var device = new VirtioNetDevice(transport, dma, options);
@@ -261,6 +261,7 @@ public sealed partial class VirtioNetDevice : IDisposable
         CreateControlQueue();
         _controlPlane = new VirtioNetControl(this, _control);
         CreateReceiveWaiters();
+        CreateAdaptivePolling();
         CreateAsyncWaiters();
 
         PostReceiveBuffersAndSetDriverOk();
@@ -487,9 +488,12 @@ public sealed partial class VirtioNetDevice : IDisposable
             try
             {
                 TimeSpan remaining = timeout - Stopwatch.GetElapsedTime(start);
-                return OperationMode == OperationMode.Interrupt
-                    ? WaitForReceiveOnInterrupt(rx.QueueIndex / 2, remaining, cancellationToken)
-                    : WaitForReceivePolling(rx, start, timeout, cancellationToken);
+                return OperationMode switch
+                {
+                    OperationMode.Interrupt => WaitForReceiveOnInterrupt(rx.QueueIndex / 2, remaining, cancellationToken),
+                    OperationMode.Adaptive => WaitForReceiveAdaptive(rx, remaining, cancellationToken),
+                    _ => WaitForReceivePolling(rx, start, timeout, cancellationToken),
+                };
             }
             catch (VirtioException e) when (TryRecoverFrom(e))
             {
@@ -511,7 +515,7 @@ public sealed partial class VirtioNetDevice : IDisposable
             bool entered = rx.Gate.Enter();
             try
             {
-                if (rx.Queue.HasUsed)
+                if (rx.HasPending)
                 {
                     return true;
                 }

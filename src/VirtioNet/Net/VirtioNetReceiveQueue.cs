@@ -138,7 +138,7 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
     public VirtioNetQueueStatistics Statistics { get; }
 
     /// <summary>True when the device has returned buffers not yet taken.</summary>
-    public bool HasPending => _queue.HasUsed;
+    public bool HasPending => _takenNext < _takenCount || _queue.HasUsed;
 
     internal IVirtqueue Queue => _queue;
 
@@ -214,6 +214,14 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
     /// <summary>Posts every buffer the driver holds, without notifying (the caller kicks once per batch).</summary>
     internal void Refill()
     {
+        if (Mode == ReceiveMode.Mergeable || (Mode == ReceiveMode.Small && !_headerInOwnDescriptor))
+        {
+            // One descriptor per buffer: the free slots go back in one call per contiguous run of _freeSlots (at most
+            // two), which on the fixed-slot path is an index bump (IVirtqueue.TryAddWritableSlots).
+            RefillSlots();
+            return;
+        }
+
         while (_freeCount > 0)
         {
             if (!PostBuffer(_freeSlots[_freeFirst]))
@@ -223,6 +231,22 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
 
             _freeFirst = _freeFirst + 1 == _slotCount ? 0 : _freeFirst + 1;
             _freeCount--;
+        }
+    }
+
+    // Refill for the one-descriptor modes (the default case of PostBuffer, as one call per run of free slots).
+    private void RefillSlots()
+    {
+        while (_freeCount > 0)
+        {
+            int run = Math.Min(_freeCount, _slotCount - _freeFirst);
+            int added = _queue.TryAddWritableSlots(_freeSlots.AsSpan(_freeFirst, run), _pool.DeviceAddress, _slotLength, (uint)_slotLength);
+            _freeFirst = _freeFirst + added == _slotCount ? 0 : _freeFirst + added;
+            _freeCount -= added;
+            if (added < run)
+            {
+                return;
+            }
         }
     }
 
@@ -263,6 +287,15 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
             Repost(tokens[i]);
         }
 
+        // Buffers a batch took from the ring that no receive handled yet (possible only when the device lied in the
+        // middle of a batch or a multi-buffer packet did not fit the caller's span): theirs are slots too.
+        while (_takenNext < _takenCount)
+        {
+            Repost(_taken[_takenNext++].Token);
+            count++;
+        }
+
+        _takenNext = _takenCount = 0;
         return count;
     }
 
@@ -325,6 +358,13 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
     // slot's writable buffers) elsewhere. Every receive path takes buffers through here.
     private bool TryTakeUsed(out UsedBuffer used)
     {
+        if (_takenNext < _takenCount)
+        {
+            // Taken from the ring in a batch (and synced then).
+            used = _taken[_takenNext++];
+            return true;
+        }
+
         if (!_queue.TryTakeUsed(out used))
         {
             return false;

@@ -62,6 +62,51 @@ public interface IVirtqueue : IDisposable
     /// <summary>Takes one used chain back, or returns false when the device has returned none.</summary>
     bool TryTakeUsed(out UsedBuffer used);
 
+    /// <summary>
+    /// Takes up to <paramref name="used"/>.Length used chains at once, oldest first, each checked exactly as
+    /// <see cref="TryTakeUsed"/> checks it; returns how many were taken (0 when the device has returned none). The receive
+    /// paths take a burst this way, so the ring is asked once per burst instead of once per buffer.
+    /// </summary>
+    /// <remarks>
+    /// When the device wrote something impossible after some good entries, those are returned and the queue is latched
+    /// broken: the next call throws, as the call after the last good <see cref="TryTakeUsed"/> would. A lie in the first
+    /// entry throws at once. The default takes them one at a time with <see cref="TryTakeUsed"/>.
+    /// </remarks>
+    int TakeUsedBatch(Span<UsedBuffer> used)
+    {
+        int count = 0;
+        try
+        {
+            while (count < used.Length && TryTakeUsed(out used[count]))
+            {
+                count++;
+            }
+        }
+        catch (Core.VirtioException) when (count > 0 && IsBroken)
+        {
+            // The good entries before the lie are the caller's; the broken latch makes the next call throw.
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Adds one single-buffer, device-writable chain per token: the buffer of token t at
+    /// <paramref name="baseAddress"/> + t × <paramref name="stride"/>, <paramref name="length"/> bytes. Returns how many
+    /// were added (fewer than asked when the ring is full). What <see cref="TryAddOne"/> does for each, as one call: a
+    /// receive refill reposts its fixed slots this way.
+    /// </summary>
+    int TryAddWritableSlots(ReadOnlySpan<int> tokens, ulong baseAddress, int stride, uint length)
+    {
+        int added = 0;
+        while (added < tokens.Length && TryAddOne(baseAddress + ((ulong)tokens[added] * (ulong)stride), length, deviceWritable: true, tokens[added]))
+        {
+            added++;
+        }
+
+        return added;
+    }
+
     /// <summary>True when the device has returned chains the driver has not taken yet.</summary>
     bool HasUsed { get; }
 

@@ -381,6 +381,59 @@ public sealed class SplitVirtqueue : IVirtqueue
 
         ushort head = _freeHead;
         ushort flags = deviceWritable ? SplitRing.DescFlagWrite : (ushort)0;
+        WriteOneDescriptorIfChanged(head, address, length, flags);
+        _freeHead = _descNext[head];
+        _freeCount--;
+        _chainLength[head] = 1;
+        _tokens[head] = token;
+        _writableCapacity[head] = deviceWritable ? length : 0;
+        _writableOutstanding += deviceWritable ? 1 : 0;
+        _outstanding++;
+        PublishHeadLater(head);
+        return true;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// A receive refill's add: with fixed slots (IN_ORDER, the receive queue's first-in-first-out slots) each buffer lands
+    /// in the descriptor and avail entry that already hold it, so the whole refill stores nothing in shared memory but,
+    /// at <see cref="KickPrepare"/>, the new avail.idx: an index bump. The driver's own record (tokens, capacities) is
+    /// still kept per chain, since every used entry is checked against it. Safe against a lying device for the reasons
+    /// <see cref="TryAddOne"/> gives.
+    /// </remarks>
+    /// <exception cref="ArgumentException"><paramref name="length"/> is more than <see cref="int.MaxValue"/> bytes.</exception>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
+    public int TryAddWritableSlots(ReadOnlySpan<int> tokens, ulong baseAddress, int stride, uint length)
+    {
+        ThrowIfUnusable();
+        if (length > int.MaxValue)
+        {
+            ThrowWritableTooLarge(length, nameof(length));
+        }
+
+        int count = Math.Min(tokens.Length, _freeCount);
+        for (int i = 0; i < count; i++)
+        {
+            int token = tokens[i];
+            ushort head = _freeHead;
+            WriteOneDescriptorIfChanged(head, baseAddress + ((ulong)token * (ulong)stride), length, SplitRing.DescFlagWrite);
+            _freeHead = _descNext[head];
+            _chainLength[head] = 1;
+            _tokens[head] = token;
+            _writableCapacity[head] = length;
+            PublishHeadLater(head);
+        }
+
+        _freeCount -= count;
+        _writableOutstanding += count;
+        _outstanding += count;
+        return count;
+    }
+
+    // A one-descriptor chain's fields, stored only where they differ from the trusted shadow (fixed slots: nothing).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void WriteOneDescriptorIfChanged(ushort head, ulong address, uint length, ushort flags)
+    {
         nint descriptor = _descriptorTable + (head * SplitRing.DescriptorSize);
         if (_descAddress[head] != address || _descFlags[head] != flags)
         {
@@ -397,16 +450,6 @@ public sealed class SplitVirtqueue : IVirtqueue
             _descLength[head] = length;
             SharedMemory.WriteUInt32(descriptor + SplitRing.DescriptorLenOffset, length);
         }
-
-        _freeHead = _descNext[head];
-        _freeCount--;
-        _chainLength[head] = 1;
-        _tokens[head] = token;
-        _writableCapacity[head] = deviceWritable ? length : 0;
-        _writableOutstanding += deviceWritable ? 1 : 0;
-        _outstanding++;
-        PublishHeadLater(head);
-        return true;
     }
 
     // Puts head into the next available ring entry, unless the entry already holds it (the trusted shadow says so).
@@ -472,33 +515,111 @@ public sealed class SplitVirtqueue : IVirtqueue
     public bool TryTakeUsed(out UsedBuffer used)
     {
         ThrowIfUnusable();
-        if (_inOrder)
+        bool taken = _inOrder ? TryTakeUsedInOrder(out used) : TryTakeUsedAnyOrder(out used);
+        if (taken)
         {
-            return TryTakeUsedInOrder(out used);
+            AskForNextUsedInterrupt();
         }
 
+        return taken;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// used.idx is read once for the whole batch (only when the entries seen at the last read are all taken), and with
+    /// VIRTIO_F_EVENT_IDX used_event is written once after it, with one fence, instead of once per entry. Every entry is
+    /// still checked as <see cref="TryTakeUsed"/> checks it (id in range and outstanding, or in order the batch it closes;
+    /// the length against the chain's writable buffers). Skipping the per-entry used.idx read is safe: the index was
+    /// checked against the chains in flight, and entries it covers cannot change meaning by being read later. Writing
+    /// used_event once is safe: the device compares it with the used index it publishes (§2.7.10), and the values
+    /// skipped lay behind the one written, so they could only have asked for an interrupt sooner, never prevented one.
+    /// </remarks>
+    /// <exception cref="VirtioException">
+    /// With <see cref="VirtioErrorReason.DeviceMisbehaved"/> when the first entry of the batch (or used.idx) is a lie, or
+    /// the queue is already broken.
+    /// </exception>
+    public int TakeUsedBatch(Span<UsedBuffer> used)
+    {
+        ThrowIfUnusable();
+        if (used.IsEmpty || (_seenUsedIdx == _lastUsedIdx && !ReadUsedIdx()))
+        {
+            return 0;
+        }
+
+        int count = Math.Min(used.Length, (ushort)(_seenUsedIdx - _lastUsedIdx));
+        int taken = 0;
+        try
+        {
+            // The entries at most up to the index just read: the helpers read no used.idx of their own within them.
+            if (_inOrder)
+            {
+                while (taken < count && TryTakeUsedInOrder(out used[taken]))
+                {
+                    taken++;
+                }
+            }
+            else
+            {
+                while (taken < count && TryTakeUsedAnyOrder(out used[taken]))
+                {
+                    taken++;
+                }
+            }
+        }
+        catch (VirtioException) when (taken > 0 && IsBroken)
+        {
+            // The good entries before the lie are the caller's; the latch makes the next call throw.
+            return taken;
+        }
+
+        AskForNextUsedInterrupt();
+        return taken;
+    }
+
+    // Reads used.idx (an acquire load: the entries it covers are read after it, §2.7.14 "used.idx before the entries") and
+    // checks how far it moved; false when it did not. Any order: every used entry returns one outstanding chain, so the
+    // device can be at most _outstanding (≤ Size) ahead. In order: only chains the device was shown, the published ones.
+    private bool ReadUsedIdx()
+    {
+        _dma.SyncForCpu(_usedRegion);
+        ushort usedIdx = SharedMemory.ReadUInt16(_usedIdx);
+        if (usedIdx == _lastUsedIdx)
+        {
+            return false;
+        }
+
+        int pending = (ushort)(usedIdx - _lastUsedIdx);
+        int limit = _inOrder ? _outstanding - (ushort)(_availIdxShadow - _publishedAvailIdx) : _outstanding;
+        if (pending > limit)
+        {
+            ThrowUsedIndexJumped(usedIdx, pending);
+        }
+
+        _seenUsedIdx = usedIdx;
+        return true;
+    }
+
+    // After taking used entries: ask for an interrupt at the next one, as virtqueue_get_buf does; the store must be visible
+    // before the next used.idx read so that an entry published in between is not missed by both sides. §2.7.7.
+    private void AskForNextUsedInterrupt()
+    {
+        if (_eventIdx && !_interruptsSuppressed && _brokenReason is null)
+        {
+            WriteUsedEvent(_lastUsedIdx);
+            _dma.SyncForDevice(_usedEventRegion);
+            SharedMemory.FullBarrier();
+        }
+    }
+
+    // TryTakeUsed without VIRTIO_F_IN_ORDER: the entry at _lastUsedIdx names any outstanding chain.
+    private bool TryTakeUsedAnyOrder(out UsedBuffer used)
+    {
         // While entries seen at the last used.idx read are still untaken, they need no new read of used.idx: in a burst
         // the index is read once per batch, not once per entry.
-        if (_seenUsedIdx == _lastUsedIdx)
+        if (_seenUsedIdx == _lastUsedIdx && !ReadUsedIdx())
         {
-            _dma.SyncForCpu(_usedRegion);
-
-            // An acquire load: the entries it covers are read after it (§2.7.14 "used.idx before the entries").
-            ushort usedIdx = SharedMemory.ReadUInt16(_usedIdx);
-            if (usedIdx == _lastUsedIdx)
-            {
-                used = default;
-                return false;
-            }
-
-            // Every used entry returns one outstanding chain, so the device can be at most _outstanding (≤ Size) ahead.
-            int pending = (ushort)(usedIdx - _lastUsedIdx);
-            if (pending > _outstanding)
-            {
-                ThrowUsedIndexJumped(usedIdx, pending);
-            }
-
-            _seenUsedIdx = usedIdx;
+            used = default;
+            return false;
         }
 
         int slot = _lastUsedIdx & _mask;
@@ -530,16 +651,6 @@ public sealed class SplitVirtqueue : IVirtqueue
         int token = _tokens[id];
         FreeChain((ushort)id);
         _lastUsedIdx++;
-
-        if (_eventIdx && !_interruptsSuppressed)
-        {
-            // Ask for an interrupt at the next entry, as virtqueue_get_buf does; the store must be visible before the
-            // next used.idx read so that an entry published in between is not missed by both sides. §2.7.7.
-            WriteUsedEvent(_lastUsedIdx);
-            _dma.SyncForDevice(_usedEventRegion);
-            SharedMemory.FullBarrier();
-        }
-
         used = new UsedBuffer(token, (int)length);
         return true;
     }
@@ -826,26 +937,10 @@ public sealed class SplitVirtqueue : IVirtqueue
     {
         if (_batchRemaining == 0)
         {
-            if (_seenUsedIdx == _lastUsedIdx)
+            if (_seenUsedIdx == _lastUsedIdx && !ReadUsedIdx())
             {
-                _dma.SyncForCpu(_usedRegion);
-
-                // An acquire load: the entries it covers are read after it.
-                ushort usedIdx = SharedMemory.ReadUInt16(_usedIdx);
-                if (usedIdx == _lastUsedIdx)
-                {
-                    used = default;
-                    return false;
-                }
-
-                // In order, used.idx can only cover chains the device was shown: the published ones in flight.
-                int pending = (ushort)(usedIdx - _lastUsedIdx);
-                if (pending > _outstanding - (ushort)(_availIdxShadow - _publishedAvailIdx))
-                {
-                    ThrowUsedIndexJumped(usedIdx, pending);
-                }
-
-                _seenUsedIdx = usedIdx;
+                used = default;
+                return false;
             }
 
             if (_writableOutstanding == 0)
@@ -922,15 +1017,6 @@ public sealed class SplitVirtqueue : IVirtqueue
         _freeCount += descriptors;
         _batchRemaining--;
         _lastUsedIdx++;
-
-        if (_eventIdx && !_interruptsSuppressed)
-        {
-            // As in TryTakeUsed: ask for an interrupt at the next entry; visible before the next used.idx read.
-            WriteUsedEvent(_lastUsedIdx);
-            _dma.SyncForDevice(_usedEventRegion);
-            SharedMemory.FullBarrier();
-        }
-
         used = new UsedBuffer(token, (int)taken);
         return true;
     }

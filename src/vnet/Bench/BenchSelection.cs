@@ -4,16 +4,16 @@ namespace VirtioNet.Cli.Bench;
 
 /// <summary>
 /// What <c>vnet bench --mode</c> asked for: the direction (tx, rx, loopback; default tx) and how the driver learns of
-/// received frames (poll, the default, busy-polling as DPDK does; or interrupt, sleeping in
-/// <see cref="VirtioNetQueuePair.WaitForReceive"/> until the device interrupts).
+/// received frames (poll, the default, busy-polling as DPDK does; interrupt, sleeping in
+/// <see cref="VirtioNetQueuePair.WaitForReceive"/> until the device interrupts; or adaptive, polling for a budget first).
 /// </summary>
 /// <param name="Direction">What is measured.</param>
-/// <param name="Operation">Poll or interrupt.</param>
+/// <param name="Operation">Poll, interrupt or adaptive.</param>
 internal readonly record struct BenchSelection(BenchMode Direction, OperationMode Operation)
 {
     private static readonly string[] Directions = ["tx", "rx", "loopback", "latency"];
 
-    private static readonly string[] Operations = ["poll", "interrupt"];
+    private static readonly string[] Operations = ["poll", "interrupt", "adaptive"];
 
     /// <summary>Every value --mode accepts.</summary>
     public static IReadOnlyList<string> Values { get; } = [.. Directions, .. Operations];
@@ -33,16 +33,21 @@ internal readonly record struct BenchSelection(BenchMode Direction, OperationMod
 
         if (operations.Length > 1)
         {
-            throw new CliException("--mode takes poll or interrupt, not both.");
+            throw new CliException($"--mode takes one of poll, interrupt or adaptive; got {string.Join(" and ", operations)}.");
         }
 
         BenchMode direction = directions.Length == 0 ? BenchMode.Tx : Enum.Parse<BenchMode>(directions[0], ignoreCase: true);
-        OperationMode operation = operations is ["interrupt"] ? OperationMode.Interrupt : OperationMode.Poll;
-        if (operation == OperationMode.Interrupt && direction == BenchMode.Tx)
+        OperationMode operation = operations switch
+        {
+            ["interrupt"] => OperationMode.Interrupt,
+            ["adaptive"] => OperationMode.Adaptive,
+            _ => OperationMode.Poll,
+        };
+        if (operation != OperationMode.Poll && direction == BenchMode.Tx)
         {
             // The driver's interrupt operation is the receive side's (WaitForReceive); transmit completions are reclaimed
             // when buffers are allocated, and nothing in tx mode would ever wait for an interrupt.
-            throw new CliException("--mode interrupt waits for received frames, and tx receives none: add --mode rx or --mode loopback.");
+            throw new CliException($"--mode {operations[0]} waits for received frames, and tx receives none: add --mode rx or --mode loopback.");
         }
 
         return new BenchSelection(direction, operation);
@@ -54,7 +59,7 @@ internal readonly record struct BenchSelection(BenchMode Direction, OperationMod
     /// report a poll-mode or mmio run as the interrupt layout asked for.
     /// </summary>
     public string? RefusePciInterrupts(bool vhostUser, string transport) =>
-        Operation != OperationMode.Interrupt ? "--pci-interrupts applies in interrupt mode, and bench polls unless told: add --mode interrupt."
+        Operation == OperationMode.Poll ? "--pci-interrupts applies in interrupt mode, and bench polls unless told: add --mode interrupt."
         : vhostUser ? "--pci-interrupts is for a QEMU PCI device; a vhost-user backend interrupts through its call eventfds."
         : !transport.StartsWith("pci", StringComparison.Ordinal) ? $"--pci-interrupts needs --transport pci or pci-legacy; got {transport}."
         : null;

@@ -10,7 +10,7 @@ internal static class LatencyReport
 {
     public static void Write(LatencyResult r, bool json, VirtioNetDevice net)
     {
-        string operation = r.OperationMode == OperationMode.Interrupt ? $"interrupt ({net.InterruptDescription})" : "poll";
+        string operation = r.OperationMode == OperationMode.Poll ? "poll" : $"{r.OperationMode.ToString().ToLowerInvariant()} ({net.InterruptDescription})";
         if (json)
         {
             var o = new JsonObject
@@ -27,6 +27,8 @@ internal static class LatencyReport
                 ["lost"] = r.Lost,
                 ["foreign"] = r.Foreign,
                 ["receiveWaits"] = r.ReceiveWaits,
+                ["cpuSeconds"] = Math.Round(r.CpuSeconds, 4),
+                ["cpuNsPerFrame"] = Math.Round(r.CpuNsPerFrame, 1),
                 ["p50Ns"] = r.P50,
                 ["p99Ns"] = r.P99,
                 ["p999Ns"] = r.P999,
@@ -51,6 +53,7 @@ internal static class LatencyReport
         table.AddRow("[bold]p50 / p99 / p99.9[/]", $"[bold]{Us(r.P50)} / {Us(r.P99)} / {Us(r.P999)} µs[/]");
         table.AddRow("max / mean", $"{Us(r.Max)} / {Us((long)r.Mean)} µs");
         table.AddRow("receive waits", N(r.ReceiveWaits));
+        table.AddRow("CPU time per frame", $"{r.CpuNsPerFrame.ToString("F0", CultureInfo.InvariantCulture)} ns");
         table.AddRow("garbage collections", r.NoGcRegion ? N(r.Collections) : $"{N(r.Collections)} (no no-GC region)");
         table.AddRow("allocated while measuring", $"{N(r.AllocatedBytes)} B");
         AnsiConsole.Write(table);

@@ -14,6 +14,12 @@ internal sealed record LatencyResult
 
     public required double Seconds { get; init; }
 
+    /// <summary>CPU time the process used over the run (all its threads).</summary>
+    public required double CpuSeconds { get; init; }
+
+    /// <summary>CPU time per frame sent, in nanoseconds: what a frame costs the driver's process, idle time included.</summary>
+    public double CpuNsPerFrame => Sent == 0 ? 0 : CpuSeconds * 1e9 / Sent;
+
     /// <summary>Frames handed to the device, warm-up included.</summary>
     public required long Sent { get; init; }
 

@@ -51,13 +51,17 @@ internal static class LatencyRunner
         // The first RecordValue allocates (about 1 KiB, once); done here, outside the measured loop.
         histogram.RecordValue(1);
         histogram.Reset();
-        bool interrupts = net.OperationMode == OperationMode.Interrupt;
+        bool interrupts = net.OperationMode != OperationMode.Poll;
         long start = Stopwatch.GetTimestamp();
         long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         long recordFrom = start + (long)(Math.Min(duration.TotalSeconds / 4, 1.0) * Stopwatch.Frequency);
         long period = rate > 0 ? Math.Max(1, Stopwatch.Frequency / rate) : 0;
         long nextSend = start;
         double nanosecondsPerTick = 1e9 / Stopwatch.Frequency;
+
+        // CPU time of the whole process (the runtime's threads and the interrupt dispatch included), read outside the loop.
+        using var process = Process.GetCurrentProcess();
+        TimeSpan cpuBefore = process.TotalProcessorTime;
 
         // Entering the region collects first; counting starts after it.
         bool noGcRegion = GC.TryStartNoGCRegion(NoGcBudget);
@@ -147,8 +151,11 @@ internal static class LatencyRunner
         }
 
         double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
+        process.Refresh();
+        double cpuSeconds = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
         return new LatencyResult
         {
+            CpuSeconds = cpuSeconds,
             OperationMode = net.OperationMode,
             FrameSize = frameSize,
             Rate = rate,

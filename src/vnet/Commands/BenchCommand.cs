@@ -22,8 +22,9 @@ internal static class BenchCommand
     {
         Description = "What to measure: tx (send), rx (receive what the peer generates), loopback, or latency (round-trip times of " +
             "stamped frames through a peer that sends them back, e.g. testpmd macswap; default tx); and how the driver " +
-            "learns of received frames: poll (busy-polling, the default) or interrupt (sleep until the device interrupts; rx and " +
-            "loopback only). Give it twice for both, e.g. --mode rx --mode interrupt.",
+            "learns of received frames: poll (busy-polling, the default), interrupt (sleep until the device interrupts) or adaptive " +
+            "(poll for a self-tuning budget, then sleep; see --busy-poll-budget); the last two for rx, loopback and latency. " +
+            "Give it twice for both, e.g. --mode rx --mode adaptive.",
         AllowMultipleArgumentsPerToken = true,
     };
 
@@ -49,6 +50,8 @@ internal static class BenchCommand
 
     private static readonly Option<int> Rate = new("--rate") { Description = "With --mode latency: frames per second, paced one at a time (default 10000); 0 sends as fast as the ring takes them, so the round trip includes a loaded ring's queueing.", DefaultValueFactory = _ => 10000 };
 
+    private static readonly Option<int> BusyPollBudget = new("--busy-poll-budget") { Description = "With --mode adaptive: the most looks at the receive ring before a wait sleeps (1 to 1000000; default the driver's, VirtioNetOptions.BusyPollBudget)." };
+
     private static readonly Option<bool> VhostUserClient = new("--vhost-user-client") { Description = "Listen on the --vhost-user path and let the backend connect (its client=1 mode)." };
 
     public static Command Create()
@@ -67,6 +70,7 @@ internal static class BenchCommand
         command.Options.Add(Sizes);
         command.Options.Add(Chart);
         command.Options.Add(Rate);
+        command.Options.Add(BusyPollBudget);
         Ring.AcceptOnlyFromAmong("split", "packed");
         command.Options.Add(Ring);
         CommonOptions.AddTo(command, includeOperationMode: false);
@@ -178,7 +182,19 @@ internal static class BenchCommand
             disabledHigh = ulong.MaxValue;
         }
 
-        return new VirtioNetOptions { OperationMode = selection.Operation, DisabledFeatures = disabled, DisabledFeaturesHigh = disabledHigh };
+        int budget = new VirtioNetOptions().BusyPollBudget;
+        if (result.GetResult(BusyPollBudget) is { Implicit: false })
+        {
+            budget = result.GetValue(BusyPollBudget);
+            if (selection.Operation != OperationMode.Adaptive || budget is < 1 or > 1_000_000)
+            {
+                throw new CliException(selection.Operation != OperationMode.Adaptive
+                    ? "--busy-poll-budget applies to --mode adaptive."
+                    : $"--busy-poll-budget takes 1 to 1000000 looks; got {budget}.");
+            }
+        }
+
+        return new VirtioNetOptions { OperationMode = selection.Operation, BusyPollBudget = budget, DisabledFeatures = disabled, DisabledFeaturesHigh = disabledHigh };
     }
 
     // --cpu: the CPUs the workers pin themselves to, or null.
@@ -240,7 +256,7 @@ internal static class BenchCommand
 
     // "poll mode" or "interrupt mode (the line it waits on)".
     private static string Describe(VirtioNetDevice net) =>
-        net.OperationMode == OperationMode.Interrupt ? $"interrupt mode ({net.InterruptDescription})" : "poll mode";
+        net.OperationMode == OperationMode.Poll ? "poll mode" : $"{net.OperationMode.ToString().ToLowerInvariant()} mode ({net.InterruptDescription})";
 
     private static void Report(BenchResult r, bool json, VirtioNetDevice net, long? peerCounted)
     {
@@ -278,7 +294,7 @@ internal static class BenchCommand
         var table = new Table().AddColumns("figure", "value");
         table.AddRow("target", Markup.Escape(target));
         table.AddRow("mode", r.Mode.ToString().ToLowerInvariant());
-        table.AddRow("operation mode", Markup.Escape(r.OperationMode == OperationMode.Interrupt ? $"interrupt ({net.InterruptDescription})" : "poll"));
+        table.AddRow("operation mode", Markup.Escape(r.OperationMode == OperationMode.Poll ? "poll" : $"{r.OperationMode.ToString().ToLowerInvariant()} ({net.InterruptDescription})"));
         table.AddRow("frame size", $"{N(r.FrameSize)} B");
         table.AddRow("burst", N(r.Burst));
         table.AddRow("duration", $"{F(r.Seconds, 2)} s");

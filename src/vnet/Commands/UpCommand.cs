@@ -146,6 +146,7 @@ internal static class UpCommand
             var netOptions = new VirtioNetOptions
             {
                 OperationMode = settings.Mode,
+                BusyPollBudget = file.BusyPollBudget is int budget and > 0 ? budget : new VirtioNetOptions().BusyPollBudget,
                 AutoRecover = true,
                 QueuePairs = queues,
                 MaxMtu = maxMtu,
@@ -245,7 +246,7 @@ internal static class UpCommand
             ModernMmio = transport == "mmio",
             PciInterrupts = Given(result, CommonOptions.PciInterrupts) ? settings.PciInterrupts : file.PciInterrupts ?? settings.PciInterrupts,
             DeviceOptions = string.Join(',', properties.Where(p => p.Length > 0)),
-            Mode = Given(result, CommonOptions.Mode) ? settings.Mode : file.Mode == "poll" ? OperationMode.Poll : settings.Mode,
+            Mode = Given(result, CommonOptions.Mode) || file.Mode is null ? settings.Mode : CommonOptions.ParseMode(file.Mode),
             QemuPath = Given(result, CommonOptions.Qemu) ? settings.QemuPath : file.Qemu ?? settings.QemuPath,
         };
     }

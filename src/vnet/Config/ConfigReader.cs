@@ -153,6 +153,11 @@ internal static class ConfigReader
             Refuse("queue_pairs", "QEMU's user network has one queue: queue_pairs above 1 needs [platform] netdev = \"tap=IFNAME\" or backend = \"vhost-user\"");
         }
 
+        if (config.BusyPollBudget is > 0 && config.Mode != "adaptive")
+        {
+            Refuse("busy_poll_budget", $"[performance] busy_poll_budget applies to mode = \"adaptive\" (mode is \"{config.Mode ?? "interrupt"}\"); set the mode or remove the key");
+        }
+
         if (config.PairCpus is { } cpus && cpus.Count > (config.QueuePairs ?? 1))
         {
             Refuse("pair_cpus", $"[performance] pair_cpus lists {cpus.Count} CPUs for {config.QueuePairs ?? 1} queue pair(s)");

@@ -32,7 +32,7 @@ internal static class ConfigSchema
         new("performance", "burst_size", "64", (v, c) => c.BurstSize = (int)v.Integer(DeviceLink.PairPort.MinimumBurst, DeviceLink.PairPort.MaximumBurst)),
         new("performance", "ring_size", "256", (v, c) => c.RingSize = RingSize(v)),
         new("performance", "mode", "\"interrupt\"", (v, c) => c.Mode = Mode(v)),
-        new("performance", "busy_poll_budget", "0", (v, _) => NotYet(v, v.Integer(0, int.MaxValue) != 0, "the pumps have no busy-poll budget yet (mode = \"poll\" polls without one); remove the key or set 0")),
+        new("performance", "busy_poll_budget", "0", (v, c) => c.BusyPollBudget = (int)v.Integer(0, 1_000_000)),
         new("performance", "rx_coalesce_usecs", "0", (v, c) => c.RxCoalesceMicroseconds = (uint)v.Integer(0, uint.MaxValue)),
         new("performance", "rx_coalesce_frames", "0", (v, c) => c.RxCoalesceFrames = (uint)v.Integer(0, uint.MaxValue)),
         new("performance", "tx_coalesce_usecs", "0", (v, c) => c.TxCoalesceMicroseconds = (uint)v.Integer(0, uint.MaxValue)),
@@ -87,13 +87,7 @@ internal static class ConfigSchema
         return (size & (size - 1)) == 0 ? (int)size : throw new ConfigValueException($"{value.Key} must be a power of two from 2 to 32768; got {size}");
     }
 
-    private static string Mode(ConfigValue value)
-    {
-        string mode = value.Choice("interrupt", "poll", "adaptive");
-        return mode == "adaptive"
-            ? throw new ConfigValueException($"{value.Key} = \"adaptive\" is not there yet (the pumps either sleep until the device interrupts or poll); use \"interrupt\" or \"poll\"")
-            : mode;
-    }
+    private static string Mode(ConfigValue value) => value.Choice("interrupt", "poll", "adaptive");
 
     // Feature names as the driver lists them (VIRTIO_NET_F_GUEST_TSO4, VIRTIO_F_RING_PACKED, ...) or bit numbers as strings.
     private static VirtioFeatureSet Features(ConfigValue value)

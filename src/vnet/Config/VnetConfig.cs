@@ -50,8 +50,11 @@ internal sealed class VnetConfig
     /// <summary>[performance] ring_size: the driver's cap on every queue's size.</summary>
     public int? RingSize { get; set; }
 
-    /// <summary>[performance] mode: "interrupt" or "poll".</summary>
+    /// <summary>[performance] mode: "interrupt", "poll" or "adaptive".</summary>
     public string? Mode { get; set; }
+
+    /// <summary>[performance] busy_poll_budget: the adaptive mode's most looks before a sleep; 0 for the driver's default.</summary>
+    public int? BusyPollBudget { get; set; }
 
     /// <summary>[performance] rx_coalesce_usecs.</summary>
     public uint? RxCoalesceMicroseconds { get; set; }

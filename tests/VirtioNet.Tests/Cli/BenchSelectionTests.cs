@@ -16,6 +16,8 @@ public sealed class BenchSelectionTests
     [InlineData("interrupt loopback", "Loopback", OperationMode.Interrupt)]
     [InlineData("tx poll", "Tx", OperationMode.Poll)]
     [InlineData("rx rx interrupt interrupt", "Rx", OperationMode.Interrupt)]
+    [InlineData("rx adaptive", "Rx", OperationMode.Adaptive)]
+    [InlineData("adaptive latency", "Latency", OperationMode.Adaptive)]
     public void DirectionAndOperationModeAreReadFromTheModeValues(string values, string direction, OperationMode operation)
     {
         // BenchMode is internal to the tool, so the direction is given by name.
@@ -26,7 +28,8 @@ public sealed class BenchSelectionTests
     [InlineData("interrupt", "--mode interrupt waits for received frames, and tx receives none: add --mode rx or --mode loopback.")]
     [InlineData("tx interrupt", "--mode interrupt waits for received frames, and tx receives none: add --mode rx or --mode loopback.")]
     [InlineData("rx loopback", "--mode takes one direction (tx, rx, loopback or latency); got rx and loopback.")]
-    [InlineData("rx poll interrupt", "--mode takes poll or interrupt, not both.")]
+    [InlineData("rx poll interrupt", "--mode takes one of poll, interrupt or adaptive; got poll and interrupt.")]
+    [InlineData("adaptive", "--mode adaptive waits for received frames, and tx receives none: add --mode rx or --mode loopback.")]
     public void ABadCombinationIsOneSentence(string values, string expected)
     {
         CliException e = Assert.Throws<CliException>(() => BenchSelection.Parse(values.Split(' ')));
@@ -39,6 +42,7 @@ public sealed class BenchSelectionTests
     [InlineData("loopback interrupt", false, "mmio", "--pci-interrupts needs --transport pci or pci-legacy; got mmio.")]
     [InlineData("loopback interrupt", false, "pci-legacy", null)]
     [InlineData("rx interrupt", false, "pci", null)]
+    [InlineData("rx adaptive", false, "pci", null)]
     public void AnExplicitPciInterruptLayoutNeedsInterruptModeOnAQemuPciDevice(string values, bool vhostUser, string transport, string? expected)
     {
         Assert.Equal(expected, BenchSelection.Parse(values.Split(' ')).RefusePciInterrupts(vhostUser, transport));

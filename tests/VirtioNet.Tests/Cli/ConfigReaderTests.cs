@@ -88,6 +88,18 @@ public sealed partial class ConfigReaderTests
     }
 
     [Fact]
+    public void AdaptiveModeIsReadWithItsBusyPollBudget()
+    {
+        VnetConfig config = Valid("""
+            [performance]
+            mode = "adaptive"
+            busy_poll_budget = 128
+            """);
+        Assert.Equal("adaptive", config.Mode);
+        Assert.Equal(128, config.BusyPollBudget);
+    }
+
+    [Fact]
     public void PerformanceSectionKeysAreRead()
     {
         VnetConfig config = Valid("""
@@ -170,8 +182,9 @@ public sealed partial class ConfigReaderTests
     [InlineData("[nonsense]\nx = 1", 1, 1, "unknown section [nonsense] (the sections are [device], [performance], [debug], [platform])")]
     [InlineData("queue_pairs = 2", 1, 1, "'queue_pairs' is outside any section; keys belong in [device], [performance], [debug], [platform]")]
     [InlineData("[performance]\nring_size = 1000", 2, 13, "[performance] ring_size must be a power of two from 2 to 32768; got 1000")]
-    [InlineData("[performance]\nmode = \"adaptive\"", 2, 8, "[performance] mode = \"adaptive\" is not there yet (the pumps either sleep until the device interrupts or poll); use \"interrupt\" or \"poll\"")]
-    [InlineData("[performance]\nbusy_poll_budget = 64", 2, 20, "[performance] busy_poll_budget: the pumps have no busy-poll budget yet (mode = \"poll\" polls without one); remove the key or set 0")]
+    [InlineData("[performance]\nmode = \"turbo\"", 2, 8, "[performance] mode")]
+    [InlineData("[performance]\nbusy_poll_budget = 64", 2, 1, "[performance] busy_poll_budget applies to mode = \"adaptive\" (mode is \"interrupt\"); set the mode or remove the key")]
+    [InlineData("[performance]\nmode = \"adaptive\"\nbusy_poll_budget = 2000000", 3, 20, "[performance] busy_poll_budget must be 0 to 1000000; got 2000000")]
     [InlineData("[debug]\ncapture_at_start = \"rx.pcapng\"", 2, 20, "[debug] capture_at_start: capturing from the start is not there yet (capture a running instance instead); remove the key or set \"\"")]
     [InlineData("[device]\nwithhold_features = [\"VIRTIO_NET_F_TELEPORT\"]", 2, 21, "[device] withhold_features: \"VIRTIO_NET_F_TELEPORT\" is not a feature (a name such as \"VIRTIO_NET_F_GUEST_TSO4\", or a bit number 0 to 127)")]
     [InlineData("[device]\noffloads = { warp-drive = false }", 2, 12, "[device] offloads: 'warp-drive' is not an offload")]

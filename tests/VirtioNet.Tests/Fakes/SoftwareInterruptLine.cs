@@ -33,6 +33,9 @@ internal sealed class SoftwareInterruptLine : IInterruptLine, IDisposable
     /// <summary>Called at the start of each wait, on the waiting thread.</summary>
     public Action? BeforeWait { get; set; }
 
+    /// <summary>Threads inside <see cref="Wait"/> now.</summary>
+    public int WaitersInside => Volatile.Read(ref _waiters);
+
     /// <summary>Waits counted so far.</summary>
     public int Waits => Volatile.Read(ref _waits);
 
