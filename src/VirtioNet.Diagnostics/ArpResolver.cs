@@ -28,49 +28,44 @@ public sealed class ArpResolver
 
     /// <summary>Returns the MAC address of <paramref name="address"/>, from the cache or by asking.</summary>
     /// <exception cref="DiagnosticsException">Unconfigured link, or no reply after every attempt.</exception>
-    public PhysicalAddress Resolve(IPAddress address, CancellationToken cancellationToken = default)
+    public async ValueTask<PhysicalAddress> ResolveAsync(IPAddress address, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(address);
-        if (TryResolve(address, cancellationToken, out var macAddress))
-            return macAddress;
-        throw new DiagnosticsException(
-            DiagnosticsErrorReason.ArpUnresolved,
-            $"No ARP reply from {address} after {Options.Attempts} request(s), {Options.Timeout.TotalMilliseconds:0} ms each.");
+        return await TryResolveAsync(address, cancellationToken).ConfigureAwait(false)
+            ?? throw new DiagnosticsException(
+                DiagnosticsErrorReason.ArpUnresolved,
+                $"No ARP reply from {address} after {Options.Attempts} request(s), {Options.Timeout.TotalMilliseconds:0} ms each.");
     }
 
-    /// <summary>Like <see cref="Resolve"/>, but returns false instead of throwing when nobody answers.</summary>
+    /// <summary>Like <see cref="ResolveAsync"/>, but completes with null instead of throwing when nobody answers.</summary>
     /// <exception cref="DiagnosticsException">The link has no IPv4 address to ask from.</exception>
-    public bool TryResolve(IPAddress address, CancellationToken cancellationToken, out PhysicalAddress macAddress)
+    public async ValueTask<PhysicalAddress?> TryResolveAsync(IPAddress address, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(address);
         var (local, _) = _link.RequireConfiguration();
-        if (_link.ArpCache.TryGet(address, out macAddress))
-            return true;
+        if (_link.ArpCache.TryGet(address, out var cached))
+            return cached;
 
         for (var attempt = 0; attempt < Options.Attempts; attempt++)
         {
             var request = new ArpPacket(ArpOperation.Request, UnknownMac, address, _link.MacAddress, local);
-            _link.Send(
+            await _link.SendAsync(
                 new EthernetPacket(_link.MacAddress, DiagnosticLink.BroadcastMac, EthernetType.Arp) { PayloadPacket = request },
-                cancellationToken);
+                cancellationToken).ConfigureAwait(false);
 
             // A reply to us, or a request for us from the address we want (it resolving us first), both tell
             // its MAC; the link has cached it too, but the cache may be configured to forget at once.
-            var found = _link.WaitFor(
+            var found = await _link.WaitForAsync(
                 Options.Timeout,
                 frame => frame.PayloadPacket is ArpPacket arp
                     && arp.SenderProtocolAddress.Equals(address) && arp.TargetProtocolAddress.Equals(local)
                     ? arp.SenderHardwareAddress
                     : null,
-                cancellationToken);
+                cancellationToken).ConfigureAwait(false);
             if (found is not null)
-            {
-                macAddress = found;
-                return true;
-            }
+                return found;
         }
 
-        macAddress = PhysicalAddress.None;
-        return false;
+        return null;
     }
 }

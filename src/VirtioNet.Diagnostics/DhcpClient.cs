@@ -29,21 +29,21 @@ public sealed class DhcpClient
 
     /// <summary>Runs one acquisition and returns the lease; the link is not configured with it (the caller decides).</summary>
     /// <exception cref="DiagnosticsException">No offer, a NAK, no ACK, or an ACK without an address.</exception>
-    public DhcpLease Acquire(CancellationToken cancellationToken = default)
+    public async ValueTask<DhcpLease> AcquireAsync(CancellationToken cancellationToken = default)
     {
         // RFC 2131 §4.1: xid is random, so that replies to other clients (or to an earlier run) are not taken for ours.
         var transactionId = BinaryPrimitives.ReadUInt32LittleEndian(RandomNumberGenerator.GetBytes(sizeof(uint)));
         var started = Stopwatch.GetTimestamp();
 
-        var offer = Exchange(
-            transactionId, started, DhcpV4MessageType.Discover, null, null, null, cancellationToken)
+        var offer = await ExchangeAsync(
+            transactionId, started, DhcpV4MessageType.Discover, null, null, null, cancellationToken).ConfigureAwait(false)
             ?? throw new DiagnosticsException(
                 DiagnosticsErrorReason.NoDhcpOffer,
                 $"No DHCPOFFER after {Options.Attempts} DHCPDISCOVER(s) (xid 0x{transactionId:x8}): is a DHCP server on the link?");
 
         var offered = offer.Packet.YourAddress;
         var server = offer.ServerIdentifier;
-        var reply = Exchange(transactionId, started, DhcpV4MessageType.Request, offered, server, server, cancellationToken)
+        var reply = await ExchangeAsync(transactionId, started, DhcpV4MessageType.Request, offered, server, server, cancellationToken).ConfigureAwait(false)
             ?? throw new DiagnosticsException(
                 DiagnosticsErrorReason.NoDhcpAck,
                 $"No DHCPACK from {server} after {Options.Attempts} DHCPREQUEST(s) for {offered} (xid 0x{transactionId:x8}).");
@@ -63,7 +63,7 @@ public sealed class DhcpClient
     /// Sends one client message until a matching reply arrives or the attempts run out. DHCPDISCOVER waits for a
     /// DHCPOFFER; DHCPREQUEST for a DHCPACK or DHCPNAK from <paramref name="expectedServer"/>.
     /// </summary>
-    private DhcpReply? Exchange(
+    private async ValueTask<DhcpReply?> ExchangeAsync(
         uint transactionId,
         long started,
         DhcpV4MessageType messageType,
@@ -79,9 +79,9 @@ public sealed class DhcpClient
             var message = DhcpMessageBuilder.BuildClientMessage(
                 _link.MacAddress, transactionId, seconds, Options.RequestBroadcastReplies, messageType,
                 requestedAddress, serverIdentifier);
-            _link.Send(message, cancellationToken);
+            await _link.SendAsync(message, cancellationToken).ConfigureAwait(false);
 
-            var reply = _link.WaitFor(timeout, frame => Match(frame, transactionId, messageType, expectedServer), cancellationToken);
+            var reply = await _link.WaitForAsync(timeout, frame => Match(frame, transactionId, messageType, expectedServer), cancellationToken).ConfigureAwait(false);
             if (reply is not null)
                 return reply;
 

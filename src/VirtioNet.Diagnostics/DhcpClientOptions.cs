@@ -3,46 +3,18 @@ namespace VirtioNet.Diagnostics;
 /// <summary>How <see cref="DhcpClient"/> retransmits. Values are checked when set.</summary>
 public sealed class DhcpClientOptions
 {
-    private readonly int _attempts = 4;
-    private readonly TimeSpan _initialTimeout = TimeSpan.FromSeconds(1);
-    private readonly TimeSpan _maximumTimeout = TimeSpan.FromSeconds(8);
-
     /// <summary>Transmissions of each message (DHCPDISCOVER, then DHCPREQUEST) before giving up. Default 4.</summary>
-    public int Attempts
-    {
-        get => _attempts;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _attempts = value;
-        }
-    }
+    public int Attempts { get; init => field = OptionChecks.AtLeastOne(value); } = 4;
 
     /// <summary>
     /// Wait after the first transmission; doubled after each one up to <see cref="MaximumTimeout"/>, the exponential
     /// back-off of RFC 2131 §4.1. Default 1 s rather than the RFC's 4 s: the diagnostic client talks to one local
     /// server (slirp answers at once) and a person is waiting.
     /// </summary>
-    public TimeSpan InitialTimeout
-    {
-        get => _initialTimeout;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero);
-            _initialTimeout = value;
-        }
-    }
+    public TimeSpan InitialTimeout { get; init => field = OptionChecks.Positive(value); } = TimeSpan.FromSeconds(1);
 
     /// <summary>The longest wait after one transmission. Default 8 s.</summary>
-    public TimeSpan MaximumTimeout
-    {
-        get => _maximumTimeout;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero);
-            _maximumTimeout = value;
-        }
-    }
+    public TimeSpan MaximumTimeout { get; init => field = OptionChecks.Positive(value); } = TimeSpan.FromSeconds(8);
 
     /// <summary>
     /// Whether to set the BROADCAST flag (RFC 2131 §4.1), asking the server to broadcast its replies because the

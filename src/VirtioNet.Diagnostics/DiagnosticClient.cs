@@ -4,22 +4,23 @@ using System.Net.NetworkInformation;
 namespace VirtioNet.Diagnostics;
 
 /// <summary>
-/// The diagnostic client in one object: a link over a port, DHCP to configure it, ARP, and pingers. Synchronous,
-/// for a CLI that runs it on a thread; every wait takes a cancellation token and ends at a timeout. Malformed
-/// frames are dropped and counted in <see cref="Counters"/>, never thrown.
+/// The diagnostic client in one object: a link over a port, DHCP to configure it, ARP, and pingers. Asynchronous:
+/// every wait is the port's (over a virtio-net device, the queue pair's <c>WaitForReceiveAsync</c>), so no thread is
+/// held while nothing arrives; every wait takes a cancellation token and ends at a timeout. One operation at a time.
+/// Malformed frames are dropped and counted in <see cref="Counters"/>, never thrown.
 /// </summary>
 /// <example>
 /// <code>
 /// var client = new DiagnosticClient(port);
-/// var lease = client.AcquireLease(token);
+/// var lease = await client.AcquireLeaseAsync(token);
 /// var pinger = client.CreatePinger(lease.Router!);
-/// foreach (var reply in pinger.Run(4, token)) Console.WriteLine(reply);
+/// await foreach (var reply in pinger.RunAsync(4, token)) Console.WriteLine(reply);
 /// Console.WriteLine(pinger.Statistics);
 /// </code>
 /// </example>
 public sealed class DiagnosticClient
 {
-    /// <summary>Creates a client over <paramref name="port"/>, unconfigured until <see cref="AcquireLease"/> or <see cref="Configure"/>.</summary>
+    /// <summary>Creates a client over <paramref name="port"/>, unconfigured until <see cref="AcquireLeaseAsync"/> or <see cref="Configure"/>.</summary>
     public DiagnosticClient(IFramePort port, DiagnosticClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(port);
@@ -38,7 +39,7 @@ public sealed class DiagnosticClient
     /// <summary>The DHCP client.</summary>
     public DhcpClient Dhcp { get; }
 
-    /// <summary>The lease in use, or null before <see cref="AcquireLease"/> (or after <see cref="Configure"/>).</summary>
+    /// <summary>The lease in use, or null before <see cref="AcquireLeaseAsync"/> (or after <see cref="Configure"/>).</summary>
     public DhcpLease? Lease { get; private set; }
 
     /// <summary>Our MAC address.</summary>
@@ -52,9 +53,9 @@ public sealed class DiagnosticClient
 
     /// <summary>Acquires a lease by DHCP and configures the link with it.</summary>
     /// <exception cref="DiagnosticsException">No offer, a NAK, or no ACK after the retries.</exception>
-    public DhcpLease AcquireLease(CancellationToken cancellationToken = default)
+    public async ValueTask<DhcpLease> AcquireLeaseAsync(CancellationToken cancellationToken = default)
     {
-        var lease = Dhcp.Acquire(cancellationToken);
+        var lease = await Dhcp.AcquireAsync(cancellationToken).ConfigureAwait(false);
         Link.Configure(lease.Address, lease.SubnetMask, lease.Router);
         Lease = lease;
         return lease;
@@ -69,8 +70,8 @@ public sealed class DiagnosticClient
 
     /// <summary>Resolves <paramref name="address"/> by ARP.</summary>
     /// <exception cref="DiagnosticsException">Unconfigured, or no reply after the retries.</exception>
-    public PhysicalAddress Resolve(IPAddress address, CancellationToken cancellationToken = default) =>
-        Arp.Resolve(address, cancellationToken);
+    public ValueTask<PhysicalAddress> ResolveAsync(IPAddress address, CancellationToken cancellationToken = default) =>
+        Arp.ResolveAsync(address, cancellationToken);
 
     /// <summary>Creates a pinger for <paramref name="target"/> sharing this client's link and ARP cache.</summary>
     public Pinger CreatePinger(IPAddress target, PingOptions? options = null) => new(Link, Arp, target, options);

@@ -8,7 +8,7 @@ namespace VirtioNet.Diagnostics;
 /// <summary>
 /// The Ethernet/IPv4 endpoint shared by <see cref="DhcpClient"/>, <see cref="ArpResolver"/> and <see cref="Pinger"/>:
 /// it sends frames through an <see cref="IFramePort"/>, and every wait of theirs goes through
-/// <c>WaitFor</c>, which drops malformed frames, answers ARP requests for our address and learns
+/// <c>WaitForAsync</c>, which drops malformed frames, answers ARP requests for our address and learns
 /// ARP mappings whatever the caller is waiting for. Not thread-safe: one caller waits at a time.
 /// </summary>
 public sealed class DiagnosticLink
@@ -106,7 +106,12 @@ public sealed class DiagnosticLink
     /// <summary>
     /// Sends a frame built with PacketDotNet, padded to the Ethernet minimum, retrying while the ring is full.
     /// </summary>
-    internal void Send(EthernetPacket frame, CancellationToken cancellationToken)
+    /// <remarks>
+    /// A full ring is retried after a short delay rather than awaited through a transmit notification: the client has
+    /// at most one frame in flight, so a ring that stays full is a stuck device, and the delay bounds how soon that is
+    /// reported (<see cref="TransmitTimeout"/>).
+    /// </remarks>
+    internal async ValueTask SendAsync(EthernetPacket frame, CancellationToken cancellationToken)
     {
         var bytes = frame.Bytes;
         if (bytes.Length < MinimumFrameLength)
@@ -123,9 +128,7 @@ public sealed class DiagnosticLink
                     $"The transmit ring stayed full for {TransmitTimeout.TotalMilliseconds:0} ms.");
             }
 
-            // Sleep on the token's handle so that cancelling ends the back-off at once.
-            cancellationToken.WaitHandle.WaitOne(TransmitRetryDelay);
-            cancellationToken.ThrowIfCancellationRequested();
+            await Task.Delay(TransmitRetryDelay, cancellationToken).ConfigureAwait(false);
         }
 
         Counters.CountSent();
@@ -135,9 +138,10 @@ public sealed class DiagnosticLink
     /// Receives frames for up to <paramref name="timeout"/> until <paramref name="match"/> returns non-null for one.
     /// Malformed frames are counted and dropped; ARP is handled first (requests for us answered, mappings learned)
     /// and then offered to <paramref name="match"/> like any frame; valid frames nobody wanted are counted as ignored.
+    /// Each wait is the port's asynchronous one: no thread is held while nothing arrives.
     /// </summary>
     /// <returns>What <paramref name="match"/> returned, or null when the time ran out.</returns>
-    internal T? WaitFor<T>(TimeSpan timeout, Func<EthernetPacket, T?> match, CancellationToken cancellationToken)
+    internal async ValueTask<T?> WaitForAsync<T>(TimeSpan timeout, Func<EthernetPacket, T?> match, CancellationToken cancellationToken)
         where T : class
     {
         var start = Stopwatch.GetTimestamp();
@@ -149,7 +153,7 @@ public sealed class DiagnosticLink
                 return null;
 
             // The loop, not the port, decides when the time is up: a port may return 0 early (a spurious wake-up).
-            var length = _port.Receive(_receiveBuffer, remaining, cancellationToken);
+            var length = await _port.ReceiveAsync(_receiveBuffer, remaining, cancellationToken).ConfigureAwait(false);
             if (length == 0)
                 continue;
 
@@ -176,7 +180,7 @@ public sealed class DiagnosticLink
                 continue;
             }
 
-            var handled = frame!.PayloadPacket is ArpPacket arp && HandleArp(arp, cancellationToken);
+            var handled = frame!.PayloadPacket is ArpPacket arp && await HandleArpAsync(arp, cancellationToken).ConfigureAwait(false);
             if (match(frame) is { } result)
                 return result;
             if (!handled)
@@ -194,7 +198,7 @@ public sealed class DiagnosticLink
     /// Learns from ARP the way RFC 826 merges: an existing entry is refreshed from any packet, a new one is added
     /// only when the packet was for us. Answers requests for our address. Returns whether the packet was for us.
     /// </summary>
-    private bool HandleArp(ArpPacket arp, CancellationToken cancellationToken)
+    private async ValueTask<bool> HandleArpAsync(ArpPacket arp, CancellationToken cancellationToken)
     {
         var senderAddress = arp.SenderProtocolAddress;
         var senderMac = arp.SenderHardwareAddress;
@@ -211,7 +215,7 @@ public sealed class DiagnosticLink
         // PacketDotNet's ArpPacket constructor takes the target pair before the sender pair.
         var reply = new ArpPacket(ArpOperation.Response, senderMac, senderAddress, MacAddress, LocalAddress!);
         var ethernet = new EthernetPacket(MacAddress, senderMac, EthernetType.Arp) { PayloadPacket = reply };
-        Send(ethernet, cancellationToken);
+        await SendAsync(ethernet, cancellationToken).ConfigureAwait(false);
         Counters.CountArpAnswered();
         return true;
     }

@@ -4,7 +4,7 @@ namespace VirtioNet.Diagnostics;
 
 /// <summary>
 /// The diagnostic client's view of a network device: whole Ethernet frames in and out, copied. The driver's
-/// copying API is adapted to it; tests put a simulated peer behind it.
+/// copying and asynchronous API is adapted to it; tests put a simulated peer behind it.
 /// </summary>
 public interface IFramePort
 {
@@ -16,10 +16,13 @@ public interface IFramePort
     /// <returns><see langword="false"/> when the transmit ring is full; the caller may retry.</returns>
     bool TrySend(ReadOnlySpan<byte> frame);
 
-    /// <summary>Waits up to <paramref name="timeout"/> for one frame and copies it into <paramref name="buffer"/>.</summary>
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for one frame, without holding a thread while it waits, and copies it
+    /// into <paramref name="buffer"/>.
+    /// </summary>
     /// <param name="buffer">Where the frame is copied.</param>
     /// <param name="timeout">How long to wait for a frame.</param>
-    /// <param name="cancellationToken">Ends the wait early.</param>
+    /// <param name="cancellationToken">Ends the wait early with <see cref="OperationCanceledException"/>.</param>
     /// <returns>The frame's length, or 0 when no frame arrived in time.</returns>
-    int Receive(Span<byte> buffer, TimeSpan timeout, CancellationToken cancellationToken);
+    ValueTask<int> ReceiveAsync(Memory<byte> buffer, TimeSpan timeout, CancellationToken cancellationToken);
 }

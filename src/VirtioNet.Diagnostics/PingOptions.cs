@@ -6,23 +6,10 @@ public sealed class PingOptions
     /// <summary>The largest payload of one unfragmented IPv4 datagram: 65535 less 20 (IP) and 8 (ICMP).</summary>
     public const int MaximumPayloadSize = 65_507;
 
-    private readonly int _payloadSize = 56;
     private readonly byte[]? _pattern;
-    private readonly TimeSpan _timeout = TimeSpan.FromSeconds(1);
-    private readonly TimeSpan _interval = TimeSpan.FromSeconds(1);
-    private readonly int _timeToLive = 64;
 
     /// <summary>ICMP data bytes after the 8-byte header. Default 56 (64 bytes of ICMP, 84 of IP), as <c>ping -s</c>.</summary>
-    public int PayloadSize
-    {
-        get => _payloadSize;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaximumPayloadSize);
-            _payloadSize = value;
-        }
-    }
+    public int PayloadSize { get; init => field = OptionChecks.InRange(value, 0, MaximumPayloadSize); } = 56;
 
     /// <summary>
     /// Bytes repeated to fill the payload, as <c>ping -p</c>; null (the default) fills byte i with i mod 256, so that
@@ -40,38 +27,13 @@ public sealed class PingOptions
     }
 
     /// <summary>How long each request waits for its reply. Default 1 s.</summary>
-    public TimeSpan Timeout
-    {
-        get => _timeout;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero);
-            _timeout = value;
-        }
-    }
+    public TimeSpan Timeout { get; init => field = OptionChecks.Positive(value); } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Time from one request's send to the next one's in <see cref="Pinger.Run"/>. Default 1 s, as <c>ping -i</c>.</summary>
-    public TimeSpan Interval
-    {
-        get => _interval;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
-            _interval = value;
-        }
-    }
+    /// <summary>Time from one request's send to the next one's in <see cref="Pinger.RunAsync"/>. Default 1 s, as <c>ping -i</c>.</summary>
+    public TimeSpan Interval { get; init => field = OptionChecks.NotNegative(value); } = TimeSpan.FromSeconds(1);
 
     /// <summary>IPv4 TTL of requests. Default 64, Linux's net.ipv4.ip_default_ttl.</summary>
-    public int TimeToLive
-    {
-        get => _timeToLive;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 255);
-            _timeToLive = value;
-        }
-    }
+    public int TimeToLive { get; init => field = OptionChecks.InRange(value, 1, 255); } = 64;
 
     /// <summary>The ICMP identifier, or null (the default) for a random one per <see cref="Pinger"/>.</summary>
     public ushort? Identifier { get; init; }

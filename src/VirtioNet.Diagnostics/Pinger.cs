@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using PacketDotNet;
 using PacketDotNet.Utils;
@@ -77,9 +78,12 @@ public sealed class Pinger
         _roundTripTimes,
         _transmitted == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_firstSent, _lastCompleted));
 
-    /// <summary>Sends <paramref name="count"/> requests, <see cref="PingOptions.Interval"/> apart, yielding each outcome as it is known.</summary>
-    /// <exception cref="DiagnosticsException">Unconfigured link or no route (see <see cref="Send"/>).</exception>
-    public IEnumerable<PingReply> Run(int count, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Sends <paramref name="count"/> requests, <see cref="PingOptions.Interval"/> apart, yielding each outcome as it is
+    /// known. No thread is held between requests or while a reply is awaited.
+    /// </summary>
+    /// <exception cref="DiagnosticsException">Unconfigured link or no route (see <see cref="SendAsync"/>).</exception>
+    public IAsyncEnumerable<PingReply> RunAsync(int count, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         return RunIterator(count, cancellationToken);
@@ -91,7 +95,7 @@ public sealed class Pinger
     /// </summary>
     /// <exception cref="DiagnosticsException">The link has no address, or the target is off-subnet with no router.
     /// An unanswered ARP is not an exception: it is <see cref="PingStatus.DestinationHostUnreachable"/>.</exception>
-    public PingReply Send(CancellationToken cancellationToken = default)
+    public async ValueTask<PingReply> SendAsync(CancellationToken cancellationToken = default)
     {
         var (local, _) = _link.RequireConfiguration();
         var nextHop = _link.NextHop(Target);
@@ -101,7 +105,7 @@ public sealed class Pinger
         if (_transmitted++ == 0)
             _firstSent = sendStarted;
 
-        if (!_arp.TryResolve(nextHop, cancellationToken, out var nextHopMac))
+        if (await _arp.TryResolveAsync(nextHop, cancellationToken).ConfigureAwait(false) is not { } nextHopMac)
         {
             _errors++;
             _lastCompleted = Stopwatch.GetTimestamp();
@@ -110,8 +114,8 @@ public sealed class Pinger
 
         var request = BuildEchoRequest(local, nextHopMac, sequence);
         var sent = Stopwatch.GetTimestamp();
-        _link.Send(request, cancellationToken);
-        var reply = _link.WaitFor(Options.Timeout, frame => MatchReply(frame, sequence), cancellationToken);
+        await _link.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var reply = await _link.WaitForAsync(Options.Timeout, frame => MatchReply(frame, sequence), cancellationToken).ConfigureAwait(false);
         _lastCompleted = Stopwatch.GetTimestamp();
         if (reply is null)
             return new PingReply(sequence, PingStatus.TimedOut, null, 0, 0, TimeSpan.Zero);
@@ -121,18 +125,19 @@ public sealed class Pinger
         return new PingReply(sequence, PingStatus.Success, Target, reply.Bytes, reply.TimeToLive, roundTrip);
     }
 
-    private IEnumerable<PingReply> RunIterator(int count, CancellationToken cancellationToken)
+    // RunAsync's iterator, private so that the argument check happens at the call, not at the first MoveNextAsync.
+    private async IAsyncEnumerable<PingReply> RunIterator(int count, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         for (var i = 0; i < count; i++)
         {
             var started = Stopwatch.GetTimestamp();
-            yield return Send(cancellationToken);
+            yield return await SendAsync(cancellationToken).ConfigureAwait(false);
             if (i == count - 1)
                 break;
 
             var wait = Options.Interval - Stopwatch.GetElapsedTime(started);
             if (wait > TimeSpan.Zero)
-                cancellationToken.WaitHandle.WaitOne(wait);
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
         }
     }

@@ -99,7 +99,7 @@ public sealed class GuestRam
         nint pointer = Interlocked.Exchange(ref _pointer, 0);
         if (pointer != 0)
         {
-            Interop.Mman.Unmap(pointer, Length);
+            Interop.Mman.UnmapShared(pointer, Length);
         }
     }
 }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace VirtioNet.Qemu;
+namespace VirtioNet;
 
 internal static partial class Interop
 {

@@ -87,9 +87,12 @@ internal sealed partial class DeviceLink
     /// <summary>Polls the device's link state (for a device whose link is not yet up at start).</summary>
     public bool CheckLink() => _device.CheckLink();
 
-    /// <summary>DHCP through the diagnostic client on queue pair 0, before the pumps own it.</summary>
+    /// <summary>
+    /// DHCP through the diagnostic client on queue pair 0, before the pumps own it. The service's start is synchronous,
+    /// so it blocks on the client's asynchronous acquisition (whose continuations run on the thread pool).
+    /// </summary>
     public DhcpLease AcquireLease(CancellationToken cancellationToken) =>
-        new DiagnosticClient(new VirtioNetFramePort(_device)).AcquireLease(cancellationToken);
+        new DiagnosticClient(new VirtioNetFramePort(_device)).AcquireLeaseAsync(cancellationToken).AsTask().GetAwaiter().GetResult();
 
     /// <summary>Receive mode: promiscuous (CTRL_RX). False with the reason when the device has no CTRL_RX or refuses.</summary>
     public bool TrySetPromiscuous(bool on, out string? why) => Report(TryControl(() => _device.Control.SetPromiscuous(on), out why), "filter", $"promiscuous {(on ? "on" : "off")}");

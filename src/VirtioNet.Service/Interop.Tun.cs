@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace VirtioNet.Service;
+namespace VirtioNet;
 
 internal static partial class Interop
 {

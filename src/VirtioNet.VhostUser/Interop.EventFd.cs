@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
+using VirtioNet.VhostUser;
 
-namespace VirtioNet.VhostUser;
+namespace VirtioNet;
 
 internal static partial class Interop
 {

@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using VirtioNet.VhostUser;
 
-namespace VirtioNet.VhostUser;
+namespace VirtioNet;
 
 internal static partial class Interop
 {

@@ -18,21 +18,27 @@ internal static class CommandRunner
 
     public static void SetAction(Command command, Func<MachineSettings, ParseResult, CancellationToken, int> body)
     {
-        command.SetAction((result, cancellationToken) => Task.FromResult(Run(result, body, cancellationToken)));
+        command.SetAction((result, cancellationToken) => RunAsync(result, (s, r, c) => Task.FromResult(body(s, r, c)), cancellationToken));
+    }
+
+    /// <summary>For commands whose body awaits (the diagnostic client's waits hold no thread).</summary>
+    public static void SetAction(Command command, Func<MachineSettings, ParseResult, CancellationToken, Task<int>> body)
+    {
+        command.SetAction((result, cancellationToken) => RunAsync(result, body, cancellationToken));
     }
 
     /// <summary>For commands without the machine options (they drive no device of their own).</summary>
     public static void SetAction(Command command, Func<ParseResult, CancellationToken, int> body)
     {
-        command.SetAction((result, cancellationToken) => Task.FromResult(Run(result, (_, r, c) => body(r, c), cancellationToken, readSettings: false)));
+        command.SetAction((result, cancellationToken) => RunAsync(result, (_, r, c) => Task.FromResult(body(r, c)), cancellationToken, readSettings: false));
     }
 
-    private static int Run(ParseResult result, Func<MachineSettings, ParseResult, CancellationToken, int> body, CancellationToken cancellationToken, bool readSettings = true)
+    private static async Task<int> RunAsync(ParseResult result, Func<MachineSettings, ParseResult, CancellationToken, Task<int>> body, CancellationToken cancellationToken, bool readSettings = true)
     {
         try
         {
             MachineSettings settings = readSettings ? CommonOptions.Read(result) : null!;
-            return body(settings, result, cancellationToken);
+            return await body(settings, result, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -543,26 +543,9 @@ public sealed class PackedVirtqueue : IVirtqueue
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
     public bool EnableInterrupts()
     {
-        ThrowIfUnusable();
-        _interruptsSuppressed = false;
-        if (_eventIdx)
-        {
-            WriteDriverOffWrap(PackedRing.EventOffWrap(_nextUsed, _usedWrap));
+        ArmUsedEvent(_nextUsed, _usedWrap);
 
-            // The slot named must be visible no later than the flags that make the device look at it: the flags write
-            // below is a release store.
-            WriteDriverEventFlags(PackedRing.RingEventFlagsDesc);
-        }
-        else
-        {
-            WriteDriverEventFlags(PackedRing.RingEventFlagsEnable);
-        }
-
-        _dma.SyncForDevice(_driverEventRegion);
-
-        // The request must be visible before the next used slot is re-read: a descriptor the device used before it saw
-        // the request raises no interrupt, so the caller has to see it here instead. §2.8.22.
-        SharedMemory.FullBarrier();
+        // A descriptor the device used before it saw the request raises no interrupt: the caller takes it now.
         return _batchRemaining == 0 && !NextIsUsed();
     }
 
@@ -576,14 +559,33 @@ public sealed class PackedVirtqueue : IVirtqueue
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
     public bool EnableInterruptsDelayed()
     {
+        (int slot, bool wrap) = PackedRing.DelayedEventSlot(_nextUsed, _usedWrap, _inFlightDescriptors, _layout.Size);
+        ArmUsedEvent(slot, wrap);
+
+        // A descriptor already used at the event slot means the device passed it before it saw the request and will not
+        // notify; nothing in flight, nothing to wait for.
+        if (_batchRemaining != 0 || _inFlightDescriptors == 0)
+        {
+            return _batchRemaining == 0;
+        }
+
+        _dma.SyncForCpu(_ring.Slice(_layout.DescriptorOffset(slot), PackedRing.DescriptorSize));
+        return !PackedRing.IsUsed(SharedMemory.ReadUInt16(DescriptorFlags(slot)), wrap);
+    }
+
+    // Asks for a used-buffer notification at (slot, wrap) with EVENT_IDX (desc_event_off/wrap, then
+    // RING_EVENT_FLAGS_DESC), at the next used descriptor without it (RING_EVENT_FLAGS_ENABLE), and makes the request
+    // visible before the caller re-reads the ring. Ref: virtio v1.2 §2.8.10, §2.8.22.
+    private void ArmUsedEvent(int slot, bool wrap)
+    {
         ThrowIfUnusable();
         _interruptsSuppressed = false;
-        (int slot, bool wrap) = PackedRing.DelayedEventSlot(_nextUsed, _usedWrap, _inFlightDescriptors, _layout.Size);
         if (_eventIdx)
         {
             WriteDriverOffWrap(PackedRing.EventOffWrap(slot, wrap));
 
-            // As in EnableInterrupts: the slot named visible no later than the flags (a release store).
+            // The slot named must be visible no later than the flags that make the device look at it: the flags write
+            // below is a release store.
             WriteDriverEventFlags(PackedRing.RingEventFlagsDesc);
         }
         else
@@ -593,16 +595,9 @@ public sealed class PackedVirtqueue : IVirtqueue
 
         _dma.SyncForDevice(_driverEventRegion);
 
-        // As in EnableInterrupts: the request visible before the ring is re-read. A descriptor already used at the event
-        // slot means the device passed it before it saw the request and will not notify; nothing in flight, nothing to wait for.
+        // The request must be visible before the ring is re-read: a descriptor the device used before it saw the
+        // request raises no interrupt, so the caller has to see it instead.
         SharedMemory.FullBarrier();
-        if (_batchRemaining != 0 || _inFlightDescriptors == 0)
-        {
-            return _batchRemaining == 0;
-        }
-
-        _dma.SyncForCpu(_ring.Slice(_layout.DescriptorOffset(slot), PackedRing.DescriptorSize));
-        return !PackedRing.IsUsed(SharedMemory.ReadUInt16(DescriptorFlags(slot)), wrap);
     }
 
     /// <inheritdoc />

@@ -691,23 +691,9 @@ public sealed class SplitVirtqueue : IVirtqueue
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
     public bool EnableInterrupts()
     {
-        ThrowIfUnusable();
-        _interruptsSuppressed = false;
-        if (_eventIdx)
-        {
-            WriteUsedEvent(_lastUsedIdx);
-        }
-        else
-        {
-            _availFlagsShadow &= unchecked((ushort)~SplitRing.AvailFlagNoInterrupt);
-            SharedMemory.WriteUInt16(_availFlags, _availFlagsShadow);
-        }
+        ArmUsedEvent(0);
 
-        _dma.SyncForDevice(_availableRegion);
-
-        // The request must be visible before used.idx is re-read: an entry the device published before it saw the
-        // request raises no interrupt, so the caller has to see it here instead. §2.7.7 (the race of §2.7.10).
-        SharedMemory.FullBarrier();
+        // An entry the device published before it saw the request raises no interrupt: the caller takes it now.
         _dma.SyncForCpu(_usedRegion);
         return SharedMemory.ReadUInt16(_usedIdx) == _lastUsedIdx;
     }
@@ -722,9 +708,21 @@ public sealed class SplitVirtqueue : IVirtqueue
     /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.DeviceMisbehaved"/> once the queue is broken.</exception>
     public bool EnableInterruptsDelayed()
     {
+        ushort delay = SplitRing.DelayedEventDistance((ushort)(_publishedAvailIdx - _lastUsedIdx));
+        ArmUsedEvent(delay);
+
+        // An index already past the event point means the device crossed it before it saw the request and will not notify.
+        _dma.SyncForCpu(_usedRegion);
+        return (ushort)(SharedMemory.ReadUInt16(_usedIdx) - _lastUsedIdx) <= delay;
+    }
+
+    // Asks for a used-buffer notification once the device has used delay + 1 chains past the last one taken (with
+    // EVENT_IDX, used_event = last used index + delay; without it, NO_INTERRUPT cleared, which means the next one),
+    // and makes the request visible before the caller re-reads used.idx. Ref: virtio v1.2 §2.7.7, §2.7.10.
+    private void ArmUsedEvent(ushort delay)
+    {
         ThrowIfUnusable();
         _interruptsSuppressed = false;
-        ushort delay = SplitRing.DelayedEventDistance((ushort)(_publishedAvailIdx - _lastUsedIdx));
         if (_eventIdx)
         {
             WriteUsedEvent((ushort)(_lastUsedIdx + delay));
@@ -737,11 +735,9 @@ public sealed class SplitVirtqueue : IVirtqueue
 
         _dma.SyncForDevice(_availableRegion);
 
-        // As in EnableInterrupts: the request visible before used.idx is re-read. An index already past the event point
-        // means the device crossed it before it saw the request and will not notify.
+        // The request must be visible before used.idx is re-read: an entry the device published before it saw the
+        // request raises no interrupt, so the caller has to see it instead (the race of §2.7.10).
         SharedMemory.FullBarrier();
-        _dma.SyncForCpu(_usedRegion);
-        return (ushort)(SharedMemory.ReadUInt16(_usedIdx) - _lastUsedIdx) <= delay;
     }
 
     /// <inheritdoc />

@@ -12,16 +12,13 @@ internal static class ChannelsCommand
         Description = "Queue pairs to activate (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET), 1 to those set up (--queues).",
     };
 
-    public static Command Create()
-    {
-        var command = new Command("channels", "Show (and with --combined change) the active queue pairs, as ethtool -l/-L does.");
-        command.Options.Add(Combined);
-        command.Options.Add(OneShotDevice.Queues);
-        command.Options.Add(Attach.Option);
-        CommonOptions.AddTo(command, includeOperationMode: false);
-        CommandRunner.SetAction(command, Execute);
-        return command;
-    }
+    public static Command Create() =>
+        DeviceVerb.Create(
+            "channels",
+            "Show (and with --combined change) the active queue pairs, as ethtool -l/-L does.",
+            Execute,
+            withQueues: true,
+            Combined);
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {

@@ -143,7 +143,7 @@ internal static class DumpCommand
         for (int i = 0; i < frames; i++)
         {
             session.Link.ArpCache.Clear();
-            session.Resolve(IPAddress.Parse("10.0.2.2"), cancellationToken);
+            session.ResolveAsync(IPAddress.Parse("10.0.2.2"), cancellationToken).AsTask().GetAwaiter().GetResult();
         }
     }
 }

@@ -16,15 +16,13 @@ internal static class MtuCommand
         Description = "With --attach: set the interface's MTU to N (68 to the device's MTU). A private machine's MTU is QEMU's host_mtu=N in --device-opts.",
     };
 
-    public static Command Create()
-    {
-        var command = new Command("mtu", "Show the MTU (the device's, with VIRTIO_NET_F_MTU; pass host_mtu=N in --device-opts to set it) and the frame sizes the driver handles; with --attach and --set, change the running interface's.");
-        command.Options.Add(Set);
-        command.Options.Add(Attach.Option);
-        CommonOptions.AddTo(command, includeOperationMode: false);
-        CommandRunner.SetAction(command, Execute);
-        return command;
-    }
+    public static Command Create() =>
+        DeviceVerb.Create(
+            "mtu",
+            "Show the MTU (the device's, with VIRTIO_NET_F_MTU; pass host_mtu=N in --device-opts to set it) and the frame sizes the driver handles; with --attach and --set, change the running interface's.",
+            Execute,
+            withQueues: false,
+            Set);
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {

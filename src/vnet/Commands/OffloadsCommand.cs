@@ -22,15 +22,13 @@ internal static class OffloadsCommand
         AllowMultipleArgumentsPerToken = true,
     };
 
-    public static Command Create()
-    {
-        var command = new Command("offloads", "Show (and with --set change) offloads, as ethtool -k/-K does.");
-        command.Options.Add(Set);
-        command.Options.Add(Attach.Option);
-        CommonOptions.AddTo(command, includeOperationMode: false);
-        CommandRunner.SetAction(command, Execute);
-        return command;
-    }
+    public static Command Create() =>
+        DeviceVerb.Create(
+            "offloads",
+            "Show (and with --set change) offloads, as ethtool -k/-K does.",
+            Execute,
+            withQueues: false,
+            Set);
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {

@@ -31,7 +31,7 @@ internal static class PingCommand
         return command;
     }
 
-    private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
+    private static async Task<int> Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
         string text = result.GetValue(Target) ?? string.Empty;
         if (!IPAddress.TryParse(text, out IPAddress? target) || target.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
@@ -63,8 +63,9 @@ internal static class PingCommand
         Log.Info($"{net.TransportDescription}: MAC {Json.FormatMac(net.MacAddress.Span)}, link {(net.IsLinkUp ? "up" : "down")}, " +
             $"{net.ReceiveMode.ToString().ToLowerInvariant()} receive buffers, {net.RingLayout.ToString().ToLowerInvariant()} rings, {net.OperationMode.ToString().ToLowerInvariant()} mode ({net.InterruptDescription})");
 
+        // The client's waits are the pair's asynchronous ones: no thread sleeps on the device while a reply is awaited.
         var session = new DiagnosticClient(new VirtioNetFramePort(net));
-        DhcpLease lease = session.AcquireLease(cancellationToken);
+        DhcpLease lease = await session.AcquireLeaseAsync(cancellationToken);
         Log.Info($"DHCP: {lease.Address} from {lease.ServerIdentifier}, router {lease.Router?.ToString() ?? "none"}");
 
         Pinger pinger = session.CreatePinger(target, new PingOptions
@@ -78,7 +79,7 @@ internal static class PingCommand
             Console.Out.WriteLine(pinger.Banner);
         }
 
-        foreach (PingReply reply in pinger.Run(count, cancellationToken))
+        await foreach (PingReply reply in pinger.RunAsync(count, cancellationToken))
         {
             if (reply.Status == PingStatus.Success)
             {

@@ -48,19 +48,16 @@ internal static class RssCommand
         ["udp-ex"] = RssHashTypes.UdpEx,
     };
 
-    public static Command Create()
-    {
-        var command = new Command("rss", "Show (and with --equal/--key/--hash-types set) RSS: indirection table, key and hash types, as ethtool -x/-X does.");
-        command.Options.Add(Equal);
-        command.Options.Add(Key);
-        command.Options.Add(HashTypes);
-        command.Options.Add(TableLength);
-        command.Options.Add(OneShotDevice.Queues);
-        command.Options.Add(Attach.Option);
-        CommonOptions.AddTo(command, includeOperationMode: false);
-        CommandRunner.SetAction(command, Execute);
-        return command;
-    }
+    public static Command Create() =>
+        DeviceVerb.Create(
+            "rss",
+            "Show (and with --equal/--key/--hash-types set) RSS: indirection table, key and hash types, as ethtool -x/-X does.",
+            Execute,
+            withQueues: true,
+            Equal,
+            Key,
+            HashTypes,
+            TableLength);
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {

@@ -21,16 +21,13 @@ internal static class StatsCommand
         DefaultValueFactory = _ => 0,
     };
 
-    public static Command Create()
-    {
-        var command = new Command("stats", "Show the driver's per-queue statistics, as ethtool -S does.");
-        command.Options.Add(Seconds);
-        command.Options.Add(OneShotDevice.Queues);
-        command.Options.Add(Attach.Option);
-        CommonOptions.AddTo(command, includeOperationMode: false);
-        CommandRunner.SetAction(command, Execute);
-        return command;
-    }
+    public static Command Create() =>
+        DeviceVerb.Create(
+            "stats",
+            "Show the driver's per-queue statistics, as ethtool -S does.",
+            Execute,
+            withQueues: true,
+            Seconds);
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {

@@ -36,7 +36,7 @@ public sealed class PingTests
 
     [Theory]
     [MemberData(nameof(Configurations))]
-    public void DhcpAndPingOfTheGatewaySucceed(bool modern, string deviceProperties, OperationMode mode, int slot, ReceiveMode expectedMode)
+    public async Task DhcpAndPingOfTheGatewaySucceed(bool modern, string deviceProperties, OperationMode mode, int slot, ReceiveMode expectedMode)
     {
         using RiscvVirtBoard board = QemuNet.StartBoard(modern, deviceProperties, slot);
         using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
@@ -54,7 +54,7 @@ public sealed class PingTests
         Assert.True(net.MacFromDevice);
         Assert.True(net.IsLinkUp);
 
-        var (lease, replies) = QemuNet.DhcpAndPing(net, 5);
+        var (lease, replies) = await QemuNet.DhcpAndPingAsync(net, 5);
 
         Assert.Equal(IPAddress.Parse("10.0.2.15"), lease.Address);
         Assert.Equal(5, replies.Count);
@@ -72,13 +72,13 @@ public sealed class PingTests
     [Theory]
     [InlineData(false, OperationMode.Interrupt)]
     [InlineData(true, OperationMode.Poll)]
-    public void AThousandEchoesGoRoundTheRingsSeveralTimesWithContentsVerified(bool modern, OperationMode mode)
+    public async Task AThousandEchoesGoRoundTheRingsSeveralTimesWithContentsVerified(bool modern, OperationMode mode)
     {
         // 1000 echo round trips: each ring (256 entries) wraps several times; the pinger checks id, sequence and payload.
         using RiscvVirtBoard board = QemuNet.StartBoard(modern);
         using VirtioNetDevice net = board.OpenNetDevice(null, new VirtioNetOptions { OperationMode = mode });
 
-        var (_, replies) = QemuNet.DhcpAndPing(net, 1000);
+        var (_, replies) = await QemuNet.DhcpAndPingAsync(net, 1000);
 
         Assert.Equal(1000, replies.Count(r => r.Status == PingStatus.Success));
         Assert.Equal(0, net.Pairs[0].ReceiveStatistics.Errors);

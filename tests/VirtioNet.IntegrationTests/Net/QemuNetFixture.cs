@@ -21,12 +21,17 @@ internal static class QemuNet
     }
 
     /// <summary>DHCP from slirp, then <paramref name="count"/> echo requests to the gateway, back to back; returns the replies.</summary>
-    public static (DhcpLease Lease, IReadOnlyList<PingReply> Replies) DhcpAndPing(VirtioNetDevice net, int count)
+    /// <remarks>For synchronous tests: blocks on <see cref="DhcpAndPingAsync"/> (the client's waits are asynchronous).</remarks>
+    public static (DhcpLease Lease, IReadOnlyList<PingReply> Replies) DhcpAndPing(VirtioNetDevice net, int count) =>
+        DhcpAndPingAsync(net, count).GetAwaiter().GetResult();
+
+    /// <summary>DHCP from slirp, then <paramref name="count"/> echo requests to the gateway, back to back, all on the pair's asynchronous waits.</summary>
+    public static async Task<(DhcpLease Lease, IReadOnlyList<PingReply> Replies)> DhcpAndPingAsync(VirtioNetDevice net, int count)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         var session = new DiagnosticClient(new VirtioNetFramePort(net));
-        DhcpLease lease = session.AcquireLease(ct);
+        DhcpLease lease = await session.AcquireLeaseAsync(ct);
         Pinger pinger = session.CreatePinger(Gateway, new PingOptions { Interval = TimeSpan.Zero, Timeout = TimeSpan.FromSeconds(3) });
-        return (lease, pinger.Run(count, ct).ToList());
+        return (lease, await pinger.RunAsync(count, ct).ToListAsync(ct));
     }
 }

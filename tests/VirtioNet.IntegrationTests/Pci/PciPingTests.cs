@@ -37,7 +37,7 @@ public sealed class PciPingTests
 
     [Theory]
     [MemberData(nameof(Configurations))]
-    public void DhcpAndPingOfTheGatewaySucceedOverPci(QemuMachineKind machine, QemuNetDeviceModel model, bool legacy, VirtioPciInterruptMode interrupts, OperationMode mode, string deviceProperties)
+    public async Task DhcpAndPingOfTheGatewaySucceedOverPci(QemuMachineKind machine, QemuNetDeviceModel model, bool legacy, VirtioPciInterruptMode interrupts, OperationMode mode, string deviceProperties)
     {
         using IQemuBoard board = QemuBoards.StartPci(machine, model, deviceProperties);
         using VirtioNetDevice net = board.OpenPciNetDevice(new VirtioNetOptions { OperationMode = mode }, legacy, interrupts);
@@ -50,7 +50,7 @@ public sealed class PciPingTests
         Assert.True(net.MacFromDevice);
         Assert.True(net.IsLinkUp);
 
-        var (lease, replies) = QemuNet.DhcpAndPing(net, 5);
+        var (lease, replies) = await QemuNet.DhcpAndPingAsync(net, 5);
 
         Assert.Equal(IPAddress.Parse("10.0.2.15"), lease.Address);
         Assert.Equal(5, replies.Count);

@@ -9,13 +9,13 @@ public class ArpResolverTests
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
-    public void GatewayResolvesToItsMacAndIsCached()
+    public async Task GatewayResolvesToItsMacAndIsCached()
     {
         var gateway = new SimulatedGateway();
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
 
-        Assert.Equal(SimulatedGateway.GatewayMac, session.Resolve(SimulatedGateway.GatewayAddress, Token));
-        Assert.Equal(SimulatedGateway.GatewayMac, session.Resolve(SimulatedGateway.GatewayAddress, Token));
+        Assert.Equal(SimulatedGateway.GatewayMac, await session.ResolveAsync(SimulatedGateway.GatewayAddress, Token));
+        Assert.Equal(SimulatedGateway.GatewayMac, await session.ResolveAsync(SimulatedGateway.GatewayAddress, Token));
 
         var request = Assert.Single(gateway.ArpRequestsFromGuest);
         Assert.Equal(SimulatedGateway.GuestAddress, request.SenderProtocolAddress);
@@ -25,7 +25,7 @@ public class ArpResolverTests
     }
 
     [Fact]
-    public void ExpiredEntriesAreResolvedAgain()
+    public async Task ExpiredEntriesAreResolvedAgain()
     {
         var gateway = new SimulatedGateway();
         var options = DiagnosticsTestOptions.Session();
@@ -35,22 +35,22 @@ public class ArpResolverTests
             Arp = options.Arp,
             ArpCache = new ArpCache(lifetime: TimeSpan.Zero),
         });
-        session.AcquireLease(Token);
+        await session.AcquireLeaseAsync(Token);
 
-        session.Resolve(SimulatedGateway.DnsAddress, Token);
-        Assert.Equal(SimulatedGateway.DnsMac, session.Resolve(SimulatedGateway.DnsAddress, Token));
+        await session.ResolveAsync(SimulatedGateway.DnsAddress, Token);
+        Assert.Equal(SimulatedGateway.DnsMac, await session.ResolveAsync(SimulatedGateway.DnsAddress, Token));
 
         Assert.Equal(2, gateway.ArpRequestsFromGuest.Count);
     }
 
     [Fact]
-    public void SilentHostThrowsAfterEveryAttempt()
+    public async Task SilentHostThrowsAfterEveryAttempt()
     {
         var gateway = new SimulatedGateway();
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var silent = IPAddress.Parse("10.0.2.99");
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.Resolve(silent, Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.ResolveAsync(silent, Token));
 
         Assert.Equal(DiagnosticsErrorReason.ArpUnresolved, failure.Reason);
         Assert.Contains("10.0.2.99", failure.Message, StringComparison.Ordinal);
@@ -58,11 +58,11 @@ public class ArpResolverTests
     }
 
     [Fact]
-    public void ResolvingBeforeAnAddressIsConfiguredThrows()
+    public async Task ResolvingBeforeAnAddressIsConfiguredThrows()
     {
         var session = new DiagnosticClient(new SimulatedGateway(), DiagnosticsTestOptions.Session());
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.Resolve(SimulatedGateway.GatewayAddress, Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.ResolveAsync(SimulatedGateway.GatewayAddress, Token));
 
         Assert.Equal(DiagnosticsErrorReason.NotConfigured, failure.Reason);
     }

@@ -10,12 +10,12 @@ public class DhcpClientTests
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
-    public void LeaseFromSlirpCarriesAddressMaskRouterDnsServerAndLeaseTime()
+    public async Task LeaseFromSlirpCarriesAddressMaskRouterDnsServerAndLeaseTime()
     {
         var gateway = new SimulatedGateway();
         var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
 
-        var lease = session.AcquireLease(Token);
+        var lease = await session.AcquireLeaseAsync(Token);
 
         Assert.Equal(SimulatedGateway.GuestAddress, lease.Address);
         Assert.Equal(SimulatedGateway.Netmask, lease.SubnetMask);
@@ -29,10 +29,10 @@ public class DhcpClientTests
     }
 
     [Fact]
-    public void DiscoverAndRequestFollowRfc2131()
+    public async Task DiscoverAndRequestFollowRfc2131()
     {
         var gateway = new SimulatedGateway();
-        new DiagnosticClient(gateway, DiagnosticsTestOptions.Session()).AcquireLease(Token);
+        await new DiagnosticClient(gateway, DiagnosticsTestOptions.Session()).AcquireLeaseAsync(Token);
 
         Assert.Equal(2, gateway.DhcpMessagesFromGuest.Count);
         var discover = gateway.DhcpMessagesFromGuest[0];
@@ -69,12 +69,12 @@ public class DhcpClientTests
     }
 
     [Fact]
-    public void NoOfferThrowsAfterEveryAttempt()
+    public async Task NoOfferThrowsAfterEveryAttempt()
     {
         var gateway = new SimulatedGateway { AnswersDhcp = false };
         var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session(dhcpAttempts: 3));
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.AcquireLease(Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.AcquireLeaseAsync(Token));
 
         Assert.Equal(DiagnosticsErrorReason.NoDhcpOffer, failure.Reason);
         Assert.Contains("DHCPOFFER", failure.Message, StringComparison.Ordinal);
@@ -85,12 +85,12 @@ public class DhcpClientTests
     }
 
     [Fact]
-    public void NakThrowsWithTheServersReason()
+    public async Task NakThrowsWithTheServersReason()
     {
         var gateway = new SimulatedGateway { NaksRequests = true, NakMessage = "address in use elsewhere" };
         var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.AcquireLease(Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.AcquireLeaseAsync(Token));
 
         Assert.Equal(DiagnosticsErrorReason.DhcpNak, failure.Reason);
         Assert.Contains("address in use elsewhere", failure.Message, StringComparison.Ordinal);
@@ -100,7 +100,7 @@ public class DhcpClientTests
     }
 
     [Fact]
-    public void OfferForAnotherTransactionIsIgnored()
+    public async Task OfferForAnotherTransactionIsIgnored()
     {
         var gateway = new SimulatedGateway { AnswersDhcp = false };
         var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session(dhcpAttempts: 1));
@@ -109,7 +109,7 @@ public class DhcpClientTests
         var foreign = ForeignOffer(gateway, transactionId: 0xDEADBEEF);
         gateway.Inject(foreign);
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.AcquireLease(Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.AcquireLeaseAsync(Token));
         Assert.Equal(DiagnosticsErrorReason.NoDhcpOffer, failure.Reason);
         Assert.Equal(1, session.Counters.IgnoredFrames);
         Assert.Equal(0, session.Counters.MalformedFrames);

@@ -24,10 +24,10 @@ internal static class DiagnosticsTestOptions
         PayloadSize = payloadSize,
     };
 
-    public static DiagnosticClient LeasedSession(SimulatedGateway gateway)
+    public static async Task<DiagnosticClient> LeasedSession(SimulatedGateway gateway)
     {
         var session = new DiagnosticClient(gateway, Session());
-        session.AcquireLease(TestContext.Current.CancellationToken);
+        await session.AcquireLeaseAsync(TestContext.Current.CancellationToken);
         return session;
     }
 }

@@ -17,24 +17,24 @@ public class MalformedFrameTests
 
     [Theory]
     [MemberData(nameof(Damages))]
-    public void DamagedFrameIsDroppedAndCountedWhileTheFlowSucceeds(string damage)
+    public async Task DamagedFrameIsDroppedAndCountedWhileTheFlowSucceeds(string damage)
     {
         var gateway = new SimulatedGateway();
         var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
         gateway.Inject(Damage(damage, gateway));
 
-        session.AcquireLease(Token);
-        var reply = session.CreatePinger(SimulatedGateway.GatewayAddress, DiagnosticsTestOptions.Ping()).Send(Token);
+        await session.AcquireLeaseAsync(Token);
+        var reply = await session.CreatePinger(SimulatedGateway.GatewayAddress, DiagnosticsTestOptions.Ping()).SendAsync(Token);
 
         Assert.Equal(PingStatus.Success, reply.Status);
         Assert.Equal(1, session.Counters.MalformedFrames);
     }
 
     [Fact]
-    public void RandomFramesNeverThrowAndAreAllAccountedFor()
+    public async Task RandomFramesNeverThrowAndAreAllAccountedFor()
     {
         var gateway = new SimulatedGateway();
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var random = new Random(20_26);
         const int Frames = 500;
         for (var i = 0; i < Frames; i++)
@@ -56,7 +56,7 @@ public class MalformedFrameTests
 
         var counters = session.Counters;
         var droppedBefore = counters.MalformedFrames + counters.IgnoredFrames;
-        var reply = session.CreatePinger(SimulatedGateway.GatewayAddress, DiagnosticsTestOptions.Ping()).Send(Token);
+        var reply = await session.CreatePinger(SimulatedGateway.GatewayAddress, DiagnosticsTestOptions.Ping()).SendAsync(Token);
 
         Assert.Equal(PingStatus.Success, reply.Status);
         // Every random frame was dropped, as malformed (runts, bad IPv4 checksums) or ignored (unknown types, non-Ethernet ARP);

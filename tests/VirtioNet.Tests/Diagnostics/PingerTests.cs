@@ -10,14 +10,14 @@ public class PingerTests
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
-    public void FullDhcpArpAndPingFlowAgainstSimulatedSlirp()
+    public async Task FullDhcpArpAndPingFlowAgainstSimulatedSlirp()
     {
         var gateway = new SimulatedGateway();
         var session = new DiagnosticClient(gateway, DiagnosticsTestOptions.Session());
 
-        var lease = session.AcquireLease(Token);
+        var lease = await session.AcquireLeaseAsync(Token);
         var pinger = session.CreatePinger(lease.Router!, DiagnosticsTestOptions.Ping());
-        var replies = pinger.Run(3, Token).ToList();
+        var replies = await pinger.RunAsync(3, Token).ToListAsync(Token);
 
         Assert.Equal([1, 2, 3], replies.Select(r => (int)r.Sequence));
         Assert.All(replies, reply =>
@@ -52,12 +52,12 @@ public class PingerTests
     }
 
     [Fact]
-    public void OffSubnetTargetIsReachedThroughTheRouter()
+    public async Task OffSubnetTargetIsReachedThroughTheRouter()
     {
         var gateway = new SimulatedGateway();
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
 
-        var reply = session.CreatePinger(SimulatedGateway.ExternalHost, DiagnosticsTestOptions.Ping()).Send(Token);
+        var reply = await session.CreatePinger(SimulatedGateway.ExternalHost, DiagnosticsTestOptions.Ping()).SendAsync(Token);
 
         Assert.Equal(PingStatus.Success, reply.Status);
         Assert.Equal(SimulatedGateway.ExternalHost, reply.From);
@@ -68,13 +68,13 @@ public class PingerTests
     }
 
     [Fact]
-    public void LostRepliesAreCountedAsTimeouts()
+    public async Task LostRepliesAreCountedAsTimeouts()
     {
         var gateway = new SimulatedGateway { EchoFault = seq => seq == 2 ? EchoReplyFault.Drop : EchoReplyFault.None };
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var pinger = session.CreatePinger(SimulatedGateway.GatewayAddress, DiagnosticsTestOptions.Ping());
 
-        var statuses = pinger.Run(3, Token).Select(r => r.Status).ToList();
+        var statuses = await pinger.RunAsync(3, Token).Select(r => r.Status).ToListAsync(Token);
 
         Assert.Equal([PingStatus.Success, PingStatus.TimedOut, PingStatus.Success], statuses);
         Assert.Equal(3, pinger.Statistics.Transmitted);
@@ -88,14 +88,14 @@ public class PingerTests
     [InlineData(EchoReplyFault.WrongSequence)]
     [InlineData(EchoReplyFault.WrongPayload)]
     [InlineData(EchoReplyFault.BadChecksum)]
-    public void SpoiledReplyIsNotCounted(EchoReplyFault fault)
+    public async Task SpoiledReplyIsNotCounted(EchoReplyFault fault)
     {
         var gateway = new SimulatedGateway { EchoFault = _ => fault };
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var pinger = session.CreatePinger(SimulatedGateway.GatewayAddress, DiagnosticsTestOptions.Ping());
         var droppedBefore = session.Counters.IgnoredFrames + session.Counters.MalformedFrames;
 
-        var reply = pinger.Send(Token);
+        var reply = await pinger.SendAsync(Token);
 
         Assert.Equal(PingStatus.TimedOut, reply.Status);
         Assert.Equal(0, pinger.Statistics.Received);
@@ -108,26 +108,26 @@ public class PingerTests
     [InlineData(EchoReplyFault.WrongSequence)]
     [InlineData(EchoReplyFault.WrongPayload)]
     [InlineData(EchoReplyFault.BadChecksum)]
-    public void CorrectReplyAfterASpoiledOneIsCountedOnce(EchoReplyFault fault)
+    public async Task CorrectReplyAfterASpoiledOneIsCountedOnce(EchoReplyFault fault)
     {
         var gateway = new SimulatedGateway { EchoFault = _ => fault, FollowFaultWithCorrectReply = true };
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var pinger = session.CreatePinger(SimulatedGateway.GatewayAddress, DiagnosticsTestOptions.Ping());
 
-        var replies = pinger.Run(2, Token).ToList();
+        var replies = await pinger.RunAsync(2, Token).ToListAsync(Token);
 
         Assert.All(replies, r => Assert.Equal(PingStatus.Success, r.Status));
         Assert.Equal(2, pinger.Statistics.Received);
     }
 
     [Fact]
-    public void CustomPatternAndSizeAreSentAndVerified()
+    public async Task CustomPatternAndSizeAreSentAndVerified()
     {
         var gateway = new SimulatedGateway();
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var options = new PingOptions { PayloadSize = 5, Pattern = [0xAB, 0xCD], Timeout = TimeSpan.FromMilliseconds(100) };
 
-        var reply = session.CreatePinger(SimulatedGateway.GatewayAddress, options).Send(Token);
+        var reply = await session.CreatePinger(SimulatedGateway.GatewayAddress, options).SendAsync(Token);
 
         Assert.Equal(PingStatus.Success, reply.Status);
         Assert.Equal(13, reply.Bytes);
@@ -135,13 +135,13 @@ public class PingerTests
     }
 
     [Fact]
-    public void UnresolvableNextHopIsReportedAsAnError()
+    public async Task UnresolvableNextHopIsReportedAsAnError()
     {
         var gateway = new SimulatedGateway();
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var pinger = session.CreatePinger(IPAddress.Parse("10.0.2.99"), DiagnosticsTestOptions.Ping());
 
-        var reply = pinger.Send(Token);
+        var reply = await pinger.SendAsync(Token);
 
         Assert.Equal(PingStatus.DestinationHostUnreachable, reply.Status);
         Assert.Equal("From 10.0.2.15 icmp_seq=1 Destination Host Unreachable", reply.ToString());
@@ -150,57 +150,57 @@ public class PingerTests
     }
 
     [Fact]
-    public void OffSubnetTargetWithoutRouterThrows()
+    public async Task OffSubnetTargetWithoutRouterThrows()
     {
         var session = new DiagnosticClient(new SimulatedGateway(), DiagnosticsTestOptions.Session());
         session.Configure(SimulatedGateway.GuestAddress, SimulatedGateway.Netmask, router: null);
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.CreatePinger(SimulatedGateway.ExternalHost).Send(Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.CreatePinger(SimulatedGateway.ExternalHost).SendAsync(Token));
 
         Assert.Equal(DiagnosticsErrorReason.NoRoute, failure.Reason);
     }
 
     [Fact]
-    public void PingingBeforeAnAddressIsConfiguredThrows()
+    public async Task PingingBeforeAnAddressIsConfiguredThrows()
     {
         var session = new DiagnosticClient(new SimulatedGateway(), DiagnosticsTestOptions.Session());
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.CreatePinger(SimulatedGateway.GatewayAddress).Send(Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.CreatePinger(SimulatedGateway.GatewayAddress).SendAsync(Token));
 
         Assert.Equal(DiagnosticsErrorReason.NotConfigured, failure.Reason);
     }
 
     [Fact]
-    public void FullTransmitRingIsRetried()
+    public async Task FullTransmitRingIsRetried()
     {
         var gateway = new SimulatedGateway { RefuseNextSends = 2 };
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
 
         Assert.Equal(2, session.Counters.TransmitRetries);
         Assert.Equal(SimulatedGateway.GuestAddress, session.Address);
     }
 
     [Fact]
-    public void StuckTransmitRingThrowsAfterTheTransmitTimeout()
+    public async Task StuckTransmitRingThrowsAfterTheTransmitTimeout()
     {
         var gateway = new SimulatedGateway { RefuseNextSends = int.MaxValue };
         var session = new DiagnosticClient(gateway, new DiagnosticClientOptions { TransmitTimeout = TimeSpan.FromMilliseconds(30) });
 
-        var failure = Assert.Throws<DiagnosticsException>(() => session.AcquireLease(Token));
+        var failure = await Assert.ThrowsAsync<DiagnosticsException>(async () => await session.AcquireLeaseAsync(Token));
 
         Assert.Equal(DiagnosticsErrorReason.TransmitStalled, failure.Reason);
     }
 
     [Fact]
-    public void CancellationEndsAWait()
+    public async Task CancellationEndsAWait()
     {
         var gateway = new SimulatedGateway { EchoFault = _ => EchoReplyFault.Drop };
-        var session = DiagnosticsTestOptions.LeasedSession(gateway);
+        var session = await DiagnosticsTestOptions.LeasedSession(gateway);
         var pinger = session.CreatePinger(SimulatedGateway.GatewayAddress, new PingOptions { Timeout = TimeSpan.FromSeconds(30) });
         using var cancellation = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
 
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        Assert.ThrowsAny<OperationCanceledException>(() => pinger.Send(cancellation.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await pinger.SendAsync(cancellation.Token));
 
         Assert.True(System.Diagnostics.Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(10));
     }

@@ -91,7 +91,7 @@ public sealed class SimulatedGateway : IFramePort
         return true;
     }
 
-    public int Receive(Span<byte> buffer, TimeSpan timeout, CancellationToken cancellationToken)
+    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (_toGuest.TryDequeue(out var frame))
         {
@@ -100,7 +100,7 @@ public sealed class SimulatedGateway : IFramePort
         }
 
         // Nothing will arrive: let the time pass as a real device would, so that timeouts are real.
-        cancellationToken.WaitHandle.WaitOne(timeout);
+        await Task.Delay(timeout, cancellationToken);
         return 0;
     }
 

@@ -1,10 +1,10 @@
 using System.Runtime.InteropServices;
 
-namespace VirtioNet.Service;
+namespace VirtioNet;
 
 internal static partial class Interop
 {
-    /// <summary>fcntl.h, unistd.h and sys/uio.h: opening, closing, scatter-gather reads and writes.</summary>
+    /// <summary>fcntl.h, unistd.h and sys/uio.h: opening, closing, plain and scatter-gather reads and writes.</summary>
     internal static unsafe partial class Unistd
     {
         internal const int O_RDWR = 0x2;
@@ -17,6 +17,12 @@ internal static partial class Interop
 
         [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
         internal static partial int Close(int fd);
+
+        [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+        internal static partial nint Read(SafeHandle fd, void* buffer, nuint count);
+
+        [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+        internal static partial nint Write(SafeHandle fd, void* buffer, nuint count);
 
         [LibraryImport("libc", EntryPoint = "readv", SetLastError = true)]
         internal static partial nint ReadVector(int fd, IoVec* vectors, int count);
