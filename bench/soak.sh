@@ -48,16 +48,22 @@ ip netns exec "$near" ping -c 2 -W 5 10.79.0.1 >/dev/null
 ip netns exec "$far" iperf3 -s -1 >"$D/server.log" 2>&1 & server_pid=$!
 sleep 0.5
 
-sample() {  # seconds-since-start,rss-kib,fds,threads of the vnet up process
-    local status rss threads fds
+sample() {  # seconds-since-start,rss-kib,anon-kib,file-kib,shmem-kib,fds,threads of the vnet up process
+    local status rss anon file shmem threads fds
     status="$(cat "/proc/$up_pid/status")"
     rss="$(awk '/^VmRSS:/ {print $2}' <<<"$status")"
+    # VmRSS = RssAnon (the GC heap, native allocations, stacks, JIT'd code) + RssFile (mapped files: the runtime and
+    # assemblies) + RssShmem (shared memory: the guest RAM file QEMU and the driver both map, touched page by page as
+    # rings and buffers are used). Which one moves says where growth comes from.
+    anon="$(awk '/^RssAnon:/ {print $2}' <<<"$status")"
+    file="$(awk '/^RssFile:/ {print $2}' <<<"$status")"
+    shmem="$(awk '/^RssShmem:/ {print $2}' <<<"$status")"
     threads="$(awk '/^Threads:/ {print $2}' <<<"$status")"
     fds="$(ls "/proc/$up_pid/fd" | wc -l)"
-    echo "$1,$rss,$fds,$threads"
+    echo "$1,$rss,$anon,$file,$shmem,$fds,$threads"
 }
 
-echo "seconds,rss_kib,fds,threads" >"$csv"
+echo "seconds,rss_kib,anon_kib,file_kib,shmem_kib,fds,threads" >"$csv"
 start=$(date +%s)
 ip netns exec "$near" iperf3 -c 10.79.0.1 --bidir -t "$seconds" -i 0 --json >"$D/client.json" 2>&1 & client_pid=$!
 while kill -0 "$client_pid" 2>/dev/null; do
@@ -82,7 +88,7 @@ def span(key):
     v = [int(r[key]) for r in rows]
     return f"{key}: first {v[0]}, last {v[-1]}, min {min(v)}, max {max(v)}"
 print(f"iperf3 --bidir: near->far {sent:.2f} Gbit/s, far->near {back:.2f} Gbit/s, retransmits {end['sum_sent'].get('retransmits', '?')}")
-print(f"{len(rows)} samples; " + "; ".join(span(k) for k in ("rss_kib", "fds", "threads")))
+print(f"{len(rows)} samples; " + "; ".join(span(k) for k in ("rss_kib", "anon_kib", "file_kib", "shmem_kib", "fds", "threads")))
 PY
 
 # Nothing left behind: the TAP (with its namespace still there), QEMU, its shared memory, the control socket.

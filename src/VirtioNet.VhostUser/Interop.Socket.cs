@@ -12,6 +12,9 @@ internal static partial class Interop
         internal const int AF_UNIX = 1;
         internal const int SOCK_STREAM = 1;
         internal const int SOCK_CLOEXEC = 0x80000;
+
+        /// <summary>SOCK_NONBLOCK: connect returns at once (EAGAIN when a listener's queue is full) instead of waiting.</summary>
+        internal const int SOCK_NONBLOCK = 0x800;
         internal const int SOL_SOCKET = 1;
         internal const int SCM_RIGHTS = 1;
 

@@ -20,18 +20,21 @@ internal sealed class VhostUserListener : IDisposable
     /// <summary>The socket path.</summary>
     internal string Path { get; }
 
-    /// <summary>Binds and listens on <paramref name="path"/>, which must not exist yet.</summary>
-    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.PlatformFailure"/> when the path is in use or the kernel refuses.</exception>
+    /// <summary>
+    /// Binds and listens on <paramref name="path"/>, which must not exist yet or must be a stale socket: one whose
+    /// listener is gone (a driver killed with SIGKILL cannot remove its socket file), which is removed and bound again.
+    /// </summary>
+    /// <exception cref="VirtioException">
+    /// With <see cref="VirtioErrorReason.PlatformFailure"/> when something else is at the path, a process listens on the
+    /// socket there, or the kernel refuses.
+    /// </exception>
     internal static unsafe VhostUserListener Listen(string path)
     {
         Span<byte> address = stackalloc byte[Interop.Socket.SockAddrUnLength];
         int addressLength = Interop.Socket.WriteUnixAddress(address, path);
         if (File.Exists(path) || Directory.Exists(path))
         {
-            // Not removed: .NET cannot tell a stale socket from a file someone needs, and a live socket belongs to someone.
-            throw new VirtioException(
-                VirtioErrorReason.PlatformFailure,
-                $"Cannot listen for a vhost-user backend at {path}: the path exists (a socket left by an earlier run? remove it first).");
+            RemoveStaleSocket(path, address[..addressLength]);
         }
 
         FileDescriptor socket = VhostUserChannel.CreateSocket(path);
@@ -57,6 +60,53 @@ internal sealed class VhostUserListener : IDisposable
         {
             socket.Dispose();
             throw;
+        }
+    }
+
+    // A socket nobody listens on is stale: connect(2) to it fails with ECONNREFUSED (the kernel's answer for a socket
+    // file without a listener). Anything else at the path belongs to someone: a regular file or directory (connect would
+    // say ECONNREFUSED for a regular file too, hence the type check first), a socket that accepts the probe's connection
+    // (closed at once: the listener sees a peer that hangs up before saying anything), or one whose queue is full
+    // (EAGAIN from the non-blocking probe). Two processes that find the same stale socket at the same moment can still
+    // race (the later removal takes the earlier one's new socket away); one driver per socket path is the caller's rule.
+    private static unsafe void RemoveStaleSocket(string path, ReadOnlySpan<byte> address)
+    {
+        if (!Interop.Stat.IsSocket(path))
+        {
+            throw new VirtioException(
+                VirtioErrorReason.PlatformFailure,
+                $"Cannot listen for a vhost-user backend at {path}: the path exists and is not a socket.");
+        }
+
+        int errno;
+        using (FileDescriptor probe = Interop.Socket.Create(Interop.Socket.AF_UNIX, Interop.Socket.SOCK_STREAM | Interop.Socket.SOCK_CLOEXEC | Interop.Socket.SOCK_NONBLOCK, 0))
+        {
+            if (probe.IsInvalid)
+            {
+                throw Interop.Failure($"socket to probe {path}");
+            }
+
+            fixed (byte* a = address)
+            {
+                // SAFETY: 'a' points at a filled sockaddr_un of address.Length bytes, pinned for the call.
+                errno = Interop.Socket.Connect(probe, a, (uint)address.Length) == 0 ? 0 : Interop.LastErrno;
+            }
+        }
+
+        switch (errno)
+        {
+            case Interop.Errno.ECONNREFUSED:
+                File.Delete(path);
+                return;
+            case Interop.Errno.ENOENT:
+                // Removed meanwhile: the path is free.
+                return;
+            case 0 or Interop.Errno.EAGAIN:
+                throw new VirtioException(
+                    VirtioErrorReason.PlatformFailure,
+                    $"Cannot listen for a vhost-user backend at {path}: another process listens on that socket (a driver still running?).");
+            default:
+                throw Interop.Failure($"probing the socket {path} for a listener", errno);
         }
     }
 

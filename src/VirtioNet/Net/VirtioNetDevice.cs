@@ -584,13 +584,15 @@ public sealed partial class VirtioNetDevice : IDisposable
         return cause;
     }
 
-    // Poll mode: no configuration interrupt arrives, so link and DEVICE_NEEDS_RESET are read every LinkPollInterval.
+    // Poll mode: no configuration interrupt arrives, so link, speed and duplex, and DEVICE_NEEDS_RESET are read every
+    // LinkPollInterval.
     private void PollLink()
     {
         if (_linkPollClock.Elapsed >= _options.LinkPollInterval)
         {
             _linkPollClock.Restart();
             CheckNeedsResetPolled();
+            RereadSpeedDuplex();
             CheckLink();
         }
     }

@@ -122,8 +122,9 @@ public sealed record VirtioNetOptions
     public byte[]? FallbackMac { get; init; }
 
     /// <summary>
-    /// How often the link status is re-read in poll mode, where no configuration interrupt is taken. Default 100 ms:
-    /// a link change is seen within a tenth of a second at the cost of one register read.
+    /// How often the link status (and, with VIRTIO_NET_F_SPEED_DUPLEX, speed and duplex) is re-read in poll mode, where
+    /// no configuration interrupt is taken. Default 100 ms: a link change is seen within a tenth of a second at the cost
+    /// of one register read (three with speed and duplex).
     /// </summary>
     public TimeSpan LinkPollInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 

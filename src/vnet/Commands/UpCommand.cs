@@ -165,6 +165,10 @@ internal static class UpCommand
 
                     // A backend that connects to us (OVS's dpdkvhostuserclient port) retries once a second.
                     ConnectTimeout = TimeSpan.FromSeconds(15),
+
+                    // A backend that goes away (an OVS port deleted and added again, a switch restarted) gets the same
+                    // device back when it returns: the TAP's carrier follows the link meanwhile.
+                    AutoReconnect = true,
                 };
                 using VhostUserNetDevice session = VhostUserNetDevice.Open(vhost, netOptions, cancellationToken: cancellationToken);
                 return Serve(session.Device, options, file, cancellationToken);

@@ -230,7 +230,7 @@ public sealed class TapTcpTests
     // The MSS: the MTU less the IPv4 (20) or IPv6 (40) header and the TCP header (20).
     private static int Mss(int mtu, int ipVersion) => mtu - (ipVersion == 6 ? 60 : 40);
 
-    private static TestTcpEndpoint Endpoint(VirtioNetDevice net, int mtu, int ipVersion, bool acceptUncheckedCoalescedFrames = false)
+    internal static TestTcpEndpoint Endpoint(VirtioNetDevice net, int mtu, int ipVersion, bool acceptUncheckedCoalescedFrames = false, ushort kernelPort = KernelPort)
     {
         int mss = Mss(mtu, ipVersion);
 
@@ -238,7 +238,7 @@ public sealed class TapTcpTests
         int largest = mss * Math.Max(1, 60000 / mss);
         return new TestTcpEndpoint(
             net, NetworkNamespace.KernelMac, KernelTcpPeer.DriverAddress(ipVersion), KernelTcpPeer.KernelAddress(ipVersion),
-            (ushort)Random.Shared.Next(32768, 60000), KernelPort, mss, largest)
+            (ushort)Random.Shared.Next(32768, 60000), kernelPort, mss, largest)
         {
             AcceptUncheckedCoalescedFrames = acceptUncheckedCoalescedFrames,
         };

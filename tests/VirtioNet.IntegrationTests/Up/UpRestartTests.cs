@@ -124,7 +124,7 @@ public sealed class UpRestartTests
         Assert.Contains("running", list.StandardOutput, StringComparison.Ordinal);
     }
 
-    private static void AssertOneErrorLine(VnetProcess.Result result, string expected)
+    internal static void AssertOneErrorLine(VnetProcess.Result result, string expected)
     {
         Assert.NotEqual(0, result.ExitCode);
         string[] errors = result.StandardError.Split('\n').Where(l => l.StartsWith("vnet: error:", StringComparison.Ordinal)).ToArray();
