@@ -120,6 +120,7 @@ internal sealed partial class VirtioNetReceiveQueue
         finally
         {
             Statistics.AddPackets(packetsDone, bytes);
+            Statistics.Add(ref _tally);
         }
 
         if (_freeCount > freeBefore)
@@ -282,7 +283,7 @@ internal sealed partial class VirtioNetReceiveQueue
 
             if (dropForSpan)
             {
-                Statistics.AddDrop();
+                Statistics.AddDrop(VirtioNetDropReason.CallerSpanTooShort);
             }
             else
             {
