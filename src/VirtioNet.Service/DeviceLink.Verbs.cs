@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net.NetworkInformation;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using VirtioNet.Core;
 using VirtioNet.Net;
@@ -67,6 +68,12 @@ internal sealed partial class DeviceLink
                 ["notifications"] = q.Notifications,
                 ["interrupts"] = q.Interrupts,
                 ["coalescedSegments"] = q.CoalescedSegments,
+                ["ringFull"] = q.RingFull,
+                ["checksumsByDevice"] = q.ChecksumsByDevice,
+                ["checksumsByDriver"] = q.ChecksumsByDriver,
+                ["segmentationByDevice"] = q.SegmentationByDevice,
+                ["segmentationByDriver"] = q.SegmentationByDriver,
+                ["dropsByReason"] = new JsonObject(Enum.GetValues<VirtioNetDropReason>().Select(r => KeyValuePair.Create(JsonNamingPolicy.CamelCase.ConvertName(r.ToString()), (JsonNode?)q.GetDrops(r)))),
             })]),
             ["configurationInterrupts"] = _device.ConfigurationInterrupts,
             ["recoveries"] = _device.Recoveries,
@@ -138,11 +145,12 @@ internal sealed partial class DeviceLink
 
     /// <summary>
     /// <c>vnet rss</c>: the device's limits and the RSS configuration in force (hash types as their bits); with
-    /// <paramref name="equal"/>, first spreads a table of <paramref name="tableLength"/> entries over that many receive
-    /// queues with <paramref name="hashTypes"/> and <paramref name="key"/> (VIRTIO_NET_CTRL_MQ_RSS_CONFIG; the device's
-    /// limits are checked, an ArgumentException says which).
+    /// <paramref name="equal"/>, first spreads a table of <paramref name="tableLength"/> entries round-robin over that many
+    /// receive queues, or with <paramref name="weights"/> over the first queues in those proportions (ethtool -X equal N,
+    /// weight W0 W1 ...), with <paramref name="hashTypes"/> and <paramref name="key"/> (VIRTIO_NET_CTRL_MQ_RSS_CONFIG; the
+    /// device's limits are checked, an ArgumentException says which).
     /// </summary>
-    public JsonObject Rss(int? equal, int tableLength, RssHashTypes hashTypes, byte[] key)
+    public JsonObject Rss(int? equal, IReadOnlyList<int>? weights, int tableLength, RssHashTypes hashTypes, byte[] key)
     {
         if (equal is { } queues)
         {
@@ -152,6 +160,15 @@ internal sealed partial class DeviceLink
             }
 
             _device.Control.ConfigureRss(RssConfiguration.Spread(queues, tableLength, hashTypes, key));
+        }
+        else if (weights is not null)
+        {
+            if (weights.Count < 1 || weights.Count > _device.Pairs.Count || weights.Any(w => w < 0) || weights.Sum() == 0)
+            {
+                throw new ArgumentException($"weights: 1 to {_device.Pairs.Count} (the queue pairs set up) whole numbers of at least 0, not all 0; got [{string.Join(", ", weights)}].");
+            }
+
+            _device.Control.ConfigureRss(new RssConfiguration { IndirectionTable = WeightedTable(weights, tableLength), HashTypes = hashTypes, Key = key });
         }
 
         RssConfiguration? rss = _device.Control.Rss;
@@ -321,6 +338,24 @@ internal sealed partial class DeviceLink
         {
             throw new ServiceException($"notification coalescing: {e.Message}", e);
         }
+    }
+
+    // ethtool's weighted fill: queue q gets the entries from tableLength * (w0 + ... + w(q-1)) / sum up to the next
+    // boundary, so each queue's share of the table (and of the hash space) follows its weight; weight 0 gets none.
+    private static ushort[] WeightedTable(IReadOnlyList<int> weights, int tableLength)
+    {
+        ushort[] table = new ushort[tableLength];
+        long sum = weights.Sum(w => (long)w);
+        long before = 0;
+        for (int queue = 0; queue < weights.Count; queue++)
+        {
+            int start = (int)(tableLength * before / sum);
+            before += weights[queue];
+            int end = (int)(tableLength * before / sum);
+            table.AsSpan(start, end - start).Fill((ushort)queue);
+        }
+
+        return table;
     }
 
     // 0:rx0 1:tx0 ... 2N:controlq (Ref: virtio v1.2 §5.1.2), in the names the driver's own counters use.

@@ -50,10 +50,21 @@ internal static class LiveCommands
         }
     }
 
-    /// <summary><c>rss</c>: with <c>equal</c>, spreads the table (<c>tableLength</c>, <c>hashTypeBits</c>, <c>key</c> in hex) first.</summary>
+    /// <summary>
+    /// <c>rss</c>: with <c>equal</c> (a number of queues) or <c>weights</c> (one per queue), fills the table
+    /// (<c>tableLength</c>, <c>hashTypeBits</c>, <c>key</c> in hex) first.
+    /// </summary>
     public static JsonObject Rss(DeviceLink link, JsonObject request)
     {
         int? equal = request["equal"] is null ? null : Number<int>(request, "equal");
+        int[]? weights = request["weights"] is null ? null : [.. List(request, "weights").Select(n => n is JsonValue v && v.TryGetValue(out int w)
+            ? w
+            : throw new ServiceException($"weights: a weight is a whole number; got {n?.ToJsonString() ?? "null"}"))];
+        if (equal is not null && weights is not null)
+        {
+            throw new ServiceException("equal and weights both fill the indirection table; give one");
+        }
+
         int tableLength = request["tableLength"] is null ? 128 : Number<int>(request, "tableLength");
         if (tableLength < 1 || tableLength > 0x8000 || (tableLength & (tableLength - 1)) != 0)
         {
@@ -69,7 +80,7 @@ internal static class LiveCommands
 
         lock (Serial)
         {
-            return link.Rss(equal, tableLength, types, key);
+            return link.Rss(equal, weights, tableLength, types, key);
         }
     }
 

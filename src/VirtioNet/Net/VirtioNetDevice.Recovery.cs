@@ -293,7 +293,7 @@ public sealed partial class VirtioNetDevice
             int inFlight = tx.ReclaimAfterQueueReset(deviceReset: true);
             for (int i = 0; i < inFlight; i++)
             {
-                tx.Statistics.AddDrop();
+                tx.Statistics.AddDrop(VirtioNetDropReason.InFlightAtRecovery);
             }
 
             dropped += inFlight;

@@ -14,6 +14,14 @@ public sealed class VirtioNetQueueStatistics
     private long _interrupts;
     private long _coalescedSegments;
     private long _transmitTimeouts;
+    private long _ringFull;
+    private long _checksumsByDevice;
+    private long _checksumsByDriver;
+    private long _segmentationByDevice;
+    private long _segmentationByDriver;
+
+    // Drops by VirtioNetDropReason; their sum is _drops.
+    private readonly long[] _dropsByReason = new long[Enum.GetValues<VirtioNetDropReason>().Length];
 
     /// <summary>Creates counters for a queue.</summary>
     public VirtioNetQueueStatistics(string name) => Name = name;
@@ -27,7 +35,7 @@ public sealed class VirtioNetQueueStatistics
     /// <summary>Bytes of those frames, without the virtio_net_hdr.</summary>
     public long Bytes => Volatile.Read(ref _bytes);
 
-    /// <summary>Frames dropped by the driver: no buffer, or a frame longer than the caller can take.</summary>
+    /// <summary>Frames dropped by the driver, for the reasons <see cref="GetDrops"/> counts apart.</summary>
     public long Drops => Volatile.Read(ref _drops);
 
     /// <summary>Frames the device returned malformed (lengths below the header, bad num_buffers, runts); dropped and counted here.</summary>
@@ -54,6 +62,34 @@ public sealed class VirtioNetQueueStatistics
     /// </summary>
     public long TransmitTimeouts => Volatile.Read(ref _transmitTimeouts);
 
+    /// <summary>
+    /// Transmit: send attempts the ring turned away for want of room (<c>TrySend</c> returning false, a
+    /// <c>TransmitBurst</c> stopped short with <see cref="TransmitBurstStatus.RingFull"/>, an <c>AllocateBurst</c> that
+    /// got no buffer); a caller that retries counts each attempt. 0 on receive queues.
+    /// </summary>
+    public long RingFull => Volatile.Read(ref _ringFull);
+
+    /// <summary>
+    /// Checksums left to the device: transmit frames sent with NEEDS_CSUM (VIRTIO_NET_F_CSUM); received frames the device
+    /// vouched for (DATA_VALID) or handed over partial (NEEDS_CSUM), as the driver passed them on.
+    /// </summary>
+    public long ChecksumsByDevice => Volatile.Read(ref _checksumsByDevice);
+
+    /// <summary>
+    /// Checksums the driver computed: transmit checksums asked for without VIRTIO_NET_F_CSUM; received partial checksums
+    /// it completed and DATA_VALID claims it verified (found right or wrong).
+    /// </summary>
+    public long ChecksumsByDriver => Volatile.Read(ref _checksumsByDriver);
+
+    /// <summary>Packets segmented by the device: transmit GSO packets (HOST_TSO4/6, USO), received coalesced ones (GUEST_TSO4/6, USO).</summary>
+    public long SegmentationByDevice => Volatile.Read(ref _segmentationByDevice);
+
+    /// <summary>Transmit: packets the driver cut into segments itself (the device lacks the segmentation feature they need); 0 on receive queues.</summary>
+    public long SegmentationByDriver => Volatile.Read(ref _segmentationByDriver);
+
+    /// <summary>The frames dropped for <paramref name="reason"/>; <see cref="Drops"/> is their sum.</summary>
+    public long GetDrops(VirtioNetDropReason reason) => Volatile.Read(ref _dropsByReason[(int)reason]);
+
     internal void AddPacket(int bytes)
     {
         Volatile.Write(ref _packets, _packets + 1);
@@ -69,7 +105,27 @@ public sealed class VirtioNetQueueStatistics
 
     internal void AddCoalescedSegments(int segments) => Volatile.Write(ref _coalescedSegments, _coalescedSegments + segments);
 
-    internal void AddDrop() => Volatile.Write(ref _drops, _drops + 1);
+    internal void AddDrop(VirtioNetDropReason reason)
+    {
+        Volatile.Write(ref _dropsByReason[(int)reason], _dropsByReason[(int)reason] + 1);
+        Volatile.Write(ref _drops, _drops + 1);
+    }
+
+    // What a burst tallied, once per burst; a burst of plain frames costs the one compare.
+    internal void Add(ref BurstTally tally)
+    {
+        if (tally.IsEmpty)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _checksumsByDevice, _checksumsByDevice + tally.ChecksumsByDevice);
+        Volatile.Write(ref _checksumsByDriver, _checksumsByDriver + tally.ChecksumsByDriver);
+        Volatile.Write(ref _segmentationByDevice, _segmentationByDevice + tally.SegmentationByDevice);
+        Volatile.Write(ref _segmentationByDriver, _segmentationByDriver + tally.SegmentationByDriver);
+        Volatile.Write(ref _ringFull, _ringFull + tally.RingFull);
+        tally = default;
+    }
 
     internal void AddError() => Volatile.Write(ref _errors, _errors + 1);
 
@@ -77,6 +133,8 @@ public sealed class VirtioNetQueueStatistics
 
     // The watchdog's timer thread is the only writer.
     internal void AddTransmitTimeout() => Interlocked.Increment(ref _transmitTimeouts);
+
+    internal void AddRingFull() => Volatile.Write(ref _ringFull, _ringFull + 1);
 
     internal void AddInterrupt() => Volatile.Write(ref _interrupts, _interrupts + 1);
 }

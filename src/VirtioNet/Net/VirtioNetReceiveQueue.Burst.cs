@@ -173,6 +173,7 @@ internal sealed partial class VirtioNetReceiveQueue
         finally
         {
             Statistics.AddPackets(packetsDone, bytes);
+            Statistics.Add(ref _tally);
         }
 
         if (_freeCount > freeBefore)
@@ -335,7 +336,7 @@ internal sealed partial class VirtioNetReceiveQueue
 
             if (dropForSpan)
             {
-                Statistics.AddDrop();
+                Statistics.AddDrop(VirtioNetDropReason.CallerSpanTooShort);
             }
             else
             {

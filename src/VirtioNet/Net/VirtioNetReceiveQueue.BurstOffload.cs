@@ -9,6 +9,9 @@ namespace VirtioNet.Net;
 // Checksums are completed or verified in place, across the segments of a multi-buffer packet, only when asked.
 internal sealed partial class VirtioNetReceiveQueue
 {
+    // Checksums and coalesced packets of the burst under way, added to Statistics once at its end (ReceiveBurstCore).
+    private BurstTally _tally;
+
     // Checks the header of the packet whose entries are segments (its first buffer still holds the header), completes
     // or verifies the checksum as options ask, and puts the result in segments[0]. False: the header lies.
     private bool TryCheckBurstOffloads(Span<ReceivedPacket> segments, int frameLength, ReceiveBurstOptions options)
@@ -52,6 +55,7 @@ internal sealed partial class VirtioNetReceiveQueue
             Statistics.AddCoalescedSegments(info.CoalescedSegments);
         }
 
+        _tally.Count(info);
         int slot = segments[0].Slot;
         _slotInfo[slot] = info;
         _slotHash[slot] = _hashReported ? ReceiveHash.Read(header) : default;

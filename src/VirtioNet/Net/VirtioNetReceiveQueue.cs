@@ -191,6 +191,13 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
                 if (length > 0)
                 {
                     Statistics.AddPacket(length);
+                    if (info.Checksum != ReceivedChecksumState.None || info.IsGso)
+                    {
+                        BurstTally tally = default;
+                        tally.Count(info);
+                        Statistics.Add(ref tally);
+                    }
+
                     if (info.CoalescedSegments > 0)
                     {
                         Statistics.AddCoalescedSegments(info.CoalescedSegments);

@@ -18,6 +18,14 @@ internal static class VirtioNetTelemetry
     private static readonly Meter Meter = new(MeterName);
     private static readonly Lock Gate = new();
 
+    // Each drop reason as a tag value, with its reader.
+    private static readonly (string Value, Func<VirtioNetQueueStatistics, long> Read)[] DropReasons =
+    [
+        ("caller_span_too_short", s => s.GetDrops(VirtioNetDropReason.CallerSpanTooShort)),
+        ("in_flight_at_recovery", s => s.GetDrops(VirtioNetDropReason.InFlightAtRecovery)),
+        ("segment_not_queued", s => s.GetDrops(VirtioNetDropReason.SegmentNotQueued)),
+    ];
+
     // The devices that are up; replaced, never changed, so collection reads it without the lock.
     private static VirtioNetDevice[] _devices = [];
 
@@ -25,7 +33,13 @@ internal static class VirtioNetTelemetry
     {
         Queue("virtionet.packets", "{packet}", "Frames delivered (rx) or handed to the device (tx).", s => s.Packets);
         Queue("virtionet.bytes", "By", "Bytes of those frames, without the virtio_net_hdr.", s => s.Bytes);
-        Queue("virtionet.drops", "{packet}", "Frames the driver dropped: no buffer, too long for the caller, in flight at a recovery.", s => s.Drops);
+        QueueBy("virtionet.drops", "{packet}", "Frames the driver dropped, tagged with the reason: caller_span_too_short, in_flight_at_recovery, segment_not_queued.",
+            "reason", DropReasons);
+        Queue("virtionet.ring_full", "{event}", "Send attempts the transmit ring turned away for want of room.", s => s.RingFull);
+        QueueBy("virtionet.checksums", "{packet}", "Checksums left to the device (by=device) or computed by the driver (by=driver), per direction.",
+            "by", [("device", s => s.ChecksumsByDevice), ("driver", s => s.ChecksumsByDriver)]);
+        QueueBy("virtionet.segmentation", "{packet}", "Packets segmented by the device (tx GSO, rx coalesced; by=device) or cut by the driver (by=driver).",
+            "by", [("device", s => s.SegmentationByDevice), ("driver", s => s.SegmentationByDriver)]);
         Queue("virtionet.errors", "{packet}", "Frames the device returned malformed (dropped).", s => s.Errors);
         Queue("virtionet.notifications", "{notification}", "Available-buffer notifications sent to the device.", s => s.Notifications);
         Queue("virtionet.interrupts", "{interrupt}", "Used-buffer interrupts that woke the queue's waiter with work.", s => s.Interrupts);
@@ -80,6 +94,22 @@ internal static class VirtioNetTelemetry
 
     private static void Queue(string name, string unit, string description, Func<VirtioNetQueueStatistics, long> read) =>
         Meter.CreateObservableCounter(name, () => MeasureQueues(read), unit, description);
+
+    // One instrument whose measurements are split by a tag (the reason, who did it), a reader per tag value.
+    private static void QueueBy(string name, string unit, string description, string tag, (string Value, Func<VirtioNetQueueStatistics, long> Read)[] parts) =>
+        Meter.CreateObservableCounter(name, () =>
+        {
+            var measurements = new List<Measurement<long>>();
+            foreach ((string value, Func<VirtioNetQueueStatistics, long> read) in parts)
+            {
+                foreach (Measurement<long> m in MeasureQueues(read))
+                {
+                    measurements.Add(new Measurement<long>(m.Value, [.. m.Tags, Tag(tag, value)]));
+                }
+            }
+
+            return measurements;
+        }, unit, description);
 
     private static void Device(string name, string unit, string description, Func<VirtioNetDevice, long> read) =>
         Meter.CreateObservableCounter(name, () => MeasureDevices(read), unit, description);

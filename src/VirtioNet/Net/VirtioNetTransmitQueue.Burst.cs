@@ -58,6 +58,11 @@ internal sealed partial class VirtioNetTransmitQueue
         }
 
         int count = Math.Min(packets.Length, _freeCount);
+        if (count == 0 && packets.Length > 0)
+        {
+            Statistics.AddRingFull();
+        }
+
         int[] free = _freeSlots;
         int first = _freeFirst;
         for (int i = 0; i < count; i++)
@@ -178,6 +183,9 @@ internal sealed partial class VirtioNetTransmitQueue
         long bytes = 0;
         int ordinary = _freeSlots.Length;
         int maxFrame = MaxFrameLength;
+
+        // Checksums and segmentation of the packets queued, and a stop for want of room: added once, at the end.
+        BurstTally tally = default;
         try
         {
             for (; sent < packets.Length; sent++)
@@ -202,7 +210,8 @@ internal sealed partial class VirtioNetTransmitQueue
                 }
                 else
                 {
-                    status = PrepareHeader(slot, length, sent, _headerScratch.AsSpan(0, _headerLength), nameof(packets));
+                    BurstTally packetTally = default;
+                    status = PrepareHeader(slot, length, sent, _headerScratch.AsSpan(0, _headerLength), nameof(packets), ref packetTally);
                     if (status != TransmitBurstStatus.Complete)
                     {
                         break;
@@ -212,12 +221,14 @@ internal sealed partial class VirtioNetTransmitQueue
                     if (queued)
                     {
                         ClearOffload(slot);
+                        tally.Add(packetTally);
                     }
                 }
 
                 if (!queued)
                 {
                     status = TransmitBurstStatus.RingFull;
+                    tally.RingFull++;
                     break;
                 }
 
@@ -227,6 +238,7 @@ internal sealed partial class VirtioNetTransmitQueue
         finally
         {
             // Also when a bad packet throws: the ones before it are in the ring and must reach the device.
+            Statistics.Add(ref tally);
             if (sent > 0)
             {
                 Statistics.AddPackets(sent, bytes);
@@ -358,7 +370,7 @@ internal sealed partial class VirtioNetTransmitQueue
     // Checks the packet's length and offload request, writes its checksum field as decided, and fills header. Writing
     // the field is idempotent (the pseudo-header sum, or the full checksum over a zeroed field), so a packet refused
     // afterwards for a full ring can be sent again as it is.
-    private TransmitBurstStatus PrepareHeader(int slot, int length, int index, Span<byte> header, string paramName)
+    private TransmitBurstStatus PrepareHeader(int slot, int length, int index, Span<byte> header, string paramName, ref BurstTally tally)
     {
         bool large = slot >= _freeSlots.Length;
         int limit = large ? MaxSegmentFrameLength : MaxFrameLength;
@@ -405,6 +417,7 @@ internal sealed partial class VirtioNetTransmitQueue
 
         TransmitOffload.ApplyChecksum(frame, layout, decision);
         decision.WriteHeader(header);
+        tally.Count(decision);
         return TransmitBurstStatus.Complete;
     }
 

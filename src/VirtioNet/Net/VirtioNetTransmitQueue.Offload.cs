@@ -87,7 +87,7 @@ internal sealed partial class VirtioNetTransmitQueue
         TransmitOffloadDecision decision = TransmitOffload.Decide(frame, layout, request, _offloadFeatures);
         if (decision.SegmentInSoftware)
         {
-            return TrySendSegmented(frame, layout, decision);
+            return Tallied(TrySendSegmented(frame, layout, decision), decision);
         }
 
         // The device cuts a GSO packet into gso_size pieces behind the headers, each a frame of its own on the wire: one
@@ -99,11 +99,11 @@ internal sealed partial class VirtioNetTransmitQueue
 
         if (!TryCopyIntoSlot(frame, deviceSegments: decision.GsoType != VirtioNetGsoType.None, out int slot, out Span<byte> room))
         {
-            return false;
+            return Tallied(false, decision);
         }
 
         TransmitOffload.ApplyChecksum(room, layout, decision);
-        return EnqueueOne(slot, frame.Length, decision);
+        return Tallied(EnqueueOne(slot, frame.Length, decision), decision);
     }
 
     /// <summary>
@@ -145,7 +145,7 @@ internal sealed partial class VirtioNetTransmitQueue
         TransmitOffloadDecision decision = TransmitOffload.DecideUdpTunnel(frame, tunnel, request, new VirtioFeatureSet(_offloadFeatures, _offloadFeaturesHigh));
         if (decision.SegmentInSoftware)
         {
-            return TrySendUdpTunnelSegmented(frame, tunnel, decision, request.OuterUdpChecksum);
+            return Tallied(TrySendUdpTunnelSegmented(frame, tunnel, decision, request.OuterUdpChecksum), decision);
         }
 
         if (decision.IsUdpTunnelGso && tunnel.Inner.HeaderLength + decision.GsoSize > MaxFrameLength)
@@ -155,11 +155,29 @@ internal sealed partial class VirtioNetTransmitQueue
 
         if (!TryCopyIntoSlot(frame, deviceSegments: decision.IsUdpTunnelGso, out int slot, out Span<byte> room))
         {
-            return false;
+            return Tallied(false, decision);
         }
 
         TransmitOffload.ApplyUdpTunnel(room, tunnel, decision, request.OuterUdpChecksum);
-        return EnqueueOne(slot, frame.Length, decision);
+        return Tallied(EnqueueOne(slot, frame.Length, decision), decision);
+    }
+
+    // A copying send's tally, added at once (the call is the burst): what the decision had the device or the driver do
+    // when the frame went, or one attempt the ring turned away when it did not.
+    private bool Tallied(bool sent, in TransmitOffloadDecision decision)
+    {
+        BurstTally tally = default;
+        if (sent)
+        {
+            tally.Count(decision);
+        }
+        else
+        {
+            tally.RingFull = 1;
+        }
+
+        Statistics.Add(ref tally);
+        return sent;
     }
 
     // One frame the device takes whole: a free slot (a large one for a frame longer than the MTU, which only a
@@ -255,7 +273,7 @@ internal sealed partial class VirtioNetTransmitQueue
             if (!Enqueue(slot, length, header[.._headerLength]))
             {
                 PutBackUnsent(slot);
-                Statistics.AddDrop();
+                Statistics.AddDrop(VirtioNetDropReason.SegmentNotQueued);
                 break;
             }
 
@@ -288,7 +306,7 @@ internal sealed partial class VirtioNetTransmitQueue
             if (!Enqueue(slot, length, header[.._headerLength]))
             {
                 PutBackUnsent(slot);
-                Statistics.AddDrop();
+                Statistics.AddDrop(VirtioNetDropReason.SegmentNotQueued);
                 break;
             }
 

@@ -133,6 +133,7 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
         Reclaim();
         if (_freeCount == 0)
         {
+            Statistics.AddRingFull();
             return false;
         }
 
@@ -150,6 +151,7 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
         if (!Enqueue(slot, length))
         {
             PutBackUnsent(slot);
+            Statistics.AddRingFull();
             return false;
         }
 

@@ -19,6 +19,12 @@ internal static class RssCommand
         Description = "Spread the indirection table evenly over the first N receive queues (ethtool -X equal N).",
     };
 
+    private static readonly Option<int[]> Weight = new("--weight")
+    {
+        Description = "Spread the indirection table over the receive queues in these proportions, one weight per queue from the first (ethtool -X weight W0 W1 ...); 0 leaves a queue out.",
+        AllowMultipleArgumentsPerToken = true,
+    };
+
     private static readonly Option<string?> Key = new("--key")
     {
         Description = "The Toeplitz key, hex bytes such as 6d:5a:56:da:... (at most the device's rss_max_key_size). Default Microsoft's verification key.",
@@ -55,6 +61,7 @@ internal static class RssCommand
             Execute,
             withQueues: true,
             Equal,
+            Weight,
             Key,
             HashTypes,
             TableLength);
@@ -62,6 +69,16 @@ internal static class RssCommand
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
         int? equal = result.GetValue(Equal);
+        int[]? weights = result.GetValue(Weight) is { Length: > 0 } w ? w : null;
+        if (weights is not null && equal is not null)
+        {
+            throw new CliException("--equal and --weight both say how to fill the indirection table; give one.");
+        }
+
+        if (weights is not null && (weights.Any(v => v < 0) || weights.All(v => v == 0)))
+        {
+            throw new CliException($"--weight takes whole numbers of at least 0, not all 0; got {string.Join(' ', weights)}.");
+        }
         byte[] key = result.GetValue(Key) is { } keyText ? OnOff.ParseHex(keyText, "--key") : ToeplitzHash.DefaultKey.ToArray();
         if (key.Length > ToeplitzHash.MaxKeyLength)
         {
@@ -86,7 +103,7 @@ internal static class RssCommand
             throw new CliException($"--table-length must be a power of two from 1 to 32768; got {tableLength}.");
         }
 
-        bool change = equal is not null || result.GetValue(Key) is not null || result.GetValue(HashTypes) is not null;
+        bool change = equal is not null || weights is not null || result.GetValue(Key) is not null || result.GetValue(HashTypes) is not null;
         JsonObject report;
         string device = "net0";
         if (Attach.Name(result) is { } instance)
@@ -95,9 +112,16 @@ internal static class RssCommand
             JsonObject request = new();
             if (change)
             {
-                // Without --equal, over the pairs active now, as the one-shot mode spreads over those set up.
-                int queues = equal ?? Attach.Ask(instance, "channels", new JsonObject())["combined"]!.GetValue<int>();
-                request = new JsonObject { ["equal"] = queues, ["tableLength"] = tableLength, ["hashTypeBits"] = (uint)types, ["key"] = Convert.ToHexStringLower(key) };
+                // Without --equal or --weight, over the pairs active now, as the one-shot mode spreads over those set up.
+                request = new JsonObject { ["tableLength"] = tableLength, ["hashTypeBits"] = (uint)types, ["key"] = Convert.ToHexStringLower(key) };
+                if (weights is not null)
+                {
+                    request["weights"] = new JsonArray([.. weights.Select(v => (JsonNode)v)]);
+                }
+                else
+                {
+                    request["equal"] = equal ?? Attach.Ask(instance, "channels", new JsonObject())["combined"]!.GetValue<int>();
+                }
             }
 
             report = Attach.Ask(instance, "rss", request);
@@ -113,7 +137,7 @@ internal static class RssCommand
             using OneShotDevice session = OneShotDevice.Open(settings, queues, "rss=on,hash=on", cancellationToken);
 
             // The device's limits are checked there (ArgumentException → one line, exit 2).
-            report = new DeviceLink(session.Net).Rss(change ? equal ?? queues : null, tableLength, types, key);
+            report = new DeviceLink(session.Net).Rss(change && weights is null ? equal ?? queues : null, weights, tableLength, types, key);
         }
 
         // The hash types by name.

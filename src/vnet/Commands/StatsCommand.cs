@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using VirtioNet.Net;
 using VirtioNet.Service;
@@ -75,6 +76,16 @@ internal static class StatsCommand
         return 1;
     }
 
+    // A queue's counters shown only when not 0, with the names ethtool -S gives them.
+    private static readonly (string Field, string Name)[] OffloadCounters =
+    [
+        ("ringFull", "ring_full"),
+        ("checksumsByDevice", "csum_by_device"),
+        ("checksumsByDriver", "csum_by_driver"),
+        ("segmentationByDevice", "gso_by_device"),
+        ("segmentationByDriver", "gso_by_driver"),
+    ];
+
     /// <summary>ethtool -S's lines from the report; with a running instance's report also the service's counters of each pair.</summary>
     public static string ToText(JsonObject report)
     {
@@ -96,6 +107,23 @@ internal static class StatsCommand
             if (q["coalescedSegments"]!.GetValue<long>() > 0)
             {
                 Line(text, $"{prefix}_coalesced_segments", q["coalescedSegments"]);
+            }
+
+            // The offload and ring counters, where the device or the driver did any (reports of older instances lack them).
+            foreach ((string field, string name) in OffloadCounters)
+            {
+                if (q[field]?.GetValue<long>() > 0)
+                {
+                    Line(text, $"{prefix}_{name}", q[field]);
+                }
+            }
+
+            foreach ((string reason, JsonNode? value) in q["dropsByReason"]?.AsObject() ?? [])
+            {
+                if (value?.GetValue<long>() > 0)
+                {
+                    Line(text, $"{prefix}_drops_{JsonNamingPolicy.SnakeCaseLower.ConvertName(reason)}", value);
+                }
             }
         }
 

@@ -41,7 +41,7 @@ internal static class TopCommand
             throw new CliException("--count must be at least 1.");
         }
 
-        var sampler = new Sampler(name);
+        var sampler = new Sampler(() => AskStats(name));
         TimeSpan period = TimeSpan.FromSeconds(interval);
         if (Console.IsOutputRedirected)
         {
@@ -63,8 +63,18 @@ internal static class TopCommand
             return 0;
         }
 
+        ShowLive(AnsiConsole.Console, name, sampler, period, count, cancellationToken);
+        return 0;
+    }
+
+    /// <summary>
+    /// The live view: a table of <paramref name="name"/>'s queue pairs on <paramref name="console"/>, redrawn in place
+    /// from each of <paramref name="count"/> samples (until cancelled when null), <paramref name="period"/> apart.
+    /// </summary>
+    internal static void ShowLive(IAnsiConsole console, string name, Sampler sampler, TimeSpan period, int? count, CancellationToken cancellationToken)
+    {
         Table table = NewTable(name);
-        AnsiConsole.Live(table).Start(context =>
+        console.Live(table).Start(context =>
         {
             for (int update = 0; count is null || update < count; update++)
             {
@@ -82,7 +92,13 @@ internal static class TopCommand
                 context.Refresh();
             }
         });
-        return 0;
+    }
+
+    // The instance's stats report, or its error as one line.
+    private static JsonObject AskStats(string name)
+    {
+        JsonObject stats = ControlClient.Ask(ControlServer.DefaultDirectory, name, new JsonObject { ["command"] = "stats" });
+        return stats["ok"]?.GetValue<bool>() == true ? stats : throw new ServiceException($"instance '{name}': {stats["error"]}");
     }
 
     private static Table NewTable(string name)
@@ -98,7 +114,7 @@ internal static class TopCommand
     }
 
     // One queue pair's counters and the rates since the last sample.
-    private readonly record struct Row(int Pair, long RxPackets, double RxPps, long RxBytes, double RxBps, long RxDrops, long RxErrors,
+    internal readonly record struct Row(int Pair, long RxPackets, double RxPps, long RxBytes, double RxBps, long RxDrops, long RxErrors,
         long TxPackets, double TxPps, long TxBytes, double TxBps, long TxDrops, long TxErrors, long ServiceDrops)
     {
         public string Line() => string.Create(CultureInfo.InvariantCulture,
@@ -116,21 +132,21 @@ internal static class TopCommand
         private static string R(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
     }
 
-    // Asks the instance for its stats and turns two samples into rates.
-    private sealed class Sampler(string name)
+    /// <summary>
+    /// Takes <c>stats</c> reports (from <paramref name="ask"/>) and turns two in a row into rates over the time between
+    /// them, as <paramref name="elapsed"/> tells it (a stopwatch restarted at each sample unless given).
+    /// </summary>
+    internal sealed class Sampler(Func<JsonObject> ask, Func<TimeSpan>? elapsed = null)
     {
         private readonly Dictionary<int, JsonObject> _last = [];
         private readonly Stopwatch _clock = new();
+        private bool _sampled;
 
         public List<Row> Next()
         {
-            JsonObject stats = ControlClient.Ask(ControlServer.DefaultDirectory, name, new JsonObject { ["command"] = "stats" });
-            if (stats["ok"]?.GetValue<bool>() != true)
-            {
-                throw new ServiceException($"instance '{name}': {stats["error"]}");
-            }
-
-            double seconds = _clock.IsRunning ? _clock.Elapsed.TotalSeconds : 0;
+            JsonObject stats = ask();
+            double seconds = !_sampled ? 0 : elapsed is null ? _clock.Elapsed.TotalSeconds : elapsed().TotalSeconds;
+            _sampled = true;
             _clock.Restart();
             var rows = new List<Row>();
             foreach (JsonNode? node in stats["pairs"]!.AsArray())

@@ -188,14 +188,14 @@ public sealed class UpAttachTests
         }
     }
 
-    private static string Vnet(params string[] arguments)
+    internal static string Vnet(params string[] arguments)
     {
         VnetProcess.Result result = VnetProcess.Run(arguments);
         Assert.True(result.ExitCode == 0, $"vnet {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{result.StandardError}");
         return result.StandardOutput;
     }
 
-    private static JsonElement Json(string text)
+    internal static JsonElement Json(string text)
     {
         using JsonDocument document = JsonDocument.Parse(text);
         return document.RootElement.Clone();
@@ -252,8 +252,9 @@ public sealed class UpAttachTests
 
     private static JsonElement Filter(RiscvVirtBoard board) => board.Machine.Monitor.Execute("query-rx-filter")[0];
 
-    // 32 UDP flows (distinct source ports) from the far kernel to the near one; returns the frames each pair received meanwhile.
-    private static long[] ReceivedPerPair(string name, NetworkNamespace far)
+    // 32 UDP flows (distinct source ports) from the far kernel to the near one (at `destination`, the driver's address by
+    // default); returns the frames each pair of instance `name` received meanwhile.
+    internal static long[] ReceivedPerPair(string name, NetworkNamespace far, string destination = NetworkNamespace.DriverAddress)
     {
         long[] before = PairPackets(name);
         Assert.True(far.Run(() =>
@@ -262,7 +263,7 @@ public sealed class UpAttachTests
             {
                 // A socket of its own per flow: another source port, another flow hash.
                 using var socket = new System.Net.Sockets.UdpClient(0);
-                socket.Send([1, 2, 3, 4], new System.Net.IPEndPoint(System.Net.IPAddress.Parse(NetworkNamespace.DriverAddress), 40000 + flow));
+                socket.Send([1, 2, 3, 4], new System.Net.IPEndPoint(System.Net.IPAddress.Parse(destination), 40000 + flow));
             }
 
             return true;
@@ -278,7 +279,7 @@ public sealed class UpAttachTests
         return [.. after.Zip(before, (a, b) => a - b)];
     }
 
-    private static long[] PairPackets(string name) =>
+    internal static long[] PairPackets(string name) =>
         [.. Json(Vnet("stats", "--attach", name, "--json")).GetProperty("pairs").EnumerateArray().Select(p => p.GetProperty("rxPackets").GetInt64())];
 
     private readonly record struct Counters(long DeviceRx, long DeviceTx, long ToKernel, long FromKernel, long NearRx, long NearTx, long FarRx, long FarTx);
@@ -314,14 +315,14 @@ public sealed class UpAttachTests
         return last;
     }
 
-    private static (long Rx, long Tx) InterfacePackets(NetworkNamespace ns, string device)
+    internal static (long Rx, long Tx) InterfacePackets(NetworkNamespace ns, string device)
     {
         JsonElement link = Json(ns.IpInside($"-s -j link show dev {device}"))[0];
         JsonElement stats = link.TryGetProperty("stats64", out JsonElement s64) ? s64 : link.GetProperty("stats");
         return (stats.GetProperty("rx").GetProperty("packets").GetInt64(), stats.GetProperty("tx").GetProperty("packets").GetInt64());
     }
 
-    private static void Run(string program, string arguments)
+    internal static void Run(string program, string arguments)
     {
         using Process process = Process.Start(new ProcessStartInfo(program, arguments) { RedirectStandardError = true, UseShellExecute = false })!;
         string error = process.StandardError.ReadToEnd();
