@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace VirtioNet.VhostUser;
+namespace VirtioNet;
 
 internal static partial class Interop
 {
