@@ -15,6 +15,11 @@ internal sealed class PairPump : IDisposable
     // Pair 0 looks at announcement requests this often while the TAP is quiet.
     private const int AnnounceSliceMilliseconds = 50;
 
+    // While its device is away, a pump looks at the link this often; a failed queue call waits this long for the link
+    // to go down before it counts as a real failure.
+    private const int LinkSliceMilliseconds = 50;
+    private const int LinkDownPatience = 2000;
+
     private readonly DeviceLink.PairPort _port;
 
     // Where both threads park while the device is suspended (PowerControl).
@@ -32,9 +37,15 @@ internal sealed class PairPump : IDisposable
     // The CPU both threads are pinned to, or null to let the scheduler choose.
     private readonly int? _cpu;
 
-    public PairPump(DeviceLink link, TapQueue tap, Announcer? announcer, Action<string> log, Action<Exception> failed, CancellationToken stopping, int burst = DeviceLink.PairPort.DefaultBurst, int? cpu = null)
+    // The device and whether it comes back by itself after losing its backend (TapServiceOptions.DeviceReconnects).
+    private readonly DeviceLink _link;
+    private readonly bool _deviceReconnects;
+
+    public PairPump(DeviceLink link, TapQueue tap, Announcer? announcer, Action<string> log, Action<Exception> failed, CancellationToken stopping, int burst = DeviceLink.PairPort.DefaultBurst, int? cpu = null, bool deviceReconnects = false)
     {
         _port = link.OpenPair(tap.Index, burst);
+        _link = link;
+        _deviceReconnects = deviceReconnects;
         _cpu = cpu;
         _pause = link.Pause;
         _tap = tap;
@@ -126,7 +137,9 @@ internal sealed class PairPump : IDisposable
                 Interop.Sched.PinCallingThread(cpu);
             }
 
-            body();
+            while (!RunUntilDeviceLost(body))
+            {
+            }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
@@ -144,5 +157,41 @@ internal sealed class PairPump : IDisposable
         {
             _pause.Leave();
         }
+    }
+
+    // Runs the pump; false when a queue call failed because the device lost its backend and the device came back since
+    // (its link went down, then up once reconnected and recovered), so the pump starts again. Frames in flight at the
+    // loss were dropped by the recovery, as on a link that went down.
+    private bool RunUntilDeviceLost(Action body)
+    {
+        try
+        {
+            body();
+            return true;
+        }
+        catch (VirtioNet.Core.VirtioException e) when (_deviceReconnects && !_stopping.IsCancellationRequested && SawLinkGoDown())
+        {
+            _log($"queue {_tap.Index}: the device went away ({e.Message}); waiting for it to come back");
+            while (!_link.IsLinkUp)
+            {
+                _stopping.ThrowIfCancellationRequested();
+                _ = _stopping.WaitHandle.WaitOne(LinkSliceMilliseconds);
+            }
+
+            _log($"queue {_tap.Index}: the device is back");
+            return false;
+        }
+    }
+
+    // A failure while the backend goes away is seen by the queue call first, by the device's link a moment later (the
+    // reconnection watcher reads it every few tens of milliseconds): a failure whose link never goes down is a real one.
+    private bool SawLinkGoDown()
+    {
+        for (int i = 0; i < LinkDownPatience / LinkSliceMilliseconds && _link.IsLinkUp; i++)
+        {
+            _ = _stopping.WaitHandle.WaitOne(LinkSliceMilliseconds);
+        }
+
+        return !_link.IsLinkUp;
     }
 }

@@ -159,7 +159,7 @@ internal static class TapService
         WaitForLink(link, options.LinkTimeout, cancellationToken);
         tap.SetCarrier(true);
         var announcer = new Announcer();
-        link.LinkChanged += (up, announce) =>
+        void OnLinkChanged(bool up, bool announce)
         {
             if (announce)
             {
@@ -168,7 +168,23 @@ internal static class TapService
 
             tap.SetCarrier(up);
             log($"link {(up ? "up" : "down")}{(announce ? " (the device asked for an announcement)" : "")}: carrier {(up ? "on" : "off")}");
-        };
+        }
+
+        // Link events come on the device's threads (a reconnection watcher among them), which outlive this method: the
+        // handler goes with the TAP it sets the carrier of.
+        link.LinkChanged += OnLinkChanged;
+        try
+        {
+            return ServeTapWithCarrier(link, tap, options, netlink, announcer, where, serving, log, cancellationToken);
+        }
+        finally
+        {
+            link.LinkChanged -= OnLinkChanged;
+        }
+    }
+
+    private static int ServeTapWithCarrier(DeviceLink link, TapInterface tap, TapServiceOptions options, RouteNetlink netlink, Announcer announcer, string where, Action serving, Action<string> log, CancellationToken cancellationToken)
+    {
 
         if (options.Dhcp && options.Adopt)
         {
@@ -202,7 +218,7 @@ internal static class TapService
                 {
                     Interlocked.CompareExchange(ref failure, e, null);
                     stopping.Cancel();
-                }, stopping.Token, options.BurstSize, options.PairCpus is { } cpus && queue.Index < cpus.Count ? cpus[queue.Index] : null));
+                }, stopping.Token, options.BurstSize, options.PairCpus is { } cpus && queue.Index < cpus.Count ? cpus[queue.Index] : null, options.DeviceReconnects));
             }
 
             foreach (PairPump pump in pumps)

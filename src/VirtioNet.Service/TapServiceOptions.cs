@@ -40,4 +40,10 @@ internal sealed record TapServiceOptions
 
     /// <summary>A shell command to run in the namespace once the interface carries traffic; the service ends with it and returns its exit code.</summary>
     public string? Exec { get; init; }
+
+    /// <summary>
+    /// The device comes back by itself after losing its backend (vhost-user with automatic reconnection): a pump whose
+    /// queue call fails while the device's link goes down waits for the link to come back instead of stopping the service.
+    /// </summary>
+    public bool DeviceReconnects { get; init; }
 }

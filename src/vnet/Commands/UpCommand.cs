@@ -171,7 +171,7 @@ internal static class UpCommand
                     AutoReconnect = true,
                 };
                 using VhostUserNetDevice session = VhostUserNetDevice.Open(vhost, netOptions, cancellationToken: cancellationToken);
-                return Serve(session.Device, options, file, cancellationToken);
+                return Serve(session.Device, options with { DeviceReconnects = true }, file, cancellationToken);
             }
 
             using IQemuBoard board = machine is null
