@@ -69,8 +69,9 @@ public sealed class TopLiveViewTests
             ? [.. line.Split('│', StringSplitOptions.RemoveEmptyEntries).Select(c => c.Trim()).Where(c => c.Length > 0)]
             : [];
 
-    // A stats report with the fields top reads: per pair the device's counters and the service's drops by reason.
-    private static JsonObject Report(params (long Rx, long RxBytes, long Tx, long TxBytes, long Drops)[] pairs) => new()
+    // A stats report with the fields top reads (per pair the device's counters and the service's drops by reason), parsed
+    // from its text as a reply from the control socket is.
+    private static JsonObject Report(params (long Rx, long RxBytes, long Tx, long TxBytes, long Drops)[] pairs) => JsonNode.Parse(new JsonObject
     {
         ["ok"] = true,
         ["pairs"] = new JsonArray([.. pairs.Select((p, i) => (JsonNode)new JsonObject
@@ -86,5 +87,5 @@ public sealed class TopLiveViewTests
             ["txErrors"] = 0,
             ["serviceDrops"] = new JsonObject { ["kernelRefused"] = p.Drops },
         })]),
-    };
+    }.ToJsonString())!.AsObject();
 }
