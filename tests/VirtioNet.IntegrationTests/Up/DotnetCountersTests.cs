@@ -33,28 +33,13 @@ public sealed class DotnetCountersTests
 
         // The kernel pings all through the collection, so each interval's rate of packets is above 0.
         string output = Path.Combine(Path.GetTempPath(), $"vnet-counters-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{suffix}.json");
-        Task pinging = Task.Run(() => near.ExecInside("ping -c 25 -i 0.2 -W 5 10.0.2.2"));
+        var pinging = new Thread(() => near.ExecInside("ping -c 25 -i 0.2 -W 5 10.0.2.2")) { IsBackground = true };
+        pinging.Start();
         try
         {
-            var start = new ProcessStartInfo(ToolPath) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (string argument in (string[])["collect", "-p", up.ProcessId.ToString(CultureInfo.InvariantCulture), "--counters", "VirtioNet",
-                "--format", "json", "-o", output, "--refresh-interval", "1", "--duration", "00:00:00:04"])
-            {
-                start.ArgumentList.Add(argument);
-            }
-
-            using Process counters = Process.Start(start)!;
-            Task<string> stdout = counters.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-            Task<string> stderr = counters.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-            if (!counters.WaitForExit(TimeSpan.FromSeconds(60)))
-            {
-                counters.Kill();
-                counters.WaitForExit();
-                Assert.Fail("dotnet-counters did not stop after its 4 s.");
-            }
-
-            Assert.True(counters.ExitCode == 0, $"dotnet-counters exited with {counters.ExitCode}:\n{stdout.Result}\n{stderr.Result}");
-            Assert.True(pinging.Wait(TimeSpan.FromSeconds(60)), "The kernel's ping did not end.");
+            (int exitCode, string said) = Collect(up.ProcessId, output);
+            Assert.True(exitCode == 0, $"dotnet-counters exited with {exitCode}:\n{said}");
+            Assert.True(pinging.Join(TimeSpan.FromSeconds(60)), "The kernel's ping did not end.");
 
             // {"TargetProcess": ..., "Events": [{"provider": "VirtioNet", "name": "virtionet.packets ({packet})",
             // "tags": "device=...,direction=rx,queue=0", "counterType": "Rate", "value": N}, ...]}
@@ -78,6 +63,36 @@ public sealed class DotnetCountersTests
         }
 
         Assert.Equal(0, up.Stop());
+    }
+
+    // dotnet-counters collect for 4 s into `output` (JSON); its exit code and what it printed.
+    private static (int ExitCode, string Output) Collect(int processId, string output)
+    {
+        var start = new ProcessStartInfo(ToolPath) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string argument in (string[])["collect", "-p", processId.ToString(CultureInfo.InvariantCulture), "--counters", "VirtioNet",
+            "--format", "json", "-o", output, "--refresh-interval", "1", "--duration", "00:00:00:04"])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process counters = Process.Start(start)!;
+        var said = new System.Text.StringBuilder();
+        counters.OutputDataReceived += (_, e) => { lock (said) { said.AppendLine(e.Data); } };
+        counters.ErrorDataReceived += (_, e) => { lock (said) { said.AppendLine(e.Data); } };
+        counters.BeginOutputReadLine();
+        counters.BeginErrorReadLine();
+        if (!counters.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            counters.Kill();
+            counters.WaitForExit();
+            Assert.Fail("dotnet-counters did not stop after its 4 s.");
+        }
+
+        counters.WaitForExit();
+        lock (said)
+        {
+            return (counters.ExitCode, said.ToString());
+        }
     }
 
     // Skipped on a developer machine without the tool; failed on CI, where scripts/install-deps installs it.

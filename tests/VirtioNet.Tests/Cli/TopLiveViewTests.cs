@@ -34,13 +34,13 @@ public sealed class TopLiveViewTests
 
         // The last drawing: pair 0 received 2,000 frames and sent 1,000 in 2 s, pair 1 received 500; pair 0's service
         // dropped 4 frames. Each row is "queue | rx pkts | rx pps | rx B/s | rx drop/err | tx pkts | tx pps | tx B/s | ...".
-        string[] pair0 = Cells(lines.Last(l => Cells(l) is [ "0", .. ]));
-        string[] pair1 = Cells(lines.Last(l => Cells(l) is [ "1", .. ]));
+        string[] pair0 = Cells(lines.Last(l => Cells(l) is ["0", ..]));
+        string[] pair1 = Cells(lines.Last(l => Cells(l) is ["1", ..]));
         Assert.Equal(["0", "2,100", "1,000", "64,000", "0/0", "1,050", "500", "32,000", "0/0", "4"], pair0);
         Assert.Equal(["1", "507", "250", "25,000", "0/0", "3", "0", "0", "0/0", "0"], pair1);
 
         // The first drawing had no earlier sample: its rates are 0.
-        string[] first = Cells(lines.First(l => Cells(l) is [ "0", .. ]));
+        string[] first = Cells(lines.First(l => Cells(l) is ["0", ..]));
         Assert.Equal(["0", "100", "0", "0", "0/0", "50", "0", "0", "0/0", "0"], first);
     }
 
@@ -69,8 +69,9 @@ public sealed class TopLiveViewTests
             ? [.. line.Split('│', StringSplitOptions.RemoveEmptyEntries).Select(c => c.Trim()).Where(c => c.Length > 0)]
             : [];
 
-    // A stats report with the fields top reads: per pair the device's counters and the service's drops by reason.
-    private static JsonObject Report(params (long Rx, long RxBytes, long Tx, long TxBytes, long Drops)[] pairs) => new()
+    // A stats report with the fields top reads (per pair the device's counters and the service's drops by reason), parsed
+    // from its text as a reply from the control socket is.
+    private static JsonObject Report(params (long Rx, long RxBytes, long Tx, long TxBytes, long Drops)[] pairs) => JsonNode.Parse(new JsonObject
     {
         ["ok"] = true,
         ["pairs"] = new JsonArray([.. pairs.Select((p, i) => (JsonNode)new JsonObject
@@ -86,5 +87,5 @@ public sealed class TopLiveViewTests
             ["txErrors"] = 0,
             ["serviceDrops"] = new JsonObject { ["kernelRefused"] = p.Drops },
         })]),
-    };
+    }.ToJsonString())!.AsObject();
 }
