@@ -1,5 +1,4 @@
 using Microsoft.Win32.SafeHandles;
-using VirtioNet.Core;
 
 namespace VirtioNet.Qemu;
 

@@ -1,6 +1,4 @@
 using System.Numerics;
-using VirtioNet.Core;
-using VirtioNet.Platform;
 
 namespace VirtioNet.Qemu;
 

@@ -1,5 +1,3 @@
-using VirtioNet.Discovery.Pci;
-
 namespace VirtioNet.Qemu;
 
 /// <summary>

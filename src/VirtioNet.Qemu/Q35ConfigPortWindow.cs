@@ -1,6 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using VirtioNet.Discovery.Pci;
-using VirtioNet.Platform;
 
 namespace VirtioNet.Qemu;
 

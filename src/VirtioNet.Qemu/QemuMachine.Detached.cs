@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using VirtioNet.Core;
 
 namespace VirtioNet.Qemu;
 

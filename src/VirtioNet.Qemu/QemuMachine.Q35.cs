@@ -1,6 +1,3 @@
-using VirtioNet.Core;
-using VirtioNet.Platform;
-
 namespace VirtioNet.Qemu;
 
 /// <summary>
@@ -90,19 +87,7 @@ public sealed partial class QemuMachine
         ];
 
         // Without addr= QEMU puts the function in the first free slot of pcie.0: 00:01.0 (-nodefaults leaves out VGA).
-        string device = Options.NetDeviceModel switch
-        {
-            QemuNetDeviceModel.VirtioPciModern => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId},disable-legacy=on",
-            QemuNetDeviceModel.VirtioPciLegacy => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId},disable-modern=on",
-            _ => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId}",
-        };
-        if (Options.NetDeviceProperties.Length > 0)
-        {
-            device += "," + Options.NetDeviceProperties;
-        }
-
-        arguments.AddRange(["-netdev", Options.Netdev, "-device", device]);
-        arguments.AddRange(Options.ExtraArguments);
+        AddNetDeviceArguments(arguments);
         return arguments;
     }
 

@@ -3,8 +3,6 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using VirtioNet.Core;
-using VirtioNet.Platform;
 
 namespace VirtioNet.Qemu;
 
@@ -362,7 +360,14 @@ public sealed partial class QemuMachine : IDisposable
             arguments.AddRange(["-device", "virtio-rng-device"]);
         }
 
-        // PCI: the same netdev behind a virtio-net-pci function instead of a virtio-mmio slot.
+        AddNetDeviceArguments(arguments);
+        return arguments;
+    }
+
+    // The netdev and the net device (both boards), then the caller's extra arguments. The PCI models put the same netdev
+    // behind a virtio-net-pci function instead of a virtio-mmio slot (q35 refuses the virtio-mmio model when it starts).
+    private void AddNetDeviceArguments(List<string> arguments)
+    {
         string device = Options.NetDeviceModel switch
         {
             QemuNetDeviceModel.VirtioPciModern => $"virtio-net-pci,netdev={Options.NetdevId},id={NetDeviceId},disable-legacy=on",
@@ -377,7 +382,6 @@ public sealed partial class QemuMachine : IDisposable
 
         arguments.AddRange(["-netdev", Options.Netdev, "-device", device]);
         arguments.AddRange(Options.ExtraArguments);
-        return arguments;
     }
 
     private string FindPlic()

@@ -146,11 +146,7 @@ public sealed record QemuMachineOptions
     public TimeSpan StartTimeout
     {
         get;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero, nameof(StartTimeout));
-            field = value;
-        }
+        init => field = Positive(value, nameof(StartTimeout));
     } = TimeSpan.FromSeconds(20);
 
     /// <summary>
@@ -160,11 +156,7 @@ public sealed record QemuMachineOptions
     public TimeSpan CommandTimeout
     {
         get;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero, nameof(CommandTimeout));
-            field = value;
-        }
+        init => field = Positive(value, nameof(CommandTimeout));
     } = TimeSpan.FromSeconds(10);
 
     /// <summary>The <c>id=</c> of <see cref="Netdev"/>, which the net device's <c>netdev=</c> names.</summary>
@@ -184,6 +176,12 @@ public sealed record QemuMachineOptions
         }
 
         return null;
+    }
+
+    private static TimeSpan Positive(TimeSpan value, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero, name);
+        return value;
     }
 
     // QEMU takes each as one argv element: white space would be part of the value, not a separator, and is never meant.

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using VirtioNet.Core;
 
 namespace VirtioNet.Qemu;
 

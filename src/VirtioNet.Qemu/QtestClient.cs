@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Unicode;
-using VirtioNet.Core;
 
 namespace VirtioNet.Qemu;
 

@@ -1,5 +1,4 @@
 using System.Text;
-using VirtioNet.Core;
 
 namespace VirtioNet.Qemu;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using VirtioNet.Platform;
 
 namespace VirtioNet.Qemu;
 

@@ -1,7 +1,4 @@
-using VirtioNet.Core;
 using VirtioNet.Discovery;
-using VirtioNet.Net;
-using VirtioNet.Platform;
 using VirtioNet.Transports.Mmio;
 
 namespace VirtioNet.Qemu;

@@ -1,10 +1,3 @@
-using VirtioNet.Core;
-using VirtioNet.Discovery.Pci;
-using VirtioNet.Net;
-using VirtioNet.Platform;
-using VirtioNet.Transports;
-using VirtioNet.Transports.Pci;
-
 namespace VirtioNet.Qemu;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using VirtioNet.Core;
-using VirtioNet.Discovery.Pci;
-using VirtioNet.Net;
-using VirtioNet.Platform;
 using H = VirtioNet.Discovery.Pci.PciHeaderRegisters;
 
 namespace VirtioNet.Qemu;

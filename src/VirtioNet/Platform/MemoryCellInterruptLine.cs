@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace VirtioNet.Platform;
 
 /// <summary>
@@ -15,10 +13,6 @@ namespace VirtioNet.Platform;
 /// </remarks>
 public sealed class MemoryCellInterruptLine : IMessageInterruptLine, IDisposable
 {
-    // How long Wait spins before yielding, and yields before sleeping.
-    private static readonly TimeSpan SpinPhase = TimeSpan.FromMicroseconds(50);
-    private static readonly TimeSpan YieldPhase = TimeSpan.FromMilliseconds(2);
-
     // Where the allocator handed the cell out, to give it back.
     private readonly IDmaAllocator _dma;
 
@@ -73,37 +67,8 @@ public sealed class MemoryCellInterruptLine : IMessageInterruptLine, IDisposable
     }
 
     /// <inheritdoc />
-    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (IsRaised)
-            {
-                return true;
-            }
-
-            TimeSpan elapsed = clock.Elapsed;
-            if (elapsed >= timeout)
-            {
-                return false;
-            }
-
-            cancellationToken.ThrowIfCancellationRequested();
-            if (elapsed < SpinPhase)
-            {
-                Thread.SpinWait(32);
-            }
-            else if (elapsed < YieldPhase)
-            {
-                Thread.Yield();
-            }
-            else
-            {
-                Thread.Sleep(1);
-            }
-        }
-    }
+    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        InterruptLinePolling.Wait(this, timeout, cancellationToken);
 
     /// <summary>Returns the cell. The vector must be masked first, or the device could write memory that is no longer the cell.</summary>
     public void Dispose()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VirtioNet.Platform;
 
 namespace VirtioNet.Transports.Pci;
@@ -47,39 +46,9 @@ internal sealed class MessageLineGroup : IInterruptLine
         }
     }
 
-    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        // Waiting on one member would miss the others, so the group polls them all, the way a message line polls its
-        // cell: a short spin (a reply arrives within tens of microseconds), then yields, then 1 ms sleeps.
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (IsRaised)
-            {
-                return true;
-            }
-
-            TimeSpan elapsed = clock.Elapsed;
-            if (elapsed >= timeout)
-            {
-                return false;
-            }
-
-            cancellationToken.ThrowIfCancellationRequested();
-            if (elapsed < TimeSpan.FromMicroseconds(50))
-            {
-                Thread.SpinWait(32);
-            }
-            else if (elapsed < TimeSpan.FromMilliseconds(2))
-            {
-                Thread.Yield();
-            }
-            else
-            {
-                Thread.Sleep(1);
-            }
-        }
-    }
+    // Waiting on one member would miss the others, so the group polls them all, the way a message line polls its cell.
+    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        InterruptLinePolling.Wait(this, timeout, cancellationToken);
 
     public override string ToString() => $"MSI-X vectors {string.Join(',', _lines.Select(l => l.Number))}";
 }

@@ -53,6 +53,13 @@ public static class VirtioPciIdentity
         return DeviceType(deviceId, config.Read16(C.SubsystemId));
     }
 
+    /// <summary>Checks the ids of <paramref name="function"/> as a transport opening it does; returns the virtio device type.</summary>
+    internal static uint Check(PciFunctionAccess function, out ushort deviceId)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        return Check(function.ConfigSpace, function.Name, out deviceId);
+    }
+
     /// <summary>
     /// The first function of <paramref name="functions"/> that is a virtio device of type <paramref name="deviceType"/>
     /// (1 = network), whether transitional (1af4:1000 + subsystem id) or modern (1af4:1040 + type).

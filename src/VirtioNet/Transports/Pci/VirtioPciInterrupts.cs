@@ -25,6 +25,9 @@ internal sealed class VirtioPciInterrupts : IDisposable
     private readonly List<IMessageInterruptLine> _vectors = [];
     private readonly Dictionary<int, IMessageInterruptLine> _byVector = [];
 
+    // config_msix_vector is cleared by every reset, so it is written again before the first queue after one.
+    private bool _configVectorSet;
+
     private bool _disposed;
 
     public VirtioPciInterrupts(
@@ -126,6 +129,46 @@ internal sealed class VirtioPciInterrupts : IDisposable
                 VirtioErrorReason.InvalidConfiguration,
                 $"PCI function {_function.Name}: the device did not accept MSI-X vector {written} for {what} (read back 0x{readBack:x4}).");
         }
+    }
+
+    /// <summary>The interrupt kind as a transport's description names it.</summary>
+    public string ModeName => Mode switch
+    {
+        VirtioPciInterruptMode.Intx => "INTx",
+        VirtioPciInterruptMode.MsixShared => "MSI-X shared",
+        VirtioPciInterruptMode.MsixPerQueue => "MSI-X per queue",
+        _ => "no interrupt",
+    };
+
+    /// <summary>
+    /// Writes <see cref="ConfigVector"/> to the config_msix_vector register at <paramref name="offset"/> of
+    /// <paramref name="registers"/> and checks the device took it, once after each reset (§4.1.5.1.2).
+    /// </summary>
+    public void SetConfigVectorOnce(IRegisterWindow registers, ulong offset)
+    {
+        if (_configVectorSet)
+        {
+            return;
+        }
+
+        ushort vector = ConfigVector;
+        registers.Write16(offset, vector);
+        CheckAccepted(vector, registers.Read16(offset), "configuration changes");
+        _configVectorSet = true;
+    }
+
+    /// <summary>A device reset cleared config_msix_vector: the next <see cref="SetConfigVectorOnce"/> writes it again.</summary>
+    public void ForgetConfigVector() => _configVectorSet = false;
+
+    /// <summary>
+    /// Writes queue <paramref name="queueIndex"/>'s vector to the (selected queue's) queue_msix_vector register at
+    /// <paramref name="offset"/> and checks the device took it (§4.1.5.1.2).
+    /// </summary>
+    public void SetQueueVector(IRegisterWindow registers, ulong offset, int queueIndex)
+    {
+        ushort vector = QueueVector(queueIndex);
+        registers.Write16(offset, vector);
+        CheckAccepted(vector, registers.Read16(offset), $"queue {queueIndex}");
     }
 
     /// <summary>

@@ -19,9 +19,6 @@ public sealed class VirtioPciLegacyTransport : IVirtioTransport, IRegisterDump, 
     private readonly VirtioPciInterrupts _interrupts;
     private readonly ulong _configBase;
 
-    // config_msix_vector is cleared by every reset, so it is written again before the first queue after one.
-    private bool _configVectorSet;
-
     /// <summary>Opens the legacy interface of <paramref name="function"/> (BAR 0 must be its assigned I/O BAR).</summary>
     /// <param name="function">The function's configuration space and assigned BARs.</param>
     /// <param name="mode">How the device interrupts.</param>
@@ -37,11 +34,9 @@ public sealed class VirtioPciLegacyTransport : IVirtioTransport, IRegisterDump, 
         IInterruptLine? intx = null,
         Func<int, IMessageInterruptLine>? openVector = null)
     {
-        ArgumentNullException.ThrowIfNull(function);
         _function = function;
-        DeviceId = VirtioPciIdentity.Check(function.ConfigSpace, function.Name, out ushort pciDeviceId);
+        DeviceId = VirtioPciIdentity.Check(function, out ushort pciDeviceId);
         PciDeviceId = pciDeviceId;
-        VendorId = VirtioPciIdentity.VendorId;
         if (!VirtioPciIdentity.IsTransitional(pciDeviceId))
         {
             throw new VirtioException(
@@ -74,7 +69,7 @@ public sealed class VirtioPciLegacyTransport : IVirtioTransport, IRegisterDump, 
     public VirtioPciInterruptMode InterruptMode => _interrupts.Mode;
 
     /// <inheritdoc />
-    public string Description => $"virtio-pci legacy @ {_function.Name} ({VirtioPciModernTransport.InterruptName(InterruptMode)})";
+    public string Description => $"virtio-pci legacy @ {_function.Name} ({_interrupts.ModeName})";
 
     /// <inheritdoc />
     public bool IsLegacy => true;
@@ -83,7 +78,7 @@ public sealed class VirtioPciLegacyTransport : IVirtioTransport, IRegisterDump, 
     public uint DeviceId { get; }
 
     /// <inheritdoc />
-    public uint VendorId { get; }
+    public uint VendorId => VirtioPciIdentity.VendorId;
 
     /// <inheritdoc />
     public int LegacyQueueAlign => LegacyPageSize;
@@ -106,7 +101,7 @@ public sealed class VirtioPciLegacyTransport : IVirtioTransport, IRegisterDump, 
         _registers.Write8(L.DeviceStatus, (byte)status);
         if (status == VirtioDeviceStatus.Reset)
         {
-            _configVectorSet = false;
+            _interrupts.ForgetConfigVector();
         }
     }
 
@@ -170,9 +165,7 @@ public sealed class VirtioPciLegacyTransport : IVirtioTransport, IRegisterDump, 
 
         if (_interrupts.MsixEnabled)
         {
-            ushort vector = _interrupts.QueueVector(queueIndex);
-            _registers.Write16(L.QueueMsixVector, vector);
-            _interrupts.CheckAccepted(vector, _registers.Read16(L.QueueMsixVector), $"queue {queueIndex}");
+            _interrupts.SetQueueVector(_registers, L.QueueMsixVector, queueIndex);
         }
 
         _registers.Write32(L.QueueAddress, (uint)pfn);
@@ -241,17 +234,13 @@ public sealed class VirtioPciLegacyTransport : IVirtioTransport, IRegisterDump, 
     /// <summary>Masks and disables MSI-X and releases the vectors' memory. The device itself is reset by its driver.</summary>
     public void Dispose() => _interrupts.Dispose();
 
+    // §4.1.4.8: config_msix_vector exists only while MSI-X is enabled.
     private void SetConfigVectorOnce()
     {
-        if (_configVectorSet || !_interrupts.MsixEnabled)
+        if (_interrupts.MsixEnabled)
         {
-            return;
+            _interrupts.SetConfigVectorOnce(_registers, L.ConfigMsixVector);
         }
-
-        ushort vector = _interrupts.ConfigVector;
-        _registers.Write16(L.ConfigMsixVector, vector);
-        _interrupts.CheckAccepted(vector, _registers.Read16(L.ConfigMsixVector), "configuration changes");
-        _configVectorSet = true;
     }
 
     private void SelectQueue(int queueIndex)

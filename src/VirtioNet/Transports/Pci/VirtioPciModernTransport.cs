@@ -25,9 +25,6 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     // (§4.1.5.2); null while the feature is not accepted. Read once at activation, like the notify address.
     private ushort[]? _notifConfigData;
 
-    // config_msix_vector is cleared by every reset, so it is written again before the first queue after one.
-    private bool _configVectorSet;
-
     /// <summary>
     /// Opens the modern interface of <paramref name="function"/>.
     /// </summary>
@@ -46,11 +43,9 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         IInterruptLine? intx = null,
         Func<int, IMessageInterruptLine>? openVector = null)
     {
-        ArgumentNullException.ThrowIfNull(function);
         _function = function;
-        DeviceId = VirtioPciIdentity.Check(function.ConfigSpace, function.Name, out ushort pciDeviceId);
+        DeviceId = VirtioPciIdentity.Check(function, out ushort pciDeviceId);
         PciDeviceId = pciDeviceId;
-        VendorId = VirtioPciIdentity.VendorId;
         Capabilities = VirtioPciCapabilityParser.Parse(function.ConfigSpace, function.Name);
         if (!Capabilities.HasModernInterface)
         {
@@ -99,7 +94,7 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     public VirtioPciInterruptMode InterruptMode => _interrupts.Mode;
 
     /// <inheritdoc />
-    public string Description => $"virtio-pci modern @ {_function.Name} ({InterruptName(InterruptMode)})";
+    public string Description => $"virtio-pci modern @ {_function.Name} ({_interrupts.ModeName})";
 
     /// <inheritdoc />
     public bool IsLegacy => false;
@@ -108,7 +103,7 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     public uint DeviceId { get; }
 
     /// <inheritdoc />
-    public uint VendorId { get; }
+    public uint VendorId => VirtioPciIdentity.VendorId;
 
     /// <inheritdoc />
     public int LegacyQueueAlign => 0;
@@ -131,7 +126,7 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         _common.Write8(Cfg.DeviceStatus, (byte)status);
         if (status == VirtioDeviceStatus.Reset)
         {
-            _configVectorSet = false;
+            _interrupts.ForgetConfigVector();
             Array.Fill(_notifyOffsets, -1);
             _notifConfigData = null;
         }
@@ -142,43 +137,20 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     public bool SupportsNotifConfigData => _common.Length >= Cfg.QueueNotifConfigData + 2;
 
     /// <inheritdoc />
-    public ulong ReadDeviceFeatures()
-    {
-        _common.Write32(Cfg.DeviceFeatureSelect, 0);
-        ulong low = _common.Read32(Cfg.DeviceFeature);
-        _common.Write32(Cfg.DeviceFeatureSelect, 1);
-        ulong high = _common.Read32(Cfg.DeviceFeature);
-        return (high << 32) | low;
-    }
+    public ulong ReadDeviceFeatures() => ReadDeviceFeatureWords(0);
 
     /// <inheritdoc />
     /// <remarks>device_feature_select 2 and 3; a device defining nothing above 63 presents 0 there (§4.1.4.3.1).</remarks>
-    public ulong ReadDeviceFeaturesHigh()
-    {
-        _common.Write32(Cfg.DeviceFeatureSelect, 2);
-        ulong word2 = _common.Read32(Cfg.DeviceFeature);
-        _common.Write32(Cfg.DeviceFeatureSelect, 3);
-        ulong word3 = _common.Read32(Cfg.DeviceFeature);
-        return (word3 << 32) | word2;
-    }
+    public ulong ReadDeviceFeaturesHigh() => ReadDeviceFeatureWords(2);
 
     /// <inheritdoc />
     /// <remarks>driver_feature_select 2 and 3 (§4.1.4.3).</remarks>
-    public void WriteDriverFeaturesHigh(ulong features)
-    {
-        _common.Write32(Cfg.DriverFeatureSelect, 2);
-        _common.Write32(Cfg.DriverFeature, (uint)features);
-        _common.Write32(Cfg.DriverFeatureSelect, 3);
-        _common.Write32(Cfg.DriverFeature, (uint)(features >> 32));
-    }
+    public void WriteDriverFeaturesHigh(ulong features) => WriteDriverFeatureWords(2, features);
 
     /// <inheritdoc />
     public void WriteDriverFeatures(ulong features)
     {
-        _common.Write32(Cfg.DriverFeatureSelect, 0);
-        _common.Write32(Cfg.DriverFeature, (uint)features);
-        _common.Write32(Cfg.DriverFeatureSelect, 1);
-        _common.Write32(Cfg.DriverFeature, (uint)(features >> 32));
+        WriteDriverFeatureWords(0, features);
 
         // §4.1.5.2: with VIRTIO_F_NOTIF_CONFIG_DATA, notifications carry the device's per-queue value, not the index.
         _notifConfigData = (features & VirtioFeatures.NotifConfigData) != 0 && SupportsNotifConfigData ? new ushort[_notifyOffsets.Length] : null;
@@ -220,7 +192,7 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
             throw new VirtioException(VirtioErrorReason.QueueUnavailable, $"{Description}: queue {queueIndex} does not exist (num_queues is {NumQueues}).");
         }
 
-        SetConfigVectorOnce();
+        _interrupts.SetConfigVectorOnce(_common, Cfg.ConfigMsixVector);
         SelectQueue(queueIndex);
         if (_common.Read16(Cfg.QueueEnable) != 0)
         {
@@ -240,9 +212,7 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
         }
 
         _common.Write16(Cfg.QueueSize, (ushort)size);
-        ushort vector = _interrupts.QueueVector(queueIndex);
-        _common.Write16(Cfg.QueueMsixVector, vector);
-        _interrupts.CheckAccepted(vector, _common.Read16(Cfg.QueueMsixVector), $"queue {queueIndex}");
+        _interrupts.SetQueueVector(_common, Cfg.QueueMsixVector, queueIndex);
 
         // 64-bit fields are written as two 32-bit halves, low first: §4.1.3.1 allows it and every device accepts it.
         Write64(Cfg.QueueDesc, descriptorArea);
@@ -430,27 +400,24 @@ public sealed class VirtioPciModernTransport : IVirtioTransport, IRegisterDump, 
     /// <summary>Masks and disables MSI-X and releases the vectors' memory. The device itself is reset by its driver.</summary>
     public void Dispose() => _interrupts.Dispose();
 
-    internal static string InterruptName(VirtioPciInterruptMode mode) => mode switch
-    {
-        VirtioPciInterruptMode.Intx => "INTx",
-        VirtioPciInterruptMode.MsixShared => "MSI-X shared",
-        VirtioPciInterruptMode.MsixPerQueue => "MSI-X per queue",
-        _ => "no interrupt",
-    };
-
     private IRegisterWindow Map(VirtioPciCapability cap, string what) => _function.MapRange(cap.Bar, cap.Offset, cap.Length, what);
 
-    private void SetConfigVectorOnce()
+    // Feature bits travel 32 at a time through a select register (§4.1.4.3): words firstWord and firstWord + 1, low first.
+    private ulong ReadDeviceFeatureWords(uint firstWord)
     {
-        if (_configVectorSet)
-        {
-            return;
-        }
+        _common.Write32(Cfg.DeviceFeatureSelect, firstWord);
+        ulong low = _common.Read32(Cfg.DeviceFeature);
+        _common.Write32(Cfg.DeviceFeatureSelect, firstWord + 1);
+        ulong high = _common.Read32(Cfg.DeviceFeature);
+        return (high << 32) | low;
+    }
 
-        ushort vector = _interrupts.ConfigVector;
-        _common.Write16(Cfg.ConfigMsixVector, vector);
-        _interrupts.CheckAccepted(vector, _common.Read16(Cfg.ConfigMsixVector), "configuration changes");
-        _configVectorSet = true;
+    private void WriteDriverFeatureWords(uint firstWord, ulong features)
+    {
+        _common.Write32(Cfg.DriverFeatureSelect, firstWord);
+        _common.Write32(Cfg.DriverFeature, (uint)features);
+        _common.Write32(Cfg.DriverFeatureSelect, firstWord + 1);
+        _common.Write32(Cfg.DriverFeature, (uint)(features >> 32));
     }
 
     private void SelectQueue(int queueIndex)
