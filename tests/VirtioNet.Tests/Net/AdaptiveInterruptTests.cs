@@ -134,7 +134,7 @@ public sealed class AdaptiveInterruptTests : IDisposable
         var worker = WorkerThread.Start(
             () =>
             {
-                    var packets = new ReceivedPacket[8];
+                var packets = new ReceivedPacket[8];
                 long before = 0;
                 for (int i = 0; i < Warmup + Measured; i++)
                 {
