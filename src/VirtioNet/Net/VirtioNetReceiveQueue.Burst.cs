@@ -138,7 +138,9 @@ internal sealed partial class VirtioNetReceiveQueue
         {
             while (count < packets.Length)
             {
-                if (_takenNext == _takenCount && TakeBatch(packets.Length - count) == 0)
+                // A batch cut short by a lie latched the ring broken: the packets before the lie are handed out now, and
+                // the next call meets the broken ring (and throws, or recovers), so no lent buffer goes unreported.
+                if (_takenNext == _takenCount && ((count > 0 && _queue.IsBroken) || TakeBatch(packets.Length - count) == 0))
                 {
                     break;
                 }
@@ -176,7 +178,7 @@ internal sealed partial class VirtioNetReceiveQueue
             Statistics.Add(ref _tally);
         }
 
-        if (_freeCount > freeBefore)
+        if (_freeCount > freeBefore && !_queue.IsBroken)
         {
             // Buffers of dropped packets go straight back to the device, as the copying path gives them back, rather
             // than wait for the next ReleaseBurst (a caller that got nothing may not call it).

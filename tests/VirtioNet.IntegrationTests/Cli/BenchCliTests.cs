@@ -187,6 +187,32 @@ public sealed class BenchCliTests
         Assert.True(json.RootElement.GetProperty("allocatedBytes").GetInt64() <= 32, json.RootElement.ToString());
     }
 
+    // Adaptive mode against a flooding testpmd: it polls its budget, finds frames, and delivers as poll mode does,
+    // allocating nothing per wait.
+    [Fact]
+    [Trait("Peer", "Dpdk")]
+    public void InAdaptiveModeAgainstTestpmdFramesAreReceivedAndNothingIsAllocatedPerWait()
+    {
+        DpdkRequirement.EnsureAvailable();
+        using DpdkTestpmd testpmd = DpdkTestpmd.Start("txonly");
+        using JsonDocument json = RunBench("rx", "adaptive", "--vhost-user", testpmd.SocketPath, "--busy-poll-budget", "256");
+        Assert.True(json.RootElement.GetProperty("received").GetInt64() > 0, json.RootElement.ToString());
+        Assert.True(json.RootElement.GetProperty("allocatedBytes").GetInt64() <= 32, json.RootElement.ToString());
+    }
+
+    // Adaptive mode on QEMU, whose frames come back through the qtest machine far slower than any busy-poll budget: the
+    // waits spend their budget, arm the notification and are woken by the device's interrupt.
+    [Fact]
+    [Trait("Peer", "Qemu")]
+    public void InAdaptiveModeOnQemuWaitsThatSpendTheirBudgetAreWokenByInterrupts()
+    {
+        QemuRequirement.EnsureAvailable();
+        using JsonDocument json = RunBench("loopback", "adaptive");
+        JsonElement r = json.RootElement;
+        Assert.True(r.GetProperty("received").GetInt64() > 0, r.ToString());
+        Assert.True(r.GetProperty("interrupts").GetInt64() > 0, $"no receive wait was ended by an interrupt: {r}");
+    }
+
     [Fact]
     [Trait("Peer", "Dpdk")]
     public void InInterruptModeTwoQueuePairsEachReceiveTheirOwnFrames()

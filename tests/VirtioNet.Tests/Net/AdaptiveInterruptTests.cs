@@ -50,14 +50,14 @@ public sealed class AdaptiveInterruptTests : IDisposable
     {
         using var device = new Device(_memory, budget: 64);
         VirtioNetDevice net = device.Net;
-        var worker = Task.Factory.StartNew(() => net.Pairs[0].WaitForReceive(Forever, CancellationToken.None), TaskCreationOptions.LongRunning);
+        var worker = WorkerThread.Start(() => net.Pairs[0].WaitForReceive(Forever, CancellationToken.None));
 
         // The worker registers as a waiter only after its budget is spent and it asked the device for a notification.
         WaitUntil(() => net.IsWaitingForReceive(0) && device.Transport.Line.WaitersInside > 0, "the worker asleep on the line");
         Assert.Equal((0, 1), (device.Tuner.Hits, device.Tuner.Arms));
         Assert.True(device.Deliver(Frame(2), interrupt: true), "the device was not asked for a notification before the worker slept");
 
-        Assert.True(worker.Wait(Long) && worker.Result);
+        Assert.True(worker.Join(Long) && worker.Result);
         Assert.Equal(Frame(2), device.ReceiveOne());
         Assert.Equal(1, net.Pairs[0].ReceiveQueue.Statistics.Interrupts);
     }
@@ -73,10 +73,10 @@ public sealed class AdaptiveInterruptTests : IDisposable
         // Sparse traffic: every wait spends its budget and sleeps, and each wake-up finds one frame.
         for (int i = 0; i < 6; i++)
         {
-            var worker = Task.Factory.StartNew(() => net.Pairs[0].WaitForReceive(Forever, CancellationToken.None), TaskCreationOptions.LongRunning);
+            var worker = WorkerThread.Start(() => net.Pairs[0].WaitForReceive(Forever, CancellationToken.None));
             WaitUntil(() => net.IsWaitingForReceive(0) && device.Transport.Line.WaitersInside > 0, $"wait {i} asleep on the line");
             Assert.True(device.Deliver(Frame(i), interrupt: true));
-            Assert.True(worker.Wait(Long) && worker.Result);
+            Assert.True(worker.Join(Long) && worker.Result);
             Assert.Equal(Frame(i), device.ReceiveOne());
         }
 
@@ -131,10 +131,10 @@ public sealed class AdaptiveInterruptTests : IDisposable
         VirtioNetDevice net = device.Net;
         long allocated = -1;
         int done = 0;
-        var worker = Task.Factory.StartNew(
+        var worker = WorkerThread.Start(
             () =>
             {
-                    var packets = new ReceivedPacket[8];
+                var packets = new ReceivedPacket[8];
                 long before = 0;
                 for (int i = 0; i < Warmup + Measured; i++)
                 {
@@ -155,8 +155,7 @@ public sealed class AdaptiveInterruptTests : IDisposable
 
                 allocated = GC.GetAllocatedBytesForCurrentThread() - before;
                 return true;
-            },
-            TaskCreationOptions.LongRunning);
+            });
 
         // Odd frames land while the worker sleeps (an interrupt brings them); even ones before it looks (polling finds them).
         for (int i = 0; i < Warmup + Measured; i++)
@@ -173,7 +172,7 @@ public sealed class AdaptiveInterruptTests : IDisposable
             }
         }
 
-        Assert.True(worker.Wait(Long) && worker.Result);
+        Assert.True(worker.Join(Long) && worker.Result);
         Assert.Equal(0, allocated);
         Assert.True(device.Tuner.Arms >= Measured / 2, $"{device.Tuner.Arms} waits armed the notification");
     }

@@ -104,7 +104,7 @@ public sealed class BatchedReceiveTests : IDisposable
                 break;
             case "length":
                 Assert.True(rx.TryPop(out DeviceChain? chain));
-                rx.Complete(chain, chain.WritableCapacity + 1);
+                rx.Complete(chain, (uint)(chain.WritableCapacity + 1));
                 break;
             default:
                 // One more than every buffer posted.
