@@ -339,18 +339,33 @@ public sealed class QtestClient : IDisposable
         Return(slot);
     }
 
-    // Formats "mnemonic 0xADDR[ 0xVALUE]\n" without allocating.
+    // Formats "mnemonic 0xADDR[ 0xVALUE]\n" without allocating, piece by piece: the interpolated-string handler formats
+    // numbers through a generic method whose unoptimized (tier-0) code boxes them, 24 bytes per number, and register
+    // accesses run on a service's pump threads (kicks, interrupt acknowledgements) long before the runtime tiers that up
+    // in a busy process.
     private static int Format(Span<byte> buffer, string mnemonic, ulong address, ulong? value)
     {
-        bool ok = value is ulong v
-            ? Utf8.TryWrite(buffer, CultureInfo.InvariantCulture, $"{mnemonic} 0x{address:x} 0x{v:x}\n", out int written)
-            : Utf8.TryWrite(buffer, CultureInfo.InvariantCulture, $"{mnemonic} 0x{address:x}\n", out written);
+        int written = Encoding.ASCII.GetBytes(mnemonic, buffer);
+        bool ok = AppendHex(buffer, ref written, address) && (value is not ulong v || AppendHex(buffer, ref written, v)) && written < buffer.Length;
         if (!ok)
         {
             throw new InvalidOperationException("A fixed-form qtest command did not fit its buffer.");
         }
 
+        buffer[written++] = (byte)'\n';
         return written;
+    }
+
+    // Appends " 0x" and the number in lowercase hex; false when the buffer is too small.
+    private static bool AppendHex(Span<byte> buffer, ref int written, ulong number)
+    {
+        if (!" 0x"u8.TryCopyTo(buffer[written..]) || !number.TryFormat(buffer[(written + 3)..], out int digits, "x", CultureInfo.InvariantCulture))
+        {
+            return false;
+        }
+
+        written += 3 + digits;
+        return true;
     }
 
     private string ExecuteText(string command)

@@ -10,8 +10,8 @@ namespace VirtioNet.IntegrationTests.Up;
 /// <summary>
 /// Two <c>vnet up</c> on one Open vSwitch-DPDK bridge (dpdkvhostuserclient ports: each driver listens, OVS connects),
 /// each TAP in a namespace of its own: the kernel's ARP, ICMP, IPv6 neighbour discovery and ICMPv6, TCP streams each way
-/// with SHA-256 compared (the kernel's offloads on and off), 10,000 UDP datagrams, jumbo frames at MTU 9000, and two
-/// queue pairs per interface that both carry flows.
+/// with SHA-256 compared (the kernel's offloads on and off), 10,000 UDP datagrams, jumbo frames at MTU 9000, two
+/// queue pairs per interface that both carry flows, and pumps that allocate nothing per frame.
 /// </summary>
 [Trait("Peer", "Ovs")]
 [Trait("Peer", "Kernel")]
@@ -111,6 +111,50 @@ public sealed class UpOvsTests
         }
 
         bridge.StopBoth();
+    }
+
+    [Fact]
+    public void ThePumpsOfBothInterfacesAllocateNoBytesPerFrameOverKernelTcpAndUdpTransfers()
+    {
+        // Each pump thread reads GC.GetAllocatedBytesForCurrentThread once per burst and reports what it allocated since
+        // it started (stats: toKernelAllocatedBytes, fromKernelAllocatedBytes); a thread's counter sees only itself.
+        using Bridge bridge = Bridge.Start([], "--offloads", "off");
+
+        // Warm-up: every path of the measured transfers has run (and been compiled) once; the first-frame lines are logged.
+        RunBothWays(bridge, 4 << 20, 1000);
+        var before = new[] { Pumps(bridge, bridge.TapA), Pumps(bridge, bridge.TapB) };
+
+        RunBothWays(bridge, 32 << 20, 5000);
+        var after = new[] { Pumps(bridge, bridge.TapA), Pumps(bridge, bridge.TapB) };
+
+        for (int i = 0; i < 2; i++)
+        {
+            long frames = after[i].Frames - before[i].Frames;
+            string report = $"{(i == 0 ? bridge.TapA : bridge.TapB)}: {frames} frames; device-to-kernel pump {before[i].ToKernel} bytes at start-up and warm-up, " +
+                $"{after[i].ToKernel - before[i].ToKernel} since; kernel-to-device pump {before[i].FromKernel}, {after[i].FromKernel - before[i].FromKernel} since";
+            TestContext.Current.TestOutputHelper?.WriteLine(report);
+            Assert.True(frames > 20_000, report);
+            Assert.True(after[i].ToKernel == before[i].ToKernel && after[i].FromKernel == before[i].FromKernel, report);
+        }
+
+        bridge.StopBoth();
+    }
+
+    private static void RunBothWays(Bridge bridge, int tcpBytes, int datagrams)
+    {
+        (string sent, string received) = KernelTcpTransfer.Run(bridge.B, NetworkNamespace.DriverAddress, bridge.A, tcpBytes, TransferTimeout);
+        Assert.Equal(sent, received);
+        (sent, received) = KernelTcpTransfer.Run(bridge.A, NetworkNamespace.KernelAddress, bridge.B, tcpBytes, TransferTimeout);
+        Assert.Equal(sent, received);
+        KernelUdpTransfer.Result udp = KernelUdpTransfer.Run(bridge.B, NetworkNamespace.DriverAddress, bridge.A, datagrams, flows: 4, payload: 1000, TransferTimeout);
+        Assert.Equal(datagrams, udp.Delivered);
+    }
+
+    // Frames both ways and each pump thread's allocations, from the control socket as vnet stats reads them.
+    private static (long Frames, long ToKernel, long FromKernel) Pumps(Bridge bridge, string tap)
+    {
+        JsonObject pair = bridge.Stats(tap)[0]!.AsObject();
+        return ((long)pair["toKernelFrames"]! + (long)pair["fromKernelFrames"]!, (long)pair["toKernelAllocatedBytes"]!, (long)pair["fromKernelAllocatedBytes"]!);
     }
 
     /// <summary>
