@@ -320,6 +320,7 @@ internal static class TapService
             ["toKernelBytes"] = counters.ToKernelBytes,
             ["fromKernelFrames"] = counters.FromKernelFrames,
             ["fromKernelBytes"] = counters.FromKernelBytes,
+            ["fromKernelLarge"] = counters.FromKernelLarge,
             ["ringFullWaits"] = counters.RingFullWaits,
             ["toKernelAllocatedBytes"] = counters.ToKernelAllocatedBytes,
             ["fromKernelAllocatedBytes"] = counters.FromKernelAllocatedBytes,

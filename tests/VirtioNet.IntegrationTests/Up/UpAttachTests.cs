@@ -81,7 +81,7 @@ public sealed class UpAttachTests
             Assert.Contains("mtu 1400", near.IpInside($"link show {tap}"), StringComparison.Ordinal);
             VnetProcess.Result tooLarge = VnetProcess.Run("mtu", "--attach", name, "--set", "9000");
             Assert.Equal(1, tooLarge.ExitCode);
-            Assert.Equal($"vnet: error: {name}: mtu must be 68 to 1500 (the device's MTU); got 9000", tooLarge.StandardError.Trim());
+            Assert.Equal($"vnet: error: {name}: mtu must be 68 to 1500 (what the driver's buffers were sized for: vnet up --max-mtu); got 9000", tooLarge.StandardError.Trim());
             Assert.Contains("mtu 1400", near.IpInside($"link show {tap}"), StringComparison.Ordinal);
 
             // offloads, channels, rss, dump: read from the running device, named after the instance.

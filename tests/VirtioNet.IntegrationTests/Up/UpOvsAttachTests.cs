@@ -57,7 +57,15 @@ public sealed class UpOvsAttachTests
         Assert.True(settled.DeviceTx >= 10 && settled.DeviceRx >= 10, $"10 pings made {settled}.");
 
         // ovs-vsctl's view (the Interface table's statistics column, refreshed every few seconds) catches up to the same.
-        Eventually(() => InterfaceStatistics(ovs, "vu0") == (settled.DeviceTx, settled.DeviceRx), () => $"ovs-vsctl get Interface vu0 statistics: {InterfaceStatistics(ovs, "vu0")} vs {settled}");
+        // The counters are read again each time: the kernels' ARP may confirm a neighbour meanwhile (one frame each way).
+        Counters latest = settled;
+        Eventually(
+            () =>
+            {
+                latest = Read(ovs, nameA, a, tapA);
+                return latest.Agree && InterfaceStatistics(ovs, "vu0") == (latest.DeviceTx, latest.DeviceRx);
+            },
+            () => $"ovs-vsctl get Interface vu0 statistics: {InterfaceStatistics(ovs, "vu0")} vs {latest}");
 
         // channels: both pairs active, OVS spreads 32 UDP flows (distinct source ports) over both; with one pair active
         // OVS uses only the one enabled queue, and with two again both.

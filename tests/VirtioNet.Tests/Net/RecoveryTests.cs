@@ -241,8 +241,20 @@ public sealed class RecoveryTests : IDisposable
                     device = new SoftwareSplitDevice(_memory, net.Control.Queue!.Queue, eventIdx: true);
                 }
 
-                if (!device.TryPop(out DeviceChain? chain))
+                DeviceChain? chain;
+                try
                 {
+                    if (!device.TryPop(out chain))
+                    {
+                        Thread.Sleep(1);
+                        continue;
+                    }
+                }
+                catch (VirtioException)
+                {
+                    // The reset zeroed the ring under this thread (its available index went back to 0); start over once
+                    // the queues are set up again.
+                    device = null;
                     Thread.Sleep(1);
                     continue;
                 }
