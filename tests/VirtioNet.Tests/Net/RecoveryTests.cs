@@ -225,45 +225,8 @@ public sealed class RecoveryTests : IDisposable
             VirtioNetFeatures.CtrlMacAddr | VirtioNetFeatures.CtrlGuestOffloads | VirtioNetFeatures.GuestCsum;
         var transport = new SoftwareNetTransport(Modern | control);
         VirtioNetDevice net = Open(transport);
-        var commands = new ConcurrentQueue<(byte Class, byte Code, byte[] Payload)>();
-        using var stop = new CancellationTokenSource();
-
-        // The device side of the control queue, on its own thread, starting over whenever the queues are activated again.
-        Task responder = Task.Run(() =>
-        {
-            int seen = -1;
-            SoftwareSplitDevice? device = null;
-            while (!stop.IsCancellationRequested)
-            {
-                if (transport.Activations != seen || device is null)
-                {
-                    seen = transport.Activations;
-                    device = new SoftwareSplitDevice(_memory, net.Control.Queue!.Queue, eventIdx: true);
-                }
-
-                DeviceChain? chain;
-                try
-                {
-                    if (!device.TryPop(out chain))
-                    {
-                        Thread.Sleep(1);
-                        continue;
-                    }
-                }
-                catch (VirtioException)
-                {
-                    // The reset zeroed the ring under this thread (its available index went back to 0); start over once
-                    // the queues are set up again.
-                    device = null;
-                    Thread.Sleep(1);
-                    continue;
-                }
-
-                byte[] readable = chain.ReadReadable();
-                commands.Enqueue((readable[0], readable[1], readable[2..]));
-                device.Complete(chain, (uint)chain.WriteWritable([VirtioNetControlCommands.AckOk]));
-            }
-        }, CancellationToken.None);
+        var responder = new ControlQueueResponder(_memory, transport, net);
+        ConcurrentQueue<(byte Class, byte Code, byte[] Payload)> commands = responder.Commands;
 
         try
         {
@@ -301,8 +264,7 @@ public sealed class RecoveryTests : IDisposable
         }
         finally
         {
-            stop.Cancel();
-            await responder.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+            await responder.DisposeAsync();
             net.Dispose();
         }
 

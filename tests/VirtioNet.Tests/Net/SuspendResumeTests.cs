@@ -94,42 +94,8 @@ public sealed class SuspendResumeTests : IDisposable
         const ulong control = VirtioNetFeatures.CtrlVq | VirtioNetFeatures.CtrlRx | VirtioNetFeatures.CtrlMacAddr;
         var transport = new SoftwareNetTransport(Modern | control);
         VirtioNetDevice net = Open(transport);
-        var commands = new ConcurrentQueue<(byte Class, byte Code, byte[] Payload)>();
-        using var stop = new CancellationTokenSource();
-        Task responder = Task.Run(() =>
-        {
-            int seen = -1;
-            SoftwareSplitDevice? device = null;
-            while (!stop.IsCancellationRequested)
-            {
-                if (transport.Activations != seen || device is null)
-                {
-                    seen = transport.Activations;
-                    device = new SoftwareSplitDevice(_memory, net.Control.Queue!.Queue, eventIdx: true);
-                }
-
-                DeviceChain? chain;
-                try
-                {
-                    if (!device.TryPop(out chain))
-                    {
-                        Thread.Sleep(1);
-                        continue;
-                    }
-                }
-                catch (VirtioException)
-                {
-                    // Suspended: the driver zeroed the ring; start over once it is set up again.
-                    device = null;
-                    Thread.Sleep(1);
-                    continue;
-                }
-
-                byte[] readable = chain.ReadReadable();
-                commands.Enqueue((readable[0], readable[1], readable[2..]));
-                device.Complete(chain, (uint)chain.WriteWritable([VirtioNetControlCommands.AckOk]));
-            }
-        }, CancellationToken.None);
+        var responder = new ControlQueueResponder(_memory, transport, net);
+        ConcurrentQueue<(byte Class, byte Code, byte[] Payload)> commands = responder.Commands;
 
         try
         {
@@ -151,8 +117,7 @@ public sealed class SuspendResumeTests : IDisposable
         }
         finally
         {
-            stop.Cancel();
-            await responder.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+            await responder.DisposeAsync();
             net.Dispose();
         }
 
