@@ -21,6 +21,21 @@ internal static partial class Interop
         [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
         internal static partial int PollDescriptors(PollFd* fds, nuint count, int timeoutMilliseconds);
 
+        /// <summary>ppoll with no signal mask: as poll, with a timeout in nanoseconds (poll's is whole milliseconds).</summary>
+        [LibraryImport("libc", EntryPoint = "ppoll", SetLastError = true)]
+        internal static partial int PollDescriptors(PollFd* fds, nuint count, Timespec* timeout, void* signalMask);
+
+        /// <summary>struct timespec (64-bit Linux).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct Timespec
+        {
+            public long Seconds;
+            public long Nanoseconds;
+
+            public static Timespec From(TimeSpan span) =>
+                new() { Seconds = span.Ticks / TimeSpan.TicksPerSecond, Nanoseconds = span.Ticks % TimeSpan.TicksPerSecond * 100 };
+        }
+
         /// <summary>struct pollfd.</summary>
         [StructLayout(LayoutKind.Sequential)]
         internal struct PollFd

@@ -13,7 +13,7 @@ namespace VirtioNet.VhostUser;
 internal sealed class VhostUserInterruptLine : INotifyingInterruptLine
 {
     // Longest single poll, so that cancellation is noticed without a wake-up descriptor.
-    private const int SliceMilliseconds = 50;
+    private static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(50);
 
     private readonly VhostUserTransport _transport;
 
@@ -35,7 +35,7 @@ internal sealed class VhostUserInterruptLine : INotifyingInterruptLine
     public int Number => 0;
 
     /// <inheritdoc />
-    public bool IsRaised => _transport.PollInterrupt(0);
+    public bool IsRaised => _transport.PollInterrupt(TimeSpan.Zero);
 
     /// <inheritdoc />
     public long RaiseCount => _transport.InterruptSignals;
@@ -48,8 +48,7 @@ internal sealed class VhostUserInterruptLine : INotifyingInterruptLine
         {
             cancellationToken.ThrowIfCancellationRequested();
             TimeSpan remaining = timeout - Stopwatch.GetElapsedTime(start);
-            int waitMs = remaining <= TimeSpan.Zero ? 0 : (int)Math.Min(SliceMilliseconds, Math.Ceiling(remaining.TotalMilliseconds));
-            if (_transport.PollInterrupt(waitMs))
+            if (_transport.PollInterrupt(remaining < Slice ? remaining : Slice))
             {
                 return true;
             }
@@ -71,7 +70,7 @@ internal sealed class VhostUserInterruptLine : INotifyingInterruptLine
         ArgumentNullException.ThrowIfNull(callback);
         WatchDescriptors();
         Interlocked.Exchange(ref _callback, callback);
-        if (_transport.PollInterrupt(0))
+        if (_transport.PollInterrupt(TimeSpan.Zero))
         {
             OnReady();
         }

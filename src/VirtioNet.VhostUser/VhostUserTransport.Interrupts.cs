@@ -4,10 +4,12 @@ namespace VirtioNet.VhostUser;
 public sealed partial class VhostUserTransport
 {
     /// <summary>
-    /// Waits up to <paramref name="waitMilliseconds"/> for a call eventfd to become readable or the socket to hang up;
-    /// true when one did or a configuration change is pending. Lock-free: the worker waits here while it owns the queues.
+    /// Waits up to <paramref name="wait"/> for a call eventfd to become readable or the socket to hang up; true when one
+    /// did or a configuration change is pending. Lock-free: the worker waits here while it owns the queues. The wait is
+    /// ppoll's, to the microsecond (plus the kernel's timer slack): a paced sender waiting 80 µs for its next frame
+    /// sleeps 80 µs, where poll's whole milliseconds would make it sleep a millisecond or spin.
     /// </summary>
-    internal unsafe bool PollInterrupt(int waitMilliseconds)
+    internal unsafe bool PollInterrupt(TimeSpan wait)
     {
         if (Volatile.Read(ref _configChangePending) != 0)
         {
@@ -30,7 +32,8 @@ public sealed partial class VhostUserTransport
         {
             // SAFETY: 'p' points at 'count' pollfds pinned on this frame. A descriptor closed concurrently by Dispose
             // reports POLLNVAL, which is ignored for eventfds below.
-            ready = Interop.Poll.PollDescriptors(p, (nuint)count, waitMilliseconds);
+            Interop.Poll.Timespec timeout = Interop.Poll.Timespec.From(wait <= TimeSpan.Zero ? TimeSpan.Zero : wait);
+            ready = Interop.Poll.PollDescriptors(p, (nuint)count, &timeout, null);
         }
 
         if (ready <= 0)
