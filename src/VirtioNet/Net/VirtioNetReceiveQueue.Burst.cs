@@ -95,10 +95,10 @@ internal sealed partial class VirtioNetReceiveQueue
             ref readonly UsedBuffer used = ref _taken[i];
             if (_syncDma)
             {
-                _dma.SyncForCpu(_pool.Slice(used.Token * _slotLength, used.Length));
+                _dma.SyncForCpu(_pool.Slice(BufferStart(used.Token), used.Length));
             }
 
-            PrefetchHeader(_pool.Pointer + (used.Token * _slotLength));
+            PrefetchHeader(_pool.Pointer + BufferStart(used.Token));
         }
 
         return taken;
@@ -148,7 +148,7 @@ internal sealed partial class VirtioNetReceiveQueue
                 UsedBuffer used = _taken[_takenNext++];
                 int slot = used.Token;
                 int frameLength = used.Length - _headerLength;
-                int start = slot * _slotLength;
+                int start = BufferStart(slot);
                 if (plainHeaders && (uint)(frameLength - EthernetFrame.HeaderLength) <= (uint)(MaxFrameLength - EthernetFrame.HeaderLength))
                 {
                     // flags and gso_type (bytes 0 and 1) at once, num_buffers (bytes 10 and 11) in mergeable mode.
@@ -226,7 +226,7 @@ internal sealed partial class VirtioNetReceiveQueue
             {
                 // The caller owned the buffer and may have written it (so may the checksum completion): cleaned before
                 // the device gets it back, so no dirty cache line can later land on what the device writes.
-                _dma.SyncForDevice(_pool.Slice(slot * _slotLength, _slotLength));
+                _dma.SyncForDevice(_pool.Slice(BufferStart(slot), _slotLength));
             }
 
             Repost(slot);
@@ -237,7 +237,7 @@ internal sealed partial class VirtioNetReceiveQueue
 
     /// <summary>Where a lent segment's bytes are (see <see cref="ReceivedPacket.Data"/>).</summary>
     internal DmaRegion SegmentRegion(int slot, bool continuation, int length) =>
-        _pool.Slice((slot * _slotLength) + (continuation ? 0 : _headerLength), length);
+        _pool.Slice(BufferStart(slot) + (continuation ? 0 : _headerLength), length);
 
     /// <summary>The header flags of a lent first segment.</summary>
     internal byte HeaderFlagsOf(int slot) => (uint)slot < (uint)_slotFlags.Length ? _slotFlags[slot] : (byte)0;
@@ -265,7 +265,7 @@ internal sealed partial class VirtioNetReceiveQueue
             return 0;
         }
 
-        int start = slot * _slotLength;
+        int start = BufferStart(slot);
         _slotFlags[slot] = _pool.Span[start + VirtioNetHeader.FlagsOffset];
         _slotHasInfo[slot] = false;
         packets[0] = new ReceivedPacket(this, slot, frameLength, 1);
@@ -284,7 +284,7 @@ internal sealed partial class VirtioNetReceiveQueue
     private int BurstMergeable(UsedBuffer first, Span<ReceivedPacket> packets, bool wholeSpan, ReceiveBurstOptions options)
     {
         int slot = first.Token;
-        int start = slot * _slotLength;
+        int start = BufferStart(slot);
         Span<byte> pool = _pool.Span;
         if (first.Length < _headerLength)
         {

@@ -16,7 +16,7 @@ internal sealed partial class VirtioNetReceiveQueue
     // or verifies the checksum as options ask, and puts the result in segments[0]. False: the header lies.
     private bool TryCheckBurstOffloads(Span<ReceivedPacket> segments, int frameLength, ReceiveBurstOptions options)
     {
-        ReadOnlySpan<byte> header = _pool.Span.Slice(segments[0].Slot * _slotLength, _headerLength);
+        ReadOnlySpan<byte> header = _pool.Span.Slice(BufferStart(segments[0].Slot), _headerLength);
 
         // The common case, first: no flag, no GSO and no hash to report leave nothing to check or hand out (the
         // validator would say the same), and the packet keeps the metadata it was built with.

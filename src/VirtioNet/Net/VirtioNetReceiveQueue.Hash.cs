@@ -17,6 +17,6 @@ internal sealed partial class VirtioNetReceiveQueue
             return default;
         }
 
-        return ReceiveHash.Read(_pool.Span.Slice(packet.Slot * _slotLength, _headerLength));
+        return ReceiveHash.Read(_pool.Span.Slice(BufferStart(packet.Slot), _headerLength));
     }
 }

@@ -19,7 +19,9 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
     // Sends the available-buffer notification.
     private readonly Action<int> _notify;
 
-    // All slots in one DMA block: slot i at i * _slotLength; the slot index is the queue token.
+    // All slots in one DMA block: slot i at i * _slotLength, the header first; the slot index is the queue token. Unlike
+    // the receive buffers, no headroom aligns the frame: a short frame's headers share the header's cache line, one line
+    // for the driver to write and the device to read (a headroom made transmit at 64 bytes about 10% slower).
     private readonly DmaRegion _pool;
 
     // Bytes per slot.

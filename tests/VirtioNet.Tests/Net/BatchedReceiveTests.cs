@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using VirtioNet.Core;
 using VirtioNet.Net;
 using VirtioNet.Tests.Fakes;
+using VirtioNet.Virtqueues;
 using Xunit;
 
 namespace VirtioNet.Tests.Net;
@@ -132,5 +133,34 @@ public sealed class BatchedReceiveTests : IDisposable
         Deliver(fresh, Frame(200, 9));
         Assert.Equal(1, pair.ReceiveBurst(packets));
         Assert.Equal(Frame(200, 9), packets[0].Span.ToArray());
+    }
+
+    [Theory]
+    [InlineData(Features, false)]
+    [InlineData(Features & ~VirtioNetFeatures.MrgRxBuf, false)]
+    [InlineData(VirtioNetFeatures.Mac, true)]
+    [InlineData(VirtioNetFeatures.Mac | VirtioFeatures.AnyLayout, true)]
+    public void EveryPostedReceiveBufferPutsTheFrameOnACacheLineAndNoTwoBuffersOverlap(ulong features, bool legacy)
+    {
+        using VirtioNetDevice net = VirtioNetDevice.Open(new SoftwareNetTransport(features, legacy), _memory, new VirtioNetOptions { OperationMode = OperationMode.Poll, AutoRecover = false });
+        var rx = new SoftwareSplitDevice(_memory, net.ReceiveQueue, eventIdx: false);
+        int header = net.HeaderLength;
+        var taken = new List<(ulong Start, ulong End)>();
+        while (rx.TryPop(out DeviceChain? chain))
+        {
+            // The frame's first byte: after the header, in the header's own buffer or in the next one (a legacy
+            // device without ANY_LAYOUT gets the header in a descriptor of its own).
+            DeviceBuffer first = chain.Buffers[0];
+            ulong frame = first.Length == (uint)header ? chain.Buffers[1].Address : first.Address + (ulong)header;
+            Assert.True(frame % 64 == 0, $"a frame would start at {frame:x}, {frame % 64} bytes into a cache line");
+            taken.AddRange(chain.Buffers.Select(b => (b.Address, b.Address + b.Length)));
+        }
+
+        Assert.NotEmpty(taken);
+        taken.Sort();
+        for (int i = 1; i < taken.Count; i++)
+        {
+            Assert.True(taken[i].Start >= taken[i - 1].End, $"receive buffers overlap at {taken[i].Start:x}");
+        }
     }
 }
