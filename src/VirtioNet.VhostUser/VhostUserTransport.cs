@@ -135,6 +135,15 @@ public sealed partial class VhostUserTransport : IVirtioTransport
         _listener = listener;
         _channel = channel;
         _interrupt = new VhostUserInterruptLine(this);
+        BindPoll();
+    }
+
+    // The first call of a P/Invoke resolves its target, which allocates; made here with nothing to wait on (ppoll of no
+    // descriptors and a zero timeout returns at once), so the first interrupt wait of a packet loop allocates nothing.
+    private static unsafe void BindPoll()
+    {
+        Interop.Poll.Timespec zero = default;
+        _ = Interop.Poll.PollDescriptors(null, 0, &zero, null);
     }
 
     /// <summary>The socket path.</summary>

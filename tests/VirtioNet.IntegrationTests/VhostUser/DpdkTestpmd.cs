@@ -161,8 +161,48 @@ internal sealed class DpdkTestpmd : IDisposable
     /// <summary>The socket of vhost port <paramref name="port"/> (port 0's is <see cref="SocketPath"/>).</summary>
     public string SocketPathOf(int port) => port == 0 ? SocketPath : Path.Combine(Directory, $"vh{port}.sock");
 
-    /// <summary>Stops testpmd where it is (SIGSTOP): a backend that takes nothing from the rings until <see cref="Resume"/>.</summary>
-    public void Pause() => Signal("STOP");
+    /// <summary>
+    /// Stops testpmd where it is (SIGSTOP): a backend that takes nothing from the rings until <see cref="Resume"/>.
+    /// Returns once every thread of it is stopped: kill(2) returns when the signal is sent, and a forwarding thread
+    /// already running goes on taking buffers for a moment after (on a loaded machine, long enough to be seen).
+    /// </summary>
+    public void Pause()
+    {
+        Signal("STOP");
+        int pid = (_process ?? throw new InvalidOperationException("testpmd is not running.")).Id;
+        var clock = Stopwatch.StartNew();
+        while (!AllThreadsStopped(pid))
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "testpmd's threads did not all stop within 10 s of SIGSTOP.");
+            Thread.Sleep(1);
+        }
+    }
+
+    // Every /proc/PID/task/TID/stat says T (stopped), t (traced) or that the thread is gone (Z, X): the state is the
+    // first field after the name's ")".
+    private static bool AllThreadsStopped(int pid)
+    {
+        foreach (string task in System.IO.Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(task, "stat"));
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            int end = stat.LastIndexOf(')');
+            if (end < 0 || end + 2 >= stat.Length || stat[end + 2] is not ('T' or 't' or 'Z' or 'X'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>Lets a paused testpmd run again (SIGCONT).</summary>
     public void Resume() => Signal("CONT");
