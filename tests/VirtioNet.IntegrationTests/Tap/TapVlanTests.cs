@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.NetworkInformation;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using PacketDotNet;
 using VirtioNet.IntegrationTests.VhostUser;
@@ -339,108 +338,6 @@ public sealed class TapVlanTests
             }
 
             return null;
-        }
-    }
-
-    /// <summary>
-    /// A raw AF_PACKET socket bound to one interface of the calling thread's namespace: whole Ethernet frames out and
-    /// in, so tagged frames pass through the kernel's TAP without a VLAN device.
-    /// </summary>
-    internal sealed class PacketSocket : IDisposable
-    {
-        private const int AfPacket = 17;
-        private const int SockRaw = 3;
-        private const ushort EthPAllBigEndian = 0x0300;
-        private const int SolSocket = 1;
-        private const int SoRcvTimeo = 20;
-
-        private readonly int _fd;
-
-        private PacketSocket(int fd) => _fd = fd;
-
-        public static PacketSocket Open(string device)
-        {
-            int ifindex = (int)IfNameToIndex(device);
-            if (ifindex == 0)
-            {
-                throw new InvalidOperationException($"{device} not found: errno {Marshal.GetLastPInvokeError()}.");
-            }
-
-            int fd = Socket(AfPacket, SockRaw, EthPAllBigEndian);
-            if (fd < 0)
-            {
-                throw new InvalidOperationException($"socket(AF_PACKET) failed: errno {Marshal.GetLastPInvokeError()}.");
-            }
-
-            var address = new SockaddrLl { Family = AfPacket, Protocol = EthPAllBigEndian, IfIndex = ifindex };
-            if (Bind(fd, ref address, Marshal.SizeOf<SockaddrLl>()) != 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                _ = Close(fd);
-                throw new InvalidOperationException($"bind(AF_PACKET, {device}) failed: errno {errno}.");
-            }
-
-            return new PacketSocket(fd);
-        }
-
-        public void Send(byte[] frame)
-        {
-            if (SendTo(_fd, frame, frame.Length, 0) != frame.Length)
-            {
-                throw new InvalidOperationException($"send on the packet socket failed: errno {Marshal.GetLastPInvokeError()}.");
-            }
-        }
-
-        /// <summary>Receives one frame, or returns 0 when none came within <paramref name="timeout"/>.</summary>
-        public int Receive(byte[] buffer, TimeSpan timeout)
-        {
-            var tv = new Timeval { Seconds = (long)timeout.TotalSeconds, Microseconds = timeout.Microseconds + (timeout.Milliseconds * 1000L) };
-            _ = SetSockOpt(_fd, SolSocket, SoRcvTimeo, ref tv, Marshal.SizeOf<Timeval>());
-            nint n = Recv(_fd, buffer, buffer.Length, 0);
-            return n > 0 ? (int)n : 0;
-        }
-
-        public void Dispose() => _ = Close(_fd);
-
-        [DllImport("libc", EntryPoint = "if_nametoindex", SetLastError = true)]
-        private static extern uint IfNameToIndex([MarshalAs(UnmanagedType.LPStr)] string name);
-
-        [DllImport("libc", EntryPoint = "socket", SetLastError = true)]
-        private static extern int Socket(int domain, int type, int protocol);
-
-        [DllImport("libc", EntryPoint = "bind", SetLastError = true)]
-        private static extern int Bind(int fd, ref SockaddrLl address, int length);
-
-        [DllImport("libc", EntryPoint = "send", SetLastError = true)]
-        private static extern nint SendTo(int fd, byte[] buffer, nint length, int flags);
-
-        [DllImport("libc", EntryPoint = "recv", SetLastError = true)]
-        private static extern nint Recv(int fd, byte[] buffer, nint length, int flags);
-
-        [DllImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
-        private static extern int SetSockOpt(int fd, int level, int name, ref Timeval value, int length);
-
-        [DllImport("libc", EntryPoint = "close", SetLastError = true)]
-        private static extern int Close(int fd);
-
-        // struct sockaddr_ll (linux/if_packet.h): 20 bytes.
-        [StructLayout(LayoutKind.Sequential)]
-        private struct SockaddrLl
-        {
-            public ushort Family;
-            public ushort Protocol;
-            public int IfIndex;
-            public ushort HardwareType;
-            public byte PacketType;
-            public byte AddressLength;
-            public ulong Address;
-        }
-
-        [StructLayout(LayoutKind.Sequential)]
-        private struct Timeval
-        {
-            public long Seconds;
-            public long Microseconds;
         }
     }
 }

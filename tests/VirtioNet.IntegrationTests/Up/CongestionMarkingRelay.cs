@@ -20,8 +20,8 @@ namespace VirtioNet.IntegrationTests.Up;
 /// </remarks>
 internal sealed class CongestionMarkingRelay : IDisposable
 {
-    private readonly VnetPacketSocket _device;
-    private readonly VnetPacketSocket _kernel;
+    private readonly PacketSocket _device;
+    private readonly PacketSocket _kernel;
     private readonly Thread[] _threads;
     private readonly int _markEvery;
     private volatile bool _stopping;
@@ -30,7 +30,7 @@ internal sealed class CongestionMarkingRelay : IDisposable
     private long _ecnFromKernel;
     private long _forwarded;
 
-    private CongestionMarkingRelay(VnetPacketSocket device, VnetPacketSocket kernel, bool markTowardKernel, int markEvery)
+    private CongestionMarkingRelay(PacketSocket device, PacketSocket kernel, bool markTowardKernel, int markEvery)
     {
         _device = device;
         _kernel = kernel;
@@ -64,12 +64,12 @@ internal sealed class CongestionMarkingRelay : IDisposable
     /// </summary>
     public static CongestionMarkingRelay Start(NetworkNamespace ns, string deviceSide, string kernelSide, bool markTowardKernel, int markEvery)
     {
-        (VnetPacketSocket device, VnetPacketSocket kernel) = ns.Run(() =>
+        (PacketSocket device, PacketSocket kernel) = ns.Run(() =>
         {
-            VnetPacketSocket d = VnetPacketSocket.Open(deviceSide);
+            PacketSocket d = PacketSocket.Open(deviceSide, vnetHeader: true, outgoingToo: false);
             try
             {
-                return (d, VnetPacketSocket.Open(kernelSide));
+                return (d, PacketSocket.Open(kernelSide, vnetHeader: true, outgoingToo: false));
             }
             catch
             {
@@ -94,18 +94,18 @@ internal sealed class CongestionMarkingRelay : IDisposable
 
     /// <summary>Whether <paramref name="vnetFrame"/> (virtio_net_hdr, then the frame) is a GSO frame with the ECN bit.</summary>
     public static bool IsEcnSegment(ReadOnlySpan<byte> vnetFrame) =>
-        vnetFrame.Length > VnetPacketSocket.HeaderLength && (vnetFrame[1] & GsoEcn) != 0 && (vnetFrame[1] & ~GsoEcn) != 0;
+        vnetFrame.Length > PacketSocket.VnetHeaderLength && (vnetFrame[1] & GsoEcn) != 0 && (vnetFrame[1] & ~GsoEcn) != 0;
 
     private const byte GsoEcn = 0x80;
 
-    private void Forward(VnetPacketSocket from, VnetPacketSocket to, bool mark, ref long ecnSegments)
+    private void Forward(PacketSocket from, PacketSocket to, bool mark, ref long ecnSegments)
     {
-        byte[] buffer = new byte[VnetPacketSocket.HeaderLength + 65_600];
+        byte[] buffer = new byte[PacketSocket.VnetHeaderLength + 65_600];
         long dataFrames = 0;
         while (!_stopping)
         {
             int n = from.Receive(buffer, TimeSpan.FromMilliseconds(200));
-            if (n <= VnetPacketSocket.HeaderLength)
+            if (n <= PacketSocket.VnetHeaderLength)
             {
                 continue;
             }
@@ -118,7 +118,7 @@ internal sealed class CongestionMarkingRelay : IDisposable
 
             // DATA_VALID (flag 2) describes a received frame; on transmit the kernel wants only NEEDS_CSUM.
             frame[0] &= 0x01;
-            if (mark && IsTcpData(frame[VnetPacketSocket.HeaderLength..], out int ip) && ++dataFrames % _markEvery == 0 && MarkCongestion(frame[(VnetPacketSocket.HeaderLength + ip)..]))
+            if (mark && IsTcpData(frame[PacketSocket.VnetHeaderLength..], out int ip) && ++dataFrames % _markEvery == 0 && MarkCongestion(frame[(PacketSocket.VnetHeaderLength + ip)..]))
             {
                 Interlocked.Increment(ref _marked);
             }
@@ -175,122 +175,5 @@ internal sealed class CongestionMarkingRelay : IDisposable
 
         BinaryPrimitives.WriteUInt16BigEndian(ipHeader[10..], (ushort)~sum);
         return true;
-    }
-}
-
-/// <summary>
-/// A raw AF_PACKET socket bound to one interface of the calling thread's namespace, with PACKET_VNET_HDR: each frame in
-/// and out is preceded by the 10-byte virtio_net_hdr, so GSO frames pass whole. Frames the interface sends are not read
-/// back (PACKET_IGNORE_OUTGOING) unless asked for, to watch both ways.
-/// </summary>
-internal sealed class VnetPacketSocket : IDisposable
-{
-    /// <summary>The virtio_net_hdr the kernel puts before each frame (struct virtio_net_hdr, no num_buffers).</summary>
-    public const int HeaderLength = 10;
-
-    private const int AfPacket = 17;
-    private const int SockRaw = 3;
-    private const ushort EthPAllBigEndian = 0x0300;
-    private const int SolSocket = 1;
-    private const int SoRcvTimeo = 20;
-    private const int SolPacket = 263;
-    private const int PacketVnetHdr = 15;
-    private const int PacketIgnoreOutgoing = 23;
-    private const byte PacketOutgoing = 4;
-
-    private readonly int _fd;
-
-    private VnetPacketSocket(int fd) => _fd = fd;
-
-    public static VnetPacketSocket Open(string device, bool outgoingToo = false)
-    {
-        int ifindex = (int)IfNameToIndex(device);
-        if (ifindex == 0)
-        {
-            throw new InvalidOperationException($"{device} not found: errno {Marshal.GetLastPInvokeError()}.");
-        }
-
-        int fd = Socket(AfPacket, SockRaw, EthPAllBigEndian);
-        if (fd < 0)
-        {
-            throw new InvalidOperationException($"socket(AF_PACKET) failed: errno {Marshal.GetLastPInvokeError()}.");
-        }
-
-        int one = 1;
-        var address = new SockaddrLl { Family = AfPacket, Protocol = EthPAllBigEndian, IfIndex = ifindex };
-        if (SetSockOpt(fd, SolPacket, PacketVnetHdr, ref one, sizeof(int)) != 0
-            || (!outgoingToo && SetSockOpt(fd, SolPacket, PacketIgnoreOutgoing, ref one, sizeof(int)) != 0)
-            || Bind(fd, ref address, Marshal.SizeOf<SockaddrLl>()) != 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            _ = Close(fd);
-            throw new InvalidOperationException($"setting up the packet socket on {device} failed: errno {errno}.");
-        }
-
-        return new VnetPacketSocket(fd);
-    }
-
-    /// <summary>Sends one header-and-frame (the first <paramref name="length"/> bytes of <paramref name="buffer"/>); false when the kernel refused it (counted by the caller as not forwarded).</summary>
-    public bool TrySend(byte[] buffer, int length) => Send(_fd, buffer, length, 0) == length;
-
-    /// <summary>Receives one header-and-frame, or returns 0 when none came within <paramref name="timeout"/>.</summary>
-    public int Receive(byte[] buffer, TimeSpan timeout) => Receive(buffer, timeout, out _);
-
-    /// <summary>As <see cref="Receive(byte[], TimeSpan)"/>, saying whether the interface sent the frame (PACKET_OUTGOING) rather than received it.</summary>
-    public int Receive(byte[] buffer, TimeSpan timeout, out bool outgoing)
-    {
-        var tv = new Timeval { Seconds = (long)timeout.TotalSeconds, Microseconds = timeout.Milliseconds * 1000L };
-        _ = SetSockOpt(_fd, SolSocket, SoRcvTimeo, ref tv, Marshal.SizeOf<Timeval>());
-        var from = default(SockaddrLl);
-        int fromLength = Marshal.SizeOf<SockaddrLl>();
-        nint n = RecvFrom(_fd, buffer, buffer.Length, 0, ref from, ref fromLength);
-        outgoing = from.PacketType == PacketOutgoing;
-        return n > 0 ? (int)n : 0;
-    }
-
-    public void Dispose() => _ = Close(_fd);
-
-    [DllImport("libc", EntryPoint = "if_nametoindex", SetLastError = true)]
-    private static extern uint IfNameToIndex([MarshalAs(UnmanagedType.LPStr)] string name);
-
-    [DllImport("libc", EntryPoint = "socket", SetLastError = true)]
-    private static extern int Socket(int domain, int type, int protocol);
-
-    [DllImport("libc", EntryPoint = "bind", SetLastError = true)]
-    private static extern int Bind(int fd, ref SockaddrLl address, int length);
-
-    [DllImport("libc", EntryPoint = "send", SetLastError = true)]
-    private static extern nint Send(int fd, byte[] buffer, nint length, int flags);
-
-    [DllImport("libc", EntryPoint = "recvfrom", SetLastError = true)]
-    private static extern nint RecvFrom(int fd, byte[] buffer, nint length, int flags, ref SockaddrLl from, ref int fromLength);
-
-    [DllImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
-    private static extern int SetSockOpt(int fd, int level, int name, ref Timeval value, int length);
-
-    [DllImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
-    private static extern int SetSockOpt(int fd, int level, int name, ref int value, int length);
-
-    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static extern int Close(int fd);
-
-    // struct sockaddr_ll (linux/if_packet.h): 20 bytes.
-    [StructLayout(LayoutKind.Sequential)]
-    private struct SockaddrLl
-    {
-        public ushort Family;
-        public ushort Protocol;
-        public int IfIndex;
-        public ushort HardwareType;
-        public byte PacketType;
-        public byte AddressLength;
-        public ulong Address;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Timeval
-    {
-        public long Seconds;
-        public long Microseconds;
     }
 }

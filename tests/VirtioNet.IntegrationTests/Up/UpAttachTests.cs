@@ -219,7 +219,7 @@ public sealed class UpAttachTests
         using var listening = new ManualResetEventSlim();
         Task<int> receiving = near.Run(() =>
         {
-            using TapVlanTests.PacketSocket socket = TapVlanTests.PacketSocket.Open(tap);
+            using PacketSocket socket = PacketSocket.Open(tap);
             listening.Set();
             byte[] buffer = new byte[2048];
             int seen = 0;
@@ -238,7 +238,7 @@ public sealed class UpAttachTests
         Assert.True(listening.Wait(Patience), "The near packet socket did not open.");
         Assert.True(far.Run(() =>
         {
-            using TapVlanTests.PacketSocket socket = TapVlanTests.PacketSocket.Open(far.TapName);
+            using PacketSocket socket = PacketSocket.Open(far.TapName);
             for (int i = 0; i < count; i++)
             {
                 socket.Send(frame);

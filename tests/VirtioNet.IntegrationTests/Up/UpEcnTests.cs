@@ -120,13 +120,13 @@ public sealed class UpEcnTests
     /// </summary>
     private sealed class EcnSegmentCounter : IDisposable
     {
-        private readonly VnetPacketSocket _socket;
+        private readonly PacketSocket _socket;
         private readonly Thread _thread;
         private volatile bool _stopping;
         private long _sent;
         private long _received;
 
-        private EcnSegmentCounter(VnetPacketSocket socket)
+        private EcnSegmentCounter(PacketSocket socket)
         {
             _socket = socket;
             _thread = new Thread(Run) { IsBackground = true, Name = "ECN segment counter" };
@@ -138,7 +138,7 @@ public sealed class UpEcnTests
         public long Received => Interlocked.Read(ref _received);
 
         public static EcnSegmentCounter Start(NetworkNamespace ns, string device) =>
-            new(ns.Run(() => VnetPacketSocket.Open(device, outgoingToo: true)).GetAwaiter().GetResult());
+            new(ns.Run(() => PacketSocket.Open(device, vnetHeader: true)).GetAwaiter().GetResult());
 
         public void Dispose()
         {
@@ -149,7 +149,7 @@ public sealed class UpEcnTests
 
         private void Run()
         {
-            byte[] buffer = new byte[VnetPacketSocket.HeaderLength + 65_600];
+            byte[] buffer = new byte[PacketSocket.VnetHeaderLength + 65_600];
             while (!_stopping)
             {
                 int n = _socket.Receive(buffer, TimeSpan.FromMilliseconds(200), out bool outgoing);
