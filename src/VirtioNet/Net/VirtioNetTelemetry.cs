@@ -26,8 +26,12 @@ internal static class VirtioNetTelemetry
         ("segment_not_queued", s => s.GetDrops(VirtioNetDropReason.SegmentNotQueued)),
     ];
 
-    // The devices that are up; replaced, never changed, so collection reads it without the lock.
-    private static VirtioNetDevice[] _devices = [];
+    // The devices that are up, each with its instance number; replaced, never changed, so collection reads it without
+    // the lock.
+    private static (VirtioNetDevice Device, int Instance)[] _devices = [];
+
+    // The last instance number given.
+    private static int _lastInstance;
 
     static VirtioNetTelemetry()
     {
@@ -56,7 +60,7 @@ internal static class VirtioNetTelemetry
     {
         lock (Gate)
         {
-            _devices = [.. _devices, device];
+            _devices = [.. _devices, (device, ++_lastInstance)];
         }
     }
 
@@ -65,7 +69,7 @@ internal static class VirtioNetTelemetry
     {
         lock (Gate)
         {
-            _devices = [.. _devices.Where(d => d != device)];
+            _devices = [.. _devices.Where(d => d.Device != device)];
         }
     }
 
@@ -117,14 +121,14 @@ internal static class VirtioNetTelemetry
     private static List<Measurement<long>> MeasureQueues(Func<VirtioNetQueueStatistics, long> read)
     {
         var measurements = new List<Measurement<long>>();
-        foreach (VirtioNetDevice device in Volatile.Read(ref _devices))
+        foreach ((VirtioNetDevice device, int instance) in Volatile.Read(ref _devices))
         {
             string name = device.TransportDescription;
             IReadOnlyList<VirtioNetQueuePair> pairs = device.Pairs;
             for (int i = 0; i < pairs.Count; i++)
             {
-                measurements.Add(new Measurement<long>(read(pairs[i].ReceiveStatistics), Tag("device", name), Tag("queue", i), Tag("direction", "rx")));
-                measurements.Add(new Measurement<long>(read(pairs[i].TransmitStatistics), Tag("device", name), Tag("queue", i), Tag("direction", "tx")));
+                measurements.Add(new Measurement<long>(read(pairs[i].ReceiveStatistics), Tag("device", name), Tag("instance", instance), Tag("queue", i), Tag("direction", "rx")));
+                measurements.Add(new Measurement<long>(read(pairs[i].TransmitStatistics), Tag("device", name), Tag("instance", instance), Tag("queue", i), Tag("direction", "tx")));
             }
         }
 
@@ -134,9 +138,9 @@ internal static class VirtioNetTelemetry
     private static List<Measurement<long>> MeasureDevices(Func<VirtioNetDevice, long> read)
     {
         var measurements = new List<Measurement<long>>();
-        foreach (VirtioNetDevice device in Volatile.Read(ref _devices))
+        foreach ((VirtioNetDevice device, int instance) in Volatile.Read(ref _devices))
         {
-            measurements.Add(new Measurement<long>(read(device), Tag("device", device.TransportDescription)));
+            measurements.Add(new Measurement<long>(read(device), Tag("device", device.TransportDescription), Tag("instance", instance)));
         }
 
         return measurements;

@@ -44,7 +44,7 @@ public sealed class TelemetryTests
 
         Assert.Equal(refused, tx.RingFull - ringFullBefore);
 
-        var measured = new ConcurrentBag<(string Instrument, string? Direction, int? Queue, long Value)>();
+        var measured = new ConcurrentBag<(string Instrument, string? Direction, int? Queue, int? Instance, long Value)>();
         var instruments = new ConcurrentBag<string>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -58,7 +58,7 @@ public sealed class TelemetryTests
         listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
             string? device = null, direction = null;
-            int? queue = null;
+            int? queue = null, instance = null;
             foreach (KeyValuePair<string, object?> tag in tags)
             {
                 switch (tag.Key)
@@ -66,13 +66,15 @@ public sealed class TelemetryTests
                     case "device": device = tag.Value as string; break;
                     case "direction": direction = tag.Value as string; break;
                     case "queue": queue = tag.Value as int?; break;
+                    case "instance": instance = tag.Value as int?; break;
                 }
             }
 
-            // Other tests' devices may be up in this process: this device's measurements are the ones named after it.
+            // Other tests' devices may be up in this process, some at the same virtio-mmio address of another QEMU
+            // machine: this device's measurements are named after its transport, and its instance is told by its counts.
             if (device == net.TransportDescription)
             {
-                measured.Add((instrument.Name, direction, queue, value));
+                measured.Add((instrument.Name, direction, queue, instance, value));
             }
         });
         listener.Start();
@@ -88,20 +90,29 @@ public sealed class TelemetryTests
         Assert.Contains("virtionet.segmentation", instruments);
         VirtioNetQueuePair pair = net.Pairs[0];
         Assert.True(pair.ReceiveStatistics.Packets >= Frames && pair.TransmitStatistics.Packets >= Frames);
-        Assert.Contains(pair.ReceiveStatistics.Packets, Values(measured, "virtionet.packets", "rx"));
-        Assert.Contains(pair.ReceiveStatistics.Bytes, Values(measured, "virtionet.bytes", "rx"));
-        Assert.Contains(pair.TransmitStatistics.Packets, Values(measured, "virtionet.packets", "tx"));
-        Assert.Contains(pair.TransmitStatistics.Bytes, Values(measured, "virtionet.bytes", "tx"));
+
+        // Every measurement carries an instance number; this device's is the one whose packet counts are this pair's.
+        Assert.All(measured, m => Assert.NotNull(m.Instance));
+        int? mine = Assert.Single(measured
+            .Where(m => m.Instrument == "virtionet.packets" && m.Queue == 0 && m.Direction == "tx" && m.Value == pair.TransmitStatistics.Packets)
+            .Select(m => m.Instance)
+            .Where(i => measured.Any(m => m.Instance == i && m.Instrument == "virtionet.packets" && m.Direction == "rx" && m.Value == pair.ReceiveStatistics.Packets))
+            .Distinct());
+        var ours = measured.Where(m => m.Instance == mine).ToList();
+        Assert.Contains(pair.ReceiveStatistics.Packets, Values(ours, "virtionet.packets", "rx"));
+        Assert.Contains(pair.ReceiveStatistics.Bytes, Values(ours, "virtionet.bytes", "rx"));
+        Assert.Contains(pair.TransmitStatistics.Packets, Values(ours, "virtionet.packets", "tx"));
+        Assert.Contains(pair.TransmitStatistics.Bytes, Values(ours, "virtionet.bytes", "tx"));
 
         // Drops come tagged with their reason, one measurement per reason; they add up to the queue's drops.
-        Assert.Equal(Enum.GetValues<VirtioNetDropReason>().Length, Values(measured, "virtionet.drops", "rx").Count());
-        Assert.Equal(pair.ReceiveStatistics.Drops, Values(measured, "virtionet.drops", "rx").Sum());
-        Assert.Equal(pair.TransmitStatistics.Drops, Values(measured, "virtionet.drops", "tx").Sum());
-        Assert.Equal(pair.TransmitStatistics.RingFull, Assert.Single(Values(measured, "virtionet.ring_full", "tx")));
+        Assert.Equal(Enum.GetValues<VirtioNetDropReason>().Length, Values(ours, "virtionet.drops", "rx").Count());
+        Assert.Equal(pair.ReceiveStatistics.Drops, Values(ours, "virtionet.drops", "rx").Sum());
+        Assert.Equal(pair.TransmitStatistics.Drops, Values(ours, "virtionet.drops", "tx").Sum());
+        Assert.Equal(pair.TransmitStatistics.RingFull, Assert.Single(Values(ours, "virtionet.ring_full", "tx")));
 
         // The socket backend offers no offloads: no checksum or segmentation by the device, none asked of the driver.
-        Assert.All(Values(measured, "virtionet.checksums", "rx").Concat(Values(measured, "virtionet.segmentation", "tx")), v => Assert.Equal(0L, v));
-        Assert.Contains(net.Recoveries, measured.Where(m => m.Instrument == "virtionet.recoveries").Select(m => m.Value));
+        Assert.All(Values(ours, "virtionet.checksums", "rx").Concat(Values(ours, "virtionet.segmentation", "tx")), v => Assert.Equal(0L, v));
+        Assert.Contains(net.Recoveries, ours.Where(m => m.Instrument == "virtionet.recoveries").Select(m => m.Value));
     }
 
     [Fact]
@@ -134,7 +145,7 @@ public sealed class TelemetryTests
         Assert.Contains(listener.Events, e => e.EventName == "QueueBroken" && Equals(e.Payload?[0], net.TransportDescription));
     }
 
-    private static IEnumerable<long> Values(IEnumerable<(string Instrument, string? Direction, int? Queue, long Value)> measured, string instrument, string direction) =>
+    private static IEnumerable<long> Values(IEnumerable<(string Instrument, string? Direction, int? Queue, int? Instance, long Value)> measured, string instrument, string direction) =>
         measured.Where(m => m.Instrument == instrument && m.Direction == direction && m.Queue == 0).Select(m => m.Value);
 
     // Frames both ways through queue pair 0, each checked on the far side.
