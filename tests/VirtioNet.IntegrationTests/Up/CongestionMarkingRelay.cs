@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using VirtioNet.IntegrationTests.Tap;
+using VirtioNet.Net;
+using VirtioNet.Net.Offloads;
 
 namespace VirtioNet.IntegrationTests.Up;
 
@@ -94,9 +95,8 @@ internal sealed class CongestionMarkingRelay : IDisposable
 
     /// <summary>Whether <paramref name="vnetFrame"/> (virtio_net_hdr, then the frame) is a GSO frame with the ECN bit.</summary>
     public static bool IsEcnSegment(ReadOnlySpan<byte> vnetFrame) =>
-        vnetFrame.Length > PacketSocket.VnetHeaderLength && (vnetFrame[1] & GsoEcn) != 0 && (vnetFrame[1] & ~GsoEcn) != 0;
-
-    private const byte GsoEcn = 0x80;
+        vnetFrame.Length > PacketSocket.VnetHeaderLength && ((VirtioNetGsoType)vnetFrame[1] & VirtioNetGsoType.Ecn) != 0
+        && ((VirtioNetGsoType)vnetFrame[1] & ~VirtioNetGsoType.Ecn) != VirtioNetGsoType.None;
 
     private void Forward(PacketSocket from, PacketSocket to, bool mark, ref long ecnSegments)
     {
@@ -116,8 +116,8 @@ internal sealed class CongestionMarkingRelay : IDisposable
                 Interlocked.Increment(ref ecnSegments);
             }
 
-            // DATA_VALID (flag 2) describes a received frame; on transmit the kernel wants only NEEDS_CSUM.
-            frame[0] &= 0x01;
+            // DATA_VALID describes a received frame; on transmit the kernel wants only NEEDS_CSUM.
+            frame[0] &= VirtioNetHeader.FlagNeedsCsum;
             if (mark && IsTcpData(frame[PacketSocket.VnetHeaderLength..], out int ip) && ++dataFrames % _markEvery == 0 && MarkCongestion(frame[(PacketSocket.VnetHeaderLength + ip)..]))
             {
                 Interlocked.Increment(ref _marked);
@@ -162,18 +162,7 @@ internal sealed class CongestionMarkingRelay : IDisposable
         int ihl = (ipHeader[0] & 0x0F) * 4;
         ipHeader[10] = 0;
         ipHeader[11] = 0;
-        uint sum = 0;
-        for (int i = 0; i < ihl; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(ipHeader[i..]);
-        }
-
-        while (sum > 0xFFFF)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-
-        BinaryPrimitives.WriteUInt16BigEndian(ipHeader[10..], (ushort)~sum);
+        BinaryPrimitives.WriteUInt16BigEndian(ipHeader[10..], InternetChecksum.Compute(ipHeader[..ihl]));
         return true;
     }
 }
