@@ -28,6 +28,9 @@ internal sealed class WorkerThread
         };
     }
 
+    /// <summary>Whether the call has returned or thrown.</summary>
+    public bool IsCompleted => !_thread.IsAlive;
+
     /// <summary>The call's result; rethrows (wrapped) what it threw.</summary>
     public bool Result => _error is null ? _result : throw new InvalidOperationException("The worker failed.", _error);
 

@@ -39,7 +39,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
     {
         using var device = Device.Open(_memory, eventIdx, packed);
         VirtioNetDevice net = device.Net;
-        Worker[] waits = [.. Enumerable.Range(0, Pairs).Select(p => StartWaiting(net, p, Forever))];
+        WorkerThread[] waits = [.. Enumerable.Range(0, Pairs).Select(p => StartWaiting(net, p, Forever))];
         WaitUntil(() => Enumerable.Range(0, Pairs).All(net.IsWaitingForReceive) && net.LineHolder >= 0, "every worker waiting and one holding the line");
 
         // Frames land on the pairs in an order that starts with one that does not hold the line, and ends with it.
@@ -90,9 +90,9 @@ public sealed class SharedInterruptWaitTests : IDisposable
         VirtioNetDevice net = device.Net;
 
         // Pair 1's worker holds the line; the frame for `pair` is published at the moment the holder goes to sleep.
-        Worker holder = StartWaiting(net, 1, Forever);
+        WorkerThread holder = StartWaiting(net, 1, Forever);
         WaitUntil(() => net.LineHolder == 1, "pair 1 holding the line");
-        Worker waiter = pair == 1 ? holder : StartWaiting(net, pair, Forever);
+        WorkerThread waiter = pair == 1 ? holder : StartWaiting(net, pair, Forever);
         WaitUntil(() => net.IsWaitingForReceive(pair), $"pair {pair} waiting");
         int once = 0;
         device.Transport.Line.BeforeWait = () =>
@@ -137,7 +137,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
 
         // Pair 1 holds the line, so `pair` 0 or 3 is a follower; the frame lands while its worker enables notifications.
         // Pair 1 alone is the line's holder-to-be.
-        Worker? holder = pair == 1 ? null : StartWaiting(net, 1, Forever);
+        WorkerThread? holder = pair == 1 ? null : StartWaiting(net, 1, Forever);
         WaitUntil(() => pair == 1 || net.LineHolder == 1, "pair 1 holding the line");
         ulong availableRing = net.Pairs[pair].ReceiveQueue.Queue.DriverArea;
         int delivered = 0;
@@ -149,7 +149,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
             }
         };
 
-        Worker waiter = StartWaiting(net, pair, Forever);
+        WorkerThread waiter = StartWaiting(net, pair, Forever);
         Assert.True(waiter.Join(Long) && waiter.Result, $"pair {pair}'s worker slept past a frame published before its notification request was seen");
         _memory.OnSyncForDevice = null;
         Assert.Equal(1, Volatile.Read(ref delivered));
@@ -167,9 +167,9 @@ public sealed class SharedInterruptWaitTests : IDisposable
     {
         using var device = Device.Open(_memory, eventIdx: true);
         VirtioNetDevice net = device.Net;
-        Worker brief = StartWaiting(net, 0, TimeSpan.FromMilliseconds(200));
+        WorkerThread brief = StartWaiting(net, 0, TimeSpan.FromMilliseconds(200));
         WaitUntil(() => net.LineHolder == 0, "pair 0 holding the line");
-        Worker patient = StartWaiting(net, 3, Forever);
+        WorkerThread patient = StartWaiting(net, 3, Forever);
         WaitUntil(() => net.IsWaitingForReceive(3), "pair 3 waiting");
 
         Assert.True(brief.Join(Long));
@@ -194,7 +194,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
                 events.Add(e.IsUp);
             }
         };
-        Worker[] waits = [.. Enumerable.Range(0, Pairs).Select(p => StartWaiting(net, p, Forever))];
+        WorkerThread[] waits = [.. Enumerable.Range(0, Pairs).Select(p => StartWaiting(net, p, Forever))];
         WaitUntil(() => Enumerable.Range(0, Pairs).All(net.IsWaitingForReceive) && net.LineHolder >= 0, "every worker waiting");
 
         BinaryPrimitives.WriteUInt16LittleEndian(device.Transport.Inner.Config.AsSpan(VirtioNetConfig.StatusOffset), 0);
@@ -219,7 +219,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
     {
         using var device = Device.Open(_memory, eventIdx: false);
         VirtioNetDevice net = device.Net;
-        Worker first = StartWaiting(net, 2, Forever);
+        WorkerThread first = StartWaiting(net, 2, Forever);
         WaitUntil(() => net.IsWaitingForReceive(2), "pair 2 waiting");
         Assert.Throws<InvalidOperationException>(() => net.Pairs[2].WaitForReceive(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
         device.Deliver(2, Frame(2));
@@ -241,7 +241,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
         int[] received = new int[Pairs];
         int[] timeouts = new int[Pairs];
         int[] foreign = new int[Pairs];
-        Worker[] workers = [.. Enumerable.Range(0, Pairs).Select(pair => Worker.Start(() =>
+        WorkerThread[] workers = [.. Enumerable.Range(0, Pairs).Select(pair => WorkerThread.Start(() =>
         {
             byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
             while (received[pair] < PerPair)
@@ -302,7 +302,7 @@ public sealed class SharedInterruptWaitTests : IDisposable
         VirtioNetDevice net = device.Net;
         long[] allocated = new long[2];
         int[] done = new int[2];
-        Worker[] workers = [.. Enumerable.Range(0, 2).Select(pair => Worker.Start(() =>
+        WorkerThread[] workers = [.. Enumerable.Range(0, 2).Select(pair => WorkerThread.Start(() =>
         {
             byte[] buffer = new byte[net.Pairs[0].MaxReceiveFrameLength];
             long before = 0;
@@ -351,61 +351,11 @@ public sealed class SharedInterruptWaitTests : IDisposable
         return frame;
     }
 
-    private static Worker StartWaiting(VirtioNetDevice net, int pair, TimeSpan timeout) =>
-        Worker.Start(() => net.Pairs[pair].WaitForReceive(timeout, TestContext.Current.CancellationToken));
+    private static WorkerThread StartWaiting(VirtioNetDevice net, int pair, TimeSpan timeout) =>
+        WorkerThread.Start(() => net.Pairs[pair].WaitForReceive(timeout, TestContext.Current.CancellationToken));
 
     private static void WaitUntil(Func<bool> condition, string what) =>
         Assert.True(SpinWait.SpinUntil(condition, Long), $"timed out waiting for {what}");
-
-    /// <summary>A thread running one call; its result or exception is kept for the test thread.</summary>
-    private sealed class Worker
-    {
-        private readonly Thread _thread;
-        private bool _result;
-        private Exception? _error;
-
-        private Worker(Func<bool> body)
-        {
-            _thread = new Thread(() =>
-            {
-                try
-                {
-                    _result = body();
-                }
-                catch (Exception e)
-                {
-                    _error = e;
-                }
-            })
-            {
-                IsBackground = true,
-            };
-        }
-
-        public bool IsCompleted => !_thread.IsAlive;
-
-        public bool Result
-        {
-            get
-            {
-                if (_error is not null)
-                {
-                    throw new InvalidOperationException("The worker failed.", _error);
-                }
-
-                return _result;
-            }
-        }
-
-        public static Worker Start(Func<bool> body)
-        {
-            var worker = new Worker(body);
-            worker._thread.Start();
-            return worker;
-        }
-
-        public bool Join(TimeSpan timeout) => _thread.Join(timeout);
-    }
 
     /// <summary>The driver on the software device, with a software device (split or packed) attached to each receive queue.</summary>
     private sealed class Device : IDisposable
