@@ -1,5 +1,3 @@
-using System.Numerics;
-
 namespace VirtioNet.Qemu;
 
 /// <summary>
@@ -57,22 +55,10 @@ public sealed class GuestRamAllocator : IDmaAllocator
     /// <inheritdoc />
     public DmaRegion Allocate(int length, int alignment)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(alignment);
-        if (!BitOperations.IsPow2(alignment))
-        {
-            throw new ArgumentOutOfRangeException(nameof(alignment), $"Alignment {alignment} is not a power of two.");
-        }
-
         ulong address;
         lock (_lock)
         {
-            if (!_ranges.TryTake((ulong)length, (ulong)alignment, out address))
-            {
-                throw new VirtioException(
-                    VirtioErrorReason.OutOfDmaMemory,
-                    $"No free block of guest RAM holds {length} bytes aligned to {alignment} (range [0x{Start:x}, 0x{End:x}), {_ranges.FreeBytes} bytes free in {_ranges.FreeBlocks} blocks).");
-            }
+            address = _ranges.TakeForDma(length, alignment, "guest RAM");
         }
 
         var region = new DmaRegion(_ram.Translate(address, (ulong)length), address, length);

@@ -1,4 +1,3 @@
-using System.Numerics;
 using VirtioNet.Core;
 using VirtioNet.Platform;
 using VirtioNet.Virtqueues;
@@ -95,23 +94,11 @@ public sealed class VhostUserDmaAllocator : IDmaAllocator, IDeviceMemory, IDispo
     /// <inheritdoc />
     public DmaRegion Allocate(int length, int alignment)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(alignment);
-        if (!BitOperations.IsPow2(alignment))
-        {
-            throw new ArgumentOutOfRangeException(nameof(alignment), $"Alignment {alignment} is not a power of two.");
-        }
-
         ulong address;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_ranges.TryTake((ulong)length, (ulong)alignment, out address))
-            {
-                throw new VirtioException(
-                    VirtioErrorReason.OutOfDmaMemory,
-                    $"No free block of the vhost-user region (0x{BaseAddress:x}, {Size} bytes) holds {length} bytes aligned to {alignment}.");
-            }
+            address = _ranges.TakeForDma(length, alignment, "the vhost-user region");
         }
 
         // Identity: the device address is the user address (see the remarks).

@@ -199,54 +199,46 @@ public sealed partial class VirtioNetDevice
             rx.Statistics.AddInterrupt();
         }
 
-        bool entered = rx.Gate.Enter();
-        try
-        {
-            rx.Queue.DisableInterrupts();
-        }
-        finally
-        {
-            rx.Gate.Exit(entered);
-        }
-
-        return true;
+        return InGate(rx, RingStep.Disarm);
     }
 
     // Time is up: notifications off, and a last look, for a frame used just before they were.
-    private static bool TimedOut(VirtioNetReceiveQueue rx)
+    private static bool TimedOut(VirtioNetReceiveQueue rx) => InGate(rx, RingStep.DisarmAndLook);
+
+    private static bool HasUsedGated(VirtioNetReceiveQueue rx) => InGate(rx, RingStep.Look);
+
+    private static bool EnableInterruptsGated(VirtioNetReceiveQueue rx) => InGate(rx, RingStep.Arm);
+
+    // What a wait does to a receive queue's ring.
+    private enum RingStep
     {
-        bool entered = rx.Gate.Enter();
-        try
-        {
-            rx.Queue.DisableInterrupts();
-            return rx.HasPending;
-        }
-        finally
-        {
-            rx.Gate.Exit(entered);
-        }
+        Look,
+        Arm,
+        Disarm,
+        DisarmAndLook,
     }
 
-    // The ring is touched only inside the queue's gate (recovery rebuilds it with the gate closed), never across a sleep.
-    private static bool HasUsedGated(VirtioNetReceiveQueue rx)
+    // The ring is touched only inside the queue's gate (recovery rebuilds it with the gate closed), never across a
+    // sleep. Returns whether the queue has a used buffer (Look, DisarmAndLook), whether the arming held (Arm: false
+    // when a buffer was used meanwhile), or true (Disarm).
+    private static bool InGate(VirtioNetReceiveQueue rx, RingStep step)
     {
         bool entered = rx.Gate.Enter();
         try
         {
-            return rx.HasPending;
-        }
-        finally
-        {
-            rx.Gate.Exit(entered);
-        }
-    }
-
-    private static bool EnableInterruptsGated(VirtioNetReceiveQueue rx)
-    {
-        bool entered = rx.Gate.Enter();
-        try
-        {
-            return rx.Queue.EnableInterrupts();
+            switch (step)
+            {
+                case RingStep.Arm:
+                    return rx.Queue.EnableInterrupts();
+                case RingStep.Disarm:
+                    rx.Queue.DisableInterrupts();
+                    return true;
+                case RingStep.DisarmAndLook:
+                    rx.Queue.DisableInterrupts();
+                    return rx.HasPending;
+                default:
+                    return rx.HasPending;
+            }
         }
         finally
         {

@@ -512,17 +512,9 @@ public sealed partial class VirtioNetDevice : IDisposable
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            bool entered = rx.Gate.Enter();
-            try
+            if (HasUsedGated(rx))
             {
-                if (rx.HasPending)
-                {
-                    return true;
-                }
-            }
-            finally
-            {
-                rx.Gate.Exit(entered);
+                return true;
             }
 
             PollLink();

@@ -115,22 +115,10 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
         _slotCount = indirect && descriptorsPerBuffer > 1 ? size : Math.Max(1, size / descriptorsPerBuffer);
         _chain = new VirtqBuffer[descriptorsPerBuffer];
         _queue = createQueue(queueIndex, size, descriptorsPerBuffer);
-        try
-        {
-            _pool = dma.Allocate(checked(_slotCount * _slotStride), 64);
-        }
-        catch
-        {
-            _queue.Dispose();
-            throw;
-        }
-
+        _pool = QueueSlots.Allocate(_queue, dma, _slotCount, _slotStride);
         _pending = new ReceivedPacket[_slotCount];
-        _freeSlots = new int[_slotCount];
-        for (int i = 0; i < _slotCount; i++)
-        {
-            _freeSlots[_freeCount++] = i;
-        }
+        _freeSlots = QueueSlots.AllFree(_slotCount);
+        _freeCount = _slotCount;
 
         InitializeBurst(dma);
     }

@@ -266,18 +266,11 @@ internal sealed partial class VirtioNetTransmitQueue
         for (int i = 0; i < count; i++)
         {
             int slot = TakeFreeSlot();
-            Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, _slotLength - _headerLength);
-            int length = SoftwareSegmentation.WriteUdpTunnelSegment(frame, tunnel, mss, i, room, perSegment, outerUdpChecksum);
-
-            // The slots were counted above and each ring entry has its slot, so the ring has room for all of them.
-            if (!Enqueue(slot, length, header[.._headerLength]))
+            int length = SoftwareSegmentation.WriteUdpTunnelSegment(frame, tunnel, mss, i, SegmentRoom(slot), perSegment, outerUdpChecksum);
+            if (!QueueSegment(slot, length, header[.._headerLength]))
             {
-                PutBackUnsent(slot);
-                Statistics.AddDrop(VirtioNetDropReason.SegmentNotQueued);
                 break;
             }
-
-            Statistics.AddPacket(length);
         }
 
         Kick();
@@ -299,21 +292,33 @@ internal sealed partial class VirtioNetTransmitQueue
         for (int i = 0; i < count; i++)
         {
             int slot = TakeFreeSlot();
-            Span<byte> room = _pool.Span.Slice((slot * _slotLength) + _headerLength, _slotLength - _headerLength);
-            int length = SoftwareSegmentation.WriteSegment(frame, layout, mss, i, room, partialChecksum: decision.NeedsChecksum);
-
-            // The slots were counted above and each ring entry has its slot, so the ring has room for all of them.
-            if (!Enqueue(slot, length, header[.._headerLength]))
+            int length = SoftwareSegmentation.WriteSegment(frame, layout, mss, i, SegmentRoom(slot), partialChecksum: decision.NeedsChecksum);
+            if (!QueueSegment(slot, length, header[.._headerLength]))
             {
-                PutBackUnsent(slot);
-                Statistics.AddDrop(VirtioNetDropReason.SegmentNotQueued);
                 break;
             }
-
-            Statistics.AddPacket(length);
         }
 
         Kick();
+        return true;
+    }
+
+    // The room after a slot's header, where one software segment is written.
+    private Span<byte> SegmentRoom(int slot) => _pool.Span.Slice((slot * _slotLength) + _headerLength, _slotLength - _headerLength);
+
+    // Queues one software segment written into its slot. The slots were counted before the first segment and each
+    // ring entry has its slot, so the ring has room for all of them; should it refuse one anyway, the slot goes back,
+    // the drop is counted and the caller stops.
+    private bool QueueSegment(int slot, int length, ReadOnlySpan<byte> header)
+    {
+        if (!Enqueue(slot, length, header))
+        {
+            PutBackUnsent(slot);
+            Statistics.AddDrop(VirtioNetDropReason.SegmentNotQueued);
+            return false;
+        }
+
+        Statistics.AddPacket(length);
         return true;
     }
 

@@ -69,21 +69,9 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
         int slots = indirect || descriptorsPerPacket == 1 ? size : size / descriptorsPerPacket;
         _slotLength = (headerLength + maxFrameLength + 63) & ~63;
         _queue = createQueue(queueIndex, size, descriptorsPerPacket);
-        try
-        {
-            _pool = dma.Allocate(checked(slots * _slotLength), 64);
-        }
-        catch
-        {
-            _queue.Dispose();
-            throw;
-        }
-
-        _freeSlots = new int[slots];
-        for (int i = 0; i < slots; i++)
-        {
-            _freeSlots[_freeCount++] = i;
-        }
+        _pool = QueueSlots.Allocate(_queue, dma, slots, _slotLength);
+        _freeSlots = QueueSlots.AllFree(slots);
+        _freeCount = slots;
 
         InitializeBurst(dma);
     }

@@ -1,3 +1,6 @@
+using System.Numerics;
+using VirtioNet.Core;
+
 namespace VirtioNet.Platform;
 
 /// <summary>
@@ -52,6 +55,35 @@ public sealed class AddressRangeAllocator
 
     /// <summary>Free blocks (1 when nothing is fragmented).</summary>
     public int FreeBlocks => _free.Count;
+
+    /// <summary>
+    /// Takes a block for a DMA allocator's <see cref="IDmaAllocator.Allocate"/>, with that contract's checks and error:
+    /// <paramref name="length"/> and <paramref name="alignment"/> positive, the alignment a power of two, and
+    /// <see cref="VirtioErrorReason.OutOfDmaMemory"/> when no free block fits.
+    /// </summary>
+    /// <param name="length">Bytes wanted.</param>
+    /// <param name="alignment">Alignment of the block's start.</param>
+    /// <param name="rangeName">What the range is, for the error ("guest RAM", "the vhost-user region").</param>
+    /// <exception cref="ArgumentOutOfRangeException">A length or alignment the contract does not allow.</exception>
+    /// <exception cref="VirtioException">With <see cref="VirtioErrorReason.OutOfDmaMemory"/> when no block fits.</exception>
+    public ulong TakeForDma(int length, int alignment, string rangeName)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(alignment);
+        if (!BitOperations.IsPow2(alignment))
+        {
+            throw new ArgumentOutOfRangeException(nameof(alignment), $"Alignment {alignment} is not a power of two.");
+        }
+
+        if (!TryTake((ulong)length, (ulong)alignment, out ulong address))
+        {
+            throw new VirtioException(
+                VirtioErrorReason.OutOfDmaMemory,
+                $"No free block of {rangeName} holds {length} bytes aligned to {alignment} (range [0x{Start:x}, 0x{End:x}), {FreeBytes} bytes free in {FreeBlocks} blocks).");
+        }
+
+        return address;
+    }
 
     /// <summary>
     /// Takes the lowest block that holds <paramref name="length"/> bytes at a multiple of <paramref name="alignment"/>

@@ -44,9 +44,23 @@ internal ref struct DeviceChainBuilder(IDeviceMemory memory, Span<DeviceBuffer> 
         _buffers[Count++] = new DeviceBuffer(address, length, writable);
     }
 
-    /// <summary>Checks an indirect descriptor's table and returns its CPU address and entry count.</summary>
-    public readonly (nint Table, int Entries) IndirectTable(ulong address, uint length, int maxEntries)
+    /// <summary>
+    /// Adds the buffer one descriptor names after checking it. A split and a packed descriptor keep addr (le64) at offset
+    /// 0 and len (le32) at offset 8 (Ref: virtio v1.2 §2.7.5, §2.8.13), so one read serves both.
+    /// </summary>
+    public void AddDescriptor(nint descriptor, bool writable) => Add(
+        SharedMemory.ReadUInt64(descriptor + SplitRing.DescriptorAddrOffset),
+        SharedMemory.ReadUInt32(descriptor + SplitRing.DescriptorLenOffset),
+        writable);
+
+    /// <summary>
+    /// Checks the table an indirect descriptor names (its addr and len, read as <see cref="AddDescriptor"/> reads them)
+    /// and returns its CPU address and entry count.
+    /// </summary>
+    public readonly (nint Table, int Entries) IndirectTable(nint indirectDescriptor, int maxEntries)
     {
+        ulong address = SharedMemory.ReadUInt64(indirectDescriptor + SplitRing.DescriptorAddrOffset);
+        uint length = SharedMemory.ReadUInt32(indirectDescriptor + SplitRing.DescriptorLenOffset);
         if (length == 0 || length % SplitRing.DescriptorSize != 0 || length / SplitRing.DescriptorSize > (uint)maxEntries)
         {
             ThrowMalformed($"an indirect table of {length} bytes (a whole number of descriptors, 1 to {maxEntries}, is allowed)");

@@ -153,10 +153,7 @@ public sealed class DevicePackedRing
                 DeviceChainBuilder.ThrowMalformed($"VIRTQ_DESC_F_INDIRECT together with VIRTQ_DESC_F_NEXT at slot {_availSlot}");
             }
 
-            (nint table, int entries) = builder.IndirectTable(
-                SharedMemory.ReadUInt64(headDescriptor + PackedRing.DescriptorAddrOffset),
-                SharedMemory.ReadUInt32(headDescriptor + PackedRing.DescriptorLenOffset),
-                Size);
+            (nint table, int entries) = builder.IndirectTable(headDescriptor, Size);
             for (int i = 0; i < entries; i++)
             {
                 // §2.8.7: the table's entries are read in sequence; WRITE is the only flag a driver may set in them.
@@ -167,10 +164,7 @@ public sealed class DevicePackedRing
                     DeviceChainBuilder.ThrowMalformed($"indirect entry {i} with flags 0x{flags:x4} (only VIRTQ_DESC_F_WRITE is allowed)");
                 }
 
-                builder.Add(
-                    SharedMemory.ReadUInt64(entry + PackedRing.DescriptorAddrOffset),
-                    SharedMemory.ReadUInt32(entry + PackedRing.DescriptorLenOffset),
-                    (flags & PackedRing.DescFlagWrite) != 0);
+                builder.AddDescriptor(entry, (flags & PackedRing.DescFlagWrite) != 0);
             }
 
             id = SharedMemory.ReadUInt16(headDescriptor + PackedRing.DescriptorIdOffset);
@@ -200,10 +194,7 @@ public sealed class DevicePackedRing
                     DeviceChainBuilder.ThrowMalformed($"VIRTQ_DESC_F_INDIRECT inside a list linked by VIRTQ_DESC_F_NEXT, at slot {slot}");
                 }
 
-                builder.Add(
-                    SharedMemory.ReadUInt64(descriptor + PackedRing.DescriptorAddrOffset),
-                    SharedMemory.ReadUInt32(descriptor + PackedRing.DescriptorLenOffset),
-                    (flags & PackedRing.DescFlagWrite) != 0);
+                builder.AddDescriptor(descriptor, (flags & PackedRing.DescFlagWrite) != 0);
 
                 // §2.8.6: the Buffer ID is in the last descriptor of the list.
                 id = SharedMemory.ReadUInt16(descriptor + PackedRing.DescriptorIdOffset);

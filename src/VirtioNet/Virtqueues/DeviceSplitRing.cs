@@ -202,10 +202,7 @@ public sealed class DeviceSplitRing
                 DeviceChainBuilder.ThrowMalformed($"VIRTQ_DESC_F_INDIRECT together with VIRTQ_DESC_F_NEXT at descriptor {head}");
             }
 
-            (nint table, int entries) = builder.IndirectTable(
-                SharedMemory.ReadUInt64(headDescriptor + SplitRing.DescriptorAddrOffset),
-                SharedMemory.ReadUInt32(headDescriptor + SplitRing.DescriptorLenOffset),
-                size);
+            (nint table, int entries) = builder.IndirectTable(headDescriptor, size);
             WalkTable(table, entries, 0, ref builder, inIndirect: true);
             return new DeviceRingChain(head, builder.Count, 1, Indirect: true);
         }
@@ -235,10 +232,7 @@ public sealed class DeviceSplitRing
                     : "VIRTQ_DESC_F_INDIRECT in the middle of a chain");
             }
 
-            builder.Add(
-                SharedMemory.ReadUInt64(descriptor + SplitRing.DescriptorAddrOffset),
-                SharedMemory.ReadUInt32(descriptor + SplitRing.DescriptorLenOffset),
-                (flags & SplitRing.DescFlagWrite) != 0);
+            builder.AddDescriptor(descriptor, (flags & SplitRing.DescFlagWrite) != 0);
             if ((flags & SplitRing.DescFlagNext) == 0)
             {
                 return visited;

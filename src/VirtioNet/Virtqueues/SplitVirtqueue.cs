@@ -622,37 +622,55 @@ public sealed class SplitVirtqueue : IVirtqueue
             return false;
         }
 
-        int slot = _lastUsedIdx & _mask;
-        nint element = _ring.Pointer + _layout.UsedElemOffset(slot);
-        uint id = SharedMemory.ReadUInt32(element + SplitRing.UsedElemIdOffset);
-        uint length = SharedMemory.ReadUInt32(element + SplitRing.UsedElemLenOffset);
-        if (id >= (uint)_layout.Size)
-        {
-            ThrowUsedIdOutOfRange(id, slot);
-        }
-
+        uint id = ReadUsedElement(out int slot, out uint length);
         if (_chainLength[id] == 0)
         {
             ThrowUsedIdNotOutstanding(id, slot);
         }
 
-        // A chain with no device-writable buffer (a transmit chain) has nothing the length could describe: DPDK 22.11
-        // reports the bytes it read there, and like Linux the driver ignores it instead of breaking the queue. For any
-        // other chain the length is checked, since the caller will read that many bytes.
-        if (_writableCapacity[id] == 0)
-        {
-            length = 0;
-        }
-        else if (length > _writableCapacity[id])
-        {
-            ThrowUsedLengthTooLarge(id, length, slot);
-        }
-
+        length = CheckUsedLength(id, length, slot);
         int token = _tokens[id];
         FreeChain((ushort)id);
         _lastUsedIdx++;
         used = new UsedBuffer(token, (int)length);
         return true;
+    }
+
+    // Reads the used element at _lastUsedIdx (§2.7.8): its id, checked to name a descriptor of this ring, and its
+    // length as the device wrote it.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint ReadUsedElement(out int slot, out uint length)
+    {
+        slot = _lastUsedIdx & _mask;
+        nint element = _ring.Pointer + _layout.UsedElemOffset(slot);
+        uint id = SharedMemory.ReadUInt32(element + SplitRing.UsedElemIdOffset);
+        length = SharedMemory.ReadUInt32(element + SplitRing.UsedElemLenOffset);
+        if (id >= (uint)_layout.Size)
+        {
+            ThrowUsedIdOutOfRange(id, slot);
+        }
+
+        return id;
+    }
+
+    // The used length of chain id as the caller may trust it. A chain with no device-writable buffer (a transmit chain)
+    // has nothing the length could describe: DPDK 22.11 reports the bytes it read there, and like Linux the driver
+    // ignores it (0) instead of breaking the queue. For any other chain the length is checked, since the caller will
+    // read that many bytes.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint CheckUsedLength(uint id, uint length, int slot)
+    {
+        if (_writableCapacity[id] == 0)
+        {
+            return 0;
+        }
+
+        if (length > _writableCapacity[id])
+        {
+            ThrowUsedLengthTooLarge(id, length, slot);
+        }
+
+        return length;
     }
 
     /// <inheritdoc />
@@ -952,14 +970,7 @@ public sealed class SplitVirtqueue : IVirtqueue
                 return TakeOldestInOrder(out used);
             }
 
-            int slot = _lastUsedIdx & _mask;
-            nint element = _ring.Pointer + _layout.UsedElemOffset(slot);
-            uint id = SharedMemory.ReadUInt32(element + SplitRing.UsedElemIdOffset);
-            uint length = SharedMemory.ReadUInt32(element + SplitRing.UsedElemLenOffset);
-            if (id >= (uint)_layout.Size)
-            {
-                ThrowUsedIdOutOfRange(id, slot);
-            }
+            uint id = ReadUsedElement(out int slot, out uint length);
 
             // Walk the trusted record from the oldest chain in flight, in the order the chains were made available, to
             // the one named; the batch may not reach past what used.idx covers. Anything else (a chain already taken,
@@ -978,17 +989,8 @@ public sealed class SplitVirtqueue : IVirtqueue
                 batch++;
             }
 
-            if (_writableCapacity[id] == 0)
-            {
-                length = 0;
-            }
-            else if (length > _writableCapacity[id])
-            {
-                ThrowUsedLengthTooLarge(id, length, slot);
-            }
-
             _batchRemaining = batch;
-            _batchLastLength = length;
+            _batchLastLength = CheckUsedLength(id, length, slot);
             _chainsReturnedInBatches += batch - 1;
         }
 

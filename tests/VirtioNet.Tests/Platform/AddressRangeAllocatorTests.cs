@@ -1,3 +1,4 @@
+using VirtioNet.Core;
 using VirtioNet.Platform;
 using Xunit;
 
@@ -66,5 +67,23 @@ public sealed class AddressRangeAllocatorTests
         Assert.False(ranges.TryTake(0x801, 1, out _));
         Assert.Throws<ArgumentOutOfRangeException>(() => ranges.TryTake(16, 3, out _));
         Assert.Throws<ArgumentOutOfRangeException>(() => new AddressRangeAllocator(ulong.MaxValue - 10, 100));
+    }
+
+    [Fact]
+    public void ADmaRequestIsCheckedAsTheAllocatorContractSaysAndExhaustionIsOutOfDmaMemoryNamingTheRange()
+    {
+        var ranges = new AddressRangeAllocator(0x1000, 0x1000);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ranges.TakeForDma(0, 64, "test RAM"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ranges.TakeForDma(-1, 64, "test RAM"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ranges.TakeForDma(64, 0, "test RAM"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ranges.TakeForDma(64, 48, "test RAM"));
+        Assert.Equal(0, ranges.TakenBlocks);
+
+        ulong address = ranges.TakeForDma(0x800, 0x800, "test RAM");
+        Assert.Equal(0x1000UL, address);
+        var error = Assert.Throws<VirtioException>(() => ranges.TakeForDma(0x801, 1, "test RAM"));
+        Assert.Equal(VirtioErrorReason.OutOfDmaMemory, error.Reason);
+        Assert.Contains("test RAM", error.Message);
+        Assert.Contains("2048 bytes free in 1 blocks", error.Message);
     }
 }
