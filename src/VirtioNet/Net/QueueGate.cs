@@ -81,6 +81,14 @@ internal sealed class QueueGate
     }
 
     /// <summary>
+    /// Enters as <see cref="Enter"/> does, and returns the scope whose <see cref="Scope.Dispose"/> leaves:
+    /// <c>using QueueGate.Scope inside = gate.EnterScope();</c> is the try/finally every gated call needs, as
+    /// <see cref="Lock.EnterScope"/> is for a lock.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Scope EnterScope() => new(this, Enter());
+
+    /// <summary>
     /// True when the calling thread is the last one that entered, or nobody has entered yet: a call from it now cannot
     /// meet another worker inside. Rare paths (an announcement noticed on some thread) use it to decide whether to act
     /// now or leave the work to the owner's next call.
@@ -216,4 +224,21 @@ internal sealed class QueueGate
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowTaken(int owner) =>
         throw new InvalidOperationException($"{_name} is in use by thread {owner}; a queue belongs to one worker at a time (thread {Environment.CurrentManagedThreadId} called it meanwhile).");
+
+    /// <summary>One call's stay inside the gate (<see cref="EnterScope"/>); a nested call's scope leaves nothing.</summary>
+    internal readonly ref struct Scope
+    {
+        private readonly QueueGate _gate;
+        private readonly bool _entered;
+
+        internal Scope(QueueGate gate, bool entered)
+        {
+            _gate = gate;
+            _entered = entered;
+        }
+
+        /// <summary>Leaves the gate when this scope's call entered it.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Dispose() => _gate.Exit(_entered);
+    }
 }

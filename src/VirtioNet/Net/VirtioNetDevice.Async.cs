@@ -120,34 +120,27 @@ public sealed partial class VirtioNetDevice : IQueueWaiterOwner
         }
 
         QueueWaiter waiter = _transmitAsyncWaiters[tx.QueueIndex / 2];
-        bool entered = tx.Gate.Enter();
+        using QueueGate.Scope inside = tx.Gate.EnterScope();
+        tx.Reclaim();
+        if (tx.SlotsFree > 0)
+        {
+            return default;
+        }
+
+        ValueTask wait = waiter.Begin();
+        Interlocked.Increment(ref _asyncWaiting);
+        bool armed;
         try
         {
-            tx.Reclaim();
-            if (tx.SlotsFree > 0)
-            {
-                return default;
-            }
-
-            ValueTask wait = waiter.Begin();
-            Interlocked.Increment(ref _asyncWaiting);
-            bool armed;
-            try
-            {
-                armed = OperationMode == OperationMode.Poll || tx.Queue.EnableInterruptsDelayed();
-            }
-            catch (VirtioException e)
-            {
-                CompleteWaiter(waiter, byNotification: false, e);
-                return wait;
-            }
-
-            return Watch(waiter, wait, armed, cancellationToken);
+            armed = OperationMode == OperationMode.Poll || tx.Queue.EnableInterruptsDelayed();
         }
-        finally
+        catch (VirtioException e)
         {
-            tx.Gate.Exit(entered);
+            CompleteWaiter(waiter, byNotification: false, e);
+            return wait;
         }
+
+        return Watch(waiter, wait, armed, cancellationToken);
     }
 
     // After the request: complete now when the re-check found work, otherwise make sure the line is watched.
@@ -226,17 +219,10 @@ public sealed partial class VirtioNetDevice : IQueueWaiterOwner
 
         try
         {
-            bool entered = gate.Enter();
-            try
+            using QueueGate.Scope inside = gate.EnterScope();
+            if (!queue.IsBroken)
             {
-                if (!queue.IsBroken)
-                {
-                    queue.DisableInterrupts();
-                }
-            }
-            finally
-            {
-                gate.Exit(entered);
+                queue.DisableInterrupts();
             }
         }
         catch (VirtioException)

@@ -223,26 +223,19 @@ public sealed partial class VirtioNetDevice
     // when a buffer was used meanwhile), or true (Disarm).
     private static bool InGate(VirtioNetReceiveQueue rx, RingStep step)
     {
-        bool entered = rx.Gate.Enter();
-        try
+        using QueueGate.Scope inside = rx.Gate.EnterScope();
+        switch (step)
         {
-            switch (step)
-            {
-                case RingStep.Arm:
-                    return rx.Queue.EnableInterrupts();
-                case RingStep.Disarm:
-                    rx.Queue.DisableInterrupts();
-                    return true;
-                case RingStep.DisarmAndLook:
-                    rx.Queue.DisableInterrupts();
-                    return rx.HasPending;
-                default:
-                    return rx.HasPending;
-            }
-        }
-        finally
-        {
-            rx.Gate.Exit(entered);
+            case RingStep.Arm:
+                return rx.Queue.EnableInterrupts();
+            case RingStep.Disarm:
+                rx.Queue.DisableInterrupts();
+                return true;
+            case RingStep.DisarmAndLook:
+                rx.Queue.DisableInterrupts();
+                return rx.HasPending;
+            default:
+                return rx.HasPending;
         }
     }
 

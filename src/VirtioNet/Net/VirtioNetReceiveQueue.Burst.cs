@@ -36,15 +36,8 @@ internal sealed partial class VirtioNetReceiveQueue
     public int ReceiveBurst(Span<ReceivedPacket> packets, ReceiveBurstOptions options)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            return ReceiveBurstCore(packets, options);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        return ReceiveBurstCore(packets, options);
     }
 
     // Per slot, while the buffer is lent: the header's flags, and whether _slotInfo / _slotHash hold what the header
@@ -200,15 +193,8 @@ internal sealed partial class VirtioNetReceiveQueue
     public void ReleaseBurst(ReadOnlySpan<ReceivedPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            ReleaseBurstCore(packets);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        ReleaseBurstCore(packets);
     }
 
     private void ReleaseBurstCore(ReadOnlySpan<ReceivedPacket> packets)

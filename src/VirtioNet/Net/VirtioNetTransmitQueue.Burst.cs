@@ -39,15 +39,8 @@ internal sealed partial class VirtioNetTransmitQueue
     public int AllocateBurst(Span<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            return AllocateBurstEntered(packets);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        return AllocateBurstEntered(packets);
     }
 
     private int AllocateBurstEntered(Span<TransmitPacket> packets)
@@ -93,15 +86,8 @@ internal sealed partial class VirtioNetTransmitQueue
     public int AllocateLargeBurst(Span<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            return AllocateLargeBurstEntered(packets);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        return AllocateLargeBurstEntered(packets);
     }
 
     private int AllocateLargeBurstEntered(Span<TransmitPacket> packets)
@@ -162,15 +148,8 @@ internal sealed partial class VirtioNetTransmitQueue
     public int TransmitBurst(ReadOnlySpan<TransmitPacket> packets, out TransmitBurstStatus status)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            return TransmitBurstEntered(packets, out status);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        return TransmitBurstEntered(packets, out status);
     }
 
     // The packet loop: each handle is read in place (no copy of the struct), a packet without an offload request costs
@@ -302,15 +281,8 @@ internal sealed partial class VirtioNetTransmitQueue
     public void FreeBurst(ReadOnlySpan<TransmitPacket> packets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            FreeBurstEntered(packets);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        FreeBurstEntered(packets);
     }
 
     private void FreeBurstEntered(ReadOnlySpan<TransmitPacket> packets)

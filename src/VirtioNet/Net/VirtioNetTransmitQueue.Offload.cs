@@ -56,15 +56,8 @@ internal sealed partial class VirtioNetTransmitQueue
     public bool TrySend(ReadOnlySpan<byte> frame, TransmitOffloadRequest request)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            return TrySendEntered(frame, request);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        return TrySendEntered(frame, request);
     }
 
     private bool TrySendEntered(ReadOnlySpan<byte> frame, TransmitOffloadRequest request)

@@ -101,15 +101,8 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
     private bool TrySendCore(ReadOnlySpan<byte> frame, VlanTag? tag)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            return TrySendEntered(frame, tag);
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        return TrySendEntered(frame, tag);
     }
 
     private bool TrySendEntered(ReadOnlySpan<byte> frame, VlanTag? tag)
@@ -199,15 +192,8 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
     public int Reclaim()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        bool entered = _gate.Enter();
-        try
-        {
-            return ReclaimEntered();
-        }
-        finally
-        {
-            _gate.Exit(entered);
-        }
+        using QueueGate.Scope inside = _gate.EnterScope();
+        return ReclaimEntered();
     }
 
     private int ReclaimEntered()

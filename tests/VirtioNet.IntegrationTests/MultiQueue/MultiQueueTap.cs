@@ -52,9 +52,20 @@ internal sealed class MultiQueueTap : IDisposable
         int n = Interlocked.Increment(ref s_counter);
         string name = string.Create(CultureInfo.InvariantCulture, $"vnmq{Environment.ProcessId % 100000}{(char)('a' + (n % 26))}");
 
-        // 10.(180..219).x.0/24: a subnet unlikely to be in use, different per process and per TAP.
+        // 10.(180..219).x.0/24: a subnet unlikely to be in use, different per process and per TAP, and not one any
+        // interface of the machine has now (another test process's TAP may have hashed to the same one; a socket bound
+        // there to a flow's port made a bind here fail with "Address already in use").
         int second = 180 + ((Environment.ProcessId / 251) % 40);
         int third = ((Environment.ProcessId * 7) + n) % 250;
+        HashSet<string> inUse = NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address.ToString())
+            .ToHashSet();
+        for (int tries = 0; tries < 250 && inUse.Contains(string.Create(CultureInfo.InvariantCulture, $"10.{second}.{third}.1")); tries++)
+        {
+            third = (third + 1) % 250;
+        }
+
         var host = IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"10.{second}.{third}.1"));
         var guest = IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"10.{second}.{third}.2"));
         Ip($"tuntap add dev {name} mode tap multi_queue");
