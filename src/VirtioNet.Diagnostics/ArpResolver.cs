@@ -8,23 +8,15 @@ namespace VirtioNet.Diagnostics;
 /// Resolves IPv4 addresses to MAC addresses with ARP requests (RFC 826), through the link's cache. While it waits,
 /// the link answers requests for our own address: slirp asks for the guest's MAC before it forwards anything.
 /// </summary>
-public sealed class ArpResolver
+public sealed class ArpResolver(DiagnosticLink link, ArpResolverOptions? options = null)
 {
     /// <summary>The all-zero hardware address a request carries as its target (RFC 826: "don't care").</summary>
     private static readonly PhysicalAddress UnknownMac = new(new byte[6]);
 
-    private readonly DiagnosticLink _link;
-
-    /// <summary>Creates a resolver over <paramref name="link"/>.</summary>
-    public ArpResolver(DiagnosticLink link, ArpResolverOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(link);
-        _link = link;
-        Options = options ?? new ArpResolverOptions();
-    }
+    private readonly DiagnosticLink _link = link ?? throw new ArgumentNullException(nameof(link));
 
     /// <summary>How requests are retried.</summary>
-    public ArpResolverOptions Options { get; }
+    public ArpResolverOptions Options { get; } = options ?? new ArpResolverOptions();
 
     /// <summary>Returns the MAC address of <paramref name="address"/>, from the cache or by asking.</summary>
     /// <exception cref="DiagnosticsException">Unconfigured link, or no reply after every attempt.</exception>

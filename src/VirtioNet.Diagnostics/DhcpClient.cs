@@ -12,20 +12,12 @@ namespace VirtioNet.Diagnostics;
 /// exponential back-off. It only acquires: no renewal, no release, and no ARP probe of the offered address
 /// (RFC 2131 §4.4.1 says SHOULD; a diagnostic session on a private network skips it).
 /// </summary>
-public sealed class DhcpClient
+public sealed class DhcpClient(DiagnosticLink link, DhcpClientOptions? options = null)
 {
-    private readonly DiagnosticLink _link;
-
-    /// <summary>Creates a client over <paramref name="link"/>.</summary>
-    public DhcpClient(DiagnosticLink link, DhcpClientOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(link);
-        _link = link;
-        Options = options ?? new DhcpClientOptions();
-    }
+    private readonly DiagnosticLink _link = link ?? throw new ArgumentNullException(nameof(link));
 
     /// <summary>How messages are retransmitted.</summary>
-    public DhcpClientOptions Options { get; }
+    public DhcpClientOptions Options { get; } = options ?? new DhcpClientOptions();
 
     /// <summary>Runs one acquisition and returns the lease; the link is not configured with it (the caller decides).</summary>
     /// <exception cref="DiagnosticsException">No offer, a NAK, no ACK, or an ACK without an address.</exception>

@@ -12,28 +12,19 @@ namespace VirtioNet.Qemu;
 /// window of one machine shares <c>sync</c>. An access may not cross a dword boundary (CONFIG_DATA is one dword), and
 /// a 64-bit access is two dword accesses, low first.
 /// </remarks>
-public sealed class Q35ConfigPortWindow : IRegisterWindow
+public sealed class Q35ConfigPortWindow(QtestClient client, PciFunctionAddress function, Lock sync) : IRegisterWindow
 {
     /// <summary>The configuration space mechanism #1 reaches: the first 256 bytes.</summary>
     public const ulong ConfigSpaceSize = 0x100;
 
     // The connection that performs each access.
-    private readonly QtestClient _client;
+    private readonly QtestClient _client = client ?? throw new ArgumentNullException(nameof(client));
 
     // Serializes the CONFIG_ADDRESS/CONFIG_DATA pairs of every window on the machine.
-    private readonly Lock _sync;
-
-    /// <summary>Creates the window of <paramref name="function"/>.</summary>
-    public Q35ConfigPortWindow(QtestClient client, PciFunctionAddress function, Lock sync)
-    {
-        ArgumentNullException.ThrowIfNull(client);
-        _client = client;
-        _sync = sync ?? throw new ArgumentNullException(nameof(sync));
-        Function = function;
-    }
+    private readonly Lock _sync = sync ?? throw new ArgumentNullException(nameof(sync));
 
     /// <summary>The function whose configuration space this is.</summary>
-    public PciFunctionAddress Function { get; }
+    public PciFunctionAddress Function { get; } = function;
 
     /// <inheritdoc />
     public ulong Length => ConfigSpaceSize;

@@ -10,26 +10,19 @@ namespace VirtioNet.Core;
 /// Ref: virtio v1.4 §2.2 (Feature Bits: 0 to 23, 41, 42 and 50 to 127 are device-specific; 128 and above reserved),
 /// §4.1.4.3, §4.2.2.
 /// </summary>
-public readonly struct VirtioFeatureSet : IEquatable<VirtioFeatureSet>
+public readonly struct VirtioFeatureSet(ulong low, ulong high) : IEquatable<VirtioFeatureSet>
 {
     /// <summary>The number of feature bits a set holds (four feature words).</summary>
     public const int BitCount = 128;
-
-    /// <summary>A set of bits 0 to 63 (<paramref name="low"/>) and 64 to 127 (<paramref name="high"/>, bit 64 in its bit 0).</summary>
-    public VirtioFeatureSet(ulong low, ulong high)
-    {
-        Low = low;
-        High = high;
-    }
 
     /// <summary>The empty set.</summary>
     public static VirtioFeatureSet None => default;
 
     /// <summary>Bits 0 to 63: feature words 0 and 1.</summary>
-    public ulong Low { get; }
+    public ulong Low { get; } = low;
 
     /// <summary>Bits 64 to 127 (bit 64 is this value's bit 0): feature words 2 and 3.</summary>
-    public ulong High { get; }
+    public ulong High { get; } = high;
 
     /// <summary>True when no bit is set.</summary>
     public bool IsEmpty => (Low | High) == 0;

@@ -21,7 +21,7 @@ namespace VirtioNet.Net;
 /// <c>TryReceive</c> already took. Callers loop, as after any wait.
 /// </para>
 /// </remarks>
-internal sealed class QueueWaiter : IValueTaskSource
+internal sealed class QueueWaiter(IQueueWaiterOwner device, int pair, bool transmit) : IValueTaskSource
 {
     private const int Idle = 0;
     private const int Waiting = 1;
@@ -35,7 +35,7 @@ internal sealed class QueueWaiter : IValueTaskSource
     };
 
     // The device that completes the wait and switches notifications off afterwards.
-    private readonly IQueueWaiterOwner _device;
+    private readonly IQueueWaiterOwner _device = device;
 
     // The result and the continuation: reset after each wait (the version changes, so a stale ValueTask is refused).
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
@@ -49,18 +49,11 @@ internal sealed class QueueWaiter : IValueTaskSource
     // True when the device's interrupt dispatch completed the wait (counted in the queue's statistics).
     private bool _byNotification;
 
-    internal QueueWaiter(IQueueWaiterOwner device, int pair, bool transmit)
-    {
-        _device = device;
-        Pair = pair;
-        Transmit = transmit;
-    }
-
     /// <summary>The queue pair whose queue this waits for.</summary>
-    internal int Pair { get; }
+    internal int Pair { get; } = pair;
 
     /// <summary>True for the transmit queue's "room to send", false for the receive queue's "frames to take".</summary>
-    internal bool Transmit { get; }
+    internal bool Transmit { get; } = transmit;
 
     /// <summary>True while a wait is pending (read by the dispatcher before it looks at the queue).</summary>
     internal bool IsWaiting => Volatile.Read(ref _state) == Waiting;

@@ -9,26 +9,18 @@ namespace VirtioNet.Platform;
 /// The memory stays valid until the region is returned to the <see cref="IDmaAllocator"/> that made it,
 /// and the device may read or write it at any time while it is posted in a queue: code that reads what
 /// the device wrote goes through <see cref="Virtqueues.SharedMemory"/>, never through cached copies.
+/// Whoever creates a region vouches that <see cref="Pointer"/> is valid for <see cref="Length"/> bytes.
 /// </remarks>
-public readonly struct DmaRegion : IEquatable<DmaRegion>
+public readonly struct DmaRegion(nint pointer, ulong deviceAddress, int length) : IEquatable<DmaRegion>
 {
-    /// <summary>Creates a region description. The caller vouches that <paramref name="pointer"/> is valid for <paramref name="length"/> bytes.</summary>
-    public DmaRegion(nint pointer, ulong deviceAddress, int length)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        Pointer = pointer;
-        DeviceAddress = deviceAddress;
-        Length = length;
-    }
-
     /// <summary>Where the CPU (this process) sees the first byte.</summary>
-    public nint Pointer { get; }
+    public nint Pointer { get; } = pointer;
 
     /// <summary>Where the device sees the first byte (a guest-physical or IO virtual address).</summary>
-    public ulong DeviceAddress { get; }
+    public ulong DeviceAddress { get; } = deviceAddress;
 
     /// <summary>The length in bytes.</summary>
-    public int Length { get; }
+    public int Length { get; } = length >= 0 ? length : throw new ArgumentOutOfRangeException(nameof(length), length, "A region's length cannot be negative.");
 
     /// <summary>True for the default value, which describes no memory.</summary>
     public bool IsEmpty => Pointer == 0;

@@ -1,63 +1,48 @@
 namespace VirtioNet.Discovery.Pci;
 
 /// <summary>One PCI function found by enumeration: its identity, header, interrupt pin and BARs.</summary>
-public sealed class PciFunction
+/// <remarks>Enumeration builds these; tests may too.</remarks>
+public sealed class PciFunction(
+    PciFunctionAddress address,
+    ulong configAddress,
+    ushort vendorId,
+    ushort deviceId,
+    uint classCode,
+    byte revisionId,
+    byte headerType,
+    ushort subsystemId,
+    byte interruptPin,
+    IReadOnlyList<PciBar> bars)
 {
-    /// <summary>Describes a function (enumeration builds these; tests may too).</summary>
-    public PciFunction(
-        PciFunctionAddress address,
-        ulong configAddress,
-        ushort vendorId,
-        ushort deviceId,
-        uint classCode,
-        byte revisionId,
-        byte headerType,
-        ushort subsystemId,
-        byte interruptPin,
-        IReadOnlyList<PciBar> bars)
-    {
-        ArgumentNullException.ThrowIfNull(bars);
-        Address = address;
-        ConfigAddress = configAddress;
-        VendorId = vendorId;
-        DeviceId = deviceId;
-        ClassCode = classCode;
-        RevisionId = revisionId;
-        HeaderType = headerType;
-        SubsystemId = subsystemId;
-        InterruptPin = interruptPin;
-        Bars = bars;
-    }
-
     /// <summary>Bus, device and function.</summary>
-    public PciFunctionAddress Address { get; }
+    public PciFunctionAddress Address { get; } = address;
 
     /// <summary>The CPU physical address of the function's configuration space (in the ECAM window).</summary>
-    public ulong ConfigAddress { get; }
+    public ulong ConfigAddress { get; } = configAddress;
 
     /// <summary>Vendor ID.</summary>
-    public ushort VendorId { get; }
+    public ushort VendorId { get; } = vendorId;
 
     /// <summary>Device ID.</summary>
-    public ushort DeviceId { get; }
+    public ushort DeviceId { get; } = deviceId;
 
     /// <summary>Class code: base class in bits 23:16, sub-class 15:8, programming interface 7:0.</summary>
-    public uint ClassCode { get; }
+    public uint ClassCode { get; } = classCode;
 
     /// <summary>Revision ID.</summary>
-    public byte RevisionId { get; }
+    public byte RevisionId { get; } = revisionId;
 
     /// <summary>Header layout (bits 6:0 of Header Type): 0 for a device, 1 for a PCI-to-PCI bridge.</summary>
-    public byte HeaderType { get; }
+    public byte HeaderType { get; } = headerType;
 
     /// <summary>Subsystem ID (type 0 headers; the virtio device type on a transitional virtio device).</summary>
-    public ushort SubsystemId { get; }
+    public ushort SubsystemId { get; } = subsystemId;
 
     /// <summary>Interrupt Pin: 0 none, 1-4 INTA#-INTD#.</summary>
-    public byte InterruptPin { get; }
+    public byte InterruptPin { get; } = interruptPin;
 
     /// <summary>The implemented BARs, sized, with their addresses once assigned.</summary>
-    public IReadOnlyList<PciBar> Bars { get; internal set; }
+    public IReadOnlyList<PciBar> Bars { get; internal set; } = bars ?? throw new ArgumentNullException(nameof(bars));
 
     /// <summary>True for a PCI-to-PCI bridge (header type 1).</summary>
     public bool IsBridge => HeaderType == 1;

@@ -5,63 +5,46 @@ namespace VirtioNet.Discovery.Pci;
 /// window, bus range, address windows and INTx routing. Ref: Linux Documentation/devicetree/bindings/pci/host-generic-pci.yaml;
 /// IEEE 1275 PCI bus binding; devicetree v0.4 §2.4.3 (interrupt nexus).
 /// </summary>
-public sealed class PciHostBridge
+/// <remarks><see cref="PciHostBridgeDiscovery"/> builds these from a device tree.</remarks>
+public sealed class PciHostBridge(
+    string nodePath,
+    ulong ecamBase,
+    ulong ecamSize,
+    int busStart,
+    int busEnd,
+    IReadOnlyList<PciWindow> windows,
+    uint interruptMapMaskHigh,
+    uint interruptMapMaskPin,
+    IReadOnlyList<PciInterruptMapEntry> interruptMap)
 {
-    /// <summary>Describes a host bridge. <see cref="PciHostBridgeDiscovery"/> builds these from a device tree.</summary>
-    public PciHostBridge(
-        string nodePath,
-        ulong ecamBase,
-        ulong ecamSize,
-        int busStart,
-        int busEnd,
-        IReadOnlyList<PciWindow> windows,
-        uint interruptMapMaskHigh,
-        uint interruptMapMaskPin,
-        IReadOnlyList<PciInterruptMapEntry> interruptMap)
-    {
-        ArgumentNullException.ThrowIfNull(nodePath);
-        ArgumentNullException.ThrowIfNull(windows);
-        ArgumentNullException.ThrowIfNull(interruptMap);
-        ArgumentOutOfRangeException.ThrowIfNegative(busStart);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(busEnd, 255);
-        ArgumentOutOfRangeException.ThrowIfLessThan(busEnd, busStart);
-        NodePath = nodePath;
-        EcamBase = ecamBase;
-        EcamSize = ecamSize;
-        BusStart = busStart;
-        BusEnd = busEnd;
-        Windows = windows;
-        InterruptMapMaskHigh = interruptMapMaskHigh;
-        InterruptMapMaskPin = interruptMapMaskPin;
-        InterruptMap = interruptMap;
-    }
-
     /// <summary>The device tree node, e.g. /soc/pci@30000000.</summary>
-    public string NodePath { get; }
+    public string NodePath { get; } = nodePath ?? throw new ArgumentNullException(nameof(nodePath));
 
     /// <summary>CPU physical address of the ECAM window (bus <see cref="BusStart"/>, device 0, function 0).</summary>
-    public ulong EcamBase { get; }
+    public ulong EcamBase { get; } = ecamBase;
 
     /// <summary>The ECAM window's size (1 MiB per bus).</summary>
-    public ulong EcamSize { get; }
+    public ulong EcamSize { get; } = ecamSize;
 
     /// <summary>The first bus number behind the bridge (<c>bus-range</c>).</summary>
-    public int BusStart { get; }
+    public int BusStart { get; } = busStart >= 0 ? busStart : throw new ArgumentOutOfRangeException(nameof(busStart), busStart, "The first bus number cannot be negative.");
 
     /// <summary>The last bus number the ECAM window reaches.</summary>
-    public int BusEnd { get; }
+    public int BusEnd { get; } = busEnd >= busStart && busEnd <= 255
+        ? busEnd
+        : throw new ArgumentOutOfRangeException(nameof(busEnd), busEnd, $"The last bus number must lie between the first ({busStart}) and 255.");
 
     /// <summary>The I/O and memory windows from <c>ranges</c>.</summary>
-    public IReadOnlyList<PciWindow> Windows { get; }
+    public IReadOnlyList<PciWindow> Windows { get; } = windows ?? throw new ArgumentNullException(nameof(windows));
 
     /// <summary><c>interrupt-map-mask</c>'s phys.hi cell: which unit address bits select an entry (0x1800: device bits 1:0).</summary>
-    public uint InterruptMapMaskHigh { get; }
+    public uint InterruptMapMaskHigh { get; } = interruptMapMaskHigh;
 
     /// <summary><c>interrupt-map-mask</c>'s pin cell.</summary>
-    public uint InterruptMapMaskPin { get; }
+    public uint InterruptMapMaskPin { get; } = interruptMapMaskPin;
 
     /// <summary>The <c>interrupt-map</c> entries.</summary>
-    public IReadOnlyList<PciInterruptMapEntry> InterruptMap { get; }
+    public IReadOnlyList<PciInterruptMapEntry> InterruptMap { get; } = interruptMap ?? throw new ArgumentNullException(nameof(interruptMap));
 
     /// <summary>The first window of <paramref name="space"/>, or null.</summary>
     public PciWindow? FindWindow(PciAddressSpace space) => Windows.FirstOrDefault(w => w.Space == space);
