@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using VirtioNet.Core;
 
 namespace VirtioNet.VhostUser;
 

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using VirtioNet.VhostUser;
 
 namespace VirtioNet;
 

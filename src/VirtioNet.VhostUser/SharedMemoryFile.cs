@@ -1,5 +1,3 @@
-using VirtioNet.Core;
-
 namespace VirtioNet.VhostUser;
 
 /// <summary>

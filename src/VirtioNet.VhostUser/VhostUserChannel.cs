@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using VirtioNet.Core;
 
 namespace VirtioNet.VhostUser;
 

@@ -1,7 +1,3 @@
-using VirtioNet.Core;
-using VirtioNet.Platform;
-using VirtioNet.Virtqueues;
-
 namespace VirtioNet.VhostUser;
 
 /// <summary>

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
-using VirtioNet.Core;
 
 namespace VirtioNet.VhostUser;
 

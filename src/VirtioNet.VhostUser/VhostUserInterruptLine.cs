@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using VirtioNet.Platform;
 
 namespace VirtioNet.VhostUser;
 

@@ -1,6 +1,3 @@
-using VirtioNet.Core;
-using VirtioNet.Net;
-
 namespace VirtioNet.VhostUser;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using VirtioNet.Net;
-
 namespace VirtioNet.VhostUser;
 
 /// <summary>How to reach a vhost-user backend. Every default is said beside it, with why.</summary>

@@ -1,8 +1,5 @@
 using System.Buffers.Binary;
-using VirtioNet.Core;
-using VirtioNet.Net;
 using VirtioNet.Net.Control;
-using VirtioNet.Virtqueues;
 
 namespace VirtioNet.VhostUser;
 

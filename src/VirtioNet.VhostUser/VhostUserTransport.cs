@@ -2,10 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
-using VirtioNet.Core;
-using VirtioNet.Net;
-using VirtioNet.Platform;
-using VirtioNet.Transports;
 
 namespace VirtioNet.VhostUser;
 
