@@ -21,16 +21,14 @@ namespace VirtioNet.Cli.Bench;
 /// </remarks>
 internal static class LatencyRunner
 {
-    // Ethernet (14) + IPv4 (20) + UDP (8): the stamp goes where a UDP payload would start.
-    private const int StampOffset = 42;
+    // The stamp goes where a UDP payload would start.
+    private const int StampOffset = BenchLoop.HeaderBytes;
 
     // Run id (8 bytes) then send timestamp (8 bytes): a frame that did not come from this run is not counted.
     private const int StampLength = 16;
 
     /// <summary>The smallest frame that carries a stamp.</summary>
     public const int MinimumFrameSize = StampOffset + StampLength;
-
-    private static readonly TimeSpan SleepSlice = TimeSpan.FromMilliseconds(50);
 
     // The no-GC region's budget: the loop allocates nothing, so this only has to cover the runtime's own small needs.
     private const long NoGcBudget = 16L * 1024 * 1024;
@@ -42,7 +40,7 @@ internal static class LatencyRunner
         VirtioNetQueuePair pair = net.Pairs[0];
         var lent = new TransmitPacket[burst];
         var received = new ReceivedPacket[burst];
-        byte[] template = Frame(net.MacAddress.Span, frameSize);
+        byte[] template = BenchLoop.Frame(net.MacAddress.Span, frameSize);
         long runId = BitConverter.ToInt64(Guid.NewGuid().ToByteArray());
 
         // Nanoseconds from 1 ns to 10 s, three significant digits (0.1% resolution at every magnitude).
@@ -90,12 +88,7 @@ internal static class LatencyRunner
                     packet.Length = frameSize;
                 }
 
-                int queued = pair.TransmitBurst(lent.AsSpan(0, n), out _);
-                if (queued < n)
-                {
-                    pair.FreeBurst(lent.AsSpan(queued, n - queued));
-                }
-
+                int queued = BenchLoop.Transmit(pair, lent, n);
                 sent += queued;
                 recordedSent += stamp >= recordFrom ? queued : 0;
                 if (period != 0 && queued > 0)
@@ -123,7 +116,7 @@ internal static class LatencyRunner
                 if (until > now)
                 {
                     TimeSpan left = Stopwatch.GetElapsedTime(now, until);
-                    pair.WaitForReceive(left < SleepSlice ? left : SleepSlice, CancellationToken.None);
+                    pair.WaitForReceive(left < BenchLoop.SleepSlice ? left : BenchLoop.SleepSlice, CancellationToken.None);
                     waits++;
                     now = Stopwatch.GetTimestamp();
                 }
@@ -199,17 +192,5 @@ internal static class LatencyRunner
         }
 
         return foreign;
-    }
-
-    // To our own MAC (testpmd's macswap and QEMU's socket peer send it back with the addresses as they come), IPv4 EtherType.
-    private static byte[] Frame(ReadOnlySpan<byte> mac, int size)
-    {
-        byte[] frame = new byte[size];
-        frame[0] = 0x02;
-        frame[5] = 0x01;
-        mac.CopyTo(frame.AsSpan(6));
-        frame[12] = 0x08;
-        frame[13] = 0x00;
-        return frame;
     }
 }
