@@ -21,9 +21,8 @@ internal static class BenchRunner
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pairs, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(pairs, net.Pairs.Count);
-        TimeSpan cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-        long start = Stopwatch.GetTimestamp();
-        long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var clock = new RunClock(duration);
+        long end = clock.End;
         var figures = new PairFigures[pairs];
         if (pairs == 1 && cpus is null)
         {
@@ -54,20 +53,19 @@ internal static class BenchRunner
             }
         }
 
-        double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
         return new BenchResult
         {
             Mode = mode,
             OperationMode = net.OperationMode,
             FrameSize = frameSize,
             Burst = burst,
-            Seconds = seconds,
+            Seconds = clock.Seconds,
             Sent = figures.Sum(f => f.Sent),
             Received = figures.Sum(f => f.Received),
             Kicks = figures.Sum(f => f.Kicks),
             Interrupts = figures.Sum(f => f.Interrupts),
             ReceiveWaits = figures.Sum(f => f.ReceiveWaits),
-            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds,
+            CpuSeconds = clock.CpuSeconds,
             AllocatedBytes = figures.Sum(f => f.AllocatedBytes),
         };
     }

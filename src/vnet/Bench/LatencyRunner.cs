@@ -50,16 +50,14 @@ internal static class LatencyRunner
         histogram.RecordValue(1);
         histogram.Reset();
         bool interrupts = net.OperationMode != OperationMode.Poll;
-        long start = Stopwatch.GetTimestamp();
-        long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        long recordFrom = start + (long)(Math.Min(duration.TotalSeconds / 4, 1.0) * Stopwatch.Frequency);
-        long period = rate > 0 ? Math.Max(1, Stopwatch.Frequency / rate) : 0;
-        long nextSend = start;
-        double nanosecondsPerTick = 1e9 / Stopwatch.Frequency;
 
-        // CPU time of the whole process (the runtime's threads and the interrupt dispatch included), read outside the loop.
-        using var process = Process.GetCurrentProcess();
-        TimeSpan cpuBefore = process.TotalProcessorTime;
+        // The process's CPU time is read here and after the loop, not inside it.
+        var clock = new RunClock(duration);
+        long end = clock.End;
+        long recordFrom = clock.Start + (long)(Math.Min(duration.TotalSeconds / 4, 1.0) * Stopwatch.Frequency);
+        long period = rate > 0 ? Math.Max(1, Stopwatch.Frequency / rate) : 0;
+        long nextSend = clock.Start;
+        double nanosecondsPerTick = 1e9 / Stopwatch.Frequency;
 
         // Entering the region collects first; counting starts after it.
         bool noGcRegion = GC.TryStartNoGCRegion(NoGcBudget);
@@ -68,7 +66,7 @@ internal static class LatencyRunner
         // Read when the warm-up ends: first calls (tiering, lazily made statics) are not the loop's steady state.
         long allocatedBefore = -1;
         long sent = 0, got = 0, foreign = 0, waits = 0, recordedSent = 0;
-        long now = start;
+        long now = clock.Start;
         while (now < end && !cancellationToken.IsCancellationRequested)
         {
             // Paced: one frame when its time has come (slots missed by a late wake-up are skipped, not sent in a burst,
@@ -143,16 +141,13 @@ internal static class LatencyRunner
             GC.EndNoGCRegion();
         }
 
-        double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
-        process.Refresh();
-        double cpuSeconds = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
         return new LatencyResult
         {
-            CpuSeconds = cpuSeconds,
+            Seconds = clock.Seconds,
+            CpuSeconds = clock.CpuSeconds,
             OperationMode = net.OperationMode,
             FrameSize = frameSize,
             Rate = rate,
-            Seconds = seconds,
             Sent = sent,
             Measured = recordedSent,
             Returned = got,
