@@ -1,23 +1,11 @@
-using VirtioNet.Net;
-
 namespace VirtioNet.Cli.Bench;
 
-/// <summary>The driver-side figures of one run.</summary>
-internal sealed record BenchResult
+/// <summary>The driver-side figures of one run; <see cref="RunHeader.Sent"/> counts in tx and loopback.</summary>
+internal sealed record BenchResult : RunHeader
 {
     public required BenchMode Mode { get; init; }
 
-    /// <summary>How the driver learned of received frames: busy-polling, or sleeping until the device interrupted.</summary>
-    public required OperationMode OperationMode { get; init; }
-
-    public required int FrameSize { get; init; }
-
     public required int Burst { get; init; }
-
-    public required double Seconds { get; init; }
-
-    /// <summary>Frames handed to the device (tx, loopback).</summary>
-    public required long Sent { get; init; }
 
     /// <summary>Frames taken from the device (rx, loopback).</summary>
     public required long Received { get; init; }
@@ -26,13 +14,6 @@ internal sealed record BenchResult
 
     /// <summary>Receive waits that a used-buffer interrupt ended (the receive queues' <c>Interrupts</c> statistic); 0 in poll mode.</summary>
     public required long Interrupts { get; init; }
-
-    /// <summary>Times a worker found its receive queue empty and slept in WaitForReceive (interrupt mode only).</summary>
-    public required long ReceiveWaits { get; init; }
-
-    public required double CpuSeconds { get; init; }
-
-    public required long AllocatedBytes { get; init; }
 
     /// <summary>The frames that count for this mode: sent for tx, received for rx and loopback.</summary>
     public long Counted => Mode == BenchMode.Tx ? Sent : Received;

@@ -12,13 +12,6 @@ namespace VirtioNet.Cli.Bench;
 /// </summary>
 internal static class BenchRunner
 {
-    // Ethernet (14) + IPv4 (20) + UDP (8) header bytes written per packet.
-    private const int HeaderBytes = 42;
-
-    // Interrupt mode: the longest single sleep in WaitForReceive, so that the end of the run and Ctrl-C are seen within it
-    // (the wait is given no cancellation token: a cancellable wait registers a callback, an allocation, per sleep).
-    private static readonly TimeSpan SleepSlice = TimeSpan.FromMilliseconds(50);
-
     /// <summary>
     /// Runs the bench on the first <paramref name="pairs"/> queue pairs, one worker thread per pair (each pair belongs to
     /// its thread alone, as the driver requires), and sums their figures. With <paramref name="cpus"/>, pair p's worker pins
@@ -28,9 +21,8 @@ internal static class BenchRunner
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pairs, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(pairs, net.Pairs.Count);
-        TimeSpan cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-        long start = Stopwatch.GetTimestamp();
-        long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var clock = new RunClock(duration);
+        long end = clock.End;
         var figures = new PairFigures[pairs];
         if (pairs == 1 && cpus is null)
         {
@@ -61,20 +53,19 @@ internal static class BenchRunner
             }
         }
 
-        double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
         return new BenchResult
         {
             Mode = mode,
             OperationMode = net.OperationMode,
             FrameSize = frameSize,
             Burst = burst,
-            Seconds = seconds,
+            Seconds = clock.Seconds,
             Sent = figures.Sum(f => f.Sent),
             Received = figures.Sum(f => f.Received),
             Kicks = figures.Sum(f => f.Kicks),
             Interrupts = figures.Sum(f => f.Interrupts),
             ReceiveWaits = figures.Sum(f => f.ReceiveWaits),
-            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds,
+            CpuSeconds = clock.CpuSeconds,
             AllocatedBytes = figures.Sum(f => f.AllocatedBytes),
         };
     }
@@ -86,11 +77,15 @@ internal static class BenchRunner
         VirtioNetQueuePair rx = tx;
         var lent = new TransmitPacket[burst];
         var received = new ReceivedPacket[burst];
-        byte[] template = Frame(net.MacAddress.Span, frameSize);
+        byte[] template = BenchLoop.Frame(net.MacAddress.Span, frameSize);
+        for (int i = 14; i < frameSize; i++)
+        {
+            template[i] = (byte)i;
+        }
 
         // Per packet only the headers are written (Ethernet, and room for IPv4 and UDP), as DPDK's txonly engine does;
         // the payload bytes stay whatever the buffer held. A full copy per packet would measure memcpy, not the driver.
-        ReadOnlySpan<byte> headers = template.AsSpan(0, Math.Min(frameSize, HeaderBytes));
+        ReadOnlySpan<byte> headers = template.AsSpan(0, Math.Min(frameSize, BenchLoop.HeaderBytes));
 
         long kicksBefore = tx.TransmitStatistics.Notifications + rx.ReceiveStatistics.Notifications;
         long interruptsBefore = rx.ReceiveStatistics.Interrupts;
@@ -112,13 +107,7 @@ internal static class BenchRunner
                     packet.Length = frameSize;
                 }
 
-                int queued = tx.TransmitBurst(lent.AsSpan(0, n), out _);
-                if (queued < n)
-                {
-                    tx.FreeBurst(lent.AsSpan(queued, n - queued));
-                }
-
-                sent += queued;
+                sent += BenchLoop.Transmit(tx, lent, n);
             }
 
             if (mode != BenchMode.Tx)
@@ -145,7 +134,7 @@ internal static class BenchRunner
                     }
 
                     TimeSpan left = Stopwatch.GetElapsedTime(now, end);
-                    net.Pairs[pair].WaitForReceive(left < SleepSlice ? left : SleepSlice, CancellationToken.None);
+                    net.Pairs[pair].WaitForReceive(left < BenchLoop.SleepSlice ? left : BenchLoop.SleepSlice, CancellationToken.None);
                     waits++;
                 }
             }
@@ -164,23 +153,6 @@ internal static class BenchRunner
         // Read first: the figure is the loop's alone.
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         return new PairFigures(sent, got, tx.TransmitStatistics.Notifications + rx.ReceiveStatistics.Notifications - kicksBefore, rx.ReceiveStatistics.Interrupts - interruptsBefore, waits, allocated);
-    }
-
-    // A broadcast-free test frame: to the IEEE "local experimental" group of DPDK's txonly peers, from our MAC, IPv4 EtherType.
-    private static byte[] Frame(ReadOnlySpan<byte> source, int size)
-    {
-        byte[] frame = new byte[size];
-        frame[0] = 0x02;
-        frame[5] = 0x01;
-        source.CopyTo(frame.AsSpan(6));
-        frame[12] = 0x08;
-        frame[13] = 0x00;
-        for (int i = 14; i < size; i++)
-        {
-            frame[i] = (byte)i;
-        }
-
-        return frame;
     }
 
     // What one pair's worker counted.

@@ -1,27 +1,16 @@
-using VirtioNet.Net;
-
 namespace VirtioNet.Cli.Bench;
 
-/// <summary>The figures of one latency run; times in nanoseconds, round trip (driver to peer and back).</summary>
-internal sealed record LatencyResult
+/// <summary>
+/// The figures of one latency run; times in nanoseconds, round trip (driver to peer and back). <see cref="RunHeader.Sent"/>
+/// includes the warm-up's frames, and <see cref="RunHeader.AllocatedBytes"/> counts from the warm-up's end.
+/// </summary>
+internal sealed record LatencyResult : RunHeader
 {
-    public required OperationMode OperationMode { get; init; }
-
-    public required int FrameSize { get; init; }
-
     /// <summary>Frames per second asked for; 0 for as fast as the ring takes them (under load).</summary>
     public required int Rate { get; init; }
 
-    public required double Seconds { get; init; }
-
-    /// <summary>CPU time the process used over the run (all its threads).</summary>
-    public required double CpuSeconds { get; init; }
-
     /// <summary>CPU time per frame sent, in nanoseconds: what a frame costs the driver's process, idle time included.</summary>
     public double CpuNsPerFrame => Sent == 0 ? 0 : CpuSeconds * 1e9 / Sent;
-
-    /// <summary>Frames handed to the device, warm-up included.</summary>
-    public required long Sent { get; init; }
 
     /// <summary>Frames sent after the warm-up: the ones whose round trip counts.</summary>
     public required long Measured { get; init; }
@@ -32,16 +21,11 @@ internal sealed record LatencyResult
     /// <summary>Frames received that did not carry this run's stamp (another sender, or a mangled frame).</summary>
     public required long Foreign { get; init; }
 
-    /// <summary>Times the receive queue was empty and the driver slept until an interrupt (interrupt mode).</summary>
-    public required long ReceiveWaits { get; init; }
-
     /// <summary>Garbage collections during the run: 0 unless the no-GC region could not be entered.</summary>
     public required int Collections { get; init; }
 
     /// <summary>Whether the run was inside a no-GC region.</summary>
     public required bool NoGcRegion { get; init; }
-
-    public required long AllocatedBytes { get; init; }
 
     public required long P50 { get; init; }
 

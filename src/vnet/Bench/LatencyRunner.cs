@@ -21,16 +21,14 @@ namespace VirtioNet.Cli.Bench;
 /// </remarks>
 internal static class LatencyRunner
 {
-    // Ethernet (14) + IPv4 (20) + UDP (8): the stamp goes where a UDP payload would start.
-    private const int StampOffset = 42;
+    // The stamp goes where a UDP payload would start.
+    private const int StampOffset = BenchLoop.HeaderBytes;
 
     // Run id (8 bytes) then send timestamp (8 bytes): a frame that did not come from this run is not counted.
     private const int StampLength = 16;
 
     /// <summary>The smallest frame that carries a stamp.</summary>
     public const int MinimumFrameSize = StampOffset + StampLength;
-
-    private static readonly TimeSpan SleepSlice = TimeSpan.FromMilliseconds(50);
 
     // The no-GC region's budget: the loop allocates nothing, so this only has to cover the runtime's own small needs.
     private const long NoGcBudget = 16L * 1024 * 1024;
@@ -42,7 +40,7 @@ internal static class LatencyRunner
         VirtioNetQueuePair pair = net.Pairs[0];
         var lent = new TransmitPacket[burst];
         var received = new ReceivedPacket[burst];
-        byte[] template = Frame(net.MacAddress.Span, frameSize);
+        byte[] template = BenchLoop.Frame(net.MacAddress.Span, frameSize);
         long runId = BitConverter.ToInt64(Guid.NewGuid().ToByteArray());
 
         // Nanoseconds from 1 ns to 10 s, three significant digits (0.1% resolution at every magnitude).
@@ -52,16 +50,14 @@ internal static class LatencyRunner
         histogram.RecordValue(1);
         histogram.Reset();
         bool interrupts = net.OperationMode != OperationMode.Poll;
-        long start = Stopwatch.GetTimestamp();
-        long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        long recordFrom = start + (long)(Math.Min(duration.TotalSeconds / 4, 1.0) * Stopwatch.Frequency);
-        long period = rate > 0 ? Math.Max(1, Stopwatch.Frequency / rate) : 0;
-        long nextSend = start;
-        double nanosecondsPerTick = 1e9 / Stopwatch.Frequency;
 
-        // CPU time of the whole process (the runtime's threads and the interrupt dispatch included), read outside the loop.
-        using var process = Process.GetCurrentProcess();
-        TimeSpan cpuBefore = process.TotalProcessorTime;
+        // The process's CPU time is read here and after the loop, not inside it.
+        var clock = new RunClock(duration);
+        long end = clock.End;
+        long recordFrom = clock.Start + (long)(Math.Min(duration.TotalSeconds / 4, 1.0) * Stopwatch.Frequency);
+        long period = rate > 0 ? Math.Max(1, Stopwatch.Frequency / rate) : 0;
+        long nextSend = clock.Start;
+        double nanosecondsPerTick = 1e9 / Stopwatch.Frequency;
 
         // Entering the region collects first; counting starts after it.
         bool noGcRegion = GC.TryStartNoGCRegion(NoGcBudget);
@@ -70,7 +66,7 @@ internal static class LatencyRunner
         // Read when the warm-up ends: first calls (tiering, lazily made statics) are not the loop's steady state.
         long allocatedBefore = -1;
         long sent = 0, got = 0, foreign = 0, waits = 0, recordedSent = 0;
-        long now = start;
+        long now = clock.Start;
         while (now < end && !cancellationToken.IsCancellationRequested)
         {
             // Paced: one frame when its time has come (slots missed by a late wake-up are skipped, not sent in a burst,
@@ -90,12 +86,7 @@ internal static class LatencyRunner
                     packet.Length = frameSize;
                 }
 
-                int queued = pair.TransmitBurst(lent.AsSpan(0, n), out _);
-                if (queued < n)
-                {
-                    pair.FreeBurst(lent.AsSpan(queued, n - queued));
-                }
-
+                int queued = BenchLoop.Transmit(pair, lent, n);
                 sent += queued;
                 recordedSent += stamp >= recordFrom ? queued : 0;
                 if (period != 0 && queued > 0)
@@ -123,7 +114,7 @@ internal static class LatencyRunner
                 if (until > now)
                 {
                     TimeSpan left = Stopwatch.GetElapsedTime(now, until);
-                    pair.WaitForReceive(left < SleepSlice ? left : SleepSlice, CancellationToken.None);
+                    pair.WaitForReceive(left < BenchLoop.SleepSlice ? left : BenchLoop.SleepSlice, CancellationToken.None);
                     waits++;
                     now = Stopwatch.GetTimestamp();
                 }
@@ -150,16 +141,13 @@ internal static class LatencyRunner
             GC.EndNoGCRegion();
         }
 
-        double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
-        process.Refresh();
-        double cpuSeconds = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
         return new LatencyResult
         {
-            CpuSeconds = cpuSeconds,
+            Seconds = clock.Seconds,
+            CpuSeconds = clock.CpuSeconds,
             OperationMode = net.OperationMode,
             FrameSize = frameSize,
             Rate = rate,
-            Seconds = seconds,
             Sent = sent,
             Measured = recordedSent,
             Returned = got,
@@ -199,17 +187,5 @@ internal static class LatencyRunner
         }
 
         return foreign;
-    }
-
-    // To our own MAC (testpmd's macswap and QEMU's socket peer send it back with the addresses as they come), IPv4 EtherType.
-    private static byte[] Frame(ReadOnlySpan<byte> mac, int size)
-    {
-        byte[] frame = new byte[size];
-        frame[0] = 0x02;
-        frame[5] = 0x01;
-        mac.CopyTo(frame.AsSpan(6));
-        frame[12] = 0x08;
-        frame[13] = 0x00;
-        return frame;
     }
 }

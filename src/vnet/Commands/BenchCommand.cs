@@ -58,21 +58,12 @@ internal static class BenchCommand
     {
         var command = new Command("bench", "Measure packets per second through the driver's burst API.");
         Mode.AcceptOnlyFromAmong([.. BenchSelection.Values]);
-        command.Options.Add(Mode);
-        command.Options.Add(Size);
-        command.Options.Add(Seconds);
-        command.Options.Add(Burst);
-        command.Options.Add(VhostUser);
-        command.Options.Add(VhostUserClient);
-        command.Options.Add(Queues);
-        command.Options.Add(Cpu);
-        command.Options.Add(FeatureMask);
-        command.Options.Add(Sizes);
-        command.Options.Add(Chart);
-        command.Options.Add(Rate);
-        command.Options.Add(BusyPollBudget);
         Ring.AcceptOnlyFromAmong("split", "packed");
-        command.Options.Add(Ring);
+        foreach (Option option in new Option[] { Mode, Size, Seconds, Burst, VhostUser, VhostUserClient, Queues, Cpu, FeatureMask, Sizes, Chart, Rate, BusyPollBudget, Ring })
+        {
+            command.Options.Add(option);
+        }
+
         CommonOptions.AddTo(command, includeOperationMode: false);
         CommandRunner.SetAction(command, Execute);
         return command;

@@ -10,7 +10,6 @@ namespace VirtioNet.Cli.Commands;
 /// </summary>
 internal static class CaptureCommand
 {
-    private static readonly Argument<string> Name = new("NAME") { Description = "The instance (vnet list shows them)." };
     private static readonly Option<string> File = new("--write", "-w") { Description = "The pcapng file to write.", Required = true };
     private static readonly Option<int?> Count = new("--count", "-c") { Description = "Stop after this many frames." };
     private static readonly Option<int?> Queue = new("--queue") { Description = "Only this queue pair's frames." };
@@ -18,24 +17,20 @@ internal static class CaptureCommand
 
     public static Command Create()
     {
-        var command = new Command("capture", "Capture the frames of a running 'vnet up' instance into a pcapng file (until Ctrl-C or --count).");
-        command.Arguments.Add(Name);
-        command.Options.Add(File);
-        command.Options.Add(Count);
-        command.Options.Add(Queue);
-        command.Options.Add(Direction);
         Direction.AcceptOnlyFromAmong("rx", "tx");
-        InstanceCommandRunner.SetAction(command, (result, cancellationToken) => Execute(
-            result.GetValue(Name)!, result.GetValue(File)!, result.GetValue(Count), result.GetValue(Queue), result.GetValue(Direction), cancellationToken));
-        return command;
+        return InstanceCommandRunner.Create(
+            "capture",
+            "Capture the frames of a running 'vnet up' instance into a pcapng file (until Ctrl-C or --count).",
+            (name, result, cancellationToken) => Execute(name, result.GetValue(File)!, result.GetValue(Count), result.GetValue(Queue), result.GetValue(Direction), cancellationToken),
+            File,
+            Count,
+            Queue,
+            Direction);
     }
 
     private static int Execute(string name, string file, int? count, int? queue, string? direction, CancellationToken cancellationToken)
     {
-        if (count is <= 0)
-        {
-            throw new CliException("--count must be at least 1.");
-        }
+        InstanceCommandRunner.CheckCount(count);
 
         var request = new JsonObject { ["command"] = "capture", ["queue"] = queue, ["direction"] = direction };
         using ControlSubscription frames = ControlClient.Subscribe(ControlServer.DefaultDirectory, name, request);

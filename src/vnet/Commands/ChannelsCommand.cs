@@ -23,15 +23,9 @@ internal static class ChannelsCommand
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
         int? combined = result.GetValue(Combined);
-        JsonObject report;
-        string device = "net0";
-        if (Attach.Name(result) is { } instance)
-        {
-            // The running device checks --combined against the pairs it set up.
-            device = instance;
-            report = Attach.Ask(instance, "channels", new JsonObject { ["combined"] = combined });
-        }
-        else
+
+        // The running device checks --combined against the pairs it set up.
+        (JsonObject report, string device) = DeviceVerb.Report(result, "channels", _ => new JsonObject { ["combined"] = combined }, () =>
         {
             int queues = OneShotDevice.ReadQueues(result);
             if (combined is { } c && (c < 1 || c > queues))
@@ -40,8 +34,8 @@ internal static class ChannelsCommand
             }
 
             using OneShotDevice session = OneShotDevice.Open(settings, queues, string.Empty, cancellationToken);
-            report = new DeviceLink(session.Net).Channels(combined);
-        }
+            return new DeviceLink(session.Net).Channels(combined);
+        });
 
         if (settings.Json)
         {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 
 namespace VirtioNet.Cli.Commands;
 
@@ -33,4 +34,12 @@ internal static class DeviceVerb
         CommandRunner.SetAction(command, execute);
         return command;
     }
+
+    /// <summary>
+    /// The verb's report and the device's name for its text: with <c>--attach</c>, instance NAME's answer to
+    /// <paramref name="command"/> with the fields <paramref name="request"/> gives for NAME; without it, what
+    /// <paramref name="oneShot"/> reads from a private machine's net0. <paramref name="oneShotOnly"/> are refused beside <c>--attach</c>.
+    /// </summary>
+    public static (JsonObject Report, string Device) Report(ParseResult result, string command, Func<string, JsonObject> request, Func<JsonObject> oneShot, params Option[] oneShotOnly) =>
+        Attach.Name(result, oneShotOnly) is { } instance ? (Attach.Ask(instance, command, request(instance)), instance) : (oneShot(), "net0");
 }

@@ -43,18 +43,18 @@ internal static class DumpCommand
             throw new CliException($"--frames must be 0 to 100000; got {frames}.");
         }
 
-        JsonObject report;
-        if (Attach.Name(result, Frames) is { } instance)
-        {
-            report = Attach.Ask(instance, "dump", new JsonObject());
-        }
-        else
-        {
-            using IQemuBoard board = Boards.Start(settings, cancellationToken);
-            using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = settings.Mode });
-            Exercise(net, frames, cancellationToken);
-            report = new DeviceLink(net).Dump();
-        }
+        (JsonObject report, _) = DeviceVerb.Report(
+            result,
+            "dump",
+            _ => new JsonObject(),
+            () =>
+            {
+                using IQemuBoard board = Boards.Start(settings, cancellationToken);
+                using VirtioNetDevice net = board.OpenNetDevice(settings.BaseAddress, new VirtioNetOptions { OperationMode = settings.Mode });
+                Exercise(net, frames, cancellationToken);
+                return new DeviceLink(net).Dump();
+            },
+            Frames);
 
         // The feature words by name.
         var offered = new VirtioFeatureSet(report["offeredLow"]!.GetValue<ulong>(), report["offeredHigh"]!.GetValue<ulong>());

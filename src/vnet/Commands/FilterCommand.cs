@@ -31,21 +31,13 @@ internal static class FilterCommand
         AllowMultipleArgumentsPerToken = true,
     };
 
-    public static Command Create()
-    {
-        var command = new Command("filter", "Show (and change) receive modes and the MAC filter table, as ip link set promisc/allmulticast does.");
-        foreach (Option<string?> option in ModeOptions)
-        {
-            command.Options.Add(option);
-        }
-
-        command.Options.Add(Unicast);
-        command.Options.Add(Multicast);
-        command.Options.Add(Attach.Option);
-        CommonOptions.AddTo(command, includeOperationMode: false);
-        CommandRunner.SetAction(command, Execute);
-        return command;
-    }
+    public static Command Create() =>
+        DeviceVerb.Create(
+            "filter",
+            "Show (and change) receive modes and the MAC filter table, as ip link set promisc/allmulticast does.",
+            Execute,
+            withQueues: false,
+            [.. ModeOptions, Unicast, Multicast]);
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
@@ -64,25 +56,25 @@ internal static class FilterCommand
         PhysicalAddress[] unicast = [.. (result.GetValue(Unicast) ?? []).Select(t => OnOff.ParseMac(t, "--uc"))];
         PhysicalAddress[] multicast = [.. (result.GetValue(Multicast) ?? []).Select(t => OnOff.ParseMac(t, "--mc"))];
         bool table = unicast.Length > 0 || multicast.Length > 0;
-        JsonObject report;
-        string device = "net0";
-        if (Attach.Name(result) is { } instance)
-        {
-            device = instance;
-            var request = new JsonObject { ["modes"] = modes };
-            if (table)
+        (JsonObject report, string device) = DeviceVerb.Report(
+            result,
+            "filter",
+            _ =>
             {
-                request["unicast"] = new JsonArray([.. unicast.Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]);
-                request["multicast"] = new JsonArray([.. multicast.Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]);
-            }
+                var request = new JsonObject { ["modes"] = modes };
+                if (table)
+                {
+                    request["unicast"] = new JsonArray([.. unicast.Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]);
+                    request["multicast"] = new JsonArray([.. multicast.Select(a => (JsonNode)Json.FormatMac(a.GetAddressBytes()))]);
+                }
 
-            report = Attach.Ask(instance, "filter", request);
-        }
-        else
-        {
-            using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
-            report = new DeviceLink(session.Net).Filter(changes, table ? unicast : null, table ? multicast : null);
-        }
+                return request;
+            },
+            () =>
+            {
+                using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
+                return new DeviceLink(session.Net).Filter(changes, table ? unicast : null, table ? multicast : null);
+            });
 
         if (settings.Json)
         {

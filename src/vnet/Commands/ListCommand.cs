@@ -41,20 +41,12 @@ internal static class ListCommand
             }
         }
 
-        if (json)
-        {
-            Console.WriteLine(instances.ToJsonString(Json.Options));
-            return 0;
-        }
-
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"NAME",-16} {"TAP",-16} {"NAMESPACE",-16} {"LINK",-5} {"PAIRS",5} {"UPTIME",9}  DEVICE"));
-        foreach (JsonNode? node in instances)
-        {
-            JsonObject s = node!.AsObject();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        Json.WriteListing(
+            instances,
+            json,
+            string.Create(CultureInfo.InvariantCulture, $"{"NAME",-16} {"TAP",-16} {"NAMESPACE",-16} {"LINK",-5} {"PAIRS",5} {"UPTIME",9}  DEVICE"),
+            s => string.Create(CultureInfo.InvariantCulture,
                 $"{s["name"],-16} {s["tap"],-16} {s["namespace"]?.ToString() ?? "-",-16} {s["link"],-5} {s["pairs"],5} {s["uptimeSeconds"] + "s",9}  {s["device"]}"));
-        }
-
         return 0;
     }
 }

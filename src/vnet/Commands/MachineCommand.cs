@@ -131,20 +131,12 @@ internal static class MachineCommand
             machines.Add((JsonNode)record.Describe(running, running ? QemuMachine.FindDriver(record.Detached) : null));
         }
 
-        if (result.GetValue(JsonOutput))
-        {
-            Console.WriteLine(machines.ToJsonString(Json.Options));
-            return 0;
-        }
-
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"NAME",-16} {"PID",8} {"STATE",-8} {"DRIVER",8} {"MACHINE",-13} {"TRANSPORT",-11} NETDEV"));
-        foreach (JsonNode? node in machines)
-        {
-            JsonObject m = node!.AsObject();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        Json.WriteListing(
+            machines,
+            result.GetValue(JsonOutput),
+            string.Create(CultureInfo.InvariantCulture, $"{"NAME",-16} {"PID",8} {"STATE",-8} {"DRIVER",8} {"MACHINE",-13} {"TRANSPORT",-11} NETDEV"),
+            m => string.Create(CultureInfo.InvariantCulture,
                 $"{m["name"],-16} {m["pid"],8} {m["state"],-8} {m["driverPid"]?.ToString() ?? "-",8} {m["machine"],-13} {m["transport"],-11} {m["netdev"]}"));
-        }
-
         return 0;
     }
 

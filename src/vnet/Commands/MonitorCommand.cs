@@ -11,28 +11,20 @@ namespace VirtioNet.Cli.Commands;
 /// </summary>
 internal static class MonitorCommand
 {
-    private static readonly Argument<string> Name = new("NAME") { Description = "The instance (vnet list shows them)." };
     private static readonly Option<bool> JsonOutput = new("--json") { Description = "One JSON object per event (docs/CONTROL.md)." };
     private static readonly Option<int?> Count = new("--count", "-c") { Description = "Stop after this many events." };
 
-    public static Command Create()
-    {
-        var command = new Command("monitor", "Show the events of a running 'vnet up' instance as they happen (until Ctrl-C).");
-        command.Arguments.Add(Name);
-        command.Options.Add(JsonOutput);
-        command.Options.Add(Count);
-        InstanceCommandRunner.SetAction(command, (result, cancellationToken) =>
-            Execute(result.GetValue(Name)!, result.GetValue(JsonOutput), result.GetValue(Count), cancellationToken));
-        return command;
-    }
+    public static Command Create() =>
+        InstanceCommandRunner.Create(
+            "monitor",
+            "Show the events of a running 'vnet up' instance as they happen (until Ctrl-C).",
+            (name, result, cancellationToken) => Execute(name, result.GetValue(JsonOutput), result.GetValue(Count), cancellationToken),
+            JsonOutput,
+            Count);
 
     private static int Execute(string name, bool json, int? count, CancellationToken cancellationToken)
     {
-        if (count is <= 0)
-        {
-            throw new CliException("--count must be at least 1.");
-        }
-
+        InstanceCommandRunner.CheckCount(count);
         using ControlSubscription events = ControlClient.Subscribe(ControlServer.DefaultDirectory, name, new JsonObject { ["command"] = "monitor" });
         Log.Info($"{name}: link {events.Reply["link"]}; watching (Ctrl-C to stop)");
         int seen = 0;

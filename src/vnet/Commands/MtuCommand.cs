@@ -27,14 +27,7 @@ internal static class MtuCommand
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
         int? set = result.GetValue(Set);
-        JsonObject report;
-        string device = "net0";
-        if (Attach.Name(result) is { } instance)
-        {
-            device = instance;
-            report = Attach.Ask(instance, "mtu", set is { } mtu ? new JsonObject { ["mtu"] = mtu } : new JsonObject());
-        }
-        else
+        (JsonObject report, string device) = DeviceVerb.Report(result, "mtu", _ => set is { } mtu ? new JsonObject { ["mtu"] = mtu } : new JsonObject(), () =>
         {
             if (set is not null)
             {
@@ -42,8 +35,8 @@ internal static class MtuCommand
             }
 
             using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
-            report = new DeviceLink(session.Net).MtuReport(session.Net.Mtu);
-        }
+            return new DeviceLink(session.Net).MtuReport(session.Net.Mtu);
+        });
 
         if (settings.Json)
         {

@@ -104,41 +104,41 @@ internal static class RssCommand
         }
 
         bool change = equal is not null || weights is not null || result.GetValue(Key) is not null || result.GetValue(HashTypes) is not null;
-        JsonObject report;
-        string device = "net0";
-        if (Attach.Name(result) is { } instance)
-        {
-            device = instance;
-            JsonObject request = new();
-            if (change)
+        (JsonObject report, string device) = DeviceVerb.Report(
+            result,
+            "rss",
+            instance =>
             {
-                // Without --equal or --weight, over the pairs active now, as the one-shot mode spreads over those set up.
-                request = new JsonObject { ["tableLength"] = tableLength, ["hashTypeBits"] = (uint)types, ["key"] = Convert.ToHexStringLower(key) };
-                if (weights is not null)
+                JsonObject request = new();
+                if (change)
                 {
-                    request["weights"] = new JsonArray([.. weights.Select(v => (JsonNode)v)]);
+                    // Without --equal or --weight, over the pairs active now, as the one-shot mode spreads over those set up.
+                    request = new JsonObject { ["tableLength"] = tableLength, ["hashTypeBits"] = (uint)types, ["key"] = Convert.ToHexStringLower(key) };
+                    if (weights is not null)
+                    {
+                        request["weights"] = new JsonArray([.. weights.Select(v => (JsonNode)v)]);
+                    }
+                    else
+                    {
+                        request["equal"] = equal ?? Attach.Ask(instance, "channels", new JsonObject())["combined"]!.GetValue<int>();
+                    }
                 }
-                else
-                {
-                    request["equal"] = equal ?? Attach.Ask(instance, "channels", new JsonObject())["combined"]!.GetValue<int>();
-                }
-            }
 
-            report = Attach.Ask(instance, "rss", request);
-        }
-        else
-        {
-            int queues = OneShotDevice.ReadQueues(result);
-            if (equal is { } e && (e < 1 || e > queues))
+                return request;
+            },
+            () =>
             {
-                throw new CliException($"--equal must be 1 to {queues} (the pairs set up with --queues); got {e}.");
-            }
+                int queues = OneShotDevice.ReadQueues(result);
+                if (equal is { } e && (e < 1 || e > queues))
+                {
+                    throw new CliException($"--equal must be 1 to {queues} (the pairs set up with --queues); got {e}.");
+                }
 
-            using OneShotDevice session = OneShotDevice.Open(settings, queues, "rss=on,hash=on", cancellationToken);
+                using OneShotDevice session = OneShotDevice.Open(settings, queues, "rss=on,hash=on", cancellationToken);
 
-            // The device's limits are checked there (ArgumentException → one line, exit 2).
-            report = new DeviceLink(session.Net).Rss(change && weights is null ? equal ?? queues : null, weights, tableLength, types, key);
-        }
+                // The device's limits are checked there (ArgumentException → one line, exit 2).
+                return new DeviceLink(session.Net).Rss(change && weights is null ? equal ?? queues : null, weights, tableLength, types, key);
+            });
 
         // The hash types by name.
         report["supportedHashTypes"] = new JsonArray([.. Names((RssHashTypes)report["supportedHashTypeBits"]!.GetValue<uint>()).Select(n => (JsonNode)n)]);

@@ -14,20 +14,16 @@ namespace VirtioNet.Cli.Commands;
 /// </summary>
 internal static class TopCommand
 {
-    private static readonly Argument<string> Name = new("NAME") { Description = "The instance (vnet list shows them)." };
     private static readonly Option<double> Interval = new("--interval", "-i") { Description = "Seconds between updates.", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<int?> Count = new("--count", "-c") { Description = "Stop after this many updates." };
 
-    public static Command Create()
-    {
-        var command = new Command("top", "A live per-queue view of a running 'vnet up' instance: packets, bytes, drops, errors and rates (until Ctrl-C or --count).");
-        command.Arguments.Add(Name);
-        command.Options.Add(Interval);
-        command.Options.Add(Count);
-        InstanceCommandRunner.SetAction(command, (result, cancellationToken) =>
-            Execute(result.GetValue(Name)!, result.GetValue(Interval), result.GetValue(Count), cancellationToken));
-        return command;
-    }
+    public static Command Create() =>
+        InstanceCommandRunner.Create(
+            "top",
+            "A live per-queue view of a running 'vnet up' instance: packets, bytes, drops, errors and rates (until Ctrl-C or --count).",
+            (name, result, cancellationToken) => Execute(name, result.GetValue(Interval), result.GetValue(Count), cancellationToken),
+            Interval,
+            Count);
 
     private static int Execute(string name, double interval, int? count, CancellationToken cancellationToken)
     {
@@ -36,10 +32,7 @@ internal static class TopCommand
             throw new CliException("--interval must be between 0.1 and 3600 seconds.");
         }
 
-        if (count is <= 0)
-        {
-            throw new CliException("--count must be at least 1.");
-        }
+        InstanceCommandRunner.CheckCount(count);
 
         var sampler = new Sampler(() => AskStats(name));
         TimeSpan period = TimeSpan.FromSeconds(interval);

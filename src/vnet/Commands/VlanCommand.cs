@@ -20,16 +20,8 @@ internal static class VlanCommand
         AllowMultipleArgumentsPerToken = true,
     };
 
-    public static Command Create()
-    {
-        var command = new Command("vlan", "Show (and change) the device's VLAN filter table.");
-        command.Options.Add(Add);
-        command.Options.Add(Delete);
-        command.Options.Add(Attach.Option);
-        CommonOptions.AddTo(command, includeOperationMode: false);
-        CommandRunner.SetAction(command, Execute);
-        return command;
-    }
+    public static Command Create() =>
+        DeviceVerb.Create("vlan", "Show (and change) the device's VLAN filter table.", Execute, withQueues: false, Add, Delete);
 
     private static int Execute(MachineSettings settings, ParseResult result, CancellationToken cancellationToken)
     {
@@ -43,22 +35,19 @@ internal static class VlanCommand
             }
         }
 
-        JsonObject report;
-        string device = "net0";
-        if (Attach.Name(result) is { } instance)
-        {
-            device = instance;
-            report = Attach.Ask(instance, "vlan", new JsonObject
+        (JsonObject report, string device) = DeviceVerb.Report(
+            result,
+            "vlan",
+            _ => new JsonObject
             {
                 ["add"] = new JsonArray([.. add.Select(id => (JsonNode)id)]),
                 ["del"] = new JsonArray([.. delete.Select(id => (JsonNode)id)]),
+            },
+            () =>
+            {
+                using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
+                return new DeviceLink(session.Net).Vlan(add, delete);
             });
-        }
-        else
-        {
-            using OneShotDevice session = OneShotDevice.Open(settings, 1, string.Empty, cancellationToken);
-            report = new DeviceLink(session.Net).Vlan(add, delete);
-        }
 
         if (settings.Json)
         {
