@@ -57,4 +57,17 @@ public sealed class AnnounceFrameTests
         Assert.Throws<ArgumentException>(() => UnsolicitedNeighbourAdvertisement.Write(Mac.AsSpan(0, 5), IPAddress.IPv6Loopback, frame));
         Assert.Throws<ArgumentException>(() => UnsolicitedNeighbourAdvertisement.Write(Mac, IPAddress.IPv6Loopback, frame.AsSpan(1)));
     }
+
+    [Fact]
+    public void OnlyIpv4AddressesAndSixByteMacsAreAnnouncedByArpAndEachErrorNamesItsArgument()
+    {
+        byte[] frame = new byte[GratuitousArp.FrameLength];
+        var family = Assert.Throws<ArgumentException>(() => GratuitousArp.Write(Mac, IPAddress.IPv6Loopback, frame));
+        Assert.Equal("address", family.ParamName);
+        Assert.StartsWith("Gratuitous ARP announces IPv4 addresses", family.Message, StringComparison.Ordinal);
+        Assert.Equal("mac", Assert.Throws<ArgumentException>(() => GratuitousArp.Write(Mac.AsSpan(0, 5), IPAddress.Loopback, frame)).ParamName);
+        Assert.Equal("destination", Assert.Throws<ArgumentException>(() => GratuitousArp.Write(Mac, IPAddress.Loopback, frame.AsSpan(1))).ParamName);
+        var v6 = Assert.Throws<ArgumentException>(() => UnsolicitedNeighbourAdvertisement.Write(Mac, IPAddress.Loopback, new byte[UnsolicitedNeighbourAdvertisement.FrameLength]));
+        Assert.StartsWith("Neighbour advertisements announce IPv6 addresses", v6.Message, StringComparison.Ordinal);
+    }
 }

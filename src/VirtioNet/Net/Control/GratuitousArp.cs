@@ -21,24 +21,7 @@ public static class GratuitousArp
     /// <exception cref="ArgumentException">The MAC is not 6 bytes, the address is not IPv4, or the destination is shorter than <see cref="FrameLength"/>.</exception>
     public static int Write(ReadOnlySpan<byte> mac, IPAddress address, Span<byte> destination)
     {
-        ArgumentNullException.ThrowIfNull(address);
-        if (mac.Length != EthernetFrame.AddressLength)
-        {
-            throw new ArgumentException($"A MAC address is {EthernetFrame.AddressLength} bytes; this one has {mac.Length}.", nameof(mac));
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetwork)
-        {
-            throw new ArgumentException($"Gratuitous ARP announces IPv4 addresses; {address} is {address.AddressFamily}.", nameof(address));
-        }
-
-        if (destination.Length < FrameLength)
-        {
-            throw new ArgumentException($"The frame needs {FrameLength} bytes; the destination has {destination.Length}.", nameof(destination));
-        }
-
-        Span<byte> frame = destination[..FrameLength];
-        frame.Clear();
+        Span<byte> frame = Announcement.CheckAndSlice(mac, address, destination, AddressFamily.InterNetwork, FrameLength, "Gratuitous ARP announces");
         frame[..6].Fill(0xFF);
         mac.CopyTo(frame[6..]);
         BinaryPrimitives.WriteUInt16BigEndian(frame[12..], EtherTypeArp);

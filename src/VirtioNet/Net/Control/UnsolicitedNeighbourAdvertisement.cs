@@ -33,24 +33,7 @@ public static class UnsolicitedNeighbourAdvertisement
     /// <exception cref="ArgumentException">The MAC is not 6 bytes, the address is not IPv6, or the destination is shorter than <see cref="FrameLength"/>.</exception>
     public static int Write(ReadOnlySpan<byte> mac, IPAddress address, Span<byte> destination)
     {
-        ArgumentNullException.ThrowIfNull(address);
-        if (mac.Length != EthernetFrame.AddressLength)
-        {
-            throw new ArgumentException($"A MAC address is {EthernetFrame.AddressLength} bytes; this one has {mac.Length}.", nameof(mac));
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetworkV6)
-        {
-            throw new ArgumentException($"Neighbour advertisements announce IPv6 addresses; {address} is {address.AddressFamily}.", nameof(address));
-        }
-
-        if (destination.Length < FrameLength)
-        {
-            throw new ArgumentException($"The frame needs {FrameLength} bytes; the destination has {destination.Length}.", nameof(destination));
-        }
-
-        Span<byte> frame = destination[..FrameLength];
-        frame.Clear();
+        Span<byte> frame = Announcement.CheckAndSlice(mac, address, destination, AddressFamily.InterNetworkV6, FrameLength, "Neighbour advertisements announce");
 
         // Ethernet: the IPv6 multicast MAC of ff02::1 (RFC 2464 §7: 33:33 and the address's last 32 bits).
         frame[0] = 0x33;
