@@ -95,7 +95,7 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
             case ReceiveMode.Mergeable:
                 // §5.1.6.3.1: each mergeable buffer is one descriptor, at least the header long; a 1536-byte buffer
                 // (Linux's GOOD_PACKET_LEN rounded) holds a standard frame whole, larger ones span several.
-                _slotLength = AlignUp(headerLength + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength + EthernetFrame.DefaultMtu, 64);
+                _slotLength = QueueSlots.ToCacheLines(headerLength + EthernetFrame.HeaderLength + EthernetFrame.VlanTagLength + EthernetFrame.DefaultMtu);
                 descriptorsPerBuffer = 1;
                 break;
             case ReceiveMode.Big:
@@ -105,19 +105,19 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
                 descriptorsPerBuffer = 1 + pages;
                 break;
             default:
-                _slotLength = AlignUp(headerLength + maxFrameLength, 64);
+                _slotLength = QueueSlots.ToCacheLines(headerLength + maxFrameLength);
                 descriptorsPerBuffer = headerInOwnDescriptor ? 2 : 1;
                 break;
         }
 
-        _headroom = mode == ReceiveMode.Big ? 0 : AlignUp(headerLength, 64) - headerLength;
-        _slotStride = AlignUp(_headroom + _slotLength, 64);
+        _headroom = mode == ReceiveMode.Big ? 0 : QueueSlots.ToCacheLines(headerLength) - headerLength;
+        _slotStride = QueueSlots.ToCacheLines(_headroom + _slotLength);
         _slotCount = indirect && descriptorsPerBuffer > 1 ? size : Math.Max(1, size / descriptorsPerBuffer);
         _chain = new VirtqBuffer[descriptorsPerBuffer];
         _queue = createQueue(queueIndex, size, descriptorsPerBuffer);
         _pool = QueueSlots.Allocate(_queue, dma, _slotCount, _slotStride);
         _pending = new ReceivedPacket[_slotCount];
-        _freeSlots = QueueSlots.AllFree(_slotCount);
+        _freeSlots = Enumerable.Range(0, _slotCount).ToArray();
         _freeCount = _slotCount;
 
         InitializeBurst(dma);
@@ -421,13 +421,12 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
             return 0;
         }
 
-        int slotStart = BufferStart(slot);
-        int numBuffers = pool[slotStart + VirtioNetHeader.NumBuffersOffset] | (pool[slotStart + VirtioNetHeader.NumBuffersOffset + 1] << 8);
+        int numBuffers = pool[headerStart + VirtioNetHeader.NumBuffersOffset] | (pool[headerStart + VirtioNetHeader.NumBuffersOffset + 1] << 8);
         bool ok = numBuffers >= 1 && numBuffers <= _slotCount;
         int total = first.Length - _headerLength;
         if (ok && total <= destination.Length)
         {
-            pool.Slice(slotStart + _headerLength, total).CopyTo(destination);
+            pool.Slice(headerStart + _headerLength, total).CopyTo(destination);
         }
 
         // Take every further buffer the packet claims, even when dropping it, so the next packet starts in step.
@@ -457,6 +456,4 @@ internal sealed partial class VirtioNetReceiveQueue : IDisposable
 
         return total;
     }
-
-    private static int AlignUp(int value, int alignment) => (value + alignment - 1) & ~(alignment - 1);
 }

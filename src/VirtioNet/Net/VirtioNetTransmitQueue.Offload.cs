@@ -117,8 +117,8 @@ internal sealed partial class VirtioNetTransmitQueue
             return;
         }
 
-        int length = (_headerLength + EthernetFrame.MaxGsoFrameLength + 63) & ~63;
-        _largePool = _dma.Allocate(checked(LargeSlotCount * length), 64);
+        int length = QueueSlots.ToCacheLines(_headerLength + EthernetFrame.MaxGsoFrameLength);
+        _largePool = _dma.Allocate(checked(LargeSlotCount * length), QueueSlots.CacheLine);
         _largeSlotLength = length;
         for (int i = 0; i < LargeSlotCount; i++)
         {

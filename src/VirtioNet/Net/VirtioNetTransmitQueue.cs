@@ -67,10 +67,10 @@ internal sealed partial class VirtioNetTransmitQueue : IDisposable
 
         int descriptorsPerPacket = headerInOwnDescriptor ? 2 : 1;
         int slots = indirect || descriptorsPerPacket == 1 ? size : size / descriptorsPerPacket;
-        _slotLength = (headerLength + maxFrameLength + 63) & ~63;
+        _slotLength = QueueSlots.ToCacheLines(headerLength + maxFrameLength);
         _queue = createQueue(queueIndex, size, descriptorsPerPacket);
         _pool = QueueSlots.Allocate(_queue, dma, slots, _slotLength);
-        _freeSlots = QueueSlots.AllFree(slots);
+        _freeSlots = Enumerable.Range(0, slots).ToArray();
         _freeCount = slots;
 
         InitializeBurst(dma);
